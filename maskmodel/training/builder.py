@@ -1,0 +1,105 @@
+"""`build_model()`: MobileNetV2 + a small classification head, preprocessing inside the graph.
+
+The model takes RGB pixels in 0..255 (NHWC) and returns softmax probabilities. The rescaling to
+MobileNetV2's [-1, 1] is its first layer, so no caller can feed it differently preprocessed pixels.
+
+Reference:
+    Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+IMAGENET_SIZES = (96, 128, 160, 192, 224)
+LAST_BLOCK = 16
+
+
+def build_model(
+    alpha: float = 1.0,
+    input_size: int = 224,
+    weights: str | os.PathLike | None = "imagenet",
+    classes: int = 2,
+    dropout: float = 0.2,
+    name: str | None = None,
+):
+    """Build the mask classifier: rescaling, MobileNetV2 backbone, pooling, dropout, softmax.
+
+    Args:
+        alpha: MobileNetV2 width multiplier. Defaults to `1.0`.
+        input_size: side of the square RGB input in pixels. Defaults to `224`.
+        weights: `None` (random init), `"imagenet"` (backbone from Keras' ImageNet files, fetched
+            through Keras' own cache under `$KERAS_HOME`), or the path of a `.keras` or
+            `.weights.h5` file of this architecture. Defaults to `"imagenet"`.
+        classes: number of output classes. Defaults to `2`.
+        dropout: dropout rate before the last layer. Defaults to `0.2`.
+        name: model name. Defaults to `mask_mobilenetv2_{alpha}_{input_size}`.
+
+    Returns:
+        A Keras model mapping `(batch, input_size, input_size, 3)` RGB 0..255 to `(batch, classes)`.
+    """
+    if alpha not in IMAGENET_ALPHAS:
+        raise ValueError(f"Expected alpha in {IMAGENET_ALPHAS}. Received: alpha={alpha!r}")
+    if not isinstance(input_size, int) or input_size < 32:
+        raise ValueError(f"Expected an integer input_size >= 32. Received: input_size={input_size!r}")
+    if weights == "imagenet" and input_size not in IMAGENET_SIZES:
+        raise ValueError(
+            f"Expected input_size in {IMAGENET_SIZES} with weights='imagenet'. "
+            f"Received: input_size={input_size!r}"
+        )
+    if not (weights is None or weights == "imagenet" or Path(weights).is_file()):
+        raise ValueError(
+            "Expected weights to be None, 'imagenet' or the path of an existing weights file. "
+            f"Received: weights={weights!r}"
+        )
+    if not isinstance(classes, int) or classes < 2:
+        raise ValueError(f"Expected classes >= 2. Received: classes={classes!r}")
+
+    import keras
+
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(input_size, input_size, 3),
+        input_tensor=scaled,
+        alpha=alpha,
+        include_top=False,
+        weights="imagenet" if weights == "imagenet" else None,
+    )
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name=name or f"mask_mobilenetv2_{alpha}_{input_size}")
+    if weights is not None and weights != "imagenet":
+        model.load_weights(str(weights))
+    return model
+
+
+def block_of(layer_name: str) -> int | None:
+    """Backbone block number of a MobileNetV2 layer (0 for the stem, 17 for `Conv_1`), else None."""
+    if layer_name.startswith("block_"):
+        return int(layer_name.split("_")[1])
+    if layer_name in ("Conv1", "bn_Conv1", "Conv1_relu") or layer_name.startswith("expanded_conv"):
+        return 0
+    if layer_name in ("Conv_1", "Conv_1_bn", "out_relu"):
+        return LAST_BLOCK + 1
+    return None
+
+
+def set_trainable_blocks(model, first_block: int | None) -> None:
+    """Freeze the backbone below `first_block` and unfreeze it from there (`None`: freeze all).
+
+    The head is always trainable. Batch-normalisation layers of the backbone stay frozen (inference
+    mode), the usual choice when fine-tuning on a small dataset.
+    """
+    import keras
+
+    for layer in model.layers:
+        block = block_of(layer.name)
+        if block is None:
+            layer.trainable = True
+            continue
+        unfrozen = first_block is not None and block >= first_block
+        layer.trainable = unfrozen and not isinstance(layer, keras.layers.BatchNormalization)

@@ -1,0 +1,202 @@
+"""Two-phase fine-tuning of the mask classifier on 2 CPU cores.
+
+The backbone is split at a block boundary into a frozen *trunk* and a trainable *top*. The trunk runs
+once per (augmented) crop and its output is cached; both phases then train on the cache:
+
+- phase 1: the head only (the top's backbone blocks frozen), Adam at `head_lr`;
+- phase 2: the top's backbone blocks unfrozen too (batch norm kept frozen), Adam at `finetune_lr`.
+
+Early stopping on validation loss keeps the best weights of each phase. The run directory receives
+`model.keras`, `model.onnx`, `metrics.json`, `curves.png`, `confusion.png`, `dataset_report.json`
+and `run.json` (the settings, the split sizes, the timings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from maskmodel.crops import CropPolicy
+from maskmodel.metrics import classification_report
+from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
+from maskmodel.training.data import SPLITS, CropSet, build_crop_sets, load_dataset
+
+
+class TrainingDataError(ValueError):
+    """The dataset cannot train a classifier (raised before any training starts)."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (all recorded in `run.json`)."""
+
+    alpha: float = 1.0
+    input_size: int = 224
+    weights: str | None = "imagenet"
+    crop_margin: float = 0.2
+    first_trainable_block: int = 14
+    augmented_copies: int = 6
+    head_epochs: int = 20
+    finetune_epochs: int = 12
+    head_lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    batch_size: int = 64
+    patience: int = 3
+    dropout: float = 0.2
+    seed: int = 0
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    exclude: list[str] = field(default_factory=list)
+
+    @property
+    def crop_policy(self) -> CropPolicy:
+        return CropPolicy(margin=self.crop_margin, square=True)
+
+
+def check_trainable(crop_sets: dict[str, CropSet], classes: list[str]) -> None:
+    """Raise `TrainingDataError` unless there are two classes with training and validation images."""
+    if len(classes) < 2:
+        raise TrainingDataError(f"Expected at least 2 class folders. Received: classes={classes}")
+    for split in ("train", "val"):
+        present = crop_sets.get(split)
+        counts = np.bincount(present.labels, minlength=len(classes)) if present else [0] * len(classes)
+        empty = [name for name, count in zip(classes, counts) if count == 0]
+        if empty:
+            raise TrainingDataError(
+                f"Expected images of every class in the {split} split. "
+                f"Received: no {split} images for {empty} (counts {dict(zip(classes, map(int, counts)))})"
+            )
+
+
+def train(
+    data: list[Path],
+    out_dir: Path,
+    detector,
+    config: TrainConfig = TrainConfig(),
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune MobileNetV2 on folder-per-class `data` and write a complete run directory.
+
+    Args:
+        data: dataset roots (`ROOT/<class>/*` or `ROOT/{train,val,test}/<class>/*`).
+        out_dir: run directory to create.
+        detector: face detector used to cut detector-aligned training crops.
+        config: training settings.
+        cache_dir: where face crops are cached. Defaults to `$MASKMODEL_HOME/crops`.
+        progress: show progress bars.
+
+    Returns:
+        The metrics written to `metrics.json`.
+    """
+    import keras
+
+    from maskmodel.training.builder import build_model, set_trainable_blocks
+    from maskmodel.training.export import export_onnx
+    from maskmodel.training.plots import plot_confusion, plot_curves
+
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(cache_dir or Path(os.environ.get("MASKMODEL_HOME", "~/.cache/maskmodel")).expanduser())
+
+    samples, report = load_dataset(
+        [Path(p) for p in data], set(config.exclude), config.split_fractions, config.seed
+    )
+    classes = report.classes
+    if len(classes) < 2:
+        raise TrainingDataError(f"Expected at least 2 class folders. Received: classes={classes}")
+    crop_sets = build_crop_sets(samples, classes, detector, cache_dir, report, progress)
+    (out_dir / "dataset_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    check_trainable(crop_sets, classes)
+    prepared = time.time()
+
+    model = build_model(config.alpha, config.input_size, config.weights, len(classes), config.dropout)
+    split_layer = f"block_{config.first_trainable_block - 1}_project_BN"
+    trunk = keras.Model(model.input, model.get_layer(split_layer).output)
+    top = keras.Model(model.get_layer(split_layer).output, model.output)
+    rng = np.random.default_rng(config.seed)
+    policy, size = config.crop_policy, config.input_size
+
+    def features(crops: list[np.ndarray]) -> np.ndarray:
+        return trunk.predict(np.stack(crops).astype(np.float32), batch_size=64, verbose=0).astype(np.float16)
+
+    train_set, val_set = crop_sets["train"], crop_sets["val"]
+    x_train, y_train = _feature_copies(train_set, config.augmented_copies, features, progress,
+                                       lambda c: augment(c, policy, size, rng, AugmentConfig()))
+    low_res_only = AugmentConfig(scale=(1.0, 1.0), shift=0.0, rotation_degrees=0.0, flip=0.0, colour=0.0,
+                                 low_resolution=1.0, blur=0.0, jpeg=0.0, grayscale=0.0)
+    x_val_clean, y_val = _feature_copies(val_set, 1, features, progress, lambda c: runtime_crop(c, policy, size))
+    x_val_low, _ = _feature_copies(val_set, 1, features, progress,
+                                   lambda c: augment(c, policy, size, rng, low_res_only))
+    x_val, y_val = np.concatenate([x_val_clean, x_val_low]), np.concatenate([y_val, y_val])
+    cached = time.time()
+
+    counts = np.bincount(y_train, minlength=len(classes))
+    class_weight = {i: float(len(y_train) / (len(classes) * max(c, 1))) for i, c in enumerate(counts)}
+    history: dict[str, list[float]] = {}
+    for phase, first_block, lr, epochs in (
+        ("head", None, config.head_lr, config.head_epochs),
+        ("finetune", config.first_trainable_block, config.finetune_lr, config.finetune_epochs),
+    ):
+        set_trainable_blocks(model, first_block)
+        top.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"])
+        stop = keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)
+        fit = top.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
+                      batch_size=config.batch_size, class_weight=class_weight, callbacks=[stop],
+                      verbose=1 if progress else 0)
+        for key, values in fit.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        history.setdefault("phase", []).extend([phase] * len(fit.history["loss"]))
+    trained = time.time()
+
+    metrics = {"classes": classes, "crop_policy": policy.to_dict(), "splits": {}}
+    for split in SPLITS:
+        if split in crop_sets:
+            crops = np.stack([runtime_crop(c, policy, size) for c in crop_sets[split].crops])
+            probabilities = model.predict(crops.astype(np.float32), batch_size=64, verbose=0)
+            metrics["splits"][split] = classification_report(crop_sets[split].labels, probabilities, classes)
+    model.save(out_dir / "model.keras")
+    export_onnx(model, out_dir / "model.onnx")
+    plot_curves(history, out_dir / "curves.png")
+    if "test" in metrics["splits"]:
+        plot_confusion(np.array(metrics["splits"]["test"]["confusion_matrix"]), classes,
+                       out_dir / "confusion.png")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    run = {
+        "config": asdict(config),
+        "data": [str(p) for p in data],
+        "classes": classes,
+        "training_samples": int(len(y_train)),
+        "history": history,
+        "seconds": {
+            "prepare_data": round(prepared - started, 1),
+            "cache_features": round(cached - prepared, 1),
+            "train": round(trained - cached, 1),
+            "total": round(time.time() - started, 1),
+        },
+    }
+    (out_dir / "run.json").write_text(json.dumps(run, indent=2))
+    return metrics
+
+
+def _feature_copies(crop_set: CropSet, copies: int, features, progress: bool, make_crop):
+    """Trunk features of `copies` crops per image made by `make_crop`, with their labels."""
+    from tqdm import tqdm
+
+    chunks, labels = [], []
+    total = copies * len(crop_set.crops)
+    with tqdm(total=total, desc="features", unit="crop", disable=not progress) as bar:
+        for _ in range(copies):
+            for start in range(0, len(crop_set.crops), 256):
+                batch = [make_crop(c) for c in crop_set.crops[start : start + 256]]
+                chunks.append(features(batch))
+                labels.append(crop_set.labels[start : start + 256])
+                bar.update(len(batch))
+    return np.concatenate(chunks), np.concatenate(labels)
