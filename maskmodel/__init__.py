@@ -1,0 +1,66 @@
+"""maskmodel: face-mask detection with pretrained MobileNetV2 classifiers.
+
+The runtime (this package's top level) needs only OpenCV and NumPy. Training lives in
+`maskmodel.training` and imports Keras/TensorFlow only when used (`pip install maskmodel[train]`).
+"""
+
+from __future__ import annotations
+
+from maskmodel.classifier import InputContract, MaskClassifier
+from maskmodel.crops import CropPolicy, crop_face
+from maskmodel.faces import create_face_detector
+from maskmodel.zoo import list_models, model_info, weights_path
+
+__version__ = "0.1.0"
+
+DEFAULT_CLASSIFIER = "mask-mobilenetv2-1.0"
+
+__all__ = [
+    "CropPolicy",
+    "InputContract",
+    "MaskClassifier",
+    "build_model",
+    "create_face_detector",
+    "crop_face",
+    "list_models",
+    "load",
+    "model_info",
+    "weights_path",
+]
+
+
+def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str = "onnx",
+         path: str | None = None):
+    """Load a zoo model by name (`name@version` accepted; the default version if none is given).
+
+    Args:
+        name: model name from `list_models()`.
+        version: version; defaults to the model's default version.
+        format: `"onnx"` (a `MaskClassifier` run by OpenCV DNN, or a face detector) or `"keras"`
+            (a Keras model; needs the `[train]` extra). Defaults to `"onnx"`.
+        path: use this local file instead of the installed/cached/downloaded one (checked by sha256).
+    """
+    info = model_info(name, version)
+    if info["task"] == "face-detection":
+        short = {v: k for k, v in _face_detector_names().items()}[info["name"]]
+        return create_face_detector(short)
+    file = weights_path(info["name"], info["version"], format, path)
+    if format == "keras":
+        import keras
+
+        return keras.saving.load_model(file)
+    return MaskClassifier(file, InputContract.from_manifest(info))
+
+
+def _face_detector_names() -> dict[str, str]:
+    from maskmodel.faces import FACE_DETECTORS
+
+    return FACE_DETECTORS
+
+
+def __getattr__(name: str):
+    if name == "build_model":  # lazy: importing it pulls in Keras
+        from maskmodel.training.builder import build_model
+
+        return build_model
+    raise AttributeError(f"module 'maskmodel' has no attribute {name!r}")

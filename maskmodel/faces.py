@@ -85,3 +85,90 @@ class YuNetDetector:
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
         return np.column_stack([boxes, score]).astype(np.float32)
+
+
+class SSDDetector:
+    """OpenCV's ResNet-10 SSD face detector (the seed design's "res10"), from its TensorFlow graph.
+
+    Args:
+        model_path: `opencv_face_detector_uint8.pb`.
+        config_path: `opencv_face_detector.pbtxt`.
+        input_size: network input side. Defaults to `300`.
+        score_threshold: minimum face score. Defaults to `0.5`.
+    """
+
+    name = "ssd"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        config_path: str | os.PathLike,
+        input_size: int = 300,
+        score_threshold: float = 0.5,
+    ) -> None:
+        self.input_size = input_size
+        self.score_threshold = score_threshold
+        self._net = cv2.dnn.readNetFromTensorflow(str(model_path), str(config_path))
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        size = (self.input_size, self.input_size)
+        blob = cv2.dnn.blobFromImage(image, 1.0, size, (104.0, 177.0, 123.0), swapRB=False)
+        self._net.setInput(blob)
+        rows = self._net.forward().reshape(-1, 7)
+        rows = rows[rows[:, 2] >= self.score_threshold]
+        if len(rows) == 0:
+            return NO_FACES
+        boxes = rows[:, 3:7].clip(0, 1) * np.array([width, height, width, height], dtype=np.float32)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        faces = np.column_stack([boxes, rows[:, 2]])[keep].astype(np.float32)
+        return faces[np.argsort(-faces[:, 4])]
+
+
+class HaarDetector:
+    """The frontal-face Haar cascade shipped inside opencv-python: the offline fallback.
+
+    Haar cascades give no score; every face gets score 1.0.
+    """
+
+    name = "haar"
+
+    def __init__(self, model_path: str | os.PathLike, min_size: int = 16) -> None:
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise RuntimeError(
+                f"OpenCV {cv2.__version__} has no cascade classifier (OpenCV 5 moved it out of "
+                "opencv-python): install opencv-contrib-python, or use face_detector='yunet'"
+            )
+        self.min_size = min_size
+        self._cascade = cv2.CascadeClassifier(str(model_path))
+        if self._cascade.empty():
+            raise ValueError(f"cannot load Haar cascade {str(model_path)!r}")
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        found = self._cascade.detectMultiScale(gray, 1.1, 5, minSize=(self.min_size, self.min_size))
+        if len(found) == 0:
+            return NO_FACES
+        x, y, w, h = np.asarray(found, dtype=np.float32).T
+        return np.column_stack([x, y, x + w, y + h, np.ones_like(x)]).astype(np.float32)
+
+
+FACE_DETECTORS = {"yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
+
+
+def create_face_detector(name: str = "yunet", **options) -> FaceDetector:
+    """A face detector by short name (`yunet`, `ssd`, `haar`), its files resolved by the zoo.
+
+    Keyword options go to the detector class (for example `scales=` or `score_threshold=`).
+    """
+    from maskmodel import zoo
+
+    if name not in FACE_DETECTORS:
+        raise ValueError(f"Expected face_detector in {sorted(FACE_DETECTORS)}. Received: {name!r}")
+    model = FACE_DETECTORS[name]
+    if name == "yunet":
+        return YuNetDetector(zoo.weights_path(model, format="onnx"), **options)
+    if name == "ssd":
+        pb, pbtxt = zoo.weights_path(model, format="pb"), zoo.weights_path(model, format="pbtxt")
+        return SSDDetector(pb, pbtxt, **options)
+    return HaarDetector(zoo.weights_path(model, format="xml"), **options)

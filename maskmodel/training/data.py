@@ -61,6 +61,12 @@ class DatasetReport:
         return dict(self.__dict__)
 
 
+def class_folders(root: Path) -> set[str]:
+    """Class names of a dataset root: its sub-folders, or those of its train/val/test folders."""
+    bases = [Path(root) / s for s in SPLITS if (Path(root) / s).is_dir()] or [Path(root)]
+    return {p.name for base in bases for p in base.iterdir() if p.is_dir()}
+
+
 def scan_folder(root: Path) -> list[Sample]:
     """List the images of one dataset root, with their class and (if the layout gives it) split."""
     root = Path(root)
@@ -163,7 +169,7 @@ def load_dataset(
         and the dataset report.
     """
     found = [s for root in roots for s in scan_folder(Path(root))]
-    classes = sorted({s.label for s in found})
+    classes = sorted(set().union(*(class_folders(Path(root)) for root in roots)))
     report = DatasetReport(roots=[str(r) for r in roots], classes=classes)
     samples = []
     for sample in found:

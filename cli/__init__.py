@@ -1,0 +1,1 @@
+"""The `maskmodel` command-line tool (Click): one thin module per command."""

@@ -1,0 +1,106 @@
+"""`maskmodel annotate` (batch) and `maskmodel predict` (one image, JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+DETECTORS = click.Choice(["yunet", "ssd", "haar"])
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json.")
+@click.option("--face-detector", type=DETECTORS, default="yunet", show_default=True)
+@click.option("--model", default="mask-mobilenetv2-1.0", show_default=True, help="Classifier (NAME or NAME@VERSION).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Face detector score threshold (detector default if not given).")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
+@click.option("--resume", is_flag=True, help="Skip images already in OUT/report.csv and append to it.")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT, replacing its report.")
+@click.option("--dry-run", is_flag=True, help="Detect and report, but write no images.")
+@click.option("--format", "image_format", type=click.Choice(["same", "jpg", "png"]), default="same", show_default=True)
+@click.option("--blur-faces", is_flag=True, help="Blur every face in the annotated copies (privacy).")
+@click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
+@click.option("--hidden", is_flag=True, help="Also crawl hidden files and directories.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
+def annotate(inputs, out_dir, face_detector, model, threshold, jobs, resume, overwrite, dry_run,
+             image_format, blur_faces, include, exclude, hidden, quiet) -> None:
+    """Find and classify every face in INPUTS (files or directories, recursively).
+
+    Exit codes: 0 all images processed, 1 some images failed (listed in the report), 2 usage error.
+    """
+    from tqdm import tqdm
+
+    from maskmodel.annotate import REPORT_NAME, AnnotateSettings
+    from maskmodel.annotate import annotate as run_annotate
+
+    resolved_out = out_dir.resolve()
+    if any(resolved_out == Path(i).resolve() for i in inputs):
+        raise click.BadParameter("must not be one of the inputs (originals are never overwritten)", param_hint="--out")
+    if out_dir.exists() and any(out_dir.iterdir()) and not (resume or overwrite):
+        raise click.BadParameter(f"{out_dir} is not empty: use --resume to continue or --overwrite", param_hint="--out")
+    settings = AnnotateSettings(out_dir=str(out_dir), face_detector=face_detector, model=model,
+                                score_threshold=threshold, image_format=image_format,
+                                blur_faces=blur_faces, dry_run=dry_run)
+    bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+
+    def start(total: int) -> None:
+        bar.total = total
+        bar.refresh()
+
+    try:
+        summary = run_annotate(list(inputs), settings, jobs=jobs, resume=resume, include=include,
+                               exclude=exclude, hidden=hidden, on_image=lambda rows: bar.update(1),
+                               on_start=start)
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(f"\nInterrupted: the report so far is in {out_dir / REPORT_NAME}. Continue with the same "
+                   "command plus --resume.", err=True)
+        sys.exit(130)
+    except Exception as error:  # models missing or corrupt, output not writable: one clear line
+        bar.close()
+        raise click.ClickException(f"{type(error).__name__}: {error}") from error
+    bar.close()
+    result = summary.to_dict()
+    if not quiet:
+        click.echo(f"{result['images']} images, {result['faces']} faces: {result['with_mask']} with mask, "
+                   f"{result['without_mask']} without (compliance {result['compliance_rate']}), "
+                   f"{result['images_without_faces']} without faces, {result['errors']} errors, "
+                   f"{result['seconds']} s ({result['images_per_second']} images/s)")
+        click.echo(f"written: {out_dir / REPORT_NAME}, {out_dir / 'summary.json'}"
+                   + ("" if dry_run else f", annotated images under {out_dir}{os.sep}"))
+    if summary.errors:
+        for line in summary.errors:
+            click.echo(f"failed: {line}", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--face-detector", type=DETECTORS, default="yunet", show_default=True)
+@click.option("--model", default="mask-mobilenetv2-1.0", show_default=True)
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Face detector score threshold.")
+def predict(image, face_detector, model, threshold) -> None:
+    """Print the faces of one IMAGE as JSON (box, score, label, probabilities)."""
+    from maskmodel.imageio import ImageReadError, read_image
+    from maskmodel.pipeline import MaskDetector
+
+    try:
+        pixels = read_image(image)
+    except ImageReadError as error:
+        raise click.ClickException(f"{image}: {error}") from error
+    options = {} if threshold is None else {"score_threshold": threshold}
+    detector = MaskDetector(face_detector, model, **options)
+    faces = detector.detect(pixels)
+    click.echo(json.dumps({"image": str(image), "width": pixels.shape[1], "height": pixels.shape[0],
+                           "detector": detector.face_detector.name, "model": detector.model_name,
+                           "faces": [{"box": [round(v, 1) for v in f.box], "score": round(f.score, 4),
+                                      "label": f.label, "probabilities": f.probabilities} for f in faces]},
+                          indent=2))

@@ -1,0 +1,59 @@
+"""`maskmodel train`: fine-tune MobileNetV2 on folder-per-class datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory to write.")
+@click.option("--alpha", type=click.Choice(["0.35", "0.5", "0.75", "1.0", "1.3", "1.4"]), default="1.0",
+              show_default=True, help="MobileNetV2 width multiplier.")
+@click.option("--input-size", type=click.Choice(["96", "128", "160", "192", "224"]), default="224",
+              show_default=True, help="Classifier input side in pixels.")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="'imagenet', 'none', or a .keras/.weights.h5 file to start from.")
+@click.option("--head-epochs", type=click.IntRange(0), default=20, show_default=True,
+              help="Phase 1 epochs (head only).")
+@click.option("--epochs", "finetune_epochs", type=click.IntRange(0), default=12, show_default=True,
+              help="Phase 2 epochs (top blocks unfrozen).")
+@click.option("--unfreeze-from", "first_block", type=click.IntRange(1, 16), default=14, show_default=True,
+              help="First MobileNetV2 block trained in phase 2.")
+@click.option("--copies", type=click.IntRange(1), default=6, show_default=True,
+              help="Augmented copies of each training image.")
+@click.option("--margin", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Face crop margin (fraction of the box on each side).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--exclude", multiple=True, help="File name to leave out (repeatable).")
+@click.option("--face-detector", type=click.Choice(["yunet", "ssd"]), default="yunet", show_default=True,
+              help="Detector that cuts the training crops (use the runtime's).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epochs, first_block, copies,
+          margin, seed, exclude, face_detector, quiet) -> None:
+    """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test).
+
+    Phase 1 trains the head on cached features of the frozen backbone; phase 2 unfreezes the top
+    blocks at a low learning rate. Writes model.keras, model.onnx, metrics.json, curves.png,
+    confusion.png and dataset_report.json into OUT.
+    """
+    from maskmodel.faces import create_face_detector
+    from maskmodel.training.train import TrainConfig, TrainingDataError
+    from maskmodel.training.train import train as run_training
+
+    config = TrainConfig(
+        alpha=float(alpha), input_size=int(input_size), weights=None if weights == "none" else weights,
+        crop_margin=margin, first_trainable_block=first_block, augmented_copies=copies,
+        head_epochs=head_epochs, finetune_epochs=finetune_epochs, seed=seed, exclude=list(exclude),
+    )
+    try:
+        metrics = run_training(list(data), out_dir, create_face_detector(face_detector), config,
+                               progress=not quiet)
+    except (TrainingDataError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    for split, result in metrics["splits"].items():
+        click.echo(f"{split:5s} accuracy {result['accuracy']:.4f}  balanced {result['balanced_accuracy']:.4f}"
+                   f"  ({result['count']} images)")
+    click.echo(f"run written to {out_dir}")

@@ -1,0 +1,134 @@
+"""Batch annotation: crawl → decode → detect → classify → draw → write image → report rows.
+
+`iter_annotate` is the core (a generator, so a million-image folder streams); `annotate` runs it
+to completion and writes `report.csv` and `summary.json`. Work is spread over `jobs` processes,
+each loading the models once; results come back in input order, so reports are stable.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+
+from maskmodel.crawl import InputFile, iter_inputs
+from maskmodel.draw import draw_faces
+from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, read_image, write_image_atomic
+from maskmodel.pipeline import DEFAULT_MODEL, MaskDetector
+from maskmodel.report import ReportWriter, Summary, error_row, image_rows, reported_paths
+
+REPORT_NAME, SUMMARY_NAME = "report.csv", "summary.json"
+ENCODABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class AnnotateSettings:
+    """Everything a worker needs to process one image."""
+
+    out_dir: str
+    face_detector: str = "yunet"
+    model: str = DEFAULT_MODEL
+    score_threshold: float | None = None
+    image_format: str = "same"
+    blur_faces: bool = False
+    dry_run: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def output_path(out_dir: Path, relative: str, image_format: str) -> Path:
+    """Where the annotated copy of `relative` goes (`same` keeps the suffix when it can be written)."""
+    target = Path(out_dir) / relative
+    suffix = target.suffix.lower()
+    if image_format == "same":
+        return target if suffix in ENCODABLE else target.with_name(target.name + ".png")
+    return target.with_name(target.name + f".{image_format}") if suffix != f".{image_format}" else target
+
+
+_worker: tuple[MaskDetector, AnnotateSettings] | None = None
+
+
+def _start_worker(settings: AnnotateSettings) -> None:
+    global _worker
+    cv2.setNumThreads(1)
+    options = {} if settings.score_threshold is None else {"score_threshold": settings.score_threshold}
+    _worker = (MaskDetector(settings.face_detector, settings.model, **options), settings)
+
+
+def _process(item: InputFile) -> list[dict]:
+    detector, settings = _worker
+    try:
+        image = read_image(item.path, settings.max_pixels)
+    except ImageReadError as error:
+        return [error_row(item.relative, str(error))]
+    try:
+        faces = detector.detect(image)
+        if not settings.dry_run:
+            annotated = draw_faces(image, faces, detector.classes, blur=settings.blur_faces)
+            write_image_atomic(output_path(Path(settings.out_dir), item.relative, settings.image_format), annotated)
+    except (OSError, cv2.error, ValueError) as error:
+        return [error_row(item.relative, f"{type(error).__name__}: {error}")]
+    height, width = image.shape[:2]
+    return image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name)
+
+
+def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1) -> Iterator[list[dict]]:
+    """Report rows of each item, in input order, computed by `jobs` processes."""
+    if jobs <= 1:
+        _start_worker(settings)
+        yield from map(_process, items)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, initializer=_start_worker, initargs=(settings,)) as pool:
+        yield from pool.imap(_process, items, chunksize=4)
+
+
+def annotate(
+    inputs: list[Path],
+    settings: AnnotateSettings,
+    jobs: int = 1,
+    resume: bool = False,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    hidden: bool = False,
+    on_image: Callable[[list[dict]], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> Summary:
+    """Annotate every image under `inputs` into `settings.out_dir`; write the report and summary.
+
+    Args:
+        inputs: files and directories.
+        settings: output directory, models, drawing and format options.
+        jobs: worker processes. Defaults to `1`.
+        resume: skip images already in an existing report and append to it.
+        include, exclude: glob patterns on relative paths or file names.
+        hidden: also crawl hidden files and directories.
+        on_image: called with the rows of each finished image (progress bars).
+        on_start: called with the number of images to process.
+    """
+    started = time.time()
+    out_dir = Path(settings.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report_path = out_dir / REPORT_NAME
+    done = reported_paths(report_path) if resume else set()
+    items = [i for i in iter_inputs(inputs, out_dir, include, exclude, hidden) if i.relative not in done]
+    if on_start:
+        on_start(len(items))
+    summary = Summary()
+    writer = ReportWriter(report_path, append=resume)
+    try:
+        for rows in iter_annotate(items, settings, jobs):
+            writer.write(rows)
+            summary.add(rows)
+            if on_image:
+                on_image(rows)
+    finally:
+        writer.close()
+        summary.seconds = time.time() - started
+        record = {"settings": asdict(settings), "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
+        (out_dir / SUMMARY_NAME).write_text(json.dumps(record, indent=2))
+    return summary

@@ -1,0 +1,72 @@
+"""`MaskDetector`: a face detector and the mask classifier → one `Face` record per face."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from maskmodel.classifier import MaskClassifier
+from maskmodel.faces import FaceDetector, create_face_detector
+
+DEFAULT_MODEL = "mask-mobilenetv2-1.0"
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: its box in image pixels, detector score, label and class probabilities."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    label: str
+    probabilities: dict[str, float]
+
+
+class MaskDetector:
+    """Find every face in a BGR image and classify it `with_mask` / `without_mask`.
+
+    Args:
+        face_detector: `"yunet"` (default), `"ssd"`, `"haar"`, or any object with
+            `detect(image) -> (N, 5) array` and a `name`.
+        model: zoo name of the classifier (`name@version` accepted), or a `MaskClassifier`.
+        **detector_options: passed to the face detector (for example `score_threshold=`).
+    """
+
+    def __init__(
+        self,
+        face_detector: str | FaceDetector = "yunet",
+        model: str | MaskClassifier = DEFAULT_MODEL,
+        **detector_options,
+    ) -> None:
+        from maskmodel import load, model_info
+
+        if isinstance(face_detector, str):
+            face_detector = create_face_detector(face_detector, **detector_options)
+        self.face_detector = face_detector
+        if isinstance(model, str):
+            info = model_info(model)
+            self.model_name = f"{info['name']}@{info['version']}"
+            model = load(self.model_name)
+        else:
+            self.model_name = "custom"
+        self.classifier = model
+        self.classes = list(model.contract.classes)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces of one BGR image, classified in one batch, sorted by detector score."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """`detect` over several images; the faces of all images are classified in one batch."""
+        boxes = [self.face_detector.detect(image) for image in images]
+        crops = [c for image, b in zip(images, boxes) for c in self.classifier.crops(image, b[:, :4])]
+        probabilities = iter(self.classifier.predict_crops(crops))
+        return [[self._face(row, next(probabilities)) for row in image_boxes] for image_boxes in boxes]
+
+    def _face(self, row: np.ndarray, probabilities: np.ndarray) -> Face:
+        return Face(
+            box=tuple(float(v) for v in row[:4]),
+            score=float(row[4]),
+            label=self.classes[int(np.argmax(probabilities))],
+            probabilities={name: float(p) for name, p in zip(self.classes, probabilities)},
+        )

@@ -1,0 +1,249 @@
+"""The model zoo: `weights/manifest.json` → a verified local file.
+
+A model is a name plus versions; each version lists its files (format → file name, sha256, size, URL)
+and the metadata that makes it usable (input contract, classes, metrics, training data, licence).
+A file is looked for, in order: an explicit path, the weights installed with the package, the cache
+(`$MASKMODEL_HOME`, default `~/.cache/maskmodel`), then a download from its URL (base URL overridable
+with `$MASKMODEL_BASE_URL`), checked against its sha256 and written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+CHUNK = 1 << 20
+
+
+class ModelNotFoundError(KeyError):
+    """Unknown model name or version; the message lists what exists."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class WeightsUnavailableError(RuntimeError):
+    """A weights file is neither installed nor cached and could not be downloaded."""
+
+
+class ChecksumError(RuntimeError):
+    """A file's sha256 differs from the manifest's."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One file of a model version."""
+
+    format: str
+    file: str
+    sha256: str | None
+    size: int | None
+    url: str | None
+    builtin: bool = False
+
+
+def package_weights_dir() -> Path:
+    """Where the published weights live: inside the installed package, or `weights/` of a checkout."""
+    installed = Path(__file__).parent / "weights"
+    if (installed / "manifest.json").exists():
+        return installed
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def cache_dir() -> Path:
+    """The download cache: `$MASKMODEL_HOME` or `~/.cache/maskmodel`."""
+    return Path(os.environ.get("MASKMODEL_HOME", "~/.cache/maskmodel")).expanduser()
+
+
+@lru_cache(maxsize=None)
+def _load_manifest(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def manifest() -> dict:
+    """The parsed `manifest.json` of the installed weights."""
+    return _load_manifest(package_weights_dir() / "manifest.json")
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Names of all models in the zoo (optionally only those of one `task`)."""
+    models = manifest()["models"]
+    return sorted(name for name, entry in models.items() if task is None or entry["task"] == task)
+
+
+def _split_name(name: str, version: str | None) -> tuple[str, str | None]:
+    if "@" in name:
+        if version is not None:
+            raise ValueError(f"Expected a version in the name or in version=, not both. Received: {name!r}")
+        name, version = name.split("@", 1)
+    return name, version
+
+
+def model_info(name: str, version: str | None = None) -> dict:
+    """The manifest record of `name` (`name@version` accepted); the default version if none is given.
+
+    The record has `name`, `version` and `task` added.
+    """
+    name, version = _split_name(name, version)
+    models = manifest()["models"]
+    if name not in models:
+        raise ModelNotFoundError(f"Unknown model {name!r}. Available: {', '.join(sorted(models))}")
+    entry = models[name]
+    version = version or entry["default"]
+    if version not in entry["versions"]:
+        raise ModelNotFoundError(
+            f"Unknown version {version!r} of {name!r}. Available: {', '.join(entry['versions'])}"
+        )
+    return {"name": name, "version": version, "task": entry["task"], **entry["versions"][version]}
+
+
+def weights_file(name: str, version: str | None = None, format: str | None = None) -> WeightsFile:
+    """The manifest's file record of a model version in `format` (its first file if None)."""
+    info = model_info(name, version)
+    files = info["files"]
+    format = format or next(iter(files))
+    if format not in files:
+        raise ModelNotFoundError(
+            f"Model {info['name']}@{info['version']} has no {format!r} file. Available: {', '.join(files)}"
+        )
+    record = files[format]
+    base = os.environ.get("MASKMODEL_BASE_URL")
+    url = record.get("url")
+    if base and url and not record.get("upstream"):
+        url = f"{base.rstrip('/')}/{record['file']}"
+    return WeightsFile(format, record["file"], record.get("sha256"), record.get("size"), url,
+                       bool(record.get("builtin")))
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_path(
+    name: str,
+    version: str | None = None,
+    format: str | None = None,
+    path: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Path:
+    """A verified local copy of a model file, found or downloaded in the zoo's resolution order.
+
+    Args:
+        name: model name, optionally `name@version`.
+        version: version; defaults to the model's default version.
+        format: file format (`"onnx"`, `"keras"`, ...); defaults to the model's first file.
+        path: an explicit file to use instead (checked against the manifest's sha256).
+        download: allow downloading when no local copy exists. Defaults to `True`.
+
+    Raises:
+        ModelNotFoundError: unknown name, version or format.
+        ChecksumError: an explicit or installed file does not match the manifest.
+        WeightsUnavailableError: no local copy and the download failed or was not allowed.
+    """
+    record = weights_file(name, version, format)
+    if record.builtin:
+        return _builtin_path(record.file)
+    if path is not None:
+        return _verified(Path(path), record)
+    installed = package_weights_dir() / record.file
+    if installed.exists():
+        return _verified(installed, record)
+    cached = cache_dir() / record.file
+    if cached.exists() and (record.sha256 is None or sha256_of(cached) == record.sha256):
+        return cached
+    if not download or not record.url:
+        raise WeightsUnavailableError(_offline_message(record, cached, "downloads are disabled"))
+    return download_file(record, cached)
+
+
+def _builtin_path(file_name: str) -> Path:
+    import cv2
+
+    return Path(cv2.data.haarcascades) / file_name
+
+
+def _verified(path: Path, record: WeightsFile) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected an existing weights file. Received: path={str(path)!r}")
+    if record.sha256 and sha256_of(path) != record.sha256:
+        raise ChecksumError(
+            f"{path} does not match the manifest: expected sha256 {record.sha256} for {record.file}; "
+            "the file is corrupt, truncated or of another version"
+        )
+    return path
+
+
+def _offline_message(record: WeightsFile, target: Path, reason: str) -> str:
+    return (
+        f"Cannot get {record.file} ({reason}). Download it from {record.url} into {target.parent} "
+        f"(or set MASKMODEL_HOME / MASKMODEL_BASE_URL), or copy verified files into the cache with "
+        f"`maskmodel models install --from DIR`."
+    )
+
+
+def download_file(record: WeightsFile, target: Path, timeout: float = 60.0) -> Path:
+    """Download `record` to `target`: temporary file, sha256 check, then an atomic rename.
+
+    Two processes downloading the same file each write their own temporary file; the renames are
+    atomic, so `target` only ever holds a complete, verified copy.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{record.file}.", suffix=".part")
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(handle, "wb") as stream, urllib.request.urlopen(record.url, timeout=timeout) as response:
+            for chunk in iter(lambda: response.read(CHUNK), b""):
+                digest.update(chunk)
+                stream.write(chunk)
+        if record.sha256 and digest.hexdigest() != record.sha256:
+            raise ChecksumError(
+                f"Downloaded {record.file} from {record.url} has sha256 {digest.hexdigest()}, "
+                f"expected {record.sha256}; the file was discarded"
+            )
+        os.replace(temp_name, target)
+    except ChecksumError:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    except (OSError, ValueError) as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise WeightsUnavailableError(_offline_message(record, target, f"download failed: {error}")) from error
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def install_from(directory: Path) -> list[Path]:
+    """Copy every file of `directory` that the manifest lists, after checking its sha256, into the cache."""
+    installed = []
+    for name in list_models():
+        entry = manifest()["models"][name]
+        for version in entry["versions"]:
+            for format in entry["versions"][version]["files"]:
+                record = weights_file(name, version, format)
+                source = Path(directory) / record.file
+                if record.builtin or not source.is_file():
+                    continue
+                _verified(source, record)
+                target = cache_dir() / record.file
+                target.parent.mkdir(parents=True, exist_ok=True)
+                handle, temp_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
+                os.close(handle)
+                shutil.copyfile(source, temp_name)
+                os.replace(temp_name, target)
+                installed.append(target)
+    return installed

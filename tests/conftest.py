@@ -1,0 +1,53 @@
+"""Shared fixtures. Real models and photos come from ../shared (beside the project root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+FACE_MODELS = SHARED / "models" / "face"
+CROWD_DEV = SHARED / "datasets" / "crowd-dev"
+COVID = SHARED / "datasets" / "covid19-facemask"
+
+# Keras reads KERAS_HOME when it is imported: point it at a temporary folder holding the ImageNet
+# files from ../shared, so that weights="imagenet" works offline through Keras' own cache.
+_KERAS_HOME = Path(tempfile.mkdtemp(prefix="keras-home-"))
+(_KERAS_HOME / "models").mkdir()
+for _h5 in (SHARED / "models" / "keras").glob("*.h5"):
+    shutil.copy(_h5, _KERAS_HOME / "models" / _h5.name)
+os.environ["KERAS_HOME"] = str(_KERAS_HOME)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(autouse=True)
+def model_home(tmp_path_factory, monkeypatch) -> Path:
+    """A fresh MASKMODEL_HOME holding the face detectors from ../shared (as `models install` would)."""
+    home = tmp_path_factory.mktemp("maskmodel-home")
+    for file in FACE_MODELS.iterdir():
+        shutil.copy(file, home / file.name)
+    monkeypatch.setenv("MASKMODEL_HOME", str(home))
+    monkeypatch.setenv("MASKMODEL_BASE_URL", "http://127.0.0.1:9/unreachable")
+    return home
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    """Write `image` by its suffix (works for non-ASCII names)."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(path.suffix if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp") else ".png", image)
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def crowd_images(count: int) -> list[Path]:
+    """The first `count` crowd-dev photos (sorted), real street scenes with annotated faces."""
+    return sorted((CROWD_DEV / "images").glob("*.png"))[:count]

@@ -1,0 +1,93 @@
+import json
+import shutil
+
+import pytest
+
+import maskmodel
+from conftest import FACE_MODELS
+from maskmodel import zoo
+
+
+def test_manifest_lint():
+    """Every model: a default version that exists, semver versions, hashed files present or downloadable."""
+    models = zoo.manifest()["models"]
+    assert {"yunet-2026may", "opencv-ssd-uint8", "haar"} <= set(models)
+    for name, entry in models.items():
+        assert entry["default"] in entry["versions"], name
+        for version, record in entry["versions"].items():
+            assert zoo.SEMVER.match(version), (name, version)
+            assert record["license"] and record["files"], (name, version)
+            for file in record["files"].values():
+                if file.get("builtin"):
+                    continue
+                assert len(file["sha256"]) == 64 and file["size"] > 0 and file["url"].startswith("https://")
+                local = zoo.package_weights_dir() / file["file"]
+                if local.exists():
+                    assert zoo.sha256_of(local) == file["sha256"], local
+                    assert local.stat().st_size == file["size"]
+                else:
+                    assert file.get("upstream"), f"{file['file']} is neither published here nor upstream"
+
+
+def test_published_classifiers_ship_with_the_package():
+    for name in maskmodel.list_models(task="classification"):
+        info = maskmodel.model_info(name)
+        for format in info["files"]:
+            assert maskmodel.weights_path(name, format=format, download=False).parent == zoo.package_weights_dir()
+
+
+def test_unknown_name_and_version_list_what_exists():
+    with pytest.raises(zoo.ModelNotFoundError, match="Unknown model 'nope'. Available: .*yunet-2026may"):
+        maskmodel.model_info("nope")
+    with pytest.raises(zoo.ModelNotFoundError, match="Unknown version '9.9.9' of 'yunet-2026may'. Available: 1.0.0"):
+        maskmodel.model_info("yunet-2026may@9.9.9")
+
+
+def test_cache_then_offline_error_names_everything(model_home):
+    assert maskmodel.weights_path("yunet-2026may") == model_home / "face_detection_yunet_2026may.onnx"
+    (model_home / "face_detection_yunet_2026may.onnx").unlink()
+    with pytest.raises(zoo.WeightsUnavailableError) as error:
+        maskmodel.weights_path("yunet-2026may", download=False)
+    message = str(error.value)
+    for part in ("face_detection_yunet_2026may.onnx", "https://github.com/opencv/opencv_zoo", "MASKMODEL_HOME",
+                 "maskmodel models install --from DIR"):
+        assert part in message
+
+
+def test_corrupt_cached_file_is_not_used(model_home):
+    (model_home / "face_detection_yunet_2026may.onnx").write_bytes(b"truncated")
+    with pytest.raises(zoo.WeightsUnavailableError):
+        maskmodel.weights_path("yunet-2026may", download=False)
+
+
+def test_explicit_path_is_checked(tmp_path):
+    bad = tmp_path / "yunet.onnx"
+    bad.write_bytes(b"not the model")
+    with pytest.raises(zoo.ChecksumError, match="expected sha256 ebafce4e"):
+        maskmodel.weights_path("yunet-2026may", path=bad)
+    good = FACE_MODELS / "face_detection_yunet_2026may.onnx"
+    assert maskmodel.weights_path("yunet-2026may", path=good) == good
+
+
+def test_install_from_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKMODEL_HOME", str(tmp_path / "home"))
+    installed = zoo.install_from(FACE_MODELS)
+    assert {p.name for p in installed} == {"face_detection_yunet_2026may.onnx", "opencv_face_detector_uint8.pb",
+                                           "opencv_face_detector.pbtxt"}
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(FACE_MODELS, corrupt)
+    (corrupt / "opencv_face_detector.pbtxt").write_text("tampered")
+    with pytest.raises(zoo.ChecksumError):
+        zoo.install_from(corrupt)
+
+
+def test_models_cli_list_and_info():
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    listing = CliRunner().invoke(main, ["models", "list"])
+    assert listing.exit_code == 0 and "yunet-2026may" in listing.output
+    unknown = CliRunner().invoke(main, ["models", "info", "nope"])
+    assert unknown.exit_code == 1 and "Available:" in unknown.output
+    assert json.loads(json.dumps(zoo.manifest()))  # manifest is plain JSON
