@@ -33,10 +33,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import maskmodel  # noqa: E402
 from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder  # noqa: E402
-from maskmodel.evaluate import evaluate_annotated_faces  # noqa: E402
+from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces  # noqa: E402
 from maskmodel.faces import YuNetDetector  # noqa: E402
 from maskmodel.imageio import read_image  # noqa: E402
-from maskmodel.training.publish import CROWD_DEV_OVERLAP  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 CLASSES = ("with_mask", "without_mask")

@@ -38,23 +38,26 @@ def draw_faces(image: np.ndarray, faces: list[Face], classes: list[str], blur: b
         colour = _colour(face.label)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
         caption = f"{face.label} {face.probabilities[face.label]:.2f}"
-        scale = float(np.clip((x2 - x1) / 120, 0.3, 1.2))
+        scale = float(np.clip((x2 - x1) / 200, 0.3, 0.8))
         (text_w, text_h), base = cv2.getTextSize(caption, FONT, scale, 1)
-        top = y1 - text_h - base if y1 - text_h - base >= 0 else y2
-        cv2.rectangle(out, (x1, top), (x1 + text_w, top + text_h + base), colour, cv2.FILLED)
-        cv2.putText(out, caption, (x1, top + text_h), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        left = int(np.clip(x1, 0, max(0, out.shape[1] - text_w)))
+        top = y1 - text_h - base if y1 - text_h - base >= 0 else min(y2, out.shape[0] - text_h - base)
+        cv2.rectangle(out, (left, top), (left + text_w, top + text_h + base), colour, cv2.FILLED)
+        cv2.putText(out, caption, (left, top + text_h), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     _legend(out, faces, classes)
     return out
 
 
 def _legend(image: np.ndarray, faces: list[Face], classes: list[str]) -> None:
-    scale = float(np.clip(max(image.shape[:2]) / 1000, 0.4, 1.5))
-    line = int(24 * scale) + 4
-    for row, name in enumerate(classes):
-        count = sum(face.label == name for face in faces)
-        y = 6 + row * line
-        cv2.rectangle(image, (6, y), (6 + line - 6, y + line - 6), _colour(name), cv2.FILLED)
-        text = f"{name}: {count}"
-        origin = (12 + line, y + line - 10)
-        cv2.putText(image, text, origin, FONT, scale * 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, text, origin, FONT, scale * 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    """Class colours and face counts on a dark panel in the top-left corner."""
+    scale = float(np.clip(max(image.shape[:2]) / 1200, 0.4, 1.2))
+    lines = [f"{name}: {sum(face.label == name for face in faces)}" for name in classes]
+    (text_w, text_h), base = cv2.getTextSize(max(lines, key=len), FONT, scale, 1)
+    step = text_h + base + 6
+    panel_w, panel_h = text_w + step + 12, step * len(lines) + 6
+    region = image[:panel_h, :panel_w]
+    region[:] = (region * 0.35).astype(image.dtype)
+    for row, (name, text) in enumerate(zip(classes, lines)):
+        y = 6 + row * step
+        cv2.rectangle(image, (6, y), (6 + text_h, y + text_h), _colour(name), cv2.FILLED)
+        cv2.putText(image, text, (12 + text_h, y + text_h), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)

@@ -3,13 +3,14 @@
 A model is a name plus versions; each version lists its files (format → file name, sha256, size, URL)
 and the metadata that makes it usable (input contract, classes, metrics, training data, licence).
 A file is looked for, in order: an explicit path, the weights installed with the package, the cache
-(`$MASKMODEL_HOME`, default `~/.cache/maskmodel`), then a download from its URL (base URL overridable
-with `$MASKMODEL_BASE_URL`), checked against its sha256 and written atomically.
+(`$MASKMODEL_HOME`, default `~/.cache/maskmodel`), then a download from its URL (`$MASKMODEL_BASE_URL`
+points every file at a mirror instead), checked against its sha256 and written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -116,10 +117,8 @@ def weights_file(name: str, version: str | None = None, format: str | None = Non
             f"Model {info['name']}@{info['version']} has no {format!r} file. Available: {', '.join(files)}"
         )
     record = files[format]
-    base = os.environ.get("MASKMODEL_BASE_URL")
-    url = record.get("url")
-    if base and url and not record.get("upstream"):
-        url = f"{base.rstrip('/')}/{record['file']}"
+    base = os.environ.get("MASKMODEL_BASE_URL")  # a mirror holding every file under its name
+    url = f"{base.rstrip('/')}/{record['file']}" if base and record.get("url") else record.get("url")
     return WeightsFile(format, record["file"], record.get("sha256"), record.get("size"), url,
                        bool(record.get("builtin")))
 
@@ -204,11 +203,15 @@ def download_file(record: WeightsFile, target: Path, timeout: float = 60.0) -> P
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{record.file}.", suffix=".part")
     try:
-        digest = hashlib.sha256()
+        digest, received = hashlib.sha256(), 0
         with os.fdopen(handle, "wb") as stream, urllib.request.urlopen(record.url, timeout=timeout) as response:
+            expected = record.size or int(response.headers.get("Content-Length") or 0)
             for chunk in iter(lambda: response.read(CHUNK), b""):
                 digest.update(chunk)
                 stream.write(chunk)
+                received += len(chunk)
+        if expected and received != expected:
+            raise OSError(f"connection closed after {received} of {expected} bytes")
         if record.sha256 and digest.hexdigest() != record.sha256:
             raise ChecksumError(
                 f"Downloaded {record.file} from {record.url} has sha256 {digest.hexdigest()}, "
@@ -218,7 +221,7 @@ def download_file(record: WeightsFile, target: Path, timeout: float = 60.0) -> P
     except ChecksumError:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, http.client.HTTPException) as error:
         Path(temp_name).unlink(missing_ok=True)
         raise WeightsUnavailableError(_offline_message(record, target, f"download failed: {error}")) from error
     except BaseException:

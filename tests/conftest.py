@@ -33,7 +33,7 @@ def model_home(tmp_path_factory, monkeypatch) -> Path:
     for file in FACE_MODELS.iterdir():
         shutil.copy(file, home / file.name)
     monkeypatch.setenv("MASKMODEL_HOME", str(home))
-    monkeypatch.setenv("MASKMODEL_BASE_URL", "http://127.0.0.1:9/unreachable")
+    monkeypatch.delenv("MASKMODEL_BASE_URL", raising=False)
     return home
 
 

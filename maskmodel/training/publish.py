@@ -20,11 +20,9 @@ from pathlib import Path
 
 from maskmodel.annotations import read_voc_folder
 from maskmodel.classifier import InputContract, MaskClassifier
-from maskmodel.evaluate import evaluate_annotated_faces
+from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces
 from maskmodel.zoo import SEMVER, sha256_of
 
-# Also present in real-facemask (see shared/README.md): left out of the evaluation.
-CROWD_DEV_OVERLAP = frozenset({"maksssksksss71.png", "maksssksksss758.png"})
 FORMATS = {"onnx": "model.onnx", "keras": "model.keras"}
 
 
