@@ -50,3 +50,125 @@ def evaluate_annotated_faces(classifier: MaskClassifier, images: list[AnnotatedI
             labels_array[inside], probabilities_array[inside], classes
         )
     return result
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one `(4,)` box with each of `(N, 4)` boxes (x1, y1, x2, y2)."""
+    if len(boxes) == 0:
+        return np.zeros(0)
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def average_precision(scores: np.ndarray, hits: np.ndarray, positives: int) -> float:
+    """All-point interpolated AP from scored predictions marked true/false positive."""
+    if positives == 0:
+        return float("nan")
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    hits = np.asarray(hits, bool)[order]
+    true_positives = np.cumsum(hits)
+    precision = true_positives / np.arange(1, len(hits) + 1)
+    recall = true_positives / positives
+    precision = np.concatenate([[0.0], precision, [0.0]])
+    recall = np.concatenate([[0.0], recall, [recall[-1] if len(recall) else 0.0]])
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.nonzero(recall[1:] != recall[:-1])[0]
+    return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
+
+
+def match_detections(
+    boxes: np.ndarray, truth: np.ndarray, ignore: np.ndarray, iou_threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching of score-sorted `boxes` to ground-truth boxes of one image.
+
+    Returns:
+        `(outcome, matched)`: per prediction 1 (true positive), 0 (false positive) or -1 (on an ignore
+        region: neither), and per ground-truth box the index of its prediction or -1.
+    """
+    outcome = np.zeros(len(boxes), dtype=int)
+    matched = np.full(len(truth), -1)
+    for index, box in enumerate(boxes):
+        overlaps = box_iou(box, truth)
+        candidates = np.where((overlaps >= iou_threshold) & (matched < 0) & ~ignore)[0]
+        if len(candidates):
+            best = candidates[np.argmax(overlaps[candidates])]
+            matched[best] = index
+            outcome[index] = 1
+        elif len(truth) and np.any((overlaps >= iou_threshold) & ignore):
+            outcome[index] = -1
+    return outcome, matched
+
+
+def evaluate_detections(
+    images: list[AnnotatedImage],
+    predictions: list[list],
+    classes: tuple[str, ...] = ("with_mask", "without_mask"),
+    iou_threshold: float = 0.5,
+) -> dict:
+    """Face AP (class-agnostic), per-class AP and mAP, recall by face size, label accuracy.
+
+    Args:
+        images: ground truth; faces whose label is not in `classes` are ignore regions (a prediction on
+            one is neither right nor wrong, and it is not a face to find).
+        predictions: per image, the pipeline's faces (objects with `box`, `score`, `label`,
+            `probabilities`), in any order.
+        classes: the classifier's classes.
+        iou_threshold: IoU for a match. Defaults to `0.5`.
+
+    Per-class AP ranks each prediction of a class by detector score x class probability; a prediction
+    on a face of another class is a false positive for its class.
+    """
+    face_scores, face_hits, positives = [], [], 0
+    class_scores = {c: [] for c in classes}
+    class_hits = {c: [] for c in classes}
+    class_positives = {c: 0 for c in classes}
+    sizes, found, label_right = [], [], []
+    for annotated, faces in zip(images, predictions):
+        truth = np.array([f.box for f in annotated.faces], dtype=np.float64).reshape(-1, 4)
+        labels = [f.label for f in annotated.faces]
+        ignore = np.array([label not in classes for label in labels], dtype=bool)
+        faces = sorted(faces, key=lambda f: -f.score)
+        boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+        outcome, matched = match_detections(boxes, truth, ignore, iou_threshold)
+        positives += int((~ignore).sum())
+        keep = outcome >= 0
+        face_scores += [f.score for f, k in zip(faces, keep) if k]
+        face_hits += list(outcome[keep] == 1)
+        for index, label in enumerate(labels):
+            if ignore[index]:
+                continue
+            class_positives[label] += 1
+            sizes.append(face_size(annotated.faces[index].box))
+            found.append(matched[index] >= 0)
+            if matched[index] >= 0:
+                label_right.append(faces[matched[index]].label == label)
+        truth_of = {int(p): labels[g] for g, p in enumerate(matched) if p >= 0}
+        for index, face in enumerate(faces):
+            if outcome[index] < 0:
+                continue
+            class_scores[face.label].append(face.score * face.probabilities[face.label])
+            class_hits[face.label].append(truth_of.get(index) == face.label)
+    sizes_array, found_array = np.array(sizes), np.array(found, dtype=bool)
+    per_class = {c: average_precision(np.array(class_scores[c]), np.array(class_hits[c]), class_positives[c])
+                 for c in classes}
+    return {
+        "images": len(images),
+        "faces": positives,
+        "predictions": int(sum(len(p) for p in predictions)),
+        "face_ap50": average_precision(np.array(face_scores), np.array(face_hits), positives),
+        "ap50": per_class,
+        "map50": float(np.nanmean(list(per_class.values()))),
+        "recall": float(found_array.mean()) if len(found_array) else 0.0,
+        "recall_by_size": {
+            name: float(found_array[(sizes_array >= low) & (sizes_array < high)].mean())
+            for name, low, high in SIZE_BUCKETS
+            if ((sizes_array >= low) & (sizes_array < high)).any()
+        },
+        "label_accuracy_on_matched": float(np.mean(label_right)) if label_right else 0.0,
+    }

