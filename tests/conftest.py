@@ -23,6 +23,11 @@ _KERAS_HOME = Path(tempfile.mkdtemp(prefix="keras-home-"))
 for _h5 in (SHARED / "models" / "keras").glob("*.h5"):
     shutil.copy(_h5, _KERAS_HOME / "models" / _h5.name)
 os.environ["KERAS_HOME"] = str(_KERAS_HOME)
+# Module-scoped fixtures run before the per-test `model_home`: give them a session-wide cache too.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="maskmodel-home-"))
+for _file in FACE_MODELS.iterdir():
+    shutil.copy(_file, _SESSION_HOME / _file.name)
+os.environ["MASKMODEL_HOME"] = str(_SESSION_HOME)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 

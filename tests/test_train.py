@@ -13,7 +13,7 @@ from conftest import COVID, write_image  # noqa: E402
 from maskmodel.faces import create_face_detector  # noqa: E402
 from maskmodel.training.train import TrainConfig, TrainingDataError, train  # noqa: E402
 
-TINY = TrainConfig(alpha=0.35, input_size=96, augmented_copies=1, head_epochs=1, finetune_epochs=1, batch_size=8)
+TINY = TrainConfig(alpha=0.35, input_size=224, augmented_copies=1, head_epochs=1, finetune_epochs=1, batch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +55,9 @@ def test_onnx_agrees_with_keras_through_opencv_dnn(tiny_run):
 
     out, _ = tiny_run
     model = keras.saving.load_model(out / "model.keras")
-    crops = [cv2.resize(cv2.imread(str(p)), (96, 96)) for p in sorted((COVID / "test" / "with_mask").iterdir())[:8]]
+    crops = [cv2.resize(cv2.imread(str(p)), (224, 224)) for p in sorted((COVID / "test" / "with_mask").iterdir())[:8]]
     net = cv2.dnn.readNetFromONNX(str(out / "model.onnx"))
-    net.setInput(cv2.dnn.blobFromImages(crops, 1.0, (96, 96), swapRB=True))
+    net.setInput(cv2.dnn.blobFromImages(crops, 1.0, (224, 224), swapRB=True))
     from_opencv = net.forward()
     from_keras = model.predict(np.stack([c[:, :, ::-1] for c in crops]).astype("float32"), verbose=0)
     assert np.abs(from_opencv - from_keras).max() <= 1e-4

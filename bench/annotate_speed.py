@@ -1,0 +1,95 @@
+"""Speed and memory of `maskmodel annotate` on crowd-dev, and `import maskmodel` time.
+
+    python bench/annotate_speed.py [--jobs 1,2] [--out bench/results/annotate_speed.json]
+
+Runs the installed `maskmodel annotate` command (as a user would) over the 150 crowd-dev photos for
+each `--jobs` value, timing the whole command (start-up and model loading included) and sampling the
+resident memory of the process tree every 20 ms. `import maskmodel` time is the median of 7 fresh
+interpreters minus that of an empty one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT.parent / "shared/datasets/crowd-dev/images"
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of `pid` and all its descendants (Linux /proc)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/status") as status:
+                total += next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    stack += [int(c) for c in children.read().split()]
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total
+
+
+def run_annotate(jobs: int) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="bench-annotate-"))
+    command = [shutil.which("maskmodel") or "maskmodel", "annotate", str(IMAGES), "--out", str(out / "o"),
+               "--jobs", str(jobs), "--quiet"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, tree_rss_bytes(process.pid))
+        time.sleep(0.02)
+    seconds = time.perf_counter() - started
+    summary = json.loads((out / "o" / "summary.json").read_text())
+    shutil.rmtree(out)
+    return {"jobs": jobs, "exit_code": process.returncode, "seconds": seconds, "images": summary["images"],
+            "faces": summary["faces"], "images_per_second": summary["images"] / seconds,
+            "faces_per_second": summary["faces"] / seconds, "peak_rss_mib": peak / 2**20}
+
+
+def import_seconds() -> float:
+    def median_run(code: str) -> float:
+        timings = []
+        for _ in range(7):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings)
+
+    return median_run("import maskmodel") - median_run("pass")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", default="1,2")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/annotate_speed.json")
+    args = parser.parse_args()
+    runs = [run_annotate(int(j)) for j in args.jobs.split(",")]
+    imported = import_seconds()
+    lines = ["| command | images | faces | seconds | images/s | faces/s | peak RSS (MiB) |", "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        lines.append(f"| `maskmodel annotate crowd-dev/images --jobs {r['jobs']}` | {r['images']} | {r['faces']} | "
+                     f"{r['seconds']:.1f} | {r['images_per_second']:.1f} | {r['faces_per_second']:.1f} | "
+                     f"{r['peak_rss_mib']:.0f} |")
+    table = "\n".join(lines) + f"\n\n`import maskmodel`: {imported * 1000:.0f} ms"
+    print(table)
+    print(f"\n{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"runs": runs, "import_seconds": imported, "table": table}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
