@@ -3,7 +3,7 @@ import pytest
 
 keras = pytest.importorskip("keras")  # the [train] extra; CI installs it
 
-from maskmodel.training.builder import build_model, set_trainable_blocks  # noqa: E402
+from maskmodel.training.builder import block_output, build_model, set_trainable_blocks  # noqa: E402
 
 
 @pytest.mark.parametrize("alpha,size", [(1.0, 224), (0.35, 224), (0.35, 128)])
@@ -62,3 +62,12 @@ def test_freeze_and_unfreeze_by_block():
     trainable = {l.name for l in model.layers if l.trainable and l.weights}
     assert {"block_15_expand", "block_16_project", "Conv_1", "predictions"} <= trainable
     assert "block_14_expand" not in trainable and "block_15_expand_BN" not in trainable
+
+
+@pytest.mark.parametrize("first_block", [1, 4, 12, 14, 16])
+def test_model_splits_into_trunk_and_top_at_every_block(first_block):
+    model = build_model(alpha=0.35, input_size=96, weights=None)
+    split = model.get_layer(block_output(model, first_block - 1)).output
+    trunk, top = keras.Model(model.input, split), keras.Model(split, model.output)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype("float32")
+    assert np.allclose(top.predict(trunk.predict(x, verbose=0), verbose=0), model.predict(x, verbose=0), atol=1e-5)

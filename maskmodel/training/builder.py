@@ -88,6 +88,15 @@ def block_of(layer_name: str) -> int | None:
     return None
 
 
+def block_output(model, block: int) -> str:
+    """Name of the layer whose output is the output of backbone block `block` (0 = the stem)."""
+    if block == 0:
+        return "expanded_conv_project_BN"
+    names = {layer.name for layer in model.layers}
+    residual = f"block_{block}_add"
+    return residual if residual in names else f"block_{block}_project_BN"
+
+
 def set_trainable_blocks(model, first_block: int | None) -> None:
     """Freeze the backbone below `first_block` and unfreeze it from there (`None`: freeze all).
 

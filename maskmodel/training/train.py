@@ -95,7 +95,7 @@ def train(
     """
     import keras
 
-    from maskmodel.training.builder import build_model, set_trainable_blocks
+    from maskmodel.training.builder import block_output, build_model, set_trainable_blocks
     from maskmodel.training.export import export_onnx
     from maskmodel.training.plots import plot_confusion, plot_curves
 
@@ -117,7 +117,7 @@ def train(
     prepared = time.time()
 
     model = build_model(config.alpha, config.input_size, config.weights, len(classes), config.dropout)
-    split_layer = f"block_{config.first_trainable_block - 1}_project_BN"
+    split_layer = block_output(model, config.first_trainable_block - 1)
     trunk = keras.Model(model.input, model.get_layer(split_layer).output)
     top = keras.Model(model.get_layer(split_layer).output, model.output)
     rng = np.random.default_rng(config.seed)
