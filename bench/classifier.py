@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import maskmodel  # noqa: E402
 from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder  # noqa: E402
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces  # noqa: E402
-from maskmodel.faces import YuNetDetector  # noqa: E402
+from maskmodel.faces import YuNetDetector, largest_face  # noqa: E402
 from maskmodel.imageio import read_image  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -72,12 +72,7 @@ def covid_test_as_annotations(detector: YuNetDetector) -> list[AnnotatedImage]:
     for label in CLASSES:
         for path in sorted((SHARED / "datasets/covid19-facemask/test" / label).iterdir()):
             image = read_image(path)
-            boxes = detector.detect(image)
-            if len(boxes):
-                areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-                box = tuple(float(v) for v in boxes[int(np.argmax(areas)), :4])
-            else:
-                box = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))
+            box, _ = largest_face(detector.detect(image), image)
             images.append(AnnotatedImage(path, (AnnotatedFace(box, label),)))
     return images
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.annotate import annotate, predict
+from cli.evaluate import evaluate
 from cli.models import models
 from cli.train import train
 
@@ -17,5 +18,6 @@ def main() -> None:
 
 main.add_command(annotate)
 main.add_command(predict)
+main.add_command(evaluate)
 main.add_command(train)
 main.add_command(models)

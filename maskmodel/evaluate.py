@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
 import numpy as np
 
 from maskmodel.annotations import AnnotatedImage
 from maskmodel.classifier import MaskClassifier
+from maskmodel.faces import NO_FACES, largest_face
 from maskmodel.imageio import read_image
 from maskmodel.metrics import classification_report
 
@@ -66,15 +71,19 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
+def precision_recall_curve(scores: np.ndarray, hits: np.ndarray, positives: int) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision after each prediction, predictions ranked by descending score."""
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    true_positives = np.cumsum(np.asarray(hits, bool)[order])
+    precision = true_positives / np.arange(1, len(order) + 1)
+    return true_positives / max(positives, 1), precision
+
+
 def average_precision(scores: np.ndarray, hits: np.ndarray, positives: int) -> float:
     """All-point interpolated AP from scored predictions marked true/false positive."""
     if positives == 0:
         return float("nan")
-    order = np.argsort(-np.asarray(scores), kind="mergesort")
-    hits = np.asarray(hits, bool)[order]
-    true_positives = np.cumsum(hits)
-    precision = true_positives / np.arange(1, len(hits) + 1)
-    recall = true_positives / positives
+    recall, precision = precision_recall_curve(scores, hits, positives)
     precision = np.concatenate([[0.0], precision, [0.0]])
     recall = np.concatenate([[0.0], recall, [recall[-1] if len(recall) else 0.0]])
     precision = np.maximum.accumulate(precision[::-1])[::-1]
@@ -122,7 +131,8 @@ def evaluate_detections(
         iou_threshold: IoU for a match. Defaults to `0.5`.
 
     Per-class AP ranks each prediction of a class by detector score x class probability; a prediction
-    on a face of another class is a false positive for its class.
+    on a face of another class is a false positive for its class. `curves` holds the precision-recall
+    curves (face and per class).
     """
     face_scores, face_hits, positives = [], [], 0
     class_scores = {c: [] for c in classes}
@@ -157,6 +167,9 @@ def evaluate_detections(
     sizes_array, found_array = np.array(sizes), np.array(found, dtype=bool)
     per_class = {c: average_precision(np.array(class_scores[c]), np.array(class_hits[c]), class_positives[c])
                  for c in classes}
+    curves = {"face": precision_recall_curve(np.array(face_scores), np.array(face_hits), positives)}
+    for c in classes:
+        curves[c] = precision_recall_curve(np.array(class_scores[c]), np.array(class_hits[c]), class_positives[c])
     return {
         "images": len(images),
         "faces": positives,
@@ -171,4 +184,87 @@ def evaluate_detections(
             if ((sizes_array >= low) & (sizes_array < high)).any()
         },
         "label_accuracy_on_matched": float(np.mean(label_right)) if label_right else 0.0,
+        "curves": {name: {"recall": r.tolist(), "precision": p.tolist()} for name, (r, p) in curves.items()},
     }
+
+
+@dataclass
+class Mistake:
+    """A wrongly classified image or face, for the gallery of worst mistakes."""
+
+    crop: np.ndarray
+    truth: str
+    predicted: str
+    confidence: float
+    source: str
+
+
+def evaluate_classification_folder(
+    classifier: MaskClassifier,
+    root: Path,
+    face_detector=None,
+    worst: int = 32,
+) -> tuple[dict, list[Mistake]]:
+    """Classify every image of a folder-per-class set (`root/<class>/*`), as training would see it.
+
+    Args:
+        classifier: the classifier; folders named after its classes are read, others are ignored.
+        root: dataset folder (pass `root/test` for one split of a train/val/test layout).
+        face_detector: crop each image to its largest detected face (the whole image when none is
+            found), like the training crops; `None` classifies whole images.
+        worst: how many of the most confident mistakes to keep for the gallery.
+
+    Returns:
+        `classification_report` (plus unreadable files) and the worst mistakes.
+    """
+    from maskmodel.crawl import iter_inputs
+    from maskmodel.imageio import ImageReadError
+
+    classes = list(classifier.contract.classes)
+    labels, probabilities, crops, sources, unreadable = [], [], [], [], {}
+    for label in classes:
+        folder = Path(root) / label
+        if not folder.is_dir():
+            continue
+        for item in iter_inputs([folder]):
+            try:
+                image = read_image(item.path)
+            except ImageReadError as error:
+                unreadable[str(item.path)] = str(error)
+                continue
+            boxes = face_detector.detect(image) if face_detector is not None else NO_FACES
+            box, _ = largest_face(boxes, image)
+            crop = classifier.crops(image, [box])[0]
+            probabilities.append(classifier.predict_crops([crop])[0])
+            labels.append(classes.index(label))
+            crops.append(cv2.resize(crop, (96, 96), interpolation=cv2.INTER_AREA))
+            sources.append(str(item.path))
+    if not labels:
+        raise ValueError(f"Expected class folders {classes} with images under {str(root)!r}")
+    probabilities_array = np.stack(probabilities)
+    result = classification_report(np.array(labels), probabilities_array, classes)
+    result["unreadable"] = unreadable
+    predicted = probabilities_array.argmax(axis=1)
+    wrong = [i for i in range(len(labels)) if predicted[i] != labels[i]]
+    wrong.sort(key=lambda i: -probabilities_array[i, predicted[i]])
+    mistakes = [Mistake(crops[i], classes[labels[i]], classes[predicted[i]], float(probabilities_array[i, predicted[i]]),
+                        sources[i]) for i in wrong[:worst]]
+    return result, mistakes
+
+
+def classify_annotated_boxes(classifier: MaskClassifier, images: list[AnnotatedImage]) -> list[list]:
+    """Classifier-only predictions: every annotated box classified, detector score 1.0."""
+    from maskmodel.pipeline import Face
+
+    classes = list(classifier.contract.classes)
+    predictions = []
+    for annotated in images:
+        if not annotated.faces:
+            predictions.append([])
+            continue
+        probabilities = classifier.predict(read_image(annotated.image_path), [f.box for f in annotated.faces])
+        predictions.append([
+            Face(tuple(map(float, f.box)), 1.0, classes[int(np.argmax(p))], dict(zip(classes, map(float, p))))
+            for f, p in zip(annotated.faces, probabilities)
+        ])
+    return predictions

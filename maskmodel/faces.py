@@ -172,3 +172,15 @@ def create_face_detector(name: str = "yunet", **options) -> FaceDetector:
         pb, pbtxt = zoo.weights_path(model, format="pb"), zoo.weights_path(model, format="pbtxt")
         return SSDDetector(pb, pbtxt, **options)
     return HaarDetector(zoo.weights_path(model, format="xml"), **options)
+
+
+def largest_face(boxes: np.ndarray, image: np.ndarray) -> tuple[tuple[float, float, float, float], bool]:
+    """The largest of `boxes`, or the whole image when there is none; and whether a face was found.
+
+    This is how a one-face-per-image dataset (training folders, classification benchmarks) turns
+    into a face crop.
+    """
+    if not len(boxes):
+        return (0.0, 0.0, float(image.shape[1]), float(image.shape[0])), False
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return tuple(float(v) for v in boxes[int(np.argmax(areas)), :4]), True

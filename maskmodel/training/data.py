@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from maskmodel.crops import CropPolicy, crop_face
+from maskmodel.faces import largest_face
 from maskmodel.imageio import ImageReadError, read_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -226,16 +227,9 @@ def detector_crop(image: np.ndarray, detector) -> tuple[np.ndarray, bool]:
     The crop uses the runtime's crop function with a wider margin (`CONTEXT_MARGIN`), so that
     augmentation can cut the runtime crop (and jittered versions of it) out of it.
     """
-    boxes = detector.detect(image)
-    height, width = image.shape[:2]
-    if len(boxes):
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        box = tuple(float(v) for v in boxes[int(np.argmax(areas)), :4])
-    else:
-        box = (0.0, 0.0, float(width), float(height))
-    policy = CropPolicy(margin=CONTEXT_MARGIN, square=True)
-    crop = crop_face(image, box, policy, CONTEXT_SIZE)
-    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), bool(len(boxes))
+    box, found = largest_face(detector.detect(image), image)
+    crop = crop_face(image, box, CropPolicy(margin=CONTEXT_MARGIN, square=True), CONTEXT_SIZE)
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), found
 
 
 def build_crop_sets(
