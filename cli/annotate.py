@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from maskmodel.imageio import DEFAULT_MAX_PIXELS
+
 DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 
 
@@ -29,9 +31,11 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
 @click.option("--hidden", is_flag=True, help="Also crawl hidden files and directories.")
+@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse images whose header declares more pixels (decompression bombs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
 def annotate(inputs, out_dir, face_detector, model, threshold, jobs, resume, overwrite, dry_run,
-             image_format, blur_faces, include, exclude, hidden, quiet) -> None:
+             image_format, blur_faces, include, exclude, hidden, max_pixels, quiet) -> None:
     """Find and classify every face in INPUTS (files or directories, recursively).
 
     Exit codes: 0 all images processed, 1 some images failed (listed in the report), 2 usage error.
@@ -48,7 +52,7 @@ def annotate(inputs, out_dir, face_detector, model, threshold, jobs, resume, ove
         raise click.BadParameter(f"{out_dir} is not empty: use --resume to continue or --overwrite", param_hint="--out")
     settings = AnnotateSettings(out_dir=str(out_dir), face_detector=face_detector, model=model,
                                 score_threshold=threshold, image_format=image_format,
-                                blur_faces=blur_faces, dry_run=dry_run)
+                                blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels)
     bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 
     def start(total: int) -> None:

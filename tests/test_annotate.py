@@ -139,3 +139,12 @@ def test_predict_prints_json():
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["faces"] and {"box", "score", "label", "probabilities"} <= set(data["faces"][0])
+
+
+def test_pixel_limit_refuses_large_images(tmp_path):
+    folder = tmp_path / "in"
+    write_image(folder / "big.png", np.zeros((300, 400, 3), np.uint8))
+    result = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(tmp_path / "out"), "--max-pixels", "100000"])
+    assert result.exit_code == 1
+    row = next(csv.DictReader(open(tmp_path / "out" / "report.csv", encoding="utf-8")))
+    assert row["status"] == "error" and "400x300 pixels, more than the limit of 100000" in row["message"]
