@@ -29,20 +29,46 @@ class InputContract:
         )
 
 
+DNN_ENGINES = ("ort", "new", "classic", "auto")
+
+
+def default_engine() -> str:
+    """The fastest `cv2.dnn` engine of this OpenCV: ONNX Runtime inside OpenCV 5, else OpenCV's own."""
+    return "ort" if hasattr(cv2.dnn, "ENGINE_ORT") else "auto"
+
+
+def read_onnx(model_path: str | os.PathLike, engine: str | None = None) -> cv2.dnn.Net:
+    """`cv2.dnn.readNetFromONNX` with an engine by name (`ort`, `new`, `classic`; `auto` lets OpenCV choose).
+
+    OpenCV 4 has one engine: any name but `auto` is refused there.
+    """
+    engine = engine or default_engine()
+    if engine not in DNN_ENGINES:
+        raise ValueError(f"Expected engine in {DNN_ENGINES}. Received: engine={engine!r}")
+    try:
+        if engine == "auto":
+            return cv2.dnn.readNetFromONNX(str(model_path))
+        if not hasattr(cv2.dnn, f"ENGINE_{engine.upper()}"):
+            raise ValueError(f"OpenCV {cv2.__version__} has no {engine!r} DNN engine; use engine='auto'")
+        return cv2.dnn.readNetFromONNX(str(model_path), getattr(cv2.dnn, f"ENGINE_{engine.upper()}"))
+    except cv2.error as error:
+        raise ValueError(f"cannot load ONNX model {str(model_path)!r}: {error.msg.strip()}") from error
+
+
 class MaskClassifier:
     """Classify face crops with an exported ONNX model through `cv2.dnn`.
 
     Args:
         model_path: ONNX file taking NCHW float32 RGB 0..255 (`blobFromImages(..., swapRB=True)`).
         contract: input size, class order and crop policy of that model.
+        engine: `cv2.dnn` engine (see `read_onnx`). Defaults to `default_engine()`: ONNX Runtime
+            bundled in OpenCV 5 (the fastest here, see docs/benchmarks.md), OpenCV's own engine on 4.x.
     """
 
-    def __init__(self, model_path: str | os.PathLike, contract: InputContract) -> None:
+    def __init__(self, model_path: str | os.PathLike, contract: InputContract, engine: str | None = None) -> None:
         self.contract = contract
-        try:
-            self._net = cv2.dnn.readNetFromONNX(str(model_path))
-        except cv2.error as error:
-            raise ValueError(f"cannot load ONNX classifier {str(model_path)!r}: {error.msg.strip()}") from error
+        self.engine = engine or default_engine()
+        self._net = read_onnx(model_path, self.engine)
 
     def crops(self, image_bgr: np.ndarray, boxes: list[Box] | np.ndarray) -> list[np.ndarray]:
         """The classifier's input crops (BGR) of `boxes` in `image_bgr`, by the one crop function."""

@@ -1,12 +1,14 @@
 """The published classifiers: Keras and OpenCV DNN (ONNX) agree on real face crops, and the
 manifest's input contract is the one the files really have."""
 
+import cv2
 import numpy as np
 import pytest
 
 import maskmodel
 from conftest import COVID, CROWD_DEV
 from maskmodel.annotations import read_voc_folder
+from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.imageio import read_image
 
 PUBLISHED = maskmodel.list_models(task="classification")
@@ -28,11 +30,15 @@ def test_at_least_one_classifier_is_published():
     assert "mask-mobilenetv2-1.0" in PUBLISHED
 
 
+ENGINES = ["ort", "new", "classic"] if hasattr(cv2.dnn, "ENGINE_ORT") else ["auto"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", PUBLISHED)
-def test_keras_and_opencv_dnn_agree(name):
+def test_keras_and_opencv_dnn_agree(name, engine):
     keras = pytest.importorskip("keras")
     info = maskmodel.model_info(name)
-    classifier = maskmodel.load(name)
+    classifier = MaskClassifier(maskmodel.weights_path(name), InputContract.from_manifest(info), engine)
     model = keras.saving.load_model(maskmodel.weights_path(name, format="keras"))
     assert model.input_shape[1] == info["input"]["size"]
     assert model.output_shape[1] == len(info["classes"])
