@@ -6,6 +6,7 @@ import click
 
 from cli.annotate import annotate, predict
 from cli.evaluate import evaluate
+from cli.export import export
 from cli.models import models
 from cli.train import train
 
@@ -19,5 +20,6 @@ def main() -> None:
 main.add_command(annotate)
 main.add_command(predict)
 main.add_command(evaluate)
+main.add_command(export)
 main.add_command(train)
 main.add_command(models)

@@ -91,3 +91,12 @@ def test_models_cli_list_and_info():
     unknown = CliRunner().invoke(main, ["models", "info", "nope"])
     assert unknown.exit_code == 1 and "Available:" in unknown.output
     assert json.loads(json.dumps(zoo.manifest()))  # manifest is plain JSON
+
+
+def test_model_card_is_rendered_from_the_manifest():
+    from maskmodel.training.model_card import render
+
+    card = (zoo.package_weights_dir() / "MODEL_CARD.md").read_text()
+    assert card == render(zoo.manifest())
+    for name in maskmodel.list_models(task="classification"):
+        assert f"## {name} " in card

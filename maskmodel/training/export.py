@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 ONNX_INPUT_NAME = "image_nchw"
 ONNX_OPSET = 17
 
@@ -26,3 +28,43 @@ def export_onnx(model, path: Path) -> Path:
     wrapper.export(str(path), format="onnx", input_signature=signature, opset_version=ONNX_OPSET,
                    verbose=False)
     return path
+
+
+def export_tflite(model, path: Path, quantization: str = "float16", representative=None) -> Path:
+    """Write `model` (NHWC RGB 0..255 input, batch 1) as TFLite for embedded devices.
+
+    Args:
+        model: the Keras classifier.
+        path: the `.tflite` file to write.
+        quantization: `"float32"`, `"float16"` (weights in float16) or `"int8"` (full-integer weights and
+            activations; input and output stay float32 so the contract is unchanged).
+        representative: for `"int8"`: an array of RGB 0..255 crops from the training data used to
+            calibrate activation ranges.
+    """
+    import tensorflow as tf
+
+    if quantization not in ("float32", "float16", "int8"):
+        raise ValueError(f"Expected quantization in ('float32', 'float16', 'int8'). Received: {quantization!r}")
+    options: dict = {}
+    if quantization == "float16":
+        options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": _float16_spec(tf)}
+    elif quantization == "int8":
+        if representative is None or len(representative) == 0:
+            raise ValueError("Expected representative crops for int8 quantization. Received: representative=None")
+
+        def dataset():
+            for crop in representative:
+                yield [np.asarray(crop, np.float32)[None]]
+
+        options = {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": dataset}
+    size = model.input_shape[1]
+    path = Path(path)
+    model.export(str(path), format="litert", input_signature=[tf.TensorSpec((1, size, size, 3), tf.float32)],
+                 verbose=False, **options)
+    return path
+
+
+def _float16_spec(tf):
+    spec = tf.lite.TargetSpec()
+    spec.supported_types = [tf.float16]
+    return spec

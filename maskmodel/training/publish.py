@@ -5,7 +5,7 @@ Usage::
     python -m maskmodel.training.publish runs/NAME --name mask-mobilenetv2-1.0 --version 1.0.0 \
         --crowd-dev ../shared/datasets/crowd-dev
 
-The manifest entry records the files (sha256, size, URL), the input contract, the classes, the metrics
+`weights/MODEL_CARD.md` is rendered again from the manifest. The manifest entry records the files (sha256, size, URL), the input contract, the classes, the metrics
 of the run's own test split and, with `--crowd-dev`, the classifier-only metrics on that set's annotated
 faces, measured here through OpenCV DNN on the published ONNX file.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from maskmodel.annotations import read_voc_folder
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces
+from maskmodel.training.model_card import render
 from maskmodel.zoo import SEMVER, sha256_of
 
 FORMATS = {"onnx": "model.onnx", "keras": "model.keras"}
@@ -93,6 +94,7 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
     entry["versions"][version] = record
     entry["default"] = version
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    (weights_dir / "MODEL_CARD.md").write_text(render(manifest))
     return record
 
 
