@@ -22,6 +22,8 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 @click.option("--model", default="mask-mobilenetv2-1.0", show_default=True, help="Classifier (NAME or NAME@VERSION).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Face detector score threshold (detector default if not given).")
+@click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime"]), default="auto", show_default=True,
+              help="Classifier runtime: OpenCV DNN, or ONNX Runtime if installed (auto: ONNX Runtime when present).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
 @click.option("--resume", is_flag=True, help="Skip images already in OUT/report.csv and append to it.")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT, replacing its report.")
@@ -34,7 +36,7 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 @click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse images whose header declares more pixels (decompression bombs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
-def annotate(inputs, out_dir, face_detector, model, threshold, jobs, resume, overwrite, dry_run,
+def annotate(inputs, out_dir, face_detector, model, threshold, backend, jobs, resume, overwrite, dry_run,
              image_format, blur_faces, include, exclude, hidden, max_pixels, quiet) -> None:
     """Find and classify every face in INPUTS (files or directories, recursively).
 
@@ -50,7 +52,7 @@ def annotate(inputs, out_dir, face_detector, model, threshold, jobs, resume, ove
         raise click.BadParameter("must not be one of the inputs (originals are never overwritten)", param_hint="--out")
     if out_dir.exists() and any(out_dir.iterdir()) and not (resume or overwrite):
         raise click.BadParameter(f"{out_dir} is not empty: use --resume to continue or --overwrite", param_hint="--out")
-    settings = AnnotateSettings(out_dir=str(out_dir), face_detector=face_detector, model=model,
+    settings = AnnotateSettings(out_dir=str(out_dir), face_detector=face_detector, model=model, backend=backend,
                                 score_threshold=threshold, image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels)
     bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)

@@ -30,7 +30,7 @@ __all__ = [
 
 
 def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str = "onnx",
-         path: str | None = None):
+         path: str | None = None, backend: str = "auto"):
     """Load a zoo model by name (`name@version` accepted; the default version if none is given).
 
     Args:
@@ -39,6 +39,7 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
         format: `"onnx"` (a `MaskClassifier` run by OpenCV DNN, or a face detector) or `"keras"`
             (a Keras model; needs the `[train]` extra). Defaults to `"onnx"`.
         path: use this local file instead of the installed/cached/downloaded one (checked by sha256).
+        backend: for ONNX classifiers: `"opencv"`, `"onnxruntime"` or `"auto"` (see `MaskClassifier`).
     """
     info = model_info(name, version)
     if info["task"] == "face-detection":
@@ -49,7 +50,7 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
         import keras
 
         return keras.saving.load_model(file)
-    return MaskClassifier(file, InputContract.from_manifest(info))
+    return MaskClassifier(file, InputContract.from_manifest(info), backend)
 
 
 def _face_detector_names() -> dict[str, str]:

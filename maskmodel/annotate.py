@@ -33,6 +33,7 @@ class AnnotateSettings:
     out_dir: str
     face_detector: str = "yunet"
     model: str = DEFAULT_MODEL
+    backend: str = "auto"
     score_threshold: float | None = None
     image_format: str = "same"
     blur_faces: bool = False
@@ -56,7 +57,7 @@ def _start_worker(settings: AnnotateSettings) -> None:
     global _worker
     cv2.setNumThreads(1)
     options = {} if settings.score_threshold is None else {"score_threshold": settings.score_threshold}
-    _worker = (MaskDetector(settings.face_detector, settings.model, **options), settings)
+    _worker = (MaskDetector(settings.face_detector, settings.model, settings.backend, **options), settings)
 
 
 def _process(item: InputFile) -> list[dict]:

@@ -29,20 +29,13 @@ class InputContract:
         )
 
 
-DNN_ENGINES = ("ort", "new", "classic", "auto")
+BACKENDS = ("auto", "opencv", "onnxruntime")
+DNN_ENGINES = ("auto", "new", "classic")
 
 
-def default_engine() -> str:
-    """The fastest `cv2.dnn` engine of this OpenCV: ONNX Runtime inside OpenCV 5, else OpenCV's own."""
-    return "ort" if hasattr(cv2.dnn, "ENGINE_ORT") else "auto"
-
-
-def read_onnx(model_path: str | os.PathLike, engine: str | None = None) -> cv2.dnn.Net:
-    """`cv2.dnn.readNetFromONNX` with an engine by name (`ort`, `new`, `classic`; `auto` lets OpenCV choose).
-
-    OpenCV 4 has one engine: any name but `auto` is refused there.
-    """
-    engine = engine or default_engine()
+def read_onnx(model_path: str | os.PathLike, engine: str = "auto") -> cv2.dnn.Net:
+    """`cv2.dnn.readNetFromONNX` with an engine by name: `auto` (OpenCV's choice), or on OpenCV 5
+    `new` / `classic`."""
     if engine not in DNN_ENGINES:
         raise ValueError(f"Expected engine in {DNN_ENGINES}. Received: engine={engine!r}")
     try:
@@ -55,20 +48,43 @@ def read_onnx(model_path: str | os.PathLike, engine: str | None = None) -> cv2.d
         raise ValueError(f"cannot load ONNX model {str(model_path)!r}: {error.msg.strip()}") from error
 
 
+def onnxruntime_available() -> bool:
+    """Whether the optional `onnxruntime` package can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 class MaskClassifier:
-    """Classify face crops with an exported ONNX model through `cv2.dnn`.
+    """Classify face crops with an exported ONNX model, through OpenCV DNN or ONNX Runtime.
+
+    Both backends take the same blob: NCHW float32 RGB 0..255, as `cv2.dnn.blobFromImages(crops, 1.0,
+    (S, S), swapRB=True)` makes it.
 
     Args:
-        model_path: ONNX file taking NCHW float32 RGB 0..255 (`blobFromImages(..., swapRB=True)`).
+        model_path: the ONNX file.
         contract: input size, class order and crop policy of that model.
-        engine: `cv2.dnn` engine (see `read_onnx`). Defaults to `default_engine()`: ONNX Runtime
-            bundled in OpenCV 5 (the fastest here, see docs/benchmarks.md), OpenCV's own engine on 4.x.
+        backend: `"opencv"` (`cv2.dnn`, always there), `"onnxruntime"` (the optional package), or
+            `"auto"`: ONNX Runtime when installed, else OpenCV. Defaults to `"auto"`.
+        engine: `cv2.dnn` engine for the OpenCV backend (see `read_onnx`). Defaults to `"auto"`.
     """
 
-    def __init__(self, model_path: str | os.PathLike, contract: InputContract, engine: str | None = None) -> None:
+    def __init__(self, model_path: str | os.PathLike, contract: InputContract, backend: str = "auto",
+                 engine: str = "auto") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"Expected backend in {BACKENDS}. Received: backend={backend!r}")
         self.contract = contract
-        self.engine = engine or default_engine()
-        self._net = read_onnx(model_path, self.engine)
+        self.backend = ("onnxruntime" if onnxruntime_available() else "opencv") if backend == "auto" else backend
+        if self.backend == "onnxruntime":
+            import onnxruntime
+
+            try:
+                self._session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+            except Exception as error:  # onnxruntime raises its own exception types
+                raise ValueError(f"cannot load ONNX model {str(model_path)!r}: {error}") from error
+            self._input_name = self._session.get_inputs()[0].name
+        else:
+            self._net = read_onnx(model_path, engine)
 
     def crops(self, image_bgr: np.ndarray, boxes: list[Box] | np.ndarray) -> list[np.ndarray]:
         """The classifier's input crops (BGR) of `boxes` in `image_bgr`, by the one crop function."""
@@ -80,8 +96,12 @@ class MaskClassifier:
             return np.zeros((0, len(self.contract.classes)), dtype=np.float32)
         size = self.contract.size
         blob = cv2.dnn.blobFromImages(crops_bgr, 1.0, (size, size), swapRB=True)
-        self._net.setInput(blob)
-        return np.asarray(self._net.forward(), dtype=np.float32).reshape(len(crops_bgr), -1)
+        if self.backend == "onnxruntime":
+            output = self._session.run(None, {self._input_name: blob})[0]
+        else:
+            self._net.setInput(blob)
+            output = self._net.forward()
+        return np.asarray(output, dtype=np.float32).reshape(len(crops_bgr), -1)
 
     def predict(self, image_bgr: np.ndarray, boxes: list[Box] | np.ndarray) -> np.ndarray:
         """Class probabilities of the faces at `boxes` in `image_bgr` (one batch per image)."""

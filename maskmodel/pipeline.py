@@ -29,6 +29,7 @@ class MaskDetector:
         face_detector: `"yunet"` (default), `"ssd"`, `"haar"`, or any object with
             `detect(image) -> (N, 5) array` and a `name`.
         model: zoo name of the classifier (`name@version` accepted), or a `MaskClassifier`.
+        backend: classifier backend when `model` is a name (`"auto"`, `"opencv"`, `"onnxruntime"`).
         **detector_options: passed to the face detector (for example `score_threshold=`).
     """
 
@@ -36,6 +37,7 @@ class MaskDetector:
         self,
         face_detector: str | FaceDetector = "yunet",
         model: str | MaskClassifier = DEFAULT_MODEL,
+        backend: str = "auto",
         **detector_options,
     ) -> None:
         from maskmodel import load, model_info
@@ -46,7 +48,7 @@ class MaskDetector:
         if isinstance(model, str):
             info = model_info(model)
             self.model_name = f"{info['name']}@{info['version']}"
-            model = load(self.model_name)
+            model = load(self.model_name, backend=backend)
         else:
             self.model_name = "custom"
         self.classifier = model

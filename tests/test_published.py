@@ -30,15 +30,18 @@ def test_at_least_one_classifier_is_published():
     assert "mask-mobilenetv2-1.0" in PUBLISHED
 
 
-ENGINES = ["ort", "new", "classic"] if hasattr(cv2.dnn, "ENGINE_ORT") else ["auto"]
+BACKENDS = [("opencv", e) for e in (("new", "classic") if hasattr(cv2.dnn, "ENGINE_NEW") else ("auto",))]
+BACKENDS += [("onnxruntime", "auto")]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("backend,engine", BACKENDS)
 @pytest.mark.parametrize("name", PUBLISHED)
-def test_keras_and_opencv_dnn_agree(name, engine):
+def test_keras_and_onnx_backends_agree(name, backend, engine):
     keras = pytest.importorskip("keras")
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
     info = maskmodel.model_info(name)
-    classifier = MaskClassifier(maskmodel.weights_path(name), InputContract.from_manifest(info), engine)
+    classifier = MaskClassifier(maskmodel.weights_path(name), InputContract.from_manifest(info), backend, engine)
     model = keras.saving.load_model(maskmodel.weights_path(name, format="keras"))
     assert model.input_shape[1] == info["input"]["size"]
     assert model.output_shape[1] == len(info["classes"])

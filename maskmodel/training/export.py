@@ -27,7 +27,50 @@ def export_onnx(model, path: Path) -> Path:
     path = Path(path)
     wrapper.export(str(path), format="onnx", input_signature=signature, opset_version=ONNX_OPSET,
                    verbose=False)
+    import onnx
+
+    onnx.save(opencv_compatible(onnx.load(str(path))), str(path))
     return path
+
+
+def opencv_compatible(model):
+    """Rewrite the two node forms older OpenCV importers reject (Debian's C++ OpenCV 4.6 among them).
+
+    - `Clip(x, 0, 6)` (ReLU6, min/max as inputs since opset 11) becomes `Relu(x) - Relu(x - 6)`;
+    - `Squeeze(x, axes=[2, 3])` after global pooling (axes as an input since opset 13) becomes
+      `Flatten(x, axis=1)`.
+
+    Both are exact rewrites (parity with Keras is tested to 1e-4); the opset is unchanged.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    constants = {item.name: numpy_helper.to_array(item) for item in graph.initializer}
+    six = "opencv_compat_six"
+    graph.initializer.append(numpy_helper.from_array(np.array(6.0, np.float32), six))
+    nodes = []
+    for node in graph.node:
+        inputs = list(node.input)
+        if node.op_type == "Clip" and len(inputs) == 3 and \
+                constants.get(inputs[1]) == 0.0 and constants.get(inputs[2]) == 6.0:
+            x, y = inputs[0], node.output[0]
+            nodes += [
+                helper.make_node("Relu", [x], [f"{y}/relu"]),
+                helper.make_node("Sub", [x, six], [f"{y}/minus6"]),
+                helper.make_node("Relu", [f"{y}/minus6"], [f"{y}/excess"]),
+                helper.make_node("Sub", [f"{y}/relu", f"{y}/excess"], [y]),
+            ]
+        elif node.op_type == "Squeeze" and len(inputs) == 2 and list(constants.get(inputs[1], [])) == [2, 3]:
+            nodes.append(helper.make_node("Flatten", [inputs[0]], list(node.output), axis=1))
+        else:
+            nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    unused = [item for item in graph.initializer if item.name not in used]
+    for item in unused:
+        graph.initializer.remove(item)
+    return model
 
 
 def export_tflite(model, path: Path, quantization: str = "float16", representative=None) -> Path:
