@@ -20,9 +20,9 @@ import click
               help="Phase 1 epochs (head only).")
 @click.option("--epochs", "finetune_epochs", type=click.IntRange(0), default=12, show_default=True,
               help="Phase 2 epochs (top blocks unfrozen).")
-@click.option("--unfreeze-from", "first_block", type=click.IntRange(1, 16), default=14, show_default=True,
+@click.option("--unfreeze-from", "first_block", type=click.IntRange(1, 16), default=12, show_default=True,
               help="First MobileNetV2 block trained in phase 2.")
-@click.option("--copies", type=click.IntRange(1), default=6, show_default=True,
+@click.option("--copies", type=click.IntRange(1), default=8, show_default=True,
               help="Augmented copies of each training image.")
 @click.option("--margin", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="Face crop margin (fraction of the box on each side).")

@@ -66,6 +66,7 @@ def render(manifest: dict) -> str:
                 f"(images per split {record['training_data']['samples']}; excluded: "
                 f"{', '.join(record['training_data']['excluded_files']) or 'none'}).",
                 f"- Recipe: {record['recipe']}; {record['training_seconds'] / 60:.1f} min on 2 CPU cores.",
+                f"- Command: `{record['command']}`.",
                 f"- Date: {record['date']}. Licence: {record['license']}.",
                 "",
                 "| data | faces/images | accuracy | balanced accuracy | ROC AUC | recall with / without |",

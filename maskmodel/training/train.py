@@ -39,8 +39,8 @@ class TrainConfig:
     input_size: int = 224
     weights: str | None = "imagenet"
     crop_margin: float = 0.2
-    first_trainable_block: int = 14
-    augmented_copies: int = 6
+    first_trainable_block: int = 12
+    augmented_copies: int = 8
     head_epochs: int = 20
     finetune_epochs: int = 12
     head_lr: float = 1e-3
