@@ -36,16 +36,18 @@ from maskmodel.pipeline import Face, MaskDetector  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
-# name -> (face detector, detector options)
+FAST, ACCURATE = "mask-mobilenetv2-0.35", "mask-mobilenetv2-1.0"
+
+# name -> (face detector, detector options, classifier)
 CONFIGS = {
-    "yunet-640": ("yunet", {"scales": (640,)}),
-    "yunet-1024": ("yunet", {"scales": (1024,)}),
-    "yunet-640+1024": ("yunet", {"scales": (640, 1024)}),
-    "yunet-640+1280": ("yunet", {"scales": (640, 1280)}),
-    "yunet-640+1024-t0.5": ("yunet", {"scales": (640, 1024), "score_threshold": 0.5}),
-    "yunet-640+1024-t0.4": ("yunet", {"scales": (640, 1024), "score_threshold": 0.4}),
-    "yunet-320": ("yunet", {"scales": (320,)}),
-    "ssd-300": ("ssd", {}),
+    "yunet 640": ("yunet", {"scales": (640,)}, FAST),
+    "yunet 640+1280": ("yunet", {"scales": (640, 1280)}, FAST),
+    "yunet 640+1280 t0.3": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, FAST),
+    "yunet 640+1024 t0.3": ("yunet", {"scales": (640, 1024), "score_threshold": 0.3}, FAST),
+    "yunet 1024 t0.3": ("yunet", {"scales": (1024,), "score_threshold": 0.3}, FAST),
+    "yunet 640+1280 t0.3 (alpha 1.0)": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, ACCURATE),
+    "yunet 640 (alpha 1.0)": ("yunet", {"scales": (640,)}, ACCURATE),
+    "ssd 300": ("ssd", {}, FAST),
 }
 
 
@@ -109,7 +111,6 @@ def cost_growth(pipeline, images, seconds: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated names from CONFIGS.")
-    parser.add_argument("--model", default="mask-mobilenetv2-1.0")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/pipeline.json")
     args = parser.parse_args()
@@ -117,8 +118,8 @@ def main() -> None:
     images = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
     pipelines = {}
     for name in args.configs.split(","):
-        detector, options = CONFIGS[name]
-        pipelines[f"{name} + {args.model}"] = MaskDetector(detector, args.model, **options)
+        detector, options, model = CONFIGS[name]
+        pipelines[f"{name} + {model}"] = MaskDetector(detector, model, **options)
     if not args.no_peer:
         pipelines["seed: ssd-300 t0.5 + peer classifier"] = SeedPipeline(0.5)
         pipelines["seed: ssd-300 t0.1 + peer classifier"] = SeedPipeline(0.1)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from maskmodel.zoo import DEFAULT_CLASSIFIER
+
 from maskmodel.imageio import DEFAULT_MAX_PIXELS
 
 DETECTORS = click.Choice(["yunet", "ssd", "haar"])
@@ -19,9 +21,11 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json.")
 @click.option("--face-detector", type=DETECTORS, default="yunet", show_default=True)
-@click.option("--model", default="mask-mobilenetv2-1.0", show_default=True, help="Classifier (NAME or NAME@VERSION).")
+@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Face detector score threshold (detector default if not given).")
+@click.option("--scales", default=None, metavar="PX[,PX...]",
+              help="YuNet detection passes: longer image side of each, merged by NMS (default 640,1280).")
 @click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime"]), default="auto", show_default=True,
               help="Classifier runtime: OpenCV DNN, or ONNX Runtime if installed (auto: ONNX Runtime when present).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
@@ -36,7 +40,7 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 @click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse images whose header declares more pixels (decompression bombs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
-def annotate(inputs, out_dir, face_detector, model, threshold, backend, jobs, resume, overwrite, dry_run,
+def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, jobs, resume, overwrite, dry_run,
              image_format, blur_faces, include, exclude, hidden, max_pixels, quiet) -> None:
     """Find and classify every face in INPUTS (files or directories, recursively).
 
@@ -47,13 +51,16 @@ def annotate(inputs, out_dir, face_detector, model, threshold, backend, jobs, re
     from maskmodel.annotate import REPORT_NAME, AnnotateSettings
     from maskmodel.annotate import annotate as run_annotate
 
+    scale_list = _parse_scales(scales)
+    if scale_list and face_detector != "yunet":
+        raise click.BadParameter("applies to --face-detector yunet only", param_hint="--scales")
     resolved_out = out_dir.resolve()
     if any(resolved_out == Path(i).resolve() for i in inputs):
         raise click.BadParameter("must not be one of the inputs (originals are never overwritten)", param_hint="--out")
     if out_dir.exists() and any(out_dir.iterdir()) and not (resume or overwrite):
         raise click.BadParameter(f"{out_dir} is not empty: use --resume to continue or --overwrite", param_hint="--out")
     settings = AnnotateSettings(out_dir=str(out_dir), face_detector=face_detector, model=model, backend=backend,
-                                score_threshold=threshold, image_format=image_format,
+                                score_threshold=threshold, scales=scale_list, image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels)
     bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 
@@ -88,10 +95,22 @@ def annotate(inputs, out_dir, face_detector, model, threshold, backend, jobs, re
         sys.exit(1)
 
 
+def _parse_scales(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        scales = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected pixel sizes like 640,1280, got {text!r}", param_hint="--scales") from None
+    if any(s < 32 for s in scales):
+        raise click.BadParameter("each scale must be at least 32 px", param_hint="--scales")
+    return scales
+
+
 @click.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--face-detector", type=DETECTORS, default="yunet", show_default=True)
-@click.option("--model", default="mask-mobilenetv2-1.0", show_default=True)
+@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Face detector score threshold.")
 def predict(image, face_detector, model, threshold) -> None:
     """Print the faces of one IMAGE as JSON (box, score, label, probabilities)."""

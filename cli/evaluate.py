@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from maskmodel.zoo import DEFAULT_CLASSIFIER
+
 DETECTORS = ["yunet", "ssd", "haar"]
 
 
@@ -31,7 +33,7 @@ def _markdown_classification(result: dict, title: str) -> str:
 @evaluate.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", default="mask-mobilenetv2-1.0", show_default=True)
+@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
 @click.option("--face-detector", type=click.Choice([*DETECTORS, "none"]), default="yunet", show_default=True,
               help="Crop each image to its largest face first (as training does); 'none' uses whole images.")
 def classify(root, out_dir, model, face_detector) -> None:
@@ -73,7 +75,7 @@ def classify(root, out_dir, model, face_detector) -> None:
               help="voc: DATASET/annotations/*.xml + DATASET/images; yolo: DATASET/images + DATASET/labels.")
 @click.option("--names", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YOLO class names file, one per line (default DATASET/classes.txt).")
-@click.option("--model", default="mask-mobilenetv2-1.0", show_default=True)
+@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
 @click.option("--face-detector", type=click.Choice(DETECTORS), default="yunet", show_default=True)
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Face detector score threshold.")
 @click.option("--incorrect-as", type=click.Choice(["ignore", "with_mask", "without_mask"]), default="ignore",

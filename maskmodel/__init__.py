@@ -9,11 +9,9 @@ from __future__ import annotations
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.crops import CropPolicy, crop_face
 from maskmodel.faces import create_face_detector
-from maskmodel.zoo import list_models, model_info, weights_path
+from maskmodel.zoo import DEFAULT_CLASSIFIER, list_models, model_info, weights_path
 
 __version__ = "0.1.0"
-
-DEFAULT_CLASSIFIER = "mask-mobilenetv2-1.0"
 
 __all__ = [
     "CropPolicy",

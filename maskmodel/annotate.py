@@ -19,8 +19,9 @@ import cv2
 from maskmodel.crawl import InputFile, iter_inputs
 from maskmodel.draw import draw_faces
 from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, read_image, write_image_atomic
-from maskmodel.pipeline import DEFAULT_MODEL, MaskDetector
+from maskmodel.pipeline import MaskDetector
 from maskmodel.report import ReportWriter, Summary, error_row, image_rows, reported_paths
+from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 REPORT_NAME, SUMMARY_NAME = "report.csv", "summary.json"
 ENCODABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -32,9 +33,10 @@ class AnnotateSettings:
 
     out_dir: str
     face_detector: str = "yunet"
-    model: str = DEFAULT_MODEL
+    model: str = DEFAULT_CLASSIFIER
     backend: str = "auto"
     score_threshold: float | None = None
+    scales: tuple[int, ...] | None = None
     image_format: str = "same"
     blur_faces: bool = False
     dry_run: bool = False
@@ -53,10 +55,20 @@ def output_path(out_dir: Path, relative: str, image_format: str) -> Path:
 _worker: tuple[MaskDetector, AnnotateSettings] | None = None
 
 
+def detector_options(face_detector: str, score_threshold: float | None, scales: tuple[int, ...] | None) -> dict:
+    """Keyword options for the face detector from the command-line settings (None: detector default)."""
+    options: dict = {} if score_threshold is None else {"score_threshold": score_threshold}
+    if scales:
+        if face_detector != "yunet":
+            raise ValueError(f"scales apply to the yunet detector only. Received: face_detector={face_detector!r}")
+        options["scales"] = tuple(scales)
+    return options
+
+
 def _start_worker(settings: AnnotateSettings) -> None:
     global _worker
     cv2.setNumThreads(1)
-    options = {} if settings.score_threshold is None else {"score_threshold": settings.score_threshold}
+    options = detector_options(settings.face_detector, settings.score_threshold, settings.scales)
     _worker = (MaskDetector(settings.face_detector, settings.model, settings.backend, **options), settings)
 
 

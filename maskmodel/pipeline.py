@@ -9,7 +9,7 @@ import numpy as np
 from maskmodel.classifier import MaskClassifier
 from maskmodel.faces import FaceDetector, create_face_detector
 
-DEFAULT_MODEL = "mask-mobilenetv2-1.0"
+from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class MaskDetector:
     def __init__(
         self,
         face_detector: str | FaceDetector = "yunet",
-        model: str | MaskClassifier = DEFAULT_MODEL,
+        model: str | MaskClassifier = DEFAULT_CLASSIFIER,
         backend: str = "auto",
         **detector_options,
     ) -> None:

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+# The classifier used when none is named: the most accurate on crowd-dev, and the fastest
+# (see weights/MODEL_CARD.md and docs/benchmarks.md).
+DEFAULT_CLASSIFIER = "mask-mobilenetv2-0.35"
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 CHUNK = 1 << 20
 

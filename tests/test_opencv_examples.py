@@ -25,7 +25,7 @@ def code_block(language: str) -> str:
 
 
 def expected_lines() -> list[str]:
-    faces = MaskDetector("yunet", "mask-mobilenetv2-1.0").detect(read_image(PHOTO))
+    faces = MaskDetector("yunet", maskmodel.DEFAULT_CLASSIFIER, scales=(640,)).detect(read_image(PHOTO))
     return [(f.box, f.label, f.probabilities[f.label]) for f in faces]
 
 
@@ -44,7 +44,7 @@ def check_output(output: str) -> None:
 
 
 def arguments() -> list[str]:
-    return [str(PHOTO), str(maskmodel.weights_path("yunet-2026may")), str(maskmodel.weights_path("mask-mobilenetv2-1.0"))]
+    return [str(PHOTO), str(maskmodel.weights_path("yunet-2026may")), str(maskmodel.weights_path(maskmodel.DEFAULT_CLASSIFIER))]
 
 
 def test_python_example(tmp_path):
