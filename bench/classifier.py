@@ -36,7 +36,7 @@ import maskmodel  # noqa: E402
 from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder  # noqa: E402
 from maskmodel.classifier import onnxruntime_available  # noqa: E402
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces  # noqa: E402
-from maskmodel.faces import YuNetDetector, largest_face  # noqa: E402
+from maskmodel.faces import largest_face, one_face_detector  # noqa: E402
 from maskmodel.imageio import read_image  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -89,7 +89,7 @@ class KerasClassifier:
         return self.predict_crops(self.crops(image_bgr, boxes))
 
 
-def covid_test_as_annotations(detector: YuNetDetector) -> list[AnnotatedImage]:
+def covid_test_as_annotations(detector) -> list[AnnotatedImage]:
     """covid19-facemask/test as face annotations: largest YuNet face, or the whole image."""
     images = []
     for label in CLASSES:
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="Skip Keras: the seed peer and the Keras files.")
     args = parser.parse_args()
 
-    detector = YuNetDetector(maskmodel.weights_path("yunet-2026may"))
+    detector = one_face_detector()
     covid = covid_test_as_annotations(detector)
     crowd = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
     models = {}

@@ -46,10 +46,11 @@ def classify(root, out_dir, model, face_detector) -> None:
 
     import maskmodel
     from maskmodel.evaluate import evaluate_classification_folder
+    from maskmodel.faces import one_face_detector
     from maskmodel.plots import confusion_image, contact_sheet
 
     classifier = maskmodel.load(model)
-    detector = None if face_detector == "none" else maskmodel.create_face_detector(face_detector)
+    detector = None if face_detector == "none" else one_face_detector(face_detector)
     try:
         result, mistakes = evaluate_classification_folder(classifier, root, detector)
     except ValueError as error:

@@ -72,12 +72,12 @@ def _representative_crops(root: Path, size: int, samples: int):
 
     from maskmodel.crawl import iter_inputs
     from maskmodel.crops import CropPolicy, crop_face
-    from maskmodel.faces import create_face_detector, largest_face
+    from maskmodel.faces import largest_face, one_face_detector
     from maskmodel.imageio import ImageReadError, read_image
 
     files = list(iter_inputs([root]))
     chosen = [files[int(i)] for i in np.linspace(0, len(files) - 1, min(samples, len(files)))]
-    detector, crops = create_face_detector("yunet"), []
+    detector, crops = one_face_detector(), []
     for item in chosen:
         try:
             image = read_image(item.path)

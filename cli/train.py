@@ -39,7 +39,7 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
     blocks at a low learning rate. Writes model.keras, model.onnx, metrics.json, curves.png,
     confusion.png and dataset_report.json into OUT.
     """
-    from maskmodel.faces import create_face_detector
+    from maskmodel.faces import one_face_detector
     from maskmodel.training.train import TrainConfig, TrainingDataError
     from maskmodel.training.train import train as run_training
 
@@ -49,8 +49,7 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
         head_epochs=head_epochs, finetune_epochs=finetune_epochs, seed=seed, exclude=list(exclude),
     )
     try:
-        metrics = run_training(list(data), out_dir, create_face_detector(face_detector), config,
-                               progress=not quiet)
+        metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet)
     except (TrainingDataError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     for split, result in metrics["splits"].items():

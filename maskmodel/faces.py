@@ -154,18 +154,23 @@ class HaarDetector:
 
 
 FACE_DETECTORS = {"yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
+# Runtime defaults, chosen on crowd-dev (docs/benchmarks.md): a second YuNet pass with the image
+# enlarged to 1280 px finds the small faces of crowd photos (face AP50 0.67 -> 0.74).
+DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1280)}}
 
 
 def create_face_detector(name: str = "yunet", **options) -> FaceDetector:
     """A face detector by short name (`yunet`, `ssd`, `haar`), its files resolved by the zoo.
 
-    Keyword options go to the detector class (for example `scales=` or `score_threshold=`).
+    Keyword options go to the detector class (for example `scales=` or `score_threshold=`); those not
+    given take the runtime defaults of `DETECTOR_DEFAULTS`.
     """
     from maskmodel import zoo
 
     if name not in FACE_DETECTORS:
         raise ValueError(f"Expected face_detector in {sorted(FACE_DETECTORS)}. Received: {name!r}")
     model = FACE_DETECTORS[name]
+    options = {**DETECTOR_DEFAULTS.get(name, {}), **options}
     if name == "yunet":
         return YuNetDetector(zoo.weights_path(model, format="onnx"), **options)
     if name == "ssd":
@@ -184,3 +189,12 @@ def largest_face(boxes: np.ndarray, image: np.ndarray) -> tuple[tuple[float, flo
         return (0.0, 0.0, float(image.shape[1]), float(image.shape[0])), False
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return tuple(float(v) for v in boxes[int(np.argmax(areas)), :4]), True
+
+
+def one_face_detector(name: str = "yunet") -> FaceDetector:
+    """The detector as used to cut one face per image (training crops, classification folders).
+
+    A single YuNet pass at 640 px: these images hold one large face, and the published classifiers
+    were trained on crops cut this way.
+    """
+    return create_face_detector(name, **({"scales": (640,)} if name == "yunet" else {}))

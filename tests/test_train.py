@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("keras")
 
 from conftest import COVID, write_image  # noqa: E402
-from maskmodel.faces import create_face_detector  # noqa: E402
+from maskmodel.faces import one_face_detector  # noqa: E402
 from maskmodel.training.train import TrainConfig, TrainingDataError, train  # noqa: E402
 
 TINY = TrainConfig(alpha=0.35, input_size=224, augmented_copies=1, head_epochs=1, finetune_epochs=1, batch_size=8)
@@ -31,7 +31,7 @@ def tiny_dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_run(tiny_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    detector = create_face_detector("yunet")
+    detector = one_face_detector("yunet")
     metrics = train([tiny_dataset], out, detector, TINY, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
     return out, metrics
 
@@ -74,6 +74,6 @@ def test_bad_training_input_fails_before_training(tmp_path, layout, message):
         for index in range(count):
             write_image(tmp_path / "data" / label / f"{index}.png", np.full((64, 64, 3), 40 * index, np.uint8))
     with pytest.raises(TrainingDataError, match=message):
-        train([tmp_path / "data"], tmp_path / "run", create_face_detector("yunet"), TINY,
+        train([tmp_path / "data"], tmp_path / "run", one_face_detector("yunet"), TINY,
               cache_dir=tmp_path / "cache", progress=False)
     assert not (tmp_path / "run" / "model.keras").exists()
