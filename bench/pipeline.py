@@ -40,13 +40,11 @@ FAST, ACCURATE = "mask-mobilenetv2-0.35", "mask-mobilenetv2-1.0"
 
 # name -> (face detector, detector options, classifier)
 CONFIGS = {
-    "yunet 640": ("yunet", {"scales": (640,)}, FAST),
+    "default: yunet 640+1024": ("yunet", {}, FAST),
+    "speed-first: yunet 640": ("yunet", {"scales": (640,)}, FAST),
+    "accuracy-first: yunet 640+1280 t0.3": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, FAST),
     "yunet 640+1280": ("yunet", {"scales": (640, 1280)}, FAST),
-    "yunet 640+1280 t0.3": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, FAST),
-    "yunet 640+1024 t0.3": ("yunet", {"scales": (640, 1024), "score_threshold": 0.3}, FAST),
-    "yunet 1024 t0.3": ("yunet", {"scales": (1024,), "score_threshold": 0.3}, FAST),
-    "yunet 640+1280 t0.3 (alpha 1.0)": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, ACCURATE),
-    "yunet 640 (alpha 1.0)": ("yunet", {"scales": (640,)}, ACCURATE),
+    "yunet 640+1024, alpha 1.0": ("yunet", {}, ACCURATE),
     "ssd 300": ("ssd", {}, FAST),
 }
 

@@ -25,7 +25,7 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Face detector score threshold (detector default if not given).")
 @click.option("--scales", default=None, metavar="PX[,PX...]",
-              help="YuNet detection passes: longer image side of each, merged by NMS (default 640,1280).")
+              help="YuNet detection passes: longer image side of each, merged by NMS (default 640,1024).")
 @click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime"]), default="auto", show_default=True,
               help="Classifier runtime: OpenCV DNN, or ONNX Runtime if installed (auto: ONNX Runtime when present).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")

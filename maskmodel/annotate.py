@@ -65,9 +65,10 @@ def detector_options(face_detector: str, score_threshold: float | None, scales: 
     return options
 
 
-def _start_worker(settings: AnnotateSettings) -> None:
+def _start_worker(settings: AnnotateSettings, threads: int | None = None) -> None:
     global _worker
-    cv2.setNumThreads(1)
+    if threads is not None:
+        cv2.setNumThreads(threads)
     options = detector_options(settings.face_detector, settings.score_threshold, settings.scales)
     _worker = (MaskDetector(settings.face_detector, settings.model, settings.backend, **options), settings)
 
@@ -96,7 +97,8 @@ def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int 
         yield from map(_process, items)
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_start_worker, initargs=(settings,)) as pool:
+    # one thread per worker process: the processes share the cores instead of oversubscribing them
+    with context.Pool(jobs, initializer=_start_worker, initargs=(settings, 1)) as pool:
         yield from pool.imap(_process, items, chunksize=4)
 
 

@@ -30,6 +30,7 @@ class InputContract:
 
 
 BACKENDS = ("auto", "opencv", "onnxruntime")
+MAX_BATCH = 8
 DNN_ENGINES = ("auto", "new", "classic")
 
 
@@ -78,8 +79,11 @@ class MaskClassifier:
         if self.backend == "onnxruntime":
             import onnxruntime
 
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = max(1, cv2.getNumThreads())  # share OpenCV's thread budget
             try:
-                self._session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+                self._session = onnxruntime.InferenceSession(str(model_path), options,
+                                                             providers=["CPUExecutionProvider"])
             except Exception as error:  # onnxruntime raises its own exception types
                 raise ValueError(f"cannot load ONNX model {str(model_path)!r}: {error}") from error
             self._input_name = self._session.get_inputs()[0].name
@@ -91,17 +95,25 @@ class MaskClassifier:
         return [crop_face(image_bgr, tuple(box[:4]), self.contract.crop, self.contract.size) for box in boxes]
 
     def predict_crops(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
-        """Class probabilities, shape `(len(crops), classes)`, of ready-made BGR crops in one batch."""
+        """Class probabilities, shape `(len(crops), classes)`, of ready-made BGR crops.
+
+        Crops go through the network in batches of at most `MAX_BATCH`, which bounds memory (the
+        activations of a batch grow with its size) whatever the number of faces in a photo.
+        """
         if not crops_bgr:
             return np.zeros((0, len(self.contract.classes)), dtype=np.float32)
         size = self.contract.size
-        blob = cv2.dnn.blobFromImages(crops_bgr, 1.0, (size, size), swapRB=True)
-        if self.backend == "onnxruntime":
-            output = self._session.run(None, {self._input_name: blob})[0]
-        else:
-            self._net.setInput(blob)
-            output = self._net.forward()
-        return np.asarray(output, dtype=np.float32).reshape(len(crops_bgr), -1)
+        outputs = []
+        for start in range(0, len(crops_bgr), MAX_BATCH):
+            batch = crops_bgr[start : start + MAX_BATCH]
+            blob = cv2.dnn.blobFromImages(batch, 1.0, (size, size), swapRB=True)
+            if self.backend == "onnxruntime":
+                output = self._session.run(None, {self._input_name: blob})[0]
+            else:
+                self._net.setInput(blob)
+                output = self._net.forward()
+            outputs.append(np.asarray(output, dtype=np.float32).reshape(len(batch), -1))
+        return np.concatenate(outputs)
 
     def predict(self, image_bgr: np.ndarray, boxes: list[Box] | np.ndarray) -> np.ndarray:
         """Class probabilities of the faces at `boxes` in `image_bgr` (one batch per image)."""
