@@ -44,7 +44,7 @@ CONFIGS = {
     "speed-first: yunet 640": ("yunet", {"scales": (640,)}, FAST),
     "accuracy-first: yunet 640+1280 t0.3": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, FAST),
     "yunet 640+1280": ("yunet", {"scales": (640, 1280)}, FAST),
-    "yunet 640+1024, alpha 1.0": ("yunet", {}, ACCURATE),
+    "default detector with alpha 1.0": ("yunet", {}, ACCURATE),
     "ssd 300": ("ssd", {}, FAST),
 }
 
