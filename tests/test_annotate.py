@@ -149,3 +149,33 @@ def test_pixel_limit_refuses_large_images(tmp_path):
     assert result.exit_code == 1
     row = next(csv.DictReader(open(tmp_path / "out" / "report.csv", encoding="utf-8")))
     assert row["status"] == "error" and "400x300 pixels, more than the limit of 100000" in row["message"]
+
+
+def test_blur_dry_run_and_format(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / MIXED.name).write_bytes(MIXED.read_bytes())
+    plain, blurred, dry = tmp_path / "plain", tmp_path / "blurred", tmp_path / "dry"
+    assert CliRunner().invoke(main, ["annotate", str(folder), "--out", str(plain), "-q", "--format", "jpg"]).exit_code == 0
+    assert CliRunner().invoke(main, ["annotate", str(folder), "--out", str(blurred), "-q", "--blur-faces"]).exit_code == 0
+    assert CliRunner().invoke(main, ["annotate", str(folder), "--out", str(dry), "-q", "--dry-run"]).exit_code == 0
+    assert (plain / (MIXED.name + ".jpg")).is_file() and not (plain / MIXED.name).exists()
+    assert sorted(p.name for p in dry.iterdir()) == ["report.csv", "summary.json"]
+    rows = list(csv.DictReader(open(blurred / "report.csv", encoding="utf-8")))
+    x1, y1, x2, y2 = (int(float(rows[0][k])) for k in ("x1", "y1", "x2", "y2"))
+    original = cv2.imread(str(MIXED))[y1 + 3 : y2 - 3, x1 + 3 : x2 - 3].astype(float)
+    face = cv2.imread(str(blurred / MIXED.name))[y1 + 3 : y2 - 3, x1 + 3 : x2 - 3].astype(float)
+    assert cv2.Laplacian(face, cv2.CV_64F).var() < 0.2 * cv2.Laplacian(original, cv2.CV_64F).var()
+
+
+def test_symlink_loop_and_hidden_files(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "face.png").write_bytes(MIXED.read_bytes())
+    (folder / "a" / "loop").symlink_to(folder, target_is_directory=True)
+    (folder / ".hidden.png").write_bytes(MIXED.read_bytes())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(out), "-q", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    paths = {row["path"] for row in csv.DictReader(open(out / "report.csv", encoding="utf-8"))}
+    assert paths == {"a/face.png"}
