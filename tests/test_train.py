@@ -67,6 +67,7 @@ def test_onnx_agrees_with_keras_through_opencv_dnn(tiny_run):
 @pytest.mark.parametrize("layout,message", [
     ({"with_mask": 2, "without_mask": 0}, "no train images for \\['without_mask'\\]"),
     ({"with_mask": 3}, "at least 2 class folders"),
+    ({"with_mask": 1, "without_mask": 1}, "Expected images of every class in the (train|val) split"),
 ])
 def test_bad_training_input_fails_before_training(tmp_path, layout, message):
     for label, count in layout.items():
@@ -77,3 +78,4 @@ def test_bad_training_input_fails_before_training(tmp_path, layout, message):
         train([tmp_path / "data"], tmp_path / "run", one_face_detector("yunet"), TINY,
               cache_dir=tmp_path / "cache", progress=False)
     assert not (tmp_path / "run" / "model.keras").exists()
+    assert not (tmp_path / "cache").exists()  # refused before any face was even cropped

@@ -14,7 +14,6 @@ and `run.json` (the settings, the split sizes, the timings).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +23,8 @@ import numpy as np
 from maskmodel.crops import CropPolicy
 from maskmodel.metrics import classification_report
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
-from maskmodel.training.data import SPLITS, CropSet, build_crop_sets, load_dataset
+from maskmodel.training.data import SPLITS, CropSet, Sample, build_crop_sets, load_dataset
+from maskmodel.zoo import cache_dir as model_cache
 
 
 class TrainingDataError(ValueError):
@@ -57,13 +57,12 @@ class TrainConfig:
         return CropPolicy(margin=self.crop_margin, square=True)
 
 
-def check_trainable(crop_sets: dict[str, CropSet], classes: list[str]) -> None:
+def check_trainable(samples: list[Sample], classes: list[str]) -> None:
     """Raise `TrainingDataError` unless there are two classes with training and validation images."""
     if len(classes) < 2:
         raise TrainingDataError(f"Expected at least 2 class folders. Received: classes={classes}")
     for split in ("train", "val"):
-        present = crop_sets.get(split)
-        counts = np.bincount(present.labels, minlength=len(classes)) if present else [0] * len(classes)
+        counts = [sum(s.split == split and s.label == name for s in samples) for name in classes]
         empty = [name for name, count in zip(classes, counts) if count == 0]
         if empty:
             raise TrainingDataError(
@@ -87,7 +86,8 @@ def train(
         out_dir: run directory to create.
         detector: face detector used to cut detector-aligned training crops.
         config: training settings.
-        cache_dir: where face crops are cached. Defaults to `$MASKMODEL_HOME/crops`.
+        cache_dir: where face crops are cached (in a `crops-<settings>` folder). Defaults to the model
+            cache, `$MASKMODEL_HOME` or `~/.cache/maskmodel`.
         progress: show progress bars.
 
     Returns:
@@ -103,17 +103,15 @@ def train(
     keras.utils.set_random_seed(config.seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(cache_dir or Path(os.environ.get("MASKMODEL_HOME", "~/.cache/maskmodel")).expanduser())
+    cache_dir = Path(cache_dir) if cache_dir else model_cache()
 
     samples, report = load_dataset(
         [Path(p) for p in data], set(config.exclude), config.split_fractions, config.seed
     )
     classes = report.classes
-    if len(classes) < 2:
-        raise TrainingDataError(f"Expected at least 2 class folders. Received: classes={classes}")
+    check_trainable(samples, classes)
     crop_sets = build_crop_sets(samples, classes, detector, cache_dir, report, progress)
     (out_dir / "dataset_report.json").write_text(json.dumps(report.to_dict(), indent=2))
-    check_trainable(crop_sets, classes)
     prepared = time.time()
 
     model = build_model(config.alpha, config.input_size, config.weights, len(classes), config.dropout)
