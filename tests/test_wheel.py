@@ -23,7 +23,7 @@ def test_wheel_without_tensorflow(tmp_path, model_home):
     python = env_dir / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], check=True)
     out = tmp_path / "out"
-    script = f"""
+    script = """
 import importlib.util, sys, maskmodel
 assert importlib.util.find_spec("tensorflow") is None and importlib.util.find_spec("keras") is None
 path = maskmodel.weights_path("mask-mobilenetv2-1.0", format="onnx")

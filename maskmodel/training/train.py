@@ -75,7 +75,7 @@ def train(
     data: list[Path],
     out_dir: Path,
     detector,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> dict:
@@ -85,7 +85,7 @@ def train(
         data: dataset roots (`ROOT/<class>/*` or `ROOT/{train,val,test}/<class>/*`).
         out_dir: run directory to create.
         detector: face detector used to cut detector-aligned training crops.
-        config: training settings.
+        config: training settings. Defaults to `TrainConfig()`.
         cache_dir: where face crops are cached (in a `crops-<settings>` folder). Defaults to the model
             cache, `$MASKMODEL_HOME` or `~/.cache/maskmodel`.
         progress: show progress bars.
@@ -100,6 +100,7 @@ def train(
     from maskmodel.training.plots import plot_confusion, plot_curves
 
     started = time.time()
+    config = config or TrainConfig()
     keras.utils.set_random_seed(config.seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
