@@ -114,6 +114,7 @@ def _parse_scales(text: str | None) -> tuple[int, ...] | None:
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Face detector score threshold.")
 def predict(image, face_detector, model, threshold) -> None:
     """Print the faces of one IMAGE as JSON (box, score, label, probabilities)."""
+    from maskmodel import zoo
     from maskmodel.imageio import ImageReadError, read_image
     from maskmodel.pipeline import MaskDetector
 
@@ -122,7 +123,10 @@ def predict(image, face_detector, model, threshold) -> None:
     except ImageReadError as error:
         raise click.ClickException(f"{image}: {error}") from error
     options = {} if threshold is None else {"score_threshold": threshold}
-    detector = MaskDetector(face_detector, model, **options)
+    try:
+        detector = MaskDetector(face_detector, model, **options)
+    except (zoo.ModelNotFoundError, zoo.WeightsUnavailableError, zoo.ChecksumError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
     faces = detector.detect(pixels)
     click.echo(json.dumps({"image": str(image), "width": pixels.shape[1], "height": pixels.shape[0],
                            "detector": detector.face_detector.name, "model": detector.model_name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -18,9 +19,9 @@ import cv2
 
 from maskmodel.crawl import InputFile, iter_inputs
 from maskmodel.draw import draw_faces
-from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, read_image, write_image_atomic
+from maskmodel.imageio import DEFAULT_MAX_PIXELS, TEMP_PREFIX, ImageReadError, read_image, write_image_atomic
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import ReportWriter, Summary, error_row, image_rows, reported_paths
+from maskmodel.report import ReportWriter, Summary, error_row, image_rows, prepare_resume, report_path_text
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 REPORT_NAME, SUMMARY_NAME = "report.csv", "summary.json"
@@ -67,7 +68,8 @@ def detector_options(face_detector: str, score_threshold: float | None, scales: 
 
 def _start_worker(settings: AnnotateSettings, threads: int | None = None) -> None:
     global _worker
-    if threads is not None:
+    if threads is not None:  # a pool worker: Ctrl-C is the main process's to handle
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         cv2.setNumThreads(threads)
     options = detector_options(settings.face_detector, settings.score_threshold, settings.scales)
     _worker = (MaskDetector(settings.face_detector, settings.model, settings.backend, **options), settings)
@@ -129,8 +131,12 @@ def annotate(
     out_dir = Path(settings.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / REPORT_NAME
-    done = reported_paths(report_path) if resume else set()
-    items = [i for i in iter_inputs(inputs, out_dir, include, exclude, hidden) if i.relative not in done]
+    done = prepare_resume(report_path) if resume else set()
+    if resume:  # images a killed run was still writing: never complete, never under a final name
+        for stale in out_dir.rglob(f"{TEMP_PREFIX}*"):
+            stale.unlink(missing_ok=True)
+    items = [i for i in iter_inputs(inputs, out_dir, include, exclude, hidden)
+             if report_path_text(i.relative) not in done]
     if on_start:
         on_start(len(items))
     summary = Summary()

@@ -16,6 +16,7 @@ import numpy as np
 from maskmodel.crops import resize_image
 
 NO_FACES = np.zeros((0, 5), dtype=np.float32)
+MIN_DETECTION_SIDE = 10
 
 
 class FaceDetector(Protocol):
@@ -74,6 +75,8 @@ class YuNetDetector:
         height, width = image.shape[:2]
         factor = 1.0 if longer_side is None else longer_side / max(height, width)
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        if min(size) < MIN_DETECTION_SIDE:  # a sliver of an image holds no detectable face
+            return NO_FACES
         scaled = image if size == (width, height) else resize_image(image, size)
         self._net.setInputSize(size)
         _, faces = self._net.detect(scaled)

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 DEFAULT_MAX_PIXELS = 200_000_000
+TEMP_PREFIX = ".tmp-"  # files being written; renamed to their final name only when complete
 
 
 class ImageReadError(Exception):
@@ -95,7 +96,7 @@ def write_image_atomic(path: Path, image: np.ndarray, params: list[int] | None =
     if not ok:
         raise OSError(f"cannot encode image as {path.suffix!r}: {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=path.suffix)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(encoded.tobytes())

@@ -7,6 +7,8 @@ Rows are appended and flushed as images finish, so an interrupted run keeps what
 from __future__ import annotations
 
 import csv
+import io
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
 
 def image_rows(relative: str, faces: list[Face], width: int, height: int, detector: str, model: str) -> list[dict]:
     """Report rows of one processed image: one per face, or one `no_face` row."""
-    common = {"path": relative, "width": width, "height": height, "detector": detector, "model": model}
+    common = {"path": report_path_text(relative), "width": width, "height": height, "detector": detector, "model": model}
     if not faces:
         return [{**common, "status": STATUS_NO_FACE}]
     return [
@@ -42,29 +44,68 @@ def image_rows(relative: str, faces: list[Face], width: int, height: int, detect
 
 def error_row(relative: str, message: str) -> dict:
     """The report row of an image that could not be processed."""
-    return {"path": relative, "status": STATUS_ERROR, "message": message}
+    return {"path": report_path_text(relative), "status": STATUS_ERROR, "message": message}
 
 
-def reported_paths(report_path: Path) -> set[str]:
-    """Paths that already have rows in an existing report (for `--resume`)."""
-    if not report_path.exists():
+def report_path_text(relative: str) -> str:
+    """A relative path as written in the report: valid UTF-8 even for names that are not
+    (undecodable bytes appear as backslash escapes), so the CSV always parses."""
+    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _image_blocks(report_path: Path) -> list[list[dict]]:
+    """The complete rows of an existing report, grouped by image in file order.
+
+    A run killed while writing leaves at most a torn last record: the file then does not end with a
+    record terminator, or its last record does not parse into all the columns. The rows of that
+    image are dropped, so that it is processed again.
+    """
+    with open(report_path, newline="", encoding="utf-8", errors="replace") as stream:
+        text = stream.read()
+    torn = not text.endswith("\r\n")
+    blocks: list[list[dict]] = []
+    try:
+        for row in csv.DictReader(io.StringIO(text, newline="")):
+            if blocks and blocks[-1][0]["path"] == row["path"]:
+                blocks[-1].append(row)
+            else:
+                blocks.append([row])
+    except csv.Error:
+        torn = True
+    if blocks and (torn or any(None in row or None in row.values() for row in blocks[-1])):
+        blocks.pop()
+    return blocks
+
+
+def prepare_resume(report_path: Path) -> set[str]:
+    """Paths already fully reported (for `--resume`); a torn tail is removed from the report first."""
+    if not report_path.exists() or report_path.stat().st_size == 0:
         return set()
-    with open(report_path, newline="", encoding="utf-8") as stream:
-        return {row["path"] for row in csv.DictReader(stream)}
+    blocks = _image_blocks(report_path)
+    temporary = report_path.with_name(f".{report_path.name}.tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=COLUMNS)
+        writer.writeheader()
+        for block in blocks:
+            writer.writerows(block)
+    os.replace(temporary, report_path)
+    return {block[0]["path"] for block in blocks}
 
 
 class ReportWriter:
-    """Append rows to `report.csv`, flushing after each image."""
+    """Append rows to `report.csv`: the rows of one image in a single write, flushed at once."""
 
     def __init__(self, path: Path, append: bool) -> None:
         exists = append and path.exists() and path.stat().st_size > 0
         self._stream = open(path, "a" if exists else "w", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._stream, fieldnames=COLUMNS, extrasaction="raise")
         if not exists:
-            self._writer.writeheader()
+            csv.DictWriter(self._stream, fieldnames=COLUMNS).writeheader()
+            self._stream.flush()
 
     def write(self, rows: list[dict]) -> None:
-        self._writer.writerows(rows)
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="raise").writerows(rows)
+        self._stream.write(buffer.getvalue())
         self._stream.flush()
 
     def close(self) -> None:

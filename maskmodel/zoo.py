@@ -165,11 +165,19 @@ def weights_path(
     if installed.exists():
         return _verified(installed, record)
     cached = cache_dir() / record.file
-    if cached.exists() and (record.sha256 is None or sha256_of(cached) == record.sha256):
-        return cached
+    if cached.exists():
+        actual = sha256_of(cached) if record.sha256 else None
+        if actual == record.sha256:
+            return cached
+        problem = f"the cached {cached} has sha256 {actual}, expected {record.sha256}; "
+    else:
+        problem = ""
     if not download or not record.url:
-        raise WeightsUnavailableError(_offline_message(record, cached, "downloads are disabled"))
-    return download_file(record, cached)
+        raise WeightsUnavailableError(_offline_message(record, cached, problem + "downloads are disabled"))
+    try:
+        return download_file(record, cached)
+    except WeightsUnavailableError as error:
+        raise WeightsUnavailableError(problem + str(error)) from error
 
 
 def _builtin_path(file_name: str) -> Path:

@@ -1,0 +1,135 @@
+"""Hostile inputs, interrupted runs (SIGKILL, SIGINT) and output/model problems."""
+
+import csv
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+from click.testing import CliRunner
+
+import maskmodel
+from cli.main import main
+from conftest import CROWD_DEV
+from hostile import make_hostile_folder
+from maskmodel import zoo
+
+
+def read_report(path):
+    with open(path, newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+def digests(root):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+def test_hostile_folder(tmp_path):
+    folder = tmp_path / "archive"
+    expected = make_hostile_folder(folder)
+    before = digests(folder)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert digests(folder) == before
+    rows = read_report(out / "report.csv")  # parses: commas, quotes, newlines, non-UTF-8 names
+    status = {}
+    for row in rows:
+        status.setdefault(row["path"], set()).add(row["status"])
+    assert {path: states.pop() for path, states in status.items()} == expected
+    assert all(len([r for r in rows if r["path"] == p and r["status"] != "ok"]) <= 1 for p in status)
+    messages = {row["path"]: row["message"] for row in rows if row["status"] == "error"}
+    assert "more than the limit" in messages["bomb.png"]
+    assert "empty file" in messages["zero.jpg"]
+    for name in expected:
+        if expected[name] == "error":
+            assert messages[name] and name.replace("\n", " ").split("/")[-1][:5] in result.output.replace("\n", " ")
+
+
+def copy_photos(folder, count):
+    folder.mkdir(parents=True)
+    photos = sorted((CROWD_DEV / "images").glob("*.png"))[:count]
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+
+
+def start(folder, out, *extra):
+    command = [sys.executable, "-m", "cli", "annotate", str(folder), "--out", str(out), "-q", *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_rows(report, images, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if report.exists() and len({r["path"] for r in read_report(report)}) >= images:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run did not get going")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_killed_run_resumes_to_the_same_report(tmp_path, jobs):
+    folder = tmp_path / "in"
+    copy_photos(folder, 40)
+    reference = tmp_path / "reference"
+    assert start(folder, reference, "--jobs", jobs).wait(timeout=300) == 0
+    out = tmp_path / "out"
+    process = start(folder, out, "--jobs", jobs)
+    wait_for_rows(out / "report.csv", 5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    reported = {r["path"] for r in read_report(out / "report.csv")}
+    assert 5 <= len(reported) < 40, "the kill should land in the middle of the folder"
+    resumed = start(folder, out, "--jobs", jobs, "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert (out / "report.csv").read_text() == (reference / "report.csv").read_text()
+    assert not list(out.rglob(".tmp-*"))
+    for image in out.glob("*.png"):
+        assert cv2.imread(str(image)) is not None, image
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    folder = tmp_path / "in"
+    copy_photos(folder, 40)
+    out = tmp_path / "out"
+    process = start(folder, out, "--jobs", "2")
+    wait_for_rows(out / "report.csv", 3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "--resume" in stderr and "Traceback" not in stderr
+    rows = read_report(out / "report.csv")
+    assert rows and all(None not in r.values() for r in rows)
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    folder = tmp_path / "in"
+    copy_photos(folder, 1)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(blocker / "out")])
+    assert result.exit_code == 1
+    assert str(blocker) in result.output and "Traceback" not in result.output
+
+
+def test_corrupt_model_file_names_file_and_hash(tmp_path):
+    name = maskmodel.DEFAULT_CLASSIFIER
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(maskmodel.weights_path(name).read_bytes()[:1000])
+    with pytest.raises(zoo.ChecksumError) as error:
+        maskmodel.load(name, path=bad)
+    assert str(bad) in str(error.value) and zoo.weights_file(name).sha256 in str(error.value)
+
+
+def test_corrupt_cached_detector_is_named(model_home):
+    cached = model_home / "face_detection_yunet_2026may.onnx"
+    cached.write_bytes(b"truncated")
+    result = CliRunner().invoke(main, ["predict", str(CROWD_DEV / "images" / "maksssksksss148.png")])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit
+    assert str(cached) in result.output and "expected ebafce4e" in result.output
