@@ -39,10 +39,17 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 @click.option("--hidden", is_flag=True, help="Also crawl hidden files and directories.")
 @click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse images whose header declares more pixels (decompression bombs).")
+@click.option("--every", type=click.IntRange(1), default=1, show_default=True,
+              help="Videos: detect in every Nth frame (the others keep the last boxes).")
+@click.option("--codec", default=None, metavar="FOURCC",
+              help="Videos: codec of the annotated copy (default mp4v, MJPG for .avi).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
 def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, jobs, resume, overwrite, dry_run,
-             image_format, blur_faces, include, exclude, hidden, max_pixels, quiet) -> None:
-    """Find and classify every face in INPUTS (files or directories, recursively).
+             image_format, blur_faces, include, exclude, hidden, max_pixels, every, codec, quiet) -> None:
+    """Find and classify every face in INPUTS (images and videos, files or directories, recursively).
+
+    Videos (mp4, avi, mov, mkv) get an annotated copy and one report row per face and processed
+    frame, with a track id; the summary counts people (tracks), not face-frames.
 
     Exit codes: 0 all images processed, 1 some images failed (listed in the report), 2 usage error.
     """
@@ -61,7 +68,8 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
         raise click.BadParameter(f"{out_dir} is not empty: use --resume to continue or --overwrite", param_hint="--out")
     settings = AnnotateSettings(out_dir=str(out_dir), face_detector=face_detector, model=model, backend=backend,
                                 score_threshold=threshold, scales=scale_list, image_format=image_format,
-                                blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels)
+                                blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels, every=every,
+                                codec=codec)
     bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 
     def start(total: int) -> None:

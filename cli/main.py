@@ -9,6 +9,7 @@ from cli.evaluate import evaluate
 from cli.export import export
 from cli.models import models
 from cli.train import train
+from cli.watch import watch
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +24,4 @@ main.add_command(evaluate)
 main.add_command(export)
 main.add_command(train)
 main.add_command(models)
+main.add_command(watch)

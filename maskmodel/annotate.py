@@ -17,11 +17,12 @@ from pathlib import Path
 
 import cv2
 
-from maskmodel.crawl import InputFile, iter_inputs
+from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.draw import draw_faces
 from maskmodel.imageio import DEFAULT_MAX_PIXELS, TEMP_PREFIX, ImageReadError, read_image, write_image_atomic
 from maskmodel.pipeline import MaskDetector
 from maskmodel.report import ReportWriter, Summary, error_row, image_rows, prepare_resume, report_path_text
+from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video, open_capture
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 REPORT_NAME, SUMMARY_NAME = "report.csv", "summary.json"
@@ -42,6 +43,8 @@ class AnnotateSettings:
     blur_faces: bool = False
     dry_run: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    every: int = 1
+    codec: str | None = None
 
 
 def output_path(out_dir: Path, relative: str, image_format: str) -> Path:
@@ -54,6 +57,11 @@ def output_path(out_dir: Path, relative: str, image_format: str) -> Path:
 
 
 _worker: tuple[MaskDetector, AnnotateSettings] | None = None
+
+
+class OutputWriteError(OSError):
+    """An annotated copy could not be written (disk full, read-only, ...): the run stops, since every
+    later image would fail the same way; the image is not reported, so `--resume` does it again."""
 
 
 def detector_options(face_detector: str, score_threshold: float | None, scales: tuple[int, ...] | None) -> dict:
@@ -77,19 +85,46 @@ def _start_worker(settings: AnnotateSettings, threads: int | None = None) -> Non
 
 def _process(item: InputFile) -> list[dict]:
     detector, settings = _worker
+    if item.path.suffix.lower() in VIDEO_EXTENSIONS:
+        return _process_video(item, detector, settings)
     try:
         image = read_image(item.path, settings.max_pixels)
     except ImageReadError as error:
         return [error_row(item.relative, str(error))]
     try:
         faces = detector.detect(image)
-        if not settings.dry_run:
-            annotated = draw_faces(image, faces, detector.classes, blur=settings.blur_faces)
-            write_image_atomic(output_path(Path(settings.out_dir), item.relative, settings.image_format), annotated)
-    except (OSError, cv2.error, ValueError) as error:
+        annotated = None if settings.dry_run else draw_faces(image, faces, detector.classes, blur=settings.blur_faces)
+    except (cv2.error, ValueError) as error:
         return [error_row(item.relative, f"{type(error).__name__}: {error}")]
+    if annotated is not None:
+        target = output_path(Path(settings.out_dir), item.relative, settings.image_format)
+        try:
+            write_image_atomic(target, annotated)
+        except OSError as error:
+            raise OutputWriteError(f"cannot write {target}: {error.strerror or error}") from None
     height, width = image.shape[:2]
     return image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name)
+
+
+def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSettings) -> list[dict]:
+    target = None if settings.dry_run else Path(settings.out_dir) / item.relative
+    try:
+        capture_size = _video_size(item.path)
+        results = annotate_video(item.path, detector, target, settings.every, settings.codec, settings.blur_faces)
+    except VideoReadError as error:
+        return [error_row(item.relative, str(error))]
+    except OSError as error:
+        raise OutputWriteError(f"cannot write {target}: {error.strerror or error}") from None
+    faces = [face for *_, face in results]
+    frames = [(index, seconds, track) for index, seconds, track, _ in results]
+    return image_rows(item.relative, faces, *capture_size, detector.face_detector.name, detector.model_name, frames)
+
+
+def _video_size(path: Path) -> tuple[int, int]:
+    capture = open_capture(str(path))
+    size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    capture.release()
+    return size
 
 
 def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1) -> Iterator[list[dict]]:
@@ -135,7 +170,8 @@ def annotate(
     if resume:  # images a killed run was still writing: never complete, never under a final name
         for stale in out_dir.rglob(f"{TEMP_PREFIX}*"):
             stale.unlink(missing_ok=True)
-    items = [i for i in iter_inputs(inputs, out_dir, include, exclude, hidden)
+    extensions = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    items = [i for i in iter_inputs(inputs, out_dir, include, exclude, hidden, extensions)
              if report_path_text(i.relative) not in done]
     if on_start:
         on_start(len(items))
@@ -151,5 +187,8 @@ def annotate(
         writer.close()
         summary.seconds = time.time() - started
         record = {"settings": asdict(settings), "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
-        (out_dir / SUMMARY_NAME).write_text(json.dumps(record, indent=2))
+        try:
+            (out_dir / SUMMARY_NAME).write_text(json.dumps(record, indent=2))
+        except OSError:  # output disk full: the error that stopped the run is the one to report
+            pass
     return summary

@@ -29,15 +29,19 @@ def blur_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
     return out
 
 
-def draw_faces(image: np.ndarray, faces: list[Face], classes: list[str], blur: bool = False) -> np.ndarray:
-    """An annotated copy of `image`: one box and caption per face, a legend with counts."""
+def draw_faces(image: np.ndarray, faces: list[Face], classes: list[str], blur: bool = False,
+               prefixes: list[str] | None = None) -> np.ndarray:
+    """An annotated copy of `image`: one box and caption per face (after its prefix, such as a track
+    id), a legend with counts."""
     out = blur_faces(image, faces) if blur else image.copy()
     thickness = max(1, round(max(image.shape[:2]) / 500))
-    for face in faces:
+    for index, face in enumerate(faces):
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
         colour = _colour(face.label)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
         caption = f"{face.label} {face.probabilities[face.label]:.2f}"
+        if prefixes:
+            caption = f"{prefixes[index]} {caption}"
         scale = float(np.clip((x2 - x1) / 200, 0.3, 0.8))
         (text_w, text_h), base = cv2.getTextSize(caption, FONT, scale, 1)
         left = int(np.clip(x1, 0, max(0, out.shape[1] - text_w)))

@@ -41,6 +41,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         data = np.fromfile(path, dtype=np.uint8)
     except (OSError, ValueError) as error:
         raise ImageReadError(f"cannot read file: {error}") from error
+    return decode_image(data, max_pixels)
+
+
+def decode_image(data: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes (a uint8 array) as `read_image` does; raises `ImageReadError`."""
     if data.size == 0:
         raise ImageReadError("empty file (0 bytes)")
     shape = _declared_shape(data)

@@ -16,14 +16,19 @@ from pathlib import Path
 from maskmodel.pipeline import Face
 
 COLUMNS = (
-    "path", "status", "face", "x1", "y1", "x2", "y2", "score", "label",
+    "path", "status", "face", "frame", "time_s", "track", "x1", "y1", "x2", "y2", "score", "label",
     "p_with_mask", "p_without_mask", "width", "height", "detector", "model", "message",
 )
 STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
+MIN_TRACK_FRAMES = 2
 
 
-def image_rows(relative: str, faces: list[Face], width: int, height: int, detector: str, model: str) -> list[dict]:
-    """Report rows of one processed image: one per face, or one `no_face` row."""
+def image_rows(relative: str, faces: list[Face], width: int, height: int, detector: str, model: str,
+               frames: list[tuple[int, float, int]] | None = None) -> list[dict]:
+    """Report rows of one processed image or video: one per face, or one `no_face` row.
+
+    For a video, `frames` gives each face's (frame index, time in seconds, track id).
+    """
     common = {"path": report_path_text(relative), "width": width, "height": height, "detector": detector, "model": model}
     if not faces:
         return [{**common, "status": STATUS_NO_FACE}]
@@ -32,6 +37,8 @@ def image_rows(relative: str, faces: list[Face], width: int, height: int, detect
             **common,
             "status": STATUS_OK,
             "face": index,
+            **({} if frames is None else dict(zip(("frame", "time_s", "track"),
+                                                  (frames[index][0], round(frames[index][1], 3), frames[index][2])))),
             **{key: round(value, 1) for key, value in zip(("x1", "y1", "x2", "y2"), face.box)},
             "score": round(face.score, 4),
             "label": face.label,
@@ -96,6 +103,7 @@ class ReportWriter:
     """Append rows to `report.csv`: the rows of one image in a single write, flushed at once."""
 
     def __init__(self, path: Path, append: bool) -> None:
+        self.path = path
         exists = append and path.exists() and path.stat().st_size > 0
         self._stream = open(path, "a" if exists else "w", newline="", encoding="utf-8")
         if not exists:
@@ -105,16 +113,23 @@ class ReportWriter:
     def write(self, rows: list[dict]) -> None:
         buffer = io.StringIO()
         csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="raise").writerows(rows)
-        self._stream.write(buffer.getvalue())
-        self._stream.flush()
+        try:
+            self._stream.write(buffer.getvalue())
+            self._stream.flush()
+        except OSError as error:
+            raise OSError(f"cannot write the report {self.path}: {error.strerror or error}") from None
 
     def close(self) -> None:
-        self._stream.close()
+        try:
+            self._stream.close()
+        except OSError:  # the failed write has raised already; a torn record is dropped on resume
+            pass
 
 
 @dataclass
 class Summary:
-    """Counts of one run."""
+    """Counts of one run. In videos, people are counted, not face-frames: a face tracked over at least
+    `MIN_TRACK_FRAMES` processed frames counts once, with the label it carried most often."""
 
     images: int = 0
     faces: int = 0
@@ -130,6 +145,13 @@ class Summary:
             self.errors.append(f"{rows[0]['path']}: {rows[0]['message']}")
         elif status == STATUS_NO_FACE:
             self.no_face += 1
+        elif rows[0].get("track") is not None:
+            tracks: dict[int, Counter] = {}
+            for row in rows:
+                tracks.setdefault(row["track"], Counter())[row["label"]] += 1
+            people = [c.most_common(1)[0][0] for c in tracks.values() if sum(c.values()) >= MIN_TRACK_FRAMES]
+            self.faces += len(people)
+            self.labels.update(people)
         else:
             self.faces += len(rows)
             self.labels.update(row["label"] for row in rows)

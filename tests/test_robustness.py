@@ -133,3 +133,33 @@ def test_corrupt_cached_detector_is_named(model_home):
     result = CliRunner().invoke(main, ["predict", str(CROWD_DEV / "images" / "maksssksksss148.png")])
     assert result.exit_code == 1 and result.exception.__class__ is SystemExit
     assert str(cached) in result.output and "expected ebafce4e" in result.output
+
+
+@pytest.fixture()
+def full_disk(tmp_path):
+    """A 300 KB tmpfs: room for the report and a photo or two, then ENOSPC."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_stops_with_a_clear_error_and_resume_completes(tmp_path, full_disk):
+    folder = tmp_path / "in"
+    copy_photos(folder, 12)
+    out = full_disk / "out"
+    result = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "No space left on device" in result.output and str(out) in result.output
+    reported = {r["path"] for r in read_report(out / "report.csv")} if (out / "report.csv").exists() else set()
+    assert len(reported) < 12
+    for path in reported:  # nothing marked done that was not written
+        assert cv2.imread(str(out / path)) is not None
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)  # free space: continue on a bigger disk
+    again = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(moved), "--resume", "-q"])
+    assert again.exit_code == 0, again.output
+    assert len({r["path"] for r in read_report(moved / "report.csv")}) == 12

@@ -1,0 +1,71 @@
+"""`maskmodel watch`: live mask detection on a camera, a stream URL or a video file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from maskmodel.zoo import DEFAULT_CLASSIFIER
+
+
+@click.command()
+@click.option("--source", default="0", show_default=True, help="Camera index, stream URL or video file.")
+@click.option("--no-display", is_flag=True, help="No window (headless); use --out to keep the stream.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the annotated stream to this video file.")
+@click.option("--every", type=click.IntRange(1), default=1, show_default=True, help="Detect in every Nth frame.")
+@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
+def watch(source, no_display, out_path, every, model, max_frames) -> None:
+    """Show (or write) the annotated stream with frames per second; press q in the window to quit."""
+    import cv2
+
+    from maskmodel.draw import draw_faces
+    from maskmodel.pipeline import MaskDetector
+    from maskmodel.tracking import IoUTracker
+    from maskmodel.video import VideoReadError, iter_frames, open_capture, tracked_faces
+
+    try:
+        capture = open_capture(int(source) if source.isdigit() else source)
+    except VideoReadError as error:
+        raise click.ClickException(str(error)) from error
+    detector, tracker, writer, drawn = MaskDetector(model=model), IoUTracker(), None, []
+    fps_in = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    started, frames = time.perf_counter(), 0
+    try:
+        for index, frame in iter_frames(capture):
+            if index % every == 0:
+                drawn = tracked_faces(detector.detect(frame), tracker)
+            frames += 1
+            shown = draw_faces(frame, [f for f, _ in drawn], detector.classes, prefixes=[f"#{t}" for _, t in drawn])
+            rate = frames / (time.perf_counter() - started)
+            cv2.putText(shown, f"{rate:.1f} fps", (10, shown.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                        (255, 255, 255), 2, cv2.LINE_AA)
+            if out_path is not None:
+                if writer is None:
+                    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps_in,
+                                             (frame.shape[1], frame.shape[0]))
+                    if not writer.isOpened():
+                        raise click.ClickException(f"cannot write video {out_path}")
+                writer.write(shown)
+            if not no_display:
+                try:
+                    cv2.imshow("maskmodel watch (q quits)", shown)
+                    if cv2.waitKey(1) & 0xFF == ord("q"):
+                        break
+                except cv2.error as error:
+                    raise click.ClickException(f"no display ({error.msg.strip()}): use --no-display") from None
+            if max_frames and frames >= max_frames:
+                break
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+        if not no_display:
+            cv2.destroyAllWindows()
+    people = tracker.people()
+    masked = sum(label == "with_mask" for label in people.values())
+    click.echo(f"{frames} frames, {frames / max(time.perf_counter() - started, 1e-9):.1f} fps, "
+               f"{len(people)} people ({masked} with mask)" + (f"; written to {out_path}" if out_path else ""))

@@ -1,0 +1,105 @@
+"""Video files and streams: frames in, tracked and labelled faces out, an annotated video written.
+
+Frames are read with `cv2.VideoCapture`; every `every`-th frame is detected and classified, and faces
+are tracked across frames (`maskmodel.tracking`), each track's label smoothed over time. The
+annotated video keeps the input's frame rate and size; frames between processed ones carry the last
+boxes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskmodel.draw import draw_faces
+from maskmodel.imageio import TEMP_PREFIX
+from maskmodel.pipeline import Face, MaskDetector
+from maskmodel.tracking import IoUTracker
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv"})
+DEFAULT_CODECS = {".avi": "MJPG"}  # everything else: mp4v
+
+
+class VideoReadError(Exception):
+    """A video could not be opened or decoded; the message says why."""
+
+
+def open_capture(source: str | int) -> cv2.VideoCapture:
+    """`cv2.VideoCapture` for a file, a stream URL or a camera index, or a `VideoReadError`."""
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        kind = "camera" if isinstance(source, int) else "video"
+        raise VideoReadError(f"cannot open {kind} {source!r} (missing, unsupported codec or not a video)")
+    return capture
+
+
+def iter_frames(capture: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, BGR frame) until the stream ends."""
+    index = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            return
+        yield index, frame
+        index += 1
+
+
+def tracked_faces(faces: list[Face], tracker: IoUTracker) -> list[tuple[Face, int]]:
+    """This frame's faces with their track id, label and probabilities smoothed by the track."""
+    tracks = tracker.update(faces)
+    return [(Face(face.box, face.score, track.label, dict(track.probabilities)), track.track_id)
+            for face, track in zip(faces, tracks)]
+
+
+def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, every: int = 1,
+                   codec: str | None = None, blur: bool = False) -> list[tuple[int, float, int, Face]]:
+    """Detect, track and classify faces in a video file; write the annotated video to `out_path`.
+
+    Returns:
+        One `(frame index, time in seconds, track id, face)` per face of every processed frame.
+
+    Raises:
+        VideoReadError: the file cannot be opened or holds no frame.
+        OSError: the annotated video cannot be written.
+    """
+    capture = open_capture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    tracker, writer, temp, drawn = IoUTracker(), None, None, []
+    results = []
+    frames = 0
+    try:
+        for index, frame in iter_frames(capture):
+            frames += 1
+            if index % every == 0:
+                drawn = tracked_faces(detector.detect(frame), tracker)
+                results += [(index, index / fps, track_id, face) for face, track_id in drawn]
+            if out_path is not None:
+                if writer is None:
+                    writer, temp = _open_writer(out_path, codec, fps, frame.shape[1], frame.shape[0])
+                captions = [f"#{track_id}" for _, track_id in drawn]
+                writer.write(draw_faces(frame, [f for f, _ in drawn], detector.classes, blur, captions))
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if frames == 0:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+        raise VideoReadError("no frame could be decoded (truncated file or unsupported codec)")
+    if temp is not None:
+        os.replace(temp, out_path)
+    return results
+
+
+def _open_writer(out_path: Path, codec: str | None, fps: float, width: int, height: int):
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    temp = out_path.with_name(f"{TEMP_PREFIX}{out_path.name}")
+    fourcc = cv2.VideoWriter_fourcc(*(codec or DEFAULT_CODECS.get(out_path.suffix.lower(), "mp4v")))
+    writer = cv2.VideoWriter(str(temp), fourcc, fps, (width, height))
+    if not writer.isOpened():
+        raise OSError(f"cannot write video {out_path} with codec {codec or 'default'!r}")
+    return writer, temp

@@ -1,0 +1,124 @@
+"""Videos: a short clip panning and zooming over a crowd-dev photo, annotated and watched."""
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from conftest import CROWD_DEV
+
+FRAMES, SIZE = 24, (320, 240)
+
+
+def make_clip(path, codec="MJPG", fps=8.0):
+    """Pan and zoom over a street photo with five large faces."""
+    photo = cv2.imread(str(CROWD_DEV / "images" / "maksssksksss148.png"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, SIZE)
+    assert writer.isOpened()
+    height, width = photo.shape[:2]
+    for index in range(FRAMES):
+        zoom = 1.0 - 0.1 * index / FRAMES
+        w, h = int(width * zoom), int(width * zoom * 3 / 4)
+        x, y = int((width - w) * index / FRAMES), max(0, (height - h) // 2)
+        writer.write(cv2.resize(photo[y : y + h, x : x + w], SIZE, interpolation=cv2.INTER_AREA))
+    writer.release()
+    return path
+
+
+def frame_count(path):
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    capture.release()
+    return count, size
+
+
+def rows_of(report):
+    with open(report, newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.fixture()
+def clips(tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    make_clip(folder / "street.avi")
+    make_clip(folder / "street.mp4", codec="mp4v")
+    return folder
+
+
+def test_annotate_videos(clips, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["annotate", str(clips), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = rows_of(out / "report.csv")
+    for name in ("street.avi", "street.mp4"):
+        assert frame_count(out / name) == (FRAMES, SIZE)
+        mine = [r for r in rows if r["path"] == name]
+        assert {int(r["frame"]) for r in mine} == set(range(FRAMES))  # faces in every frame
+        assert all(abs(float(r["time_s"]) - int(r["frame"]) / 8.0) < 1e-3 for r in mine)
+        lengths = {}
+        for row in mine:
+            lengths[row["track"]] = lengths.get(row["track"], 0) + 1
+        assert sum(n >= FRAMES // 2 for n in lengths.values()) >= 3  # the big faces keep their ids
+        assert len(lengths) <= 3 * max(len([r for r in mine if r["frame"] == "0"]), 1)
+    summary = __import__("json").loads((out / "summary.json").read_text())
+    assert summary["images"] == 2
+    assert summary["faces"] < len(rows) / 5  # people (tracks), not face-frames
+
+
+def test_every_nth_frame(clips, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["annotate", str(clips / "street.avi"), "--out", str(out), "--every", "3"])
+    assert result.exit_code == 0, result.output
+    frames = {int(r["frame"]) for r in rows_of(out / "report.csv")}
+    assert frames == set(range(0, FRAMES, 3))
+    assert frame_count(out / "street.avi") == (FRAMES, SIZE)
+
+
+def test_bad_videos_are_error_rows(tmp_path, clips):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    data = (clips / "street.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[:200])
+    (folder / "notes.avi").write_text("not a video")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(out)])
+    assert result.exit_code == 1
+    rows = {r["path"]: r for r in rows_of(out / "report.csv")}
+    assert rows["truncated.mp4"]["status"] == rows["notes.avi"]["status"] == "error"
+    assert "cannot open video" in rows["notes.avi"]["message"] or "no frame" in rows["notes.avi"]["message"]
+    assert not list(out.rglob("*.mp4")) and not list(out.rglob("*.avi"))
+
+
+def test_watch_headless_writes_the_stream(clips, tmp_path):
+    out = tmp_path / "watched.mp4"
+    result = CliRunner().invoke(main, ["watch", "--source", str(clips / "street.avi"), "--no-display", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{FRAMES} frames" in result.output and "people" in result.output
+    assert frame_count(out) == (FRAMES, SIZE)
+
+
+def test_watch_missing_camera_is_a_clear_error():
+    result = CliRunner().invoke(main, ["watch", "--source", "9", "--no-display"])
+    assert result.exit_code == 1 and "cannot open camera 9" in result.output
+
+
+def test_one_frame_flicker_does_not_flip_a_track():
+    from maskmodel.pipeline import Face
+    from maskmodel.tracking import IoUTracker
+
+    tracker = IoUTracker()
+    masked = {"with_mask": 0.95, "without_mask": 0.05}
+    flipped = {"with_mask": 0.1, "without_mask": 0.9}
+    labels = []
+    for probabilities in (masked, masked, flipped, masked, masked):
+        (track,) = tracker.update([Face((10, 10, 50, 50), 0.9, max(probabilities, key=probabilities.get), probabilities)])
+        labels.append((track.track_id, track.label))
+    assert labels == [(1, "with_mask")] * 5
+    assert tracker.people() == {1: "with_mask"}
