@@ -39,6 +39,9 @@ SECTIONS = [
      "float16 and full-integer int8 (calibrated on 100 covid19-facemask/train and 100 real-facemask crops) "
      "exports of each published Keras model, run by TensorFlow's TFLite interpreter on the same 1,008 labelled "
      "crops (194 covid19-facemask/test largest faces, 814 crowd-dev faces) as the Keras model."),
+    ("Video: frames per second on a 720p clip", ["bench/video.py"],
+     "A 1280x720 clip of 75 frames panning over a crowd photo (about 19 faces a frame): decode, detect, track, "
+     "classify, draw and encode, default settings, one process. Real time (25 fps input) needs `--every 2` or 3."),
     ("`maskmodel annotate` end to end", ["bench/annotate_speed.py"],
      "The installed command over the 150 crowd-dev photos (annotated copies and report written), start-up and "
      "model loading included; peak resident memory of the process tree."),
