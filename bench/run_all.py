@@ -56,7 +56,8 @@ def main() -> None:
         "All numbers on this page come from one run of `python bench/run_all.py` "
         f"({datetime.date.today().isoformat()}), on {platform.machine()}, {os.cpu_count()} CPU cores, "
         f"Python {platform.python_version()}, OpenCV {cv2.__version__}. Each table is printed by the command "
-        "named above it, which also writes a JSON under `bench/results/`.",
+        "named above it, which also writes a JSON under `bench/results/`. Speeds vary between runs on this "
+        "shared machine (two full runs here differed by up to about 20 %); accuracy figures do not.",
         "",
     ]
     for title, command, note in SECTIONS:
