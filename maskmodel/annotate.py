@@ -157,7 +157,8 @@ def annotate(
         settings: output directory, models, drawing and format options.
         jobs: worker processes. Defaults to `1`.
         resume: skip images already in an existing report and append to it.
-        include, exclude: glob patterns on relative paths or file names.
+        include: glob patterns (relative paths or file names) a file must match, if any are given.
+        exclude: glob patterns of files to skip.
         hidden: also crawl hidden files and directories.
         on_image: called with the rows of each finished image (progress bars).
         on_start: called with the number of images to process.

@@ -10,7 +10,7 @@ import numpy as np
 
 from maskmodel.annotations import AnnotatedImage
 from maskmodel.classifier import MaskClassifier
-from maskmodel.faces import NO_FACES, largest_face
+from maskmodel.faces import NO_FACES, FaceDetector, largest_face
 from maskmodel.imageio import read_image
 from maskmodel.metrics import classification_report
 
@@ -202,7 +202,7 @@ class Mistake:
 def evaluate_classification_folder(
     classifier: MaskClassifier,
     root: Path,
-    face_detector=None,
+    face_detector: FaceDetector | None = None,
     worst: int = 32,
 ) -> tuple[dict, list[Mistake]]:
     """Classify every image of a folder-per-class set (`root/<class>/*`), as training would see it.

@@ -38,7 +38,7 @@ class MaskDetector:
         face_detector: str | FaceDetector = "yunet",
         model: str | MaskClassifier = DEFAULT_CLASSIFIER,
         backend: str = "auto",
-        **detector_options,
+        **detector_options: object,
     ) -> None:
         from maskmodel import load, model_info
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
@@ -24,7 +28,7 @@ def build_model(
     classes: int = 2,
     dropout: float = 0.2,
     name: str | None = None,
-):
+) -> keras.Model:
     """Build the mask classifier: rescaling, MobileNetV2 backbone, pooling, dropout, softmax.
 
     Args:

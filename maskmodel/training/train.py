@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from maskmodel.crops import CropPolicy
+from maskmodel.faces import FaceDetector
 from maskmodel.metrics import classification_report
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import SPLITS, CropSet, Sample, build_crop_sets, load_dataset
@@ -74,7 +75,7 @@ def check_trainable(samples: list[Sample], classes: list[str]) -> None:
 def train(
     data: list[Path],
     out_dir: Path,
-    detector,
+    detector: FaceDetector,
     config: TrainConfig | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
