@@ -43,9 +43,14 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
               help="Videos: detect in every Nth frame (the others keep the last boxes).")
 @click.option("--codec", default=None, metavar="FOURCC",
               help="Videos: codec of the annotated copy (default mp4v, MJPG for .avi).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: --jobs processes on this machine; ray: Ray actors (pip install 'maskmodel[ray]').")
+@click.option("--address", default=None, help="Ray cluster address (auto, ray://host:port); default: a local Ray.")
+@click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray (default: all).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
 def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, jobs, resume, overwrite, dry_run,
-             image_format, blur_faces, include, exclude, hidden, max_pixels, every, codec, quiet) -> None:
+             image_format, blur_faces, include, exclude, hidden, max_pixels, every, codec, engine, address, num_cpus,
+             quiet) -> None:
     """Find and classify every face in INPUTS (images and videos, files or directories, recursively).
 
     Videos (mp4, avi, mov, mkv) get an annotated copy and one report row per face and processed
@@ -61,6 +66,11 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
     scale_list = _parse_scales(scales)
     if scale_list and face_detector != "yunet":
         raise click.BadParameter("applies to --face-detector yunet only", param_hint="--scales")
+    if engine == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise click.UsageError("--engine ray needs Ray: pip install 'maskmodel[ray]'")
     resolved_out = out_dir.resolve()
     if any(resolved_out == Path(i).resolve() for i in inputs):
         raise click.BadParameter("must not be one of the inputs (originals are never overwritten)", param_hint="--out")
@@ -79,7 +89,7 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
     try:
         summary = run_annotate(list(inputs), settings, jobs=jobs, resume=resume, include=include,
                                exclude=exclude, hidden=hidden, on_image=lambda rows: bar.update(1),
-                               on_start=start)
+                               on_start=start, engine=engine, address=address, num_cpus=num_cpus)
     except KeyboardInterrupt:
         bar.close()
         click.echo(f"\nInterrupted: the report so far is in {out_dir / REPORT_NAME}. Continue with the same "

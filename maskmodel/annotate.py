@@ -149,6 +149,9 @@ def annotate(
     hidden: bool = False,
     on_image: Callable[[list[dict]], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    num_cpus: int | None = None,
 ) -> Summary:
     """Annotate every image under `inputs` into `settings.out_dir`; write the report and summary.
 
@@ -162,6 +165,9 @@ def annotate(
         hidden: also crawl hidden files and directories.
         on_image: called with the rows of each finished image (progress bars).
         on_start: called with the number of images to process.
+        engine: `"local"` (`jobs` processes) or `"ray"` (Ray actors, see `maskmodel.distributed`).
+        address: Ray cluster address for `engine="ray"` (`None`: a local Ray started for the run).
+        num_cpus: CPUs of that local Ray. Defaults to all.
     """
     started = time.time()
     out_dir = Path(settings.out_dir)
@@ -179,7 +185,13 @@ def annotate(
     summary = Summary()
     writer = ReportWriter(report_path, append=resume)
     try:
-        for rows in iter_annotate(items, settings, jobs):
+        if engine == "ray":
+            from maskmodel.distributed import iter_annotate_ray
+
+            results = iter_annotate_ray(items, settings, address, num_cpus)
+        else:
+            results = iter_annotate(items, settings, jobs)
+        for rows in results:
             writer.write(rows)
             summary.add(rows)
             if on_image:

@@ -1,0 +1,54 @@
+"""Local `--jobs 2` vs `--engine ray --num-cpus 2` on crowd-dev, and the per-image cost for projections.
+
+    python bench/ray_overhead.py [--out bench/results/ray.json]
+
+Both runs are the whole `maskmodel annotate` command over the 150 crowd-dev photos on this machine
+(Ray's start-up included). The per-image CPU cost (seconds x CPUs / images) feeds docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT.parent / "shared/datasets/crowd-dev/images"
+
+
+def timed(*flags: str) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="bench-ray-")) / "out"
+    command = [shutil.which("maskmodel") or "maskmodel", "annotate", str(IMAGES), "--out", str(out), "-q", *flags]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    summary = json.loads((out / "summary.json").read_text())
+    shutil.rmtree(out.parent)
+    return {"flags": " ".join(flags), "seconds": seconds, "images": summary["images"],
+            "images_per_second": summary["images"] / seconds, "cpu_seconds_per_image": 2 * seconds / summary["images"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/ray.json")
+    args = parser.parse_args()
+    local, ray = timed("--jobs", "2"), timed("--engine", "ray", "--num-cpus", "2")
+    lines = ["| command | seconds (whole command) | images/s | CPU-seconds per image | ratio vs local |", "|---|---|---|---|---|"]
+    for r in (local, ray):
+        lines.append(f"| `maskmodel annotate crowd-dev/images -q {r['flags']}` | {r['seconds']:.1f} | "
+                     f"{r['images_per_second']:.1f} | {r['cpu_seconds_per_image']:.3f} | "
+                     f"{r['images_per_second'] / local['images_per_second']:.2f}x |")
+    table = "\n".join(lines)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"local": local, "ray": ray, "table": table}, indent=2))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
