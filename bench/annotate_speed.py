@@ -11,7 +11,6 @@ interpreters minus that of an empty one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -23,42 +22,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import common  # noqa: E402
+
 IMAGES = ROOT.parent / "shared/datasets/crowd-dev/images"
-
-
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of `pid` and all its descendants (Linux /proc)."""
-    total, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            with open(f"/proc/{current}/status") as status:
-                total += next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as children:
-                    stack += [int(c) for c in children.read().split()]
-        except (FileNotFoundError, ProcessLookupError, StopIteration):
-            continue
-    return total
 
 
 def run_annotate(jobs: int, backend: str, scales: str | None) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-annotate-"))
     flags = ["--jobs", str(jobs), "--backend", backend] + (["--scales", scales] if scales else [])
-    command = [shutil.which("maskmodel") or "maskmodel", "annotate", str(IMAGES), "--out", str(out / "o"), *flags,
-               "--quiet"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, tree_rss_bytes(process.pid))
-        time.sleep(0.02)
-    seconds = time.perf_counter() - started
-    summary = json.loads((out / "o" / "summary.json").read_text())
+    result = common.run_annotate(IMAGES, out / "o", *flags)
     shutil.rmtree(out)
-    return {"flags": " ".join(flags), "exit_code": process.returncode, "seconds": seconds, "images": summary["images"],
-            "faces": summary["faces"], "images_per_second": summary["images"] / seconds,
-            "faces_per_second": summary["faces"] / seconds, "peak_rss_mib": peak / 2**20}
+    return result
 
 
 def import_seconds() -> float:
@@ -91,10 +67,8 @@ def main() -> None:
                      f"{r['seconds']:.1f} | {r['images_per_second']:.1f} | {r['faces_per_second']:.1f} | "
                      f"{r['peak_rss_mib']:.0f} |")
     table = "\n".join(lines) + f"\n\n`import maskmodel`: {imported * 1000:.0f} ms"
-    print(table)
-    print(f"\n{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": runs, "import_seconds": imported, "table": table}, indent=2))
+    print(f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    common.publish(table, {"runs": runs, "import_seconds": imported}, args.out)
 
 
 if __name__ == "__main__":

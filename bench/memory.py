@@ -10,12 +10,9 @@ photos). The resident memory of the whole process tree is sampled every 20 ms (t
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -23,23 +20,9 @@ import cv2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from annotate_speed import tree_rss_bytes  # noqa: E402
+import common  # noqa: E402
 
 IMAGES = ROOT.parent / "shared/datasets/crowd-dev/images"
-
-
-def run(folder: Path, out: Path) -> dict:
-    command = [shutil.which("maskmodel") or "maskmodel", "annotate", str(folder), "--out", str(out), "--jobs", "2",
-               "--quiet"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, tree_rss_bytes(process.pid))
-        time.sleep(0.02)
-    summary = json.loads((out / "summary.json").read_text())
-    return {"exit_code": process.returncode, "seconds": time.perf_counter() - started, "images": summary["images"],
-            "faces": summary["faces"], "errors": summary["errors"], "peak_rss_mib": peak / 2**20}
 
 
 def main() -> None:
@@ -63,18 +46,15 @@ def main() -> None:
         folder = small / f"{index // 1000:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / f"{index:05d}.png"), photo[y : y + 96, x : x + 96])
-    results = {"100-megapixel photo + 20 photos": run(big, work / "out-big"),
-               f"{args.small} small images": run(small, work / "out-small")}
+    results = {"100-megapixel photo + 20 photos": common.run_annotate(big, work / "out-big", "--jobs", "2"),
+               f"{args.small} small images": common.run_annotate(small, work / "out-small", "--jobs", "2")}
     shutil.rmtree(work)
     lines = ["| input (`maskmodel annotate --jobs 2`) | images | faces | errors | seconds | peak RSS (MiB) |",
              "|---|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['images']} | {r['faces']} | {r['errors']} | {r['seconds']:.1f} | "
                      f"{r['peak_rss_mib']:.0f} |")
-    table = "\n".join(lines)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"results": results, "table": table}, indent=2))
+    common.publish("\n".join(lines), {"results": results}, args.out)
 
 
 if __name__ == "__main__":

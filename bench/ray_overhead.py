@@ -9,28 +9,24 @@ Both runs are the whole `maskmodel annotate` command over the 150 crowd-dev phot
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import common  # noqa: E402
+
 IMAGES = ROOT.parent / "shared/datasets/crowd-dev/images"
 
 
 def timed(*flags: str) -> dict:
-    out = Path(tempfile.mkdtemp(prefix="bench-ray-")) / "out"
-    command = [shutil.which("maskmodel") or "maskmodel", "annotate", str(IMAGES), "--out", str(out), "-q", *flags]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seconds = time.perf_counter() - started
-    summary = json.loads((out / "summary.json").read_text())
-    shutil.rmtree(out.parent)
-    return {"flags": " ".join(flags), "seconds": seconds, "images": summary["images"],
-            "images_per_second": summary["images"] / seconds, "cpu_seconds_per_image": 2 * seconds / summary["images"]}
+    out = Path(tempfile.mkdtemp(prefix="bench-ray-"))
+    result = common.run_annotate(IMAGES, out / "out", *flags)
+    shutil.rmtree(out)
+    return {**result, "cpu_seconds_per_image": 2 * result["seconds"] / result["images"]}
 
 
 def main() -> None:
@@ -43,11 +39,7 @@ def main() -> None:
         lines.append(f"| `maskmodel annotate crowd-dev/images -q {r['flags']}` | {r['seconds']:.1f} | "
                      f"{r['images_per_second']:.1f} | {r['cpu_seconds_per_image']:.3f} | "
                      f"{r['images_per_second'] / local['images_per_second']:.2f}x |")
-    table = "\n".join(lines)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"local": local, "ray": ray, "table": table}, indent=2))
-    sys.exit(0)
+    common.publish("\n".join(lines), {"local": local, "ray": ray}, args.out)
 
 
 if __name__ == "__main__":

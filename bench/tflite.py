@@ -11,7 +11,6 @@ checked too.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import common  # noqa: E402
 import maskmodel  # noqa: E402
 from maskmodel.training.tflite_check import crowd_crops, folder_crops, tflite_probabilities  # noqa: E402
 
@@ -73,10 +74,7 @@ def main() -> None:
                                            "agreement": agree, "size": path.stat().st_size, "opencv": runs}
             lines.append(f"| {name} | TFLite {quantization} | {path.stat().st_size / 1e6:.1f} | {accuracy:.4f} | "
                          f"{(keras_accuracy - accuracy) * 100:.2f} | {agree:.4f} | {runs} |")
-    table = "\n".join(lines)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"results": results, "table": table}, indent=2))
+    common.publish("\n".join(lines), {"results": results}, args.out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ faces. `maskmodel.video.annotate_video` (decode, detect, track, classify, draw, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -20,7 +19,9 @@ import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import common  # noqa: E402
 from maskmodel.pipeline import MaskDetector  # noqa: E402
 from maskmodel.video import annotate_video  # noqa: E402
 
@@ -58,10 +59,7 @@ def main() -> None:
                           "tracks": len({track for _, _, track, _ in faces})}
     lines = ["| `--every` | frames/s (720p, decode to encode) | face-frames | tracks |", "|---|---|---|---|"]
     lines += [f"| {every} | {r['fps']:.1f} | {r['face_frames']} | {r['tracks']} |" for every, r in results.items()]
-    table = "\n".join(lines)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"results": results, "table": table}, indent=2))
+    common.publish("\n".join(lines), {"results": results}, args.out)
 
 
 if __name__ == "__main__":

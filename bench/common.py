@@ -1,0 +1,51 @@
+"""Helpers shared by the benchmark scripts: the CLI run with memory sampling, and writing results."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of `pid` and all its descendants (Linux /proc)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/status") as status:
+                total += next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    stack += [int(c) for c in children.read().split()]
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total
+
+
+def run_annotate(inputs: Path, out: Path, *flags: str) -> dict:
+    """`maskmodel annotate INPUTS --out OUT FLAGS --quiet` as a user runs it, timed whole, with the peak
+    resident memory of its process tree sampled every 20 ms; plus the counts of its summary."""
+    command = [shutil.which("maskmodel") or "maskmodel", "annotate", str(inputs), "--out", str(out), *flags, "--quiet"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, tree_rss_bytes(process.pid))
+        time.sleep(0.02)
+    seconds = time.perf_counter() - started
+    summary = json.loads((out / "summary.json").read_text())
+    return {"flags": " ".join(flags), "exit_code": process.returncode, "seconds": seconds,
+            "images": summary["images"], "faces": summary["faces"], "errors": summary["errors"],
+            "images_per_second": summary["images"] / seconds, "faces_per_second": summary["faces"] / seconds,
+            "peak_rss_mib": peak / 2**20}
+
+
+def publish(table: str, data: dict, out: Path) -> None:
+    """Print the Markdown table and write it with the data as JSON."""
+    print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**data, "table": table}, indent=2))
