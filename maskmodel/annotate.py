@@ -1,8 +1,9 @@
 """Batch annotation: crawl → decode → detect → classify → draw → write image → report rows.
 
 `iter_annotate` is the core (a generator, so a million-image folder streams); `annotate` runs it
-to completion and writes `report.csv` and `summary.json`. Work is spread over `jobs` processes,
-each loading the models once; results come back in input order, so reports are stable.
+to completion and writes `report.csv` and `summary.json`. Work is spread over `jobs` processes
+(or Ray actors, `maskmodel.distributed`), each loading the models once; results come back in input
+order, so reports are stable. Videos go through `maskmodel.video` and get per-frame rows.
 """
 
 from __future__ import annotations

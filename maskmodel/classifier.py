@@ -116,5 +116,5 @@ class MaskClassifier:
         return np.concatenate(outputs)
 
     def predict(self, image_bgr: np.ndarray, boxes: list[Box] | np.ndarray) -> np.ndarray:
-        """Class probabilities of the faces at `boxes` in `image_bgr` (one batch per image)."""
+        """Class probabilities of the faces at `boxes` in `image_bgr` (see `predict_crops`)."""
         return self.predict_crops(self.crops(image_bgr, boxes))

@@ -55,11 +55,12 @@ class MaskDetector:
         self.classes = list(model.contract.classes)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces of one BGR image, classified in one batch, sorted by detector score."""
+        """All faces of one BGR image, classified together (batches of up to `MAX_BATCH` crops), sorted by
+        detector score."""
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
-        """`detect` over several images; the faces of all images are classified in one batch."""
+        """`detect` over several images; the faces of all images are classified together."""
         boxes = [self.face_detector.detect(image) for image in images]
         crops = [c for image, b in zip(images, boxes) for c in self.classifier.crops(image, b[:, :4])]
         probabilities = iter(self.classifier.predict_crops(crops))
