@@ -56,7 +56,8 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
     Videos (mp4, avi, mov, mkv) get an annotated copy and one report row per face and processed
     frame, with a track id; the summary counts people (tracks), not face-frames.
 
-    Exit codes: 0 all images processed, 1 some images failed (listed in the report), 2 usage error.
+    Exit codes: 0 all images processed, 1 some images failed (listed in the report) or the output
+    could not be written (continue with --resume), 2 usage error, 130 interrupted (Ctrl-C).
     """
     from tqdm import tqdm
 
