@@ -18,7 +18,6 @@ Prints a Markdown table (ratios against the seed peer) and writes the JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -31,6 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+import common  # noqa: E402
 
 import maskmodel  # noqa: E402
 from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder  # noqa: E402
@@ -159,12 +160,9 @@ def main() -> None:
                      f" {peer['ms_per_face_batch32'] / r['ms_per_face_batch32']:.2f}x |")
         lines.append(line)
     table = "\n".join(lines)
-    print(table)
+    common.publish(table, {"opencv": cv2.__version__, "machine": platform.machine(), "results": results}, args.out)
     print(f"\nOpenCV {cv2.__version__}, {platform.processor() or platform.machine()}, "
           f"{len(crowd)} crowd-dev images, {len(covid)} covid19 test images")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"opencv": cv2.__version__, "machine": platform.machine(),
-                                    "results": results, "table": table}, indent=2))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Prints a Markdown table with ratios against the peer and writes the JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -27,6 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+import common  # noqa: E402
 
 from maskmodel.annotations import read_voc_folder  # noqa: E402
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_detections  # noqa: E402
@@ -140,12 +141,9 @@ def main() -> None:
             line += f" {r['map50'] / peer['map50']:.2f}x | {r['images_per_second'] / peer['images_per_second']:.2f}x |"
         lines.append(line)
     table = "\n".join(lines) + "\n\n" + growth
-    print(table)
+    common.publish(table, {"opencv": cv2.__version__, "machine": platform.machine(), "results": results}, args.out)
     print(f"\nOpenCV {cv2.__version__}, {platform.machine()}, {len(images)} crowd-dev photos, "
           f"{sum(len(i.faces) for i in images)} annotated faces")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"opencv": cv2.__version__, "machine": platform.machine(), "results": results,
-                                    "table": table}, indent=2))
 
 
 if __name__ == "__main__":

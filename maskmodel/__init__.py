@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.crops import CropPolicy, crop_face
-from maskmodel.faces import create_face_detector
+from maskmodel.faces import FACE_DETECTORS, create_face_detector
 from maskmodel.zoo import DEFAULT_CLASSIFIER, list_models, model_info, weights_path
 
 __version__ = "0.1.0"
@@ -41,7 +41,7 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
     """
     info = model_info(name, version)
     if info["task"] == "face-detection":
-        short = {v: k for k, v in _face_detector_names().items()}[info["name"]]
+        short = {v: k for k, v in FACE_DETECTORS.items()}[info["name"]]
         return create_face_detector(short)
     file = weights_path(info["name"], info["version"], format, path)
     if format == "keras":
@@ -49,12 +49,6 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
 
         return keras.saving.load_model(file)
     return MaskClassifier(file, InputContract.from_manifest(info), backend)
-
-
-def _face_detector_names() -> dict[str, str]:
-    from maskmodel.faces import FACE_DETECTORS
-
-    return FACE_DETECTORS
 
 
 def __getattr__(name: str):

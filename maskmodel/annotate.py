@@ -23,7 +23,7 @@ from maskmodel.draw import draw_faces
 from maskmodel.imageio import DEFAULT_MAX_PIXELS, TEMP_PREFIX, ImageReadError, read_image, write_image_atomic
 from maskmodel.pipeline import MaskDetector
 from maskmodel.report import ReportWriter, Summary, error_row, image_rows, prepare_resume, report_path_text
-from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video, open_capture
+from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 REPORT_NAME, SUMMARY_NAME = "report.csv", "summary.json"
@@ -110,22 +110,15 @@ def _process(item: InputFile) -> list[dict]:
 def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSettings) -> list[dict]:
     target = None if settings.dry_run else Path(settings.out_dir) / item.relative
     try:
-        capture_size = _video_size(item.path)
-        results = annotate_video(item.path, detector, target, settings.every, settings.codec, settings.blur_faces)
+        results, size = annotate_video(item.path, detector, target, settings.every, settings.codec,
+                                       settings.blur_faces)
     except VideoReadError as error:
         return [error_row(item.relative, str(error))]
     except OSError as error:
         raise OutputWriteError(f"cannot write {target}: {error.strerror or error}") from None
     faces = [face for *_, face in results]
     frames = [(index, seconds, track) for index, seconds, track, _ in results]
-    return image_rows(item.relative, faces, *capture_size, detector.face_detector.name, detector.model_name, frames)
-
-
-def _video_size(path: Path) -> tuple[int, int]:
-    capture = open_capture(str(path))
-    size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    capture.release()
-    return size
+    return image_rows(item.relative, faces, *size, detector.face_detector.name, detector.model_name, frames)
 
 
 def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1) -> Iterator[list[dict]]:

@@ -56,11 +56,13 @@ def tracked_faces(faces: list[Face], tracker: IoUTracker) -> list[tuple[Face, in
 
 
 def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, every: int = 1,
-                   codec: str | None = None, blur: bool = False) -> list[tuple[int, float, int, Face]]:
+                   codec: str | None = None, blur: bool = False
+                   ) -> tuple[list[tuple[int, float, int, Face]], tuple[int, int]]:
     """Detect, track and classify faces in a video file; write the annotated video to `out_path`.
 
     Returns:
-        One `(frame index, time in seconds, track id, face)` per face of every processed frame.
+        One `(frame index, time in seconds, track id, face)` per face of every processed frame, and the
+        frame size (width, height).
 
     Raises:
         VideoReadError: the file cannot be opened or holds no frame.
@@ -68,6 +70,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
     """
     capture = open_capture(str(path))
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     tracker, writer, temp, drawn = IoUTracker(), None, None, []
     results = []
     frames = 0
@@ -92,7 +95,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
         raise VideoReadError("no frame could be decoded (truncated file or unsupported codec)")
     if temp is not None:
         os.replace(temp, out_path)
-    return results
+    return results, size
 
 
 def _open_writer(out_path: Path, codec: str | None, fps: float, width: int, height: int):
