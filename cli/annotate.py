@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -18,8 +17,9 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json.")
+@click.option("--out", "out_dir", required=True, metavar="DIR|URI",
+              help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json. "
+                   "A URI (s3://bucket/run, gs://..., any pyarrow or fsspec filesystem) writes there.")
 @click.option("--face-detector", type=DETECTORS, default="yunet", show_default=True)
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
@@ -61,8 +61,9 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
     """
     from tqdm import tqdm
 
-    from maskmodel.annotate import REPORT_NAME, AnnotateSettings
+    from maskmodel.annotate import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
     from maskmodel.annotate import annotate as run_annotate
+    from maskmodel.outputs import open_folder
 
     scale_list = _parse_scales(scales)
     if scale_list and face_detector != "yunet":
@@ -72,12 +73,17 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
 
         if importlib.util.find_spec("ray") is None:
             raise click.UsageError("--engine ray needs Ray: pip install 'maskmodel[ray]'")
-    resolved_out = out_dir.resolve()
-    if any(resolved_out == Path(i).resolve() for i in inputs):
+    try:
+        folder = open_folder(out_dir)
+    except (RuntimeError, ValueError, OSError) as error:
+        raise click.BadParameter(str(error), param_hint="--out") from error
+    if not folder.remote and folder.root.is_file():
+        raise click.BadParameter(f"{folder} is a file, not a directory", param_hint="--out")
+    if not folder.remote and any(folder.root.resolve() == Path(i).resolve() for i in inputs):
         raise click.BadParameter("must not be one of the inputs (originals are never overwritten)", param_hint="--out")
-    if out_dir.exists() and any(out_dir.iterdir()) and not (resume or overwrite):
-        raise click.BadParameter(f"{out_dir} is not empty: use --resume to continue or --overwrite", param_hint="--out")
-    settings = AnnotateSettings(out_dir=str(out_dir), face_detector=face_detector, model=model, backend=backend,
+    if not (resume or overwrite or folder.is_empty()):
+        raise click.BadParameter(f"{folder} is not empty: use --resume to continue or --overwrite", param_hint="--out")
+    settings = AnnotateSettings(out_dir=out_dir, face_detector=face_detector, model=model, backend=backend,
                                 score_threshold=threshold, scales=scale_list, image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels, every=every,
                                 codec=codec)
@@ -93,7 +99,7 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
                                on_start=start, engine=engine, address=address, num_cpus=num_cpus)
     except KeyboardInterrupt:
         bar.close()
-        click.echo(f"\nInterrupted: the report so far is in {out_dir / REPORT_NAME}. Continue with the same "
+        click.echo(f"\nInterrupted: the report so far is in {folder.show(REPORT_NAME)}. Continue with the same "
                    "command plus --resume.", err=True)
         sys.exit(130)
     except Exception as error:  # models missing or corrupt, output not writable: one clear line
@@ -106,8 +112,8 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
                    f"{result['without_mask']} without (compliance {result['compliance_rate']}), "
                    f"{result['images_without_faces']} without faces, {result['errors']} errors, "
                    f"{result['seconds']} s ({result['images_per_second']} images/s)")
-        click.echo(f"written: {out_dir / REPORT_NAME}, {out_dir / 'summary.json'}"
-                   + ("" if dry_run else f", annotated images under {out_dir}{os.sep}"))
+        click.echo(f"written: {folder.show(REPORT_NAME)}, {folder.show(SUMMARY_NAME)}"
+                   + ("" if dry_run else f", annotated images under {folder}"))
     if summary.errors:
         for line in summary.errors:
             click.echo(f"failed: {line}", err=True)

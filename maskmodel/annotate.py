@@ -11,8 +11,13 @@ from __future__ import annotations
 import json
 import multiprocessing
 import signal
+import tempfile
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,19 +25,23 @@ import cv2
 
 from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.draw import draw_faces
-from maskmodel.imageio import DEFAULT_MAX_PIXELS, TEMP_PREFIX, ImageReadError, read_image, write_image_atomic
+from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, encode_image, read_image
+from maskmodel.outputs import LocalFolder, RemoteFolder, open_folder
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import ReportWriter, Summary, error_row, image_rows, prepare_resume, report_path_text
+from maskmodel.report import ReportMirror, ReportWriter, Summary, error_row, image_rows, prepare_resume, report_path_text
 from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 REPORT_NAME, SUMMARY_NAME = "report.csv", "summary.json"
+MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error row
+DIED = "the worker process died {} times on this file"
 ENCODABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
 class AnnotateSettings:
-    """Everything a worker needs to process one image."""
+    """Everything a worker needs to process one image. `out_dir` is a local path or a URI
+    (`s3://bucket/run`, see `maskmodel.outputs`)."""
 
     out_dir: str
     face_detector: str = "yunet"
@@ -48,16 +57,16 @@ class AnnotateSettings:
     codec: str | None = None
 
 
-def output_path(out_dir: Path, relative: str, image_format: str) -> Path:
-    """Where the annotated copy of `relative` goes (`same` keeps the suffix when it can be written)."""
-    target = Path(out_dir) / relative
-    suffix = target.suffix.lower()
+def output_name(relative: str, image_format: str) -> str:
+    """The relative name of the annotated copy of `relative` (`same` keeps the suffix when it can
+    be written)."""
+    suffix = Path(relative).suffix.lower()
     if image_format == "same":
-        return target if suffix in ENCODABLE else target.with_name(target.name + ".png")
-    return target.with_name(target.name + f".{image_format}") if suffix != f".{image_format}" else target
+        return relative if suffix in ENCODABLE else f"{relative}.png"
+    return relative if suffix == f".{image_format}" else f"{relative}.{image_format}"
 
 
-_worker: tuple[MaskDetector, AnnotateSettings] | None = None
+_worker: tuple[MaskDetector, AnnotateSettings, LocalFolder | RemoteFolder] | None = None
 
 
 class OutputWriteError(OSError):
@@ -81,13 +90,14 @@ def _start_worker(settings: AnnotateSettings, threads: int | None = None) -> Non
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         cv2.setNumThreads(threads)
     options = detector_options(settings.face_detector, settings.score_threshold, settings.scales)
-    _worker = (MaskDetector(settings.face_detector, settings.model, settings.backend, **options), settings)
+    detector = MaskDetector(settings.face_detector, settings.model, settings.backend, **options)
+    _worker = (detector, settings, open_folder(settings.out_dir))
 
 
 def _process(item: InputFile) -> list[dict]:
-    detector, settings = _worker
+    detector, settings, folder = _worker
     if item.path.suffix.lower() in VIDEO_EXTENSIONS:
-        return _process_video(item, detector, settings)
+        return _process_video(item, detector, settings, folder)
     try:
         image = read_image(item.path, settings.max_pixels)
     except ImageReadError as error:
@@ -98,39 +108,76 @@ def _process(item: InputFile) -> list[dict]:
     except (cv2.error, ValueError) as error:
         return [error_row(item.relative, f"{type(error).__name__}: {error}")]
     if annotated is not None:
-        target = output_path(Path(settings.out_dir), item.relative, settings.image_format)
+        name = output_name(item.relative, settings.image_format)
         try:
-            write_image_atomic(target, annotated)
+            folder.write_bytes(name, encode_image(annotated, Path(name).suffix))
         except OSError as error:
-            raise OutputWriteError(f"cannot write {target}: {error.strerror or error}") from None
+            raise OutputWriteError(f"cannot write {folder.show(name)}: {error.strerror or error}") from None
     height, width = image.shape[:2]
     return image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name)
 
 
-def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSettings) -> list[dict]:
-    target = None if settings.dry_run else Path(settings.out_dir) / item.relative
+def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSettings,
+                   folder: LocalFolder | RemoteFolder) -> list[dict]:
     try:
-        results, size = annotate_video(item.path, detector, target, settings.every, settings.codec,
-                                       settings.blur_faces)
+        with nullcontext() if settings.dry_run else folder.staged_file(item.relative) as target:
+            results, size = annotate_video(item.path, detector, target, settings.every, settings.codec,
+                                           settings.blur_faces)
     except VideoReadError as error:
         return [error_row(item.relative, str(error))]
     except OSError as error:
-        raise OutputWriteError(f"cannot write {target}: {error.strerror or error}") from None
+        raise OutputWriteError(f"cannot write {folder.show(item.relative)}: {error.strerror or error}") from None
     faces = [face for *_, face in results]
     frames = [(index, seconds, track) for index, seconds, track, _ in results]
     return image_rows(item.relative, faces, *size, detector.face_detector.name, detector.model_name, frames)
 
 
 def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1) -> Iterator[list[dict]]:
-    """Report rows of each item, in input order, computed by `jobs` processes."""
+    """Report rows of each item, in input order, computed by `jobs` processes.
+
+    With `jobs > 1`, a worker process that dies (a crash in native code, the OOM killer) is replaced;
+    the images it may have held are run again one at a time, and an image whose process dies
+    `MAX_ATTEMPTS` times gets an `error` row. With `jobs=1` the work runs in this process.
+    """
     if jobs <= 1:
         _start_worker(settings)
         yield from map(_process, items)
         return
-    context = multiprocessing.get_context("spawn")
-    # one thread per worker process: the processes share the cores instead of oversubscribing them
-    with context.Pool(jobs, initializer=_start_worker, initargs=(settings, 1)) as pool:
-        yield from pool.imap(_process, items, chunksize=4)
+    queue = deque(range(len(items)))  # indices to submit, in order
+    suspects: set[int] = set()  # in flight when a process died: rerun one at a time
+    deaths: Counter = Counter()
+    finished: dict[int, list[dict]] = {}
+    emitted = 0
+    while emitted < len(items):
+        # one thread per worker process: the processes share the cores instead of oversubscribing them
+        pool = ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), _start_worker, (settings, 1))
+        running: dict[Future, int] = {}
+        try:
+            while True:
+                while emitted in finished:
+                    yield finished.pop(emitted)
+                    emitted += 1
+                if emitted == len(items):
+                    break
+                while queue and len(running) < (1 if suspects else 2 * jobs):
+                    index = queue.popleft()
+                    running[pool.submit(_process, items[index])] = index
+                for future in wait(running, return_when=FIRST_COMPLETED).done:
+                    rows = future.result()  # the worker's own errors (unwritable output) stop the run
+                    index = running.pop(future)
+                    finished[index] = rows
+                    suspects.discard(index)
+        except BrokenProcessPool:
+            lost = sorted(running.values())
+            if len(lost) == 1:  # it ran alone: this image killed its process
+                deaths[lost[0]] += 1
+                if deaths[lost[0]] == MAX_ATTEMPTS:
+                    finished[lost[0]] = [error_row(items[lost[0]].relative, DIED.format(MAX_ATTEMPTS))]
+                    lost = []
+            suspects.update(lost)
+            queue.extendleft(reversed(lost))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def annotate(
@@ -149,6 +196,9 @@ def annotate(
 ) -> Summary:
     """Annotate every image under `inputs` into `settings.out_dir`; write the report and summary.
 
+    `settings.out_dir` may be a URI (`s3://bucket/run`): the workers write the annotated copies there,
+    and the report is uploaded as it grows (`maskmodel.report.ReportMirror`).
+
     Args:
         inputs: files and directories.
         settings: output directory, models, drawing and format options.
@@ -164,38 +214,60 @@ def annotate(
         num_cpus: CPUs of that local Ray. Defaults to all.
     """
     started = time.time()
-    out_dir = Path(settings.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report_path = out_dir / REPORT_NAME
-    done = prepare_resume(report_path) if resume else set()
-    if resume:  # images a killed run was still writing: never complete, never under a final name
-        for stale in out_dir.rglob(f"{TEMP_PREFIX}*"):
-            stale.unlink(missing_ok=True)
-    extensions = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-    items = [i for i in iter_inputs(inputs, out_dir, include, exclude, hidden, extensions)
-             if report_path_text(i.relative) not in done]
-    if on_start:
-        on_start(len(items))
-    summary = Summary()
-    writer = ReportWriter(report_path, append=resume)
-    try:
-        if engine == "ray":
-            from maskmodel.distributed import iter_annotate_ray
-
-            results = iter_annotate_ray(items, settings, address, num_cpus)
-        else:
-            results = iter_annotate(items, settings, jobs)
-        for rows in results:
-            writer.write(rows)
-            summary.add(rows)
-            if on_image:
-                on_image(rows)
-    finally:
-        writer.close()
-        summary.seconds = time.time() - started
-        record = {"settings": asdict(settings), "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
+    folder = open_folder(settings.out_dir)
+    with _report_location(folder) as (report_path, mirror):
+        if resume and mirror:
+            mirror.restore()
+        done = prepare_resume(report_path) if resume else set()
+        if mirror:
+            mirror.publish()
+        if resume:  # images a killed run was still writing: never complete, never under a final name
+            folder.remove_temporary_files()
+        extensions = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+        skip = None if folder.remote else folder.root
+        items = [i for i in iter_inputs(inputs, skip, include, exclude, hidden, extensions)
+                 if report_path_text(i.relative) not in done]
+        if on_start:
+            on_start(len(items))
+        summary = Summary()
+        writer = ReportWriter(report_path, append=resume)
+        completed = False
         try:
-            (out_dir / SUMMARY_NAME).write_text(json.dumps(record, indent=2))
-        except OSError:  # output disk full: the error that stopped the run is the one to report
-            pass
+            if engine == "ray":
+                from maskmodel.distributed import iter_annotate_ray
+
+                results = iter_annotate_ray(items, settings, address, num_cpus)
+            else:
+                results = iter_annotate(items, settings, jobs)
+            for rows in results:
+                writer.write(rows)
+                summary.add(rows)
+                if mirror:
+                    mirror.sync()
+                if on_image:
+                    on_image(rows)
+            completed = True
+        finally:
+            writer.close()
+            summary.seconds = time.time() - started
+            record = {"settings": asdict(settings), "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
+            try:
+                if mirror:
+                    mirror.publish()
+                folder.write_bytes(SUMMARY_NAME, json.dumps(record, indent=2).encode())
+            except OSError:
+                if completed:  # otherwise the error that stopped the run is the one to report
+                    raise
     return summary
+
+
+@contextmanager
+def _report_location(folder: LocalFolder | RemoteFolder) -> Iterator[tuple[Path, ReportMirror | None]]:
+    """The local report file to write, and for a remote folder the mirror that uploads it."""
+    if not folder.remote:
+        folder.root.mkdir(parents=True, exist_ok=True)
+        yield folder.root / REPORT_NAME, None
+        return
+    with tempfile.TemporaryDirectory(prefix="maskmodel-report-") as staging:
+        local = Path(staging) / REPORT_NAME
+        yield local, ReportMirror(folder, local, REPORT_NAME)

@@ -1,9 +1,13 @@
 """Annotate on Ray (Ray Data): the same per-image work as the local engine, spread over a cluster.
 
 The listing becomes a Ray dataset; `MaskDetector` lives in actors (models loaded once per actor);
-each actor writes the annotated copies itself, so the output folder must be a path every node can
-reach (a shared or network file system). Results come back in input order, so the report is the same
-as the local engine's, row for row; bad files become the same `error` rows.
+each actor writes the annotated copies itself, to a folder every node reaches: a shared file system
+or a URI such as `s3://bucket/run` (`maskmodel.outputs`). Results come back in input order, so the
+report is the same as the local engine's, row for row; bad files become the same `error` rows.
+
+A worker process that dies (a crash in native code, the OOM killer, a lost node) is replaced and its
+batch retried; a batch that fails `MAX_ATTEMPTS` times is taken apart and its images retried one
+by one, so one image that kills its worker every time ends as an `error` row and the rest complete.
 
 For users who already run Ray jobs: `annotate(inputs, settings, engine="ray")` from
 `maskmodel.annotate`, or `iter_annotate_ray(items, settings)` for the rows as a stream.
@@ -12,34 +16,37 @@ For users who already run Ray jobs: `annotate(inputs, settings, engine="ray")` f
 from __future__ import annotations
 
 import json
+import math
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
+from maskmodel.annotate import DIED, MAX_ATTEMPTS, AnnotateSettings, _process, _start_worker
 from maskmodel.crawl import InputFile
-
-if TYPE_CHECKING:
-    from maskmodel.annotate import AnnotateSettings
+from maskmodel.report import error_row
 
 INSTALL_HINT = "the Ray engine needs Ray: pip install 'maskmodel[ray]'"
+BATCH_SIZE = 4  # images per call of an actor
+BLOCK_SIZE = 32  # images per Ray Data block: the unit that is retried, then taken apart
 
 
 class _Annotator:
     """A Ray actor: one `MaskDetector`, many images."""
 
     def __init__(self, settings: AnnotateSettings) -> None:
-        from maskmodel.annotate import _start_worker
-
         _start_worker(settings, 1)
 
     def __call__(self, batch: dict) -> dict:
-        from maskmodel.annotate import _process
-
         rows = [_process(InputFile(Path(os.fsdecode(path)), os.fsdecode(relative)))
                 for path, relative in zip(batch["path"], batch["relative"])]
         return {"index": batch["index"], "rows": [json.dumps(r) for r in rows]}
+
+
+def _annotate_alone(path: bytes, relative: bytes, settings: AnnotateSettings) -> list[dict]:
+    """One image in a Ray task of its own: the retry of the images of a failed batch."""
+    _start_worker(settings, 1)
+    return _process(InputFile(Path(os.fsdecode(path)), os.fsdecode(relative)))
 
 
 def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, address: str | None = None,
@@ -59,17 +66,44 @@ def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, addres
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    context = ray.data.DataContext.get_current()
+    saved = context.execution_options.preserve_order, context.max_errored_blocks
+    context.execution_options.preserve_order = True
+    context.max_errored_blocks = -1  # a failed block is skipped here and its images retried alone
     try:
         if not items:
             return
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
-        dataset = ray.data.from_items([{"index": i, "path": os.fsencode(item.path), "relative": os.fsencode(item.relative)}
-                                       for i, item in enumerate(items)])
+        records = [{"index": i, "path": os.fsencode(item.path), "relative": os.fsencode(item.relative)}
+                   for i, item in enumerate(items)]
         actors = max(1, min(len(items), int(ray.cluster_resources().get("CPU", 1))))
-        results = dataset.map_batches(_Annotator, fn_constructor_args=(settings,), batch_size=4, concurrency=actors,
-                                      num_cpus=1)
+        # blocks of BATCH_SIZE..BLOCK_SIZE images, at least four per actor while there are enough images
+        block_size = min(BLOCK_SIZE, max(BATCH_SIZE, math.ceil(len(items) / (4 * actors))))
+        dataset = ray.data.from_items(records, override_num_blocks=math.ceil(len(items) / block_size))
+        with warnings.catch_warnings():  # max_task_retries has no named parameter yet (Ray < 2.64)
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            results = dataset.map_batches(_Annotator, fn_constructor_args=(settings,), batch_size=BATCH_SIZE,
+                                          concurrency=actors, num_cpus=1, max_task_retries=MAX_ATTEMPTS - 1)
+        alone = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(_annotate_alone)
+        expected = 0
         for row in results.iter_rows():
+            for missing in range(expected, row["index"]):
+                yield _retry(ray, alone, records[missing], settings)
             yield json.loads(row["rows"])
+            expected = row["index"] + 1
+        for missing in range(expected, len(items)):
+            yield _retry(ray, alone, records[missing], settings)
     finally:
+        context.execution_options.preserve_order, context.max_errored_blocks = saved
         if started_here:
             ray.shutdown()
+
+
+def _retry(ray, alone, record: dict, settings: AnnotateSettings) -> list[dict]:
+    """The rows of one image of a failed batch, processed alone; an `error` row if its worker dies
+    every time. Errors of maskmodel itself (an unwritable output) stop the run, as locally."""
+    try:
+        return ray.get(alone.remote(record["path"], record["relative"], settings))
+    except ray.exceptions.RayTaskError as error:
+        raise error.cause from None
+    except ray.exceptions.RayError:
+        return [error_row(os.fsdecode(record["relative"]), DIED.format(MAX_ATTEMPTS))]

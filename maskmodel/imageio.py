@@ -1,4 +1,4 @@
-"""Robust image decoding and atomic writes.
+"""Robust image decoding, and encoding for the annotated copies.
 
 Every image the project reads goes through :func:`read_image`: bytes are read by Python (so non-ASCII
 names work on every platform), the size is checked against a pixel limit before decoding, and OpenCV
@@ -9,14 +9,11 @@ converted).
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 DEFAULT_MAX_PIXELS = 200_000_000
-TEMP_PREFIX = ".tmp-"  # files being written; renamed to their final name only when complete
 
 
 class ImageReadError(Exception):
@@ -95,17 +92,9 @@ def _jpeg_shape(blob: bytes) -> tuple[int, int] | None:
     return None
 
 
-def write_image_atomic(path: Path, image: np.ndarray, params: list[int] | None = None) -> None:
-    """Encode `image` by the suffix of `path` and write it under its final name only when complete."""
-    ok, encoded = cv2.imencode(path.suffix, image, params or [])
+def encode_image(image: np.ndarray, suffix: str) -> bytes:
+    """`image` encoded in the format of a file suffix (`.jpg`, `.png`, ...)."""
+    ok, encoded = cv2.imencode(suffix, image)
     if not ok:
-        raise OSError(f"cannot encode image as {path.suffix!r}: {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=path.suffix)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(encoded.tobytes())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+        raise OSError(f"cannot encode an image as {suffix!r}")
+    return encoded.tobytes()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ COLUMNS = (
     "p_with_mask", "p_without_mask", "width", "height", "detector", "model", "message",
 )
 STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
+PARTS_FOLDER = "report.parts"  # a remote report's records, uploaded during the run (`ReportMirror`)
 MIN_TRACK_FRAMES = 2
 
 
@@ -170,3 +172,47 @@ class Summary:
             "seconds": round(self.seconds, 2),
             "images_per_second": round(self.images / self.seconds, 2) if self.seconds else None,
         }
+
+
+class ReportMirror:
+    """Keeps the report in a remote folder in step with the local copy being written.
+
+    Remote filesystems cannot append, so new complete records go up as numbered part files
+    (`report.parts/000001.csv`, ...) at most every `interval` seconds, and `publish` uploads the whole
+    report and removes the parts. A driver killed mid-run loses at most `interval` seconds of rows,
+    and `--resume` processes those images again.
+    """
+
+    def __init__(self, folder, local: Path, name: str, interval: float = 60.0) -> None:
+        self.folder, self.local, self.name, self.interval = folder, local, name, interval
+        self._sent = 0
+        self._parts = 0
+        self._last = time.monotonic()
+
+    def restore(self) -> None:
+        """Download the remote report, followed by the parts a killed run left, into the local copy."""
+        with open(self.local, "wb") as stream:
+            stream.write(self.folder.read_bytes(self.name) or b"")
+            for part in self.folder.list_files(PARTS_FOLDER):
+                stream.write(self.folder.read_bytes(part))
+
+    def sync(self) -> None:
+        """Upload the records written since the last upload, if `interval` seconds have passed."""
+        if time.monotonic() - self._last < self.interval:
+            return
+        self._last = time.monotonic()
+        with open(self.local, "rb") as stream:
+            stream.seek(self._sent)
+            new = stream.read()
+        if new:
+            self._parts += 1
+            self.folder.write_bytes(f"{PARTS_FOLDER}/{self._parts:06d}.csv", new)
+            self._sent += len(new)
+
+    def publish(self) -> None:
+        """Upload the whole report and remove the parts."""
+        data = self.local.read_bytes() if self.local.exists() else b""
+        self.folder.write_bytes(self.name, data)
+        for part in self.folder.list_files(PARTS_FOLDER):
+            self.folder.delete(part)
+        self._sent, self._parts = len(data), 0

@@ -8,7 +8,6 @@ boxes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import cv2
 import numpy as np
 
 from maskmodel.draw import draw_faces
-from maskmodel.imageio import TEMP_PREFIX
 from maskmodel.pipeline import Face, MaskDetector
 from maskmodel.tracking import IoUTracker
 
@@ -58,7 +56,8 @@ def tracked_faces(faces: list[Face], tracker: IoUTracker) -> list[tuple[Face, in
 def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, every: int = 1,
                    codec: str | None = None, blur: bool = False
                    ) -> tuple[list[tuple[int, float, int, Face]], tuple[int, int]]:
-    """Detect, track and classify faces in a video file; write the annotated video to `out_path`.
+    """Detect, track and classify faces in a video file; write the annotated video to `out_path`
+    (the caller makes that write atomic: see `maskmodel.outputs`).
 
     Returns:
         One `(frame index, time in seconds, track id, face)` per face of every processed frame, and the
@@ -71,7 +70,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
     capture = open_capture(str(path))
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    tracker, writer, temp, drawn = IoUTracker(), None, None, []
+    tracker, writer, drawn = IoUTracker(), None, []
     results = []
     frames = 0
     try:
@@ -82,7 +81,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
                 results += [(index, index / fps, track_id, face) for face, track_id in drawn]
             if out_path is not None:
                 if writer is None:
-                    writer, temp = _open_writer(out_path, codec, fps, frame.shape[1], frame.shape[0])
+                    writer = _open_writer(out_path, codec, fps, frame.shape[1], frame.shape[0])
                 captions = [f"#{track_id}" for _, track_id in drawn]
                 writer.write(draw_faces(frame, [f for f, _ in drawn], detector.classes, blur, captions))
     finally:
@@ -90,19 +89,14 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
         if writer is not None:
             writer.release()
     if frames == 0:
-        if temp is not None:
-            temp.unlink(missing_ok=True)
         raise VideoReadError("no frame could be decoded (truncated file or unsupported codec)")
-    if temp is not None:
-        os.replace(temp, out_path)
     return results, size
 
 
-def _open_writer(out_path: Path, codec: str | None, fps: float, width: int, height: int):
+def _open_writer(out_path: Path, codec: str | None, fps: float, width: int, height: int) -> cv2.VideoWriter:
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    temp = out_path.with_name(f"{TEMP_PREFIX}{out_path.name}")
     fourcc = cv2.VideoWriter_fourcc(*(codec or DEFAULT_CODECS.get(out_path.suffix.lower(), "mp4v")))
-    writer = cv2.VideoWriter(str(temp), fourcc, fps, (width, height))
+    writer = cv2.VideoWriter(str(out_path), fourcc, fps, (width, height))
     if not writer.isOpened():
         raise OSError(f"cannot write video {out_path} with codec {codec or 'default'!r}")
-    return writer, temp
+    return writer

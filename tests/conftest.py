@@ -56,3 +56,28 @@ def write_image(path: Path, image: np.ndarray) -> Path:
 def crowd_images(count: int) -> list[Path]:
     """The first `count` crowd-dev photos (sorted), real street scenes with annotated faces."""
     return sorted((CROWD_DEV / "images").glob("*.png"))[:count]
+
+
+@pytest.fixture(scope="module")
+def s3_uri():
+    """A real S3-protocol server on 127.0.0.1 (moto's server) with a bucket; gives a folder's URI."""
+    pytest.importorskip("pyarrow")
+    moto_server = pytest.importorskip("moto.server")
+    import pyarrow.fs as pafs
+
+    credentials = {"AWS_ACCESS_KEY_ID": "maskmodel", "AWS_SECRET_ACCESS_KEY": "maskmodel", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {key: os.environ.get(key) for key in credentials}
+    os.environ.update(credentials)  # read by pyarrow here and by the worker processes
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    options = f"endpoint_override={host}:{port}&scheme=http&region=us-east-1"
+    filesystem, _ = pafs.FileSystem.from_uri(f"s3://photos?{options}&allow_bucket_creation=true")
+    filesystem.create_dir("photos")
+    yield lambda folder: f"s3://photos/{folder}?{options}"
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import pytest
@@ -18,6 +19,7 @@ from cli.main import main
 from conftest import CROWD_DEV
 from hostile import make_hostile_folder
 from maskmodel import zoo
+from maskmodel.report import error_row
 
 
 def read_report(path):
@@ -163,3 +165,38 @@ def test_full_disk_stops_with_a_clear_error_and_resume_completes(tmp_path, full_
     again = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(moved), "--resume", "-q"])
     assert again.exit_code == 0, again.output
     assert len({r["path"] for r in read_report(moved / "report.csv")}) == 12
+
+
+class DiesInWorker:
+    """A path that kills the worker process it is sent to, like a native crash on that file;
+    with a `marker`, only the first time."""
+
+    def __init__(self, path, marker=None):
+        self.path, self.marker = path, marker
+
+    def __reduce__(self):
+        return die_in_worker, (str(self.path), self.marker and str(self.marker))
+
+
+def die_in_worker(path, marker):
+    if marker is None or not os.path.exists(marker):
+        if marker:
+            open(marker, "w").close()
+        os._exit(1)
+    return Path(path)
+
+
+def test_dead_worker_processes_are_replaced_and_their_images_retried(tmp_path):
+    from maskmodel.annotate import DIED, MAX_ATTEMPTS, AnnotateSettings, iter_annotate
+    from maskmodel.crawl import InputFile
+
+    photos = sorted((CROWD_DEV / "images").glob("*.png"))[:7]
+    settings = AnnotateSettings(out_dir=str(tmp_path / "out"), dry_run=True)
+    expected = list(iter_annotate([InputFile(p, p.name) for p in photos], settings, jobs=1))
+    items = [InputFile(p, p.name) for p in photos]
+    items[2] = InputFile(DiesInWorker(photos[2], tmp_path / "died-once"), photos[2].name)
+    items[5] = InputFile(DiesInWorker(photos[5]), photos[5].name)
+    results = list(iter_annotate(items, settings, jobs=2))
+    assert (tmp_path / "died-once").exists()
+    assert results[5] == [error_row(photos[5].name, DIED.format(MAX_ATTEMPTS))]
+    assert results[:5] + results[6:] == expected[:5] + expected[6:]

@@ -3,7 +3,6 @@
 import csv
 
 import cv2
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

@@ -1,0 +1,194 @@
+"""Where `annotate` writes: a local folder, or a folder named by a URI on any filesystem that pyarrow
+or fsspec opens (`s3://`, `gs://`, `abfs://`, `hdfs://`, `ftp://`, ...), so that workers on many
+machines write to one place.
+
+A file appears under its final name only when complete: local folders and ordinary filesystems get
+a temporary name first, then a rename; object stores (S3, GCS, Azure) publish an object only when
+its upload completes. URIs carry their options (`s3://bucket/run?endpoint_override=host:9000`);
+credentials come from the environment, as for pyarrow and fsspec. Remote folders need pyarrow and
+fsspec, both in the `[ray]` extra.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"  # files being written; never left under a final name
+REMOTE_HINT = "writing to a URI needs pyarrow and fsspec: pip install 'maskmodel[ray]'"
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(location: str) -> bool:
+    """True for `scheme://...` locations (remote folders); False for local paths."""
+    return bool(_URI.match(str(location)))
+
+
+def open_folder(location: str | os.PathLike) -> LocalFolder | RemoteFolder:
+    """The output folder named by a local path or a URI."""
+    location = os.fspath(location)
+    if not is_uri(location):
+        return LocalFolder(Path(location))
+    if location.startswith("file://"):
+        return LocalFolder(Path(location[len("file://"):]))
+    return RemoteFolder(location)
+
+
+class LocalFolder:
+    """A folder on this machine (or a network file system mounted on every node)."""
+
+    remote = False
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def show(self, relative: str) -> str:
+        """How to name `relative` in messages."""
+        return str(self.root / relative)
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Write `data` to `relative`, under its final name only once complete."""
+        with self.staged_file(relative) as temp:
+            temp.write_bytes(data)
+
+    @contextmanager
+    def staged_file(self, relative: str) -> Iterator[Path]:
+        """A local file to write `relative` to (keeps the suffix, for writers that go by it); it gets
+        its final name when the block ends without error, and is removed otherwise."""
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{target.name}")
+        try:
+            yield temp
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def is_empty(self) -> bool:
+        return not self.root.exists() or not any(self.root.iterdir())
+
+    def remove_temporary_files(self) -> None:
+        """Remove what a killed run was still writing."""
+        for stale in self.root.rglob(f"{TEMP_PREFIX}*"):
+            stale.unlink(missing_ok=True)
+
+
+class RemoteFolder:
+    """A folder on a filesystem named by a URI, used through pyarrow's filesystem interface (fsspec
+    filesystems are wrapped in it)."""
+
+    remote = True
+
+    def __init__(self, uri: str) -> None:
+        try:
+            import pyarrow.fs as pafs
+        except ImportError:
+            raise RuntimeError(REMOTE_HINT) from None
+        self.uri = uri
+        try:
+            self.fs, self.root = pafs.FileSystem.from_uri(uri)
+            protocol = self.fs.type_name
+        except ValueError:  # a scheme pyarrow does not know: fsspec may (ftp, sftp, abfs, ...)
+            try:
+                import fsspec
+            except ImportError:
+                raise RuntimeError(REMOTE_HINT) from None
+            filesystem, self.root = fsspec.core.url_to_fs(uri)
+            self.fs = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
+            protocol = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
+        self.root = self.root.rstrip("/")
+        self.atomic_put = protocol in OBJECT_STORES
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def show(self, relative: str) -> str:
+        return f"{self.uri.split('?')[0].rstrip('/')}/{relative}"
+
+    def _path(self, relative: str) -> str:
+        return f"{self.root}/{Path(relative).as_posix()}"
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Write `data` to `relative`, under its final name only once complete."""
+        self._publish(relative, lambda stream: stream.write(data))
+
+    @contextmanager
+    def staged_file(self, relative: str) -> Iterator[Path]:
+        """A local temporary file, uploaded to `relative` when the block ends without error."""
+        with tempfile.TemporaryDirectory(prefix="maskmodel-") as folder:
+            temp = Path(folder) / Path(relative).name
+            yield temp
+            with open(temp, "rb") as source:
+                self._publish(relative, lambda stream: shutil.copyfileobj(source, stream, 1 << 20))
+
+    def read_bytes(self, relative: str) -> bytes | None:
+        """The content of `relative`, or None if there is no such file."""
+        import pyarrow.fs as pafs
+
+        path = self._path(relative)
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with self.fs.open_input_stream(path) as stream:
+            return stream.read()
+
+    def list_files(self, relative: str = "") -> list[str]:
+        """Relative paths of the files under `relative`, sorted."""
+        import pyarrow.fs as pafs
+
+        base = self._path(relative) if relative else self.root
+        infos = self.fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=True))
+        return sorted(i.path[len(self.root) + 1:] for i in infos if i.type == pafs.FileType.File)
+
+    def delete(self, relative: str) -> None:
+        self.fs.delete_file(self._path(relative))
+
+    def is_empty(self) -> bool:
+        return not self.list_files()
+
+    def remove_temporary_files(self) -> None:
+        if not self.atomic_put:
+            for relative in self.list_files():
+                if Path(relative).name.startswith(TEMP_PREFIX):
+                    self.delete(relative)
+
+    def _publish(self, relative: str, write) -> None:
+        path = self._path(relative)
+        if self.atomic_put:  # no folders to create, no rename needed
+            with self.fs.open_output_stream(path) as stream:
+                write(stream)
+            return
+        parent, name = path.rsplit("/", 1)
+        self._make_folder(parent)
+        temp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{name}"
+        try:
+            with self.fs.open_output_stream(temp) as stream:
+                write(stream)
+            self.fs.move(temp, path)
+        except BaseException:
+            if self._exists(temp):
+                self.fs.delete_file(temp)
+            raise
+
+    def _make_folder(self, path: str) -> None:
+        if self._exists(path):
+            return
+        try:
+            self.fs.create_dir(path, recursive=True)
+        except Exception:  # noqa: BLE001  fsspec filesystems raise their own error types
+            if not self._exists(path):  # else another worker made it meanwhile
+                raise
+
+    def _exists(self, path: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
