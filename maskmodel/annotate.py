@@ -150,7 +150,8 @@ def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int 
     emitted = 0
     while emitted < len(items):
         # one thread per worker process: the processes share the cores instead of oversubscribing them
-        pool = ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), _start_worker, (settings, 1))
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                                   initargs=(settings, 1))
         running: dict[Future, int] = {}
         try:
             while True:
@@ -219,7 +220,7 @@ def annotate(
         if resume and mirror:
             mirror.restore()
         done = prepare_resume(report_path) if resume else set()
-        if mirror:
+        if mirror:  # one remote report.csv from here on: the restored rows, no parts of an older run
             mirror.publish()
         if resume:  # images a killed run was still writing: never complete, never under a final name
             folder.remove_temporary_files()

@@ -153,7 +153,9 @@ class RemoteFolder:
         self.fs.delete_file(self._path(relative))
 
     def is_empty(self) -> bool:
-        return not self.list_files()
+        import pyarrow.fs as pafs
+
+        return not self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
 
     def remove_temporary_files(self) -> None:
         if not self.atomic_put:

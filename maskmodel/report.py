@@ -13,8 +13,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maskmodel.pipeline import Face
+
+if TYPE_CHECKING:
+    from maskmodel.outputs import RemoteFolder
 
 COLUMNS = (
     "path", "status", "face", "frame", "time_s", "track", "x1", "y1", "x2", "y2", "score", "label",
@@ -183,7 +187,7 @@ class ReportMirror:
     and `--resume` processes those images again.
     """
 
-    def __init__(self, folder, local: Path, name: str, interval: float = 60.0) -> None:
+    def __init__(self, folder: RemoteFolder, local: Path, name: str, interval: float = 60.0) -> None:
         self.folder, self.local, self.name, self.interval = folder, local, name, interval
         self._sent = 0
         self._parts = 0
