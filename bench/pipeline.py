@@ -43,7 +43,10 @@ FAST, ACCURATE = "mask-mobilenetv2-0.35", "mask-mobilenetv2-1.0"
 CONFIGS = {
     "default: yunet 640+1024": ("yunet", {}, FAST),
     "speed-first: yunet 640": ("yunet", {"scales": (640,)}, FAST),
-    "accuracy-first: yunet 640+1280 t0.3": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, FAST),
+    "accuracy-first: yunet 640+1024+1600 mirrored t0.3 nms0.5": (
+        "yunet", {"scales": (640, 1024, 1600), "flip": True, "score_threshold": 0.3, "nms_threshold": 0.5}, FAST),
+    "default mirrored: yunet 640+1024 --flip": ("yunet", {"flip": True}, FAST),
+    "yunet 640+1280 t0.3": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, FAST),
     "yunet 640+1280": ("yunet", {"scales": (640, 1280)}, FAST),
     "default detector with alpha 1.0": ("yunet", {}, ACCURATE),
     "ssd 300": ("ssd", {}, FAST),

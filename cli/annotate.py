@@ -8,11 +8,9 @@ from pathlib import Path
 
 import click
 
-from maskmodel.zoo import DEFAULT_CLASSIFIER
-
+from cli.detector import detector_options, detector_settings, mask_detector
 from maskmodel.imageio import DEFAULT_MAX_PIXELS
-
-DETECTORS = click.Choice(["yunet", "ssd", "haar"])
+from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
 @click.command()
@@ -20,12 +18,8 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 @click.option("--out", "out_dir", required=True, metavar="DIR|URI",
               help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json. "
                    "A URI (s3://bucket/run, gs://..., any pyarrow or fsspec filesystem) writes there.")
-@click.option("--face-detector", type=DETECTORS, default="yunet", show_default=True)
+@detector_options
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Face detector score threshold (detector default if not given).")
-@click.option("--scales", default=None, metavar="PX[,PX...]",
-              help="YuNet detection passes: longer image side of each, merged by NMS (default 640,1024).")
 @click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime"]), default="auto", show_default=True,
               help="Classifier runtime: OpenCV DNN, or ONNX Runtime if installed (auto: ONNX Runtime when present).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
@@ -48,7 +42,7 @@ DETECTORS = click.Choice(["yunet", "ssd", "haar"])
 @click.option("--address", default=None, help="Ray cluster address (auto, ray://host:port); default: a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray (default: all).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
-def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, jobs, resume, overwrite, dry_run,
+def annotate(inputs, out_dir, face_detector, threshold, scales, flip, nms_iou, model, backend, jobs, resume, overwrite, dry_run,
              image_format, blur_faces, include, exclude, hidden, max_pixels, every, codec, engine, address, num_cpus,
              quiet) -> None:
     """Find and classify every face in INPUTS (images and videos, files or directories, recursively).
@@ -65,9 +59,7 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
     from maskmodel.annotate import annotate as run_annotate
     from maskmodel.outputs import open_folder
 
-    scale_list = _parse_scales(scales)
-    if scale_list and face_detector != "yunet":
-        raise click.BadParameter("applies to --face-detector yunet only", param_hint="--scales")
+    detector = detector_settings(face_detector, threshold, scales, flip, nms_iou)
     if engine == "ray":
         import importlib.util
 
@@ -83,10 +75,9 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
         raise click.BadParameter("must not be one of the inputs (originals are never overwritten)", param_hint="--out")
     if not (resume or overwrite or folder.is_empty()):
         raise click.BadParameter(f"{folder} is not empty: use --resume to continue or --overwrite", param_hint="--out")
-    settings = AnnotateSettings(out_dir=out_dir, face_detector=face_detector, model=model, backend=backend,
-                                score_threshold=threshold, scales=scale_list, image_format=image_format,
+    settings = AnnotateSettings(out_dir=out_dir, model=model, backend=backend, image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels, every=every,
-                                codec=codec)
+                                codec=codec, **detector)
     bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 
     def start(total: int) -> None:
@@ -120,38 +111,20 @@ def annotate(inputs, out_dir, face_detector, model, threshold, scales, backend, 
         sys.exit(1)
 
 
-def _parse_scales(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        scales = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected pixel sizes like 640,1280, got {text!r}", param_hint="--scales") from None
-    if any(s < 32 for s in scales):
-        raise click.BadParameter("each scale must be at least 32 px", param_hint="--scales")
-    return scales
-
-
 @click.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--face-detector", type=DETECTORS, default="yunet", show_default=True)
+@detector_options
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Face detector score threshold.")
-def predict(image, face_detector, model, threshold) -> None:
+def predict(image, face_detector, threshold, scales, flip, nms_iou, model) -> None:
     """Print the faces of one IMAGE as JSON (box, score, label, probabilities)."""
-    from maskmodel import zoo
     from maskmodel.imageio import ImageReadError, read_image
-    from maskmodel.pipeline import MaskDetector
 
+    settings = detector_settings(face_detector, threshold, scales, flip, nms_iou)
     try:
         pixels = read_image(image)
     except ImageReadError as error:
         raise click.ClickException(f"{image}: {error}") from error
-    options = {} if threshold is None else {"score_threshold": threshold}
-    try:
-        detector = MaskDetector(face_detector, model, **options)
-    except (zoo.ModelNotFoundError, zoo.WeightsUnavailableError, zoo.ChecksumError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
+    detector = mask_detector(model, settings)
     faces = detector.detect(pixels)
     click.echo(json.dumps({"image": str(image), "width": pixels.shape[1], "height": pixels.shape[0],
                            "detector": detector.face_detector.name, "model": detector.model_name,

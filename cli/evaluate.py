@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cli.detector import detector_options, detector_settings, mask_detector
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 DETECTORS = ["yunet", "ssd", "haar"]
@@ -77,14 +78,13 @@ def classify(root, out_dir, model, face_detector) -> None:
 @click.option("--names", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YOLO class names file, one per line (default DATASET/classes.txt).")
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
-@click.option("--face-detector", type=click.Choice(DETECTORS), default="yunet", show_default=True)
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Face detector score threshold.")
+@detector_options
 @click.option("--incorrect-as", type=click.Choice(["ignore", "with_mask", "without_mask"]), default="ignore",
               show_default=True, help="How to treat mask_weared_incorrect faces (ignore: neither found nor missed).")
 @click.option("--classifier-only", is_flag=True, help="Classify the annotated boxes; no face detection.")
 @click.option("--exclude", multiple=True, help="Image file name to leave out (repeatable).")
-def detect(dataset, out_dir, data_format, names, model, face_detector, threshold, incorrect_as, classifier_only,
-           exclude) -> None:
+def detect(dataset, out_dir, data_format, names, model, face_detector, threshold, scales, flip, nms_iou, incorrect_as,
+           classifier_only, exclude) -> None:
     """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves.
 
     Writes metrics.json and pr_curves.png into OUT.
@@ -95,7 +95,6 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, threshold
     from maskmodel.annotations import read_voc_folder, read_yolo_folder, relabel
     from maskmodel.evaluate import classification_report, classify_annotated_boxes, evaluate_detections
     from maskmodel.imageio import read_image
-    from maskmodel.pipeline import MaskDetector
     from maskmodel.plots import curve_plot
 
     if data_format == "voc":
@@ -114,11 +113,11 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, threshold
         predictions = classify_annotated_boxes(classifier, images)
         setup = {"mode": "classifier-only", "model": model}
     else:
-        options = {} if threshold is None else {"score_threshold": threshold}
-        detector = MaskDetector(face_detector, model, **options)
+        settings = detector_settings(face_detector, threshold, scales, flip, nms_iou)
+        detector = mask_detector(model, settings)
         predictions = [detector.detect(read_image(i.image_path)) for i in images]
-        setup = {"mode": "pipeline", "model": detector.model_name, "face_detector": face_detector,
-                 "threshold": threshold if threshold is not None else "detector default"}
+        setup = {"mode": "pipeline", "model": detector.model_name,
+                 **{key: "detector default" if value is None else value for key, value in settings.items()}}
     result = evaluate_detections(images, predictions)
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
     if classifier_only:

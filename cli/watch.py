@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cli.detector import detector_options, detector_settings, mask_detector
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
@@ -17,21 +18,23 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER
               help="Write the annotated stream to this video file.")
 @click.option("--every", type=click.IntRange(1), default=1, show_default=True, help="Detect in every Nth frame.")
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
+@detector_options
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
-def watch(source, no_display, out_path, every, model, max_frames) -> None:
+def watch(source, no_display, out_path, every, model, face_detector, threshold, scales, flip, nms_iou,
+          max_frames) -> None:
     """Show (or write) the annotated stream with frames per second; press q in the window to quit."""
     import cv2
 
     from maskmodel.draw import draw_faces
-    from maskmodel.pipeline import MaskDetector
     from maskmodel.tracking import IoUTracker
     from maskmodel.video import VideoReadError, iter_frames, open_capture, tracked_faces
 
+    settings = detector_settings(face_detector, threshold, scales, flip, nms_iou)
     try:
         capture = open_capture(int(source) if source.isdigit() else source)
     except VideoReadError as error:
         raise click.ClickException(str(error)) from error
-    detector, tracker, writer, drawn = MaskDetector(model=model), IoUTracker(), None, []
+    detector, tracker, writer, drawn = mask_detector(model, settings), IoUTracker(), None, []
     fps_in = capture.get(cv2.CAP_PROP_FPS) or 25.0
     started, frames = time.perf_counter(), 0
     try:

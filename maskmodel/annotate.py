@@ -25,6 +25,7 @@ import cv2
 
 from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.draw import draw_faces
+from maskmodel.faces import detector_options
 from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, encode_image, read_image
 from maskmodel.outputs import LocalFolder, RemoteFolder, open_folder
 from maskmodel.pipeline import MaskDetector
@@ -49,6 +50,8 @@ class AnnotateSettings:
     backend: str = "auto"
     score_threshold: float | None = None
     scales: tuple[int, ...] | None = None
+    flip: bool = False
+    nms_threshold: float | None = None
     image_format: str = "same"
     blur_faces: bool = False
     dry_run: bool = False
@@ -74,22 +77,13 @@ class OutputWriteError(OSError):
     later image would fail the same way; the image is not reported, so `--resume` does it again."""
 
 
-def detector_options(face_detector: str, score_threshold: float | None, scales: tuple[int, ...] | None) -> dict:
-    """Keyword options for the face detector from the command-line settings (None: detector default)."""
-    options: dict = {} if score_threshold is None else {"score_threshold": score_threshold}
-    if scales:
-        if face_detector != "yunet":
-            raise ValueError(f"scales apply to the yunet detector only. Received: face_detector={face_detector!r}")
-        options["scales"] = tuple(scales)
-    return options
-
-
 def _start_worker(settings: AnnotateSettings, threads: int | None = None) -> None:
     global _worker
     if threads is not None:  # a pool worker: Ctrl-C is the main process's to handle
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         cv2.setNumThreads(threads)
-    options = detector_options(settings.face_detector, settings.score_threshold, settings.scales)
+    options = detector_options(settings.face_detector, settings.score_threshold, settings.scales, settings.flip,
+                               settings.nms_threshold)
     detector = MaskDetector(settings.face_detector, settings.model, settings.backend, **options)
     _worker = (detector, settings, open_folder(settings.out_dir))
 

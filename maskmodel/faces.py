@@ -37,6 +37,13 @@ def non_max_suppression(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
     return kept[np.argsort(-kept[:, 4])].astype(np.float32)
 
 
+def mirror_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
+    """`(N, 5)` boxes found in a left-right mirrored image, in the coordinates of the original."""
+    mirrored = boxes.copy()
+    mirrored[:, 0], mirrored[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
+    return mirrored
+
+
 class YuNetDetector:
     """OpenCV Zoo YuNet (`cv2.FaceDetectorYN`), optionally run at several image scales.
 
@@ -46,6 +53,8 @@ class YuNetDetector:
             native size. Boxes of all passes are merged by NMS. Defaults to `(640,)`.
         score_threshold: minimum face score. Defaults to `0.6`.
         nms_threshold: IoU above which overlapping boxes are merged. Defaults to `0.3`.
+        flip: also detect in the mirrored image at each scale (twice the work; finds more turned and
+            partly hidden faces). Defaults to `False`.
     """
 
     name = "yunet"
@@ -56,18 +65,23 @@ class YuNetDetector:
         scales: tuple[int | None, ...] = (640,),
         score_threshold: float = 0.6,
         nms_threshold: float = 0.3,
+        flip: bool = False,
     ) -> None:
         self.scales = scales
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
+        self.flip = flip
         self._net = cv2.FaceDetectorYN.create(
             str(model_path), "", (320, 320), score_threshold, nms_threshold, 5000
         )
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         passes = [self._detect_at(image, scale) for scale in self.scales]
+        if self.flip:
+            mirrored = np.ascontiguousarray(image[:, ::-1])
+            passes += [mirror_boxes(self._detect_at(mirrored, scale), image.shape[1]) for scale in self.scales]
         boxes = np.concatenate(passes) if passes else NO_FACES
-        if len(self.scales) > 1:
+        if len(passes) > 1:
             return non_max_suppression(boxes, self.nms_threshold)
         return boxes[np.argsort(-boxes[:, 4])] if len(boxes) else NO_FACES
 
@@ -158,9 +172,24 @@ class HaarDetector:
 
 FACE_DETECTORS = {"yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
 # Runtime defaults, chosen on crowd-dev (docs/benchmarks.md): a second YuNet pass with the image
-# enlarged to 1024 px finds many of the small faces of crowd photos that one pass at 640 px misses;
-# a pass at 1280 px finds a few more at about 20 % less speed (`--scales 640,1280`).
+# enlarged to 1024 px finds many of the small faces of crowd photos that one pass at 640 px misses.
+# More passes find more at a price: scales 640,1024,1600 with mirrored passes, threshold 0.3 and
+# NMS IoU 0.5 is the accuracy-first setting (face AP50 0.801 vs 0.734, about 3.5x slower).
 DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1024)}}
+
+
+def detector_options(face_detector: str, score_threshold: float | None = None, scales: tuple[int, ...] | None = None,
+                     flip: bool = False, nms_threshold: float | None = None) -> dict:
+    """Keyword options for `create_face_detector` from command-line style settings (`None`: the
+    detector's default). `scales`, `flip` and `nms_threshold` apply to YuNet only."""
+    options: dict = {} if score_threshold is None else {"score_threshold": score_threshold}
+    yunet_only = {"scales": tuple(scales) if scales else None, "flip": flip or None, "nms_threshold": nms_threshold}
+    for key, value in yunet_only.items():
+        if value is not None:
+            if face_detector != "yunet":
+                raise ValueError(f"{key} applies to the yunet detector only. Received: face_detector={face_detector!r}")
+            options[key] = value
+    return options
 
 
 def create_face_detector(name: str = "yunet", **options) -> FaceDetector:

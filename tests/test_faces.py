@@ -1,0 +1,51 @@
+"""Face detector invariants on real crowd photos: mirrored passes and multi-scale merging."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from conftest import crowd_images
+from maskmodel.evaluate import box_iou
+from maskmodel.faces import create_face_detector, mirror_boxes
+from maskmodel.imageio import read_image
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return [read_image(path) for path in crowd_images(4)]
+
+
+def test_mirroring_twice_gives_the_boxes_back():
+    boxes = np.array([[10, 20, 50, 70, 0.9], [0, 0, 640, 480, 0.5]], dtype=np.float32)
+    mirrored = mirror_boxes(boxes, 640)
+    assert mirrored[0].tolist() == [590, 20, 630, 70, pytest.approx(0.9)]
+    assert np.array_equal(mirror_boxes(mirrored, 640), boxes)
+
+
+def test_flip_gives_mirrored_boxes_for_a_mirrored_photo(photos):
+    detector = create_face_detector("yunet", flip=True)
+    for photo in photos:
+        found = detector.detect(photo)
+        assert len(found)
+        in_mirror = detector.detect(np.ascontiguousarray(photo[:, ::-1]))
+        expected = mirror_boxes(found, photo.shape[1])
+        assert len(in_mirror) == len(expected)
+        assert np.allclose(in_mirror, expected, atol=1e-3)
+
+
+def test_flip_keeps_every_face_of_the_plain_passes(photos):
+    plain, flipped = create_face_detector("yunet"), create_face_detector("yunet", flip=True)
+    for photo in photos:
+        with_flip = flipped.detect(photo)
+        for box in plain.detect(photo):  # kept, or merged into a better box of the mirrored passes
+            assert box_iou(box[:4], with_flip[:, :4]).max() >= flipped.nms_threshold - 1e-6
+
+
+def test_detector_options_on_the_command_line(tmp_path):
+    photo = str(crowd_images(1)[0])
+    wrong = CliRunner().invoke(main, ["predict", photo, "--face-detector", "ssd", "--flip"])
+    assert wrong.exit_code == 2 and "--flip" in wrong.output and "yunet only" in wrong.output
+    result = CliRunner().invoke(main, ["predict", photo, "--flip", "--scales", "640,1024", "--nms-iou", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert '"faces"' in result.output
