@@ -90,6 +90,8 @@ def _start_worker(settings: AnnotateSettings, threads: int | None = None) -> Non
 
 def _process(item: InputFile) -> list[dict]:
     detector, settings, folder = _worker
+    if not (settings.dry_run or folder.can_hold(item.relative)):
+        return [error_row(item.relative, f"{folder} cannot hold this file name (it is not valid UTF-8)")]
     if item.path.suffix.lower() in VIDEO_EXTENSIONS:
         return _process_video(item, detector, settings, folder)
     try:
@@ -245,7 +247,8 @@ def annotate(
         finally:
             writer.close()
             summary.seconds = time.time() - started
-            record = {"settings": asdict(settings), "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
+            record = {"settings": {**asdict(settings), "out_dir": str(folder)},  # no credentials of a URI
+                      "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
             try:
                 if mirror:
                     mirror.publish()

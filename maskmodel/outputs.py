@@ -24,6 +24,7 @@ TEMP_PREFIX = ".tmp-"  # files being written; never left under a final name
 REMOTE_HINT = "writing to a URI needs pyarrow and fsspec: pip install 'maskmodel[ray]'"
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_CREDENTIALS = re.compile(r"://[^/@]*@")
 
 
 def is_uri(location: str) -> bool:
@@ -55,6 +56,10 @@ class LocalFolder:
     def show(self, relative: str) -> str:
         """How to name `relative` in messages."""
         return str(self.root / relative)
+
+    def can_hold(self, relative: str) -> bool:
+        """Whether a file can be written under this name (any name a local folder was read with)."""
+        return True
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Write `data` to `relative`, under its final name only once complete."""
@@ -110,10 +115,19 @@ class RemoteFolder:
         self.atomic_put = protocol in OBJECT_STORES
 
     def __str__(self) -> str:
-        return self.uri
+        """The URI without its options and credentials (safe to print and to record)."""
+        return _CREDENTIALS.sub("://", self.uri.split("?")[0]).rstrip("/")
 
     def show(self, relative: str) -> str:
-        return f"{self.uri.split('?')[0].rstrip('/')}/{relative}"
+        return f"{self}/{relative}"
+
+    def can_hold(self, relative: str) -> bool:
+        """Whether a file can be written under this name: remote filesystems take UTF-8 names only."""
+        try:
+            relative.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
 
     def _path(self, relative: str) -> str:
         return f"{self.root}/{Path(relative).as_posix()}"

@@ -3,6 +3,7 @@ folder. S3 through pyarrow (a real S3-protocol server on 127.0.0.1), FTP through
 
 import csv
 import io
+import os
 import shutil
 import threading
 
@@ -13,12 +14,22 @@ from cli.main import main
 from conftest import crowd_images
 from maskmodel.outputs import RemoteFolder, open_folder
 from maskmodel.report import PARTS_FOLDER, ReportMirror, ReportWriter
+from test_video import FRAMES, SIZE, frame_count, make_clip
 
 pafs = pytest.importorskip("pyarrow.fs")
+NOT_UTF8 = os.fsdecode(b"caf\xe9.png")  # a name a local folder holds and a remote one cannot
 
 
 def rows(text: bytes) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text.decode("utf-8"), newline="")))
+
+
+def same_rows_but_the_non_utf8_name(remote: list[dict], local: list[dict]) -> bool:
+    """The remote report equals the local one, except that the non-UTF-8 name is an error row."""
+    odd = r"caf\xe9.png"
+    [error] = [row for row in remote if row["path"] == odd]
+    assert error["status"] == "error" and "not valid UTF-8" in error["message"]
+    return [r for r in remote if r["path"] != odd] == [r for r in local if r["path"] != odd]
 
 
 def s3_files(uri: str) -> dict[str, bytes]:
@@ -36,6 +47,8 @@ def photos(tmp_path):
     for photo in crowd_images(3):
         shutil.copy(photo, folder / "street corner" / photo.name)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    shutil.copy(crowd_images(1)[0], folder / NOT_UTF8)
+    make_clip(folder / "clip.avi")
     return folder
 
 
@@ -47,14 +60,17 @@ def local_run(photos, tmp_path):
     return out
 
 
-def test_s3_output_matches_local_output(photos, local_run, s3_uri):
+def test_s3_output_matches_local_output(photos, local_run, s3_uri, tmp_path):
     uri = s3_uri("run-local-engine")
     result = CliRunner().invoke(main, ["annotate", str(photos), "--out", uri, "-q", "--jobs", "2"])
     assert result.exit_code == 1, result.output
     files = s3_files(uri)
-    assert rows(files.pop("report.csv")) == rows((local_run / "report.csv").read_bytes())
+    assert same_rows_but_the_non_utf8_name(rows(files.pop("report.csv")), rows((local_run / "report.csv").read_bytes()))
     assert "summary.json" in files.keys() and files.pop("summary.json")
-    expected = {p.relative_to(local_run).as_posix(): p.read_bytes() for p in local_run.rglob("*.png")}
+    (tmp_path / "clip.avi").write_bytes(files.pop("clip.avi"))
+    assert frame_count(tmp_path / "clip.avi") == (FRAMES, SIZE)
+    expected = {p.relative_to(local_run).as_posix(): p.read_bytes() for p in local_run.rglob("*.png")
+                if p.name != NOT_UTF8}
     assert files == expected  # the annotated copies, nothing else (no parts, no temporary files)
 
 
@@ -73,7 +89,7 @@ def test_s3_output_refuses_a_non_empty_folder_and_resumes(photos, tmp_path, s3_u
     CliRunner().invoke(main, ["annotate", str(growing), "--out", str(in_one_go), "-q"])
     order = lambda row: (row["path"], row["face"])  # noqa: E731  (resume appends: compare as sets of rows)
     expected = sorted(rows((in_one_go / "report.csv").read_bytes()), key=order)
-    assert sorted(rows(s3_files(uri)["report.csv"]), key=order) == expected
+    assert same_rows_but_the_non_utf8_name(sorted(rows(s3_files(uri)["report.csv"]), key=order), expected)
 
 
 def test_report_parts_survive_a_killed_driver(tmp_path, s3_uri):
@@ -118,8 +134,17 @@ def test_ftp_output_through_fsspec(photos, local_run, ftp_uri):
     assert isinstance(open_folder(uri), RemoteFolder)
     result = CliRunner().invoke(main, ["annotate", str(photos), "--out", uri, "-q"])
     assert result.exit_code == 1, result.output
-    assert rows((served / "report.csv").read_bytes()) == rows((local_run / "report.csv").read_bytes())
+    assert same_rows_but_the_non_utf8_name(rows((served / "report.csv").read_bytes()),
+                                           rows((local_run / "report.csv").read_bytes()))
     written = {p.relative_to(served).as_posix(): p.read_bytes() for p in served.rglob("*") if p.is_file()}
-    expected = {p.relative_to(local_run).as_posix(): p.read_bytes() for p in local_run.rglob("*") if p.is_file()}
+    expected = {p.relative_to(local_run).as_posix(): p.read_bytes() for p in local_run.rglob("*")
+                if p.is_file() and p.name != NOT_UTF8}
     assert written.keys() == expected.keys()  # renamed from temporary names, none left over
     assert all(written[name] == expected[name] for name in written if name.endswith(".png"))
+    assert frame_count(served / "clip.avi") == (FRAMES, SIZE)
+    assert "secret" not in (served / "summary.json").read_text()  # the URI is recorded without its password
+    stale = served / "street corner" / ".tmp-1234abcd-left-by-a-killed-run.png"
+    stale.write_bytes(b"half an image")
+    resumed = CliRunner().invoke(main, ["annotate", str(photos), "--out", uri, "-q", "--resume"])
+    assert resumed.exit_code == 0, resumed.output  # nothing left to do; the stale file is gone
+    assert not stale.exists()
