@@ -10,11 +10,26 @@ import click
 
 from cli.detector import detector_options, detector_settings, mask_detector
 from maskmodel.imageio import DEFAULT_MAX_PIXELS
+from maskmodel.outputs import is_uri
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
+class InputType(click.ParamType):
+    """An existing file or directory, or a folder URI (`s3://bucket/photos`), left as text."""
+
+    name = "path|uri"
+
+    def convert(self, value, param, ctx):
+        if is_uri(value):
+            return value
+        return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
+
+
+INPUT = InputType()
+
+
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=INPUT)
 @click.option("--out", "out_dir", required=True, metavar="DIR|URI",
               help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json. "
                    "A URI (s3://bucket/run, gs://..., any pyarrow or fsspec filesystem) writes there.")
@@ -45,7 +60,8 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER
 def annotate(inputs, out_dir, face_detector, threshold, scales, flip, nms_iou, model, backend, jobs, resume, overwrite, dry_run,
              image_format, blur_faces, include, exclude, hidden, max_pixels, every, codec, engine, address, num_cpus,
              quiet) -> None:
-    """Find and classify every face in INPUTS (images and videos, files or directories, recursively).
+    """Find and classify every face in INPUTS (images and videos, files or directories, recursively;
+    or folder URIs such as s3://bucket/photos).
 
     Videos (mp4, avi, mov, mkv) get an annotated copy and one report row per face and processed
     frame, with a track id; the summary counts people (tracks), not face-frames.
@@ -71,7 +87,7 @@ def annotate(inputs, out_dir, face_detector, threshold, scales, flip, nms_iou, m
         raise click.BadParameter(str(error), param_hint="--out") from error
     if not folder.remote and folder.root.is_file():
         raise click.BadParameter(f"{folder} is a file, not a directory", param_hint="--out")
-    if not folder.remote and any(folder.root.resolve() == Path(i).resolve() for i in inputs):
+    if not folder.remote and any(folder.root.resolve() == Path(i).resolve() for i in inputs if not is_uri(i)):
         raise click.BadParameter("must not be one of the inputs (originals are never overwritten)", param_hint="--out")
     if not (resume or overwrite or folder.is_empty()):
         raise click.BadParameter(f"{folder} is not empty: use --resume to continue or --overwrite", param_hint="--out")

@@ -19,14 +19,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.draw import draw_faces
 from maskmodel.faces import detector_options
-from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, encode_image, read_image
+from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, decode_image, encode_image, read_image
 from maskmodel.outputs import LocalFolder, RemoteFolder, open_folder
 from maskmodel.pipeline import MaskDetector
 from maskmodel.report import ReportMirror, ReportWriter, Summary, error_row, image_rows, prepare_resume, report_path_text
@@ -95,7 +97,7 @@ def _process(item: InputFile) -> list[dict]:
     if item.path.suffix.lower() in VIDEO_EXTENSIONS:
         return _process_video(item, detector, settings, folder)
     try:
-        image = read_image(item.path, settings.max_pixels)
+        image = _read_input(item, settings.max_pixels)
     except ImageReadError as error:
         return [error_row(item.relative, str(error))]
     try:
@@ -116,8 +118,9 @@ def _process(item: InputFile) -> list[dict]:
 def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSettings,
                    folder: LocalFolder | RemoteFolder) -> list[dict]:
     try:
-        with nullcontext() if settings.dry_run else folder.staged_file(item.relative) as target:
-            results, size = annotate_video(item.path, detector, target, settings.every, settings.codec,
+        with (_local_copy(item) as source,
+              nullcontext() if settings.dry_run else folder.staged_file(item.relative) as target):
+            results, size = annotate_video(source, detector, target, settings.every, settings.codec,
                                            settings.blur_faces)
     except VideoReadError as error:
         return [error_row(item.relative, str(error))]
@@ -126,6 +129,39 @@ def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSe
     faces = [face for *_, face in results]
     frames = [(index, seconds, track) for index, seconds, track, _ in results]
     return image_rows(item.relative, faces, *size, detector.face_detector.name, detector.model_name, frames)
+
+
+def _read_input(item: InputFile, max_pixels: int) -> np.ndarray:
+    """The decoded image of an input file, on disk or in a folder URI; raises `ImageReadError`."""
+    if item.source is None:
+        return read_image(item.path, max_pixels)
+    try:
+        data = _source_folder(item.source).read_bytes(item.path.as_posix())
+    except OSError as error:
+        raise ImageReadError(f"cannot read file: {error}") from error
+    if data is None:
+        raise ImageReadError("file not found")
+    return decode_image(np.frombuffer(data, dtype=np.uint8), max_pixels)
+
+
+@contextmanager
+def _local_copy(item: InputFile) -> Iterator[Path]:
+    """A local path of an input file: the file itself, or a temporary copy of a file in a folder URI."""
+    if item.source is None:
+        yield item.path
+        return
+    with tempfile.TemporaryDirectory(prefix="maskmodel-input-") as folder:
+        local = Path(folder) / item.path.name
+        try:
+            _source_folder(item.source).download(item.path.as_posix(), local)
+        except OSError as error:
+            raise VideoReadError(f"cannot read file: {error}") from error
+        yield local
+
+
+@lru_cache(maxsize=16)
+def _source_folder(uri: str) -> RemoteFolder:
+    return RemoteFolder(uri)
 
 
 def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1) -> Iterator[list[dict]]:
@@ -178,7 +214,7 @@ def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int 
 
 
 def annotate(
-    inputs: list[Path],
+    inputs: list[Path | str],
     settings: AnnotateSettings,
     jobs: int = 1,
     resume: bool = False,
@@ -197,7 +233,7 @@ def annotate(
     and the report is uploaded as it grows (`maskmodel.report.ReportMirror`).
 
     Args:
-        inputs: files and directories.
+        inputs: files and directories, and folder URIs (`s3://bucket/photos`).
         settings: output directory, models, drawing and format options.
         jobs: worker processes. Defaults to `1`.
         resume: skip images already in an existing report and append to it.

@@ -1,7 +1,9 @@
-"""Input discovery: files and directories, recursively, safely.
+"""Input discovery: files and directories, recursively, safely; or folders named by a URI.
 
 Extensions match case-insensitively; hidden files and folders are skipped unless asked; directory
-symlink loops are visited once; the output directory is never crawled, even inside an input.
+symlink loops are visited once; the output directory is never crawled, even inside an input. A folder
+URI (`s3://bucket/photos`, any filesystem of `maskmodel.outputs`) is listed in the same order as the
+same tree on disk.
 """
 
 from __future__ import annotations
@@ -10,17 +12,23 @@ import fnmatch
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from maskmodel.outputs import local_path, open_folder
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"})
 
 
 @dataclass(frozen=True)
 class InputFile:
-    """A file to process and its path relative to the input it was found under."""
+    """A file to process and its path relative to the input it was found under (the report's path).
 
-    path: Path
+    For a file listed from a folder URI, `source` is that URI and `path` the file's path inside it.
+    """
+
+    path: Path | PurePosixPath
     relative: str
+    source: str | None = None
 
 
 def _selected(relative: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
@@ -30,7 +38,7 @@ def _selected(relative: str, include: tuple[str, ...], exclude: tuple[str, ...])
 
 
 def iter_inputs(
-    inputs: list[Path],
+    inputs: list[Path | str],
     skip_dir: Path | None = None,
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
@@ -44,8 +52,13 @@ def iter_inputs(
     """
     skip = Path(skip_dir).resolve() if skip_dir else None
     seen: set[Path] = set()
-    for root in inputs:
-        root = Path(root)
+    for location in inputs:
+        root = local_path(location)
+        if root is None:
+            name = PurePosixPath(str(location).split("?")[0]).name
+            yield from _iter_remote(str(location), name if len(inputs) > 1 else "", include, exclude, hidden,
+                                    extensions)
+            continue
         prefix = root.name if len(inputs) > 1 else ""
         if not root.is_dir():
             key = root.resolve() if root.exists() else root.absolute()
@@ -73,3 +86,15 @@ def iter_inputs(
                     continue
                 seen.add(key)
                 yield InputFile(path, relative)
+
+
+def _iter_remote(uri: str, prefix: str, include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool,
+                 extensions: frozenset[str]) -> Iterator[InputFile]:
+    """The files of a folder URI, in `os.walk` order: each folder's files, then its subfolders."""
+    keys = [PurePosixPath(key) for key in open_folder(uri).list_files()]
+    for key in sorted(keys, key=lambda k: [(1, part) for part in k.parts[:-1]] + [(0, k.name)]):
+        relative = str(PurePosixPath(prefix, key)) if prefix else str(key)
+        if not hidden and any(part.startswith(".") for part in key.parts):
+            continue
+        if key.suffix.lower() in extensions and _selected(relative, include, exclude):
+            yield InputFile(key, relative, uri)

@@ -20,7 +20,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from maskmodel.annotate import DIED, MAX_ATTEMPTS, AnnotateSettings, _process, _start_worker
 from maskmodel.crawl import InputFile
@@ -38,15 +38,27 @@ class _Annotator:
         _start_worker(settings, 1)
 
     def __call__(self, batch: dict) -> dict:
-        rows = [_process(InputFile(Path(os.fsdecode(path)), os.fsdecode(relative)))
-                for path, relative in zip(batch["path"], batch["relative"])]
+        rows = [_process(_item(*fields)) for fields in zip(batch["path"], batch["relative"], batch["source"])]
         return {"index": batch["index"], "rows": [json.dumps(r) for r in rows]}
 
 
-def _annotate_alone(path: bytes, relative: bytes, settings: AnnotateSettings) -> list[dict]:
+def _record(index: int, item: InputFile) -> dict:
+    """An input file as a row of the Ray dataset (bytes keep any file name intact)."""
+    return {"index": index, "path": os.fsencode(item.path), "relative": os.fsencode(item.relative),
+            "source": item.source or ""}
+
+
+def _item(path: bytes, relative: bytes, source: str) -> InputFile:
+    """The input file of a dataset row."""
+    if source:
+        return InputFile(PurePosixPath(os.fsdecode(path)), os.fsdecode(relative), source)
+    return InputFile(Path(os.fsdecode(path)), os.fsdecode(relative))
+
+
+def _annotate_alone(record: dict, settings: AnnotateSettings) -> list[dict]:
     """One image in a Ray task of its own: the retry of the images of a failed batch."""
     _start_worker(settings, 1)
-    return _process(InputFile(Path(os.fsdecode(path)), os.fsdecode(relative)))
+    return _process(_item(record["path"], record["relative"], record["source"]))
 
 
 def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, address: str | None = None,
@@ -73,11 +85,10 @@ def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, addres
     try:
         if not items:
             return
-        records = [{"index": i, "path": os.fsencode(item.path), "relative": os.fsencode(item.relative)}
-                   for i, item in enumerate(items)]
+        records = [_record(index, item) for index, item in enumerate(items)]
         actors = max(1, min(len(items), int(ray.cluster_resources().get("CPU", 1))))
-        # blocks of BATCH_SIZE..BLOCK_SIZE images, at least four per actor while there are enough images
-        block_size = min(BLOCK_SIZE, max(BATCH_SIZE, math.ceil(len(items) / (4 * actors))))
+        # at least four blocks per actor, of at most BLOCK_SIZE images
+        block_size = min(BLOCK_SIZE, math.ceil(len(items) / (4 * actors)))
         dataset = ray.data.from_items(records, override_num_blocks=math.ceil(len(items) / block_size))
         with warnings.catch_warnings():  # max_task_retries has no named parameter yet (Ray < 2.64)
             warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
@@ -102,7 +113,7 @@ def _retry(ray, alone, record: dict, settings: AnnotateSettings) -> list[dict]:
     """The rows of one image of a failed batch, processed alone; an `error` row if its worker dies
     every time. Errors of maskmodel itself (an unwritable output) stop the run, as locally."""
     try:
-        return ray.get(alone.remote(record["path"], record["relative"], settings))
+        return ray.get(alone.remote(record, settings))
     except ray.exceptions.RayTaskError as error:
         raise error.cause from None
     except ray.exceptions.RayError:

@@ -27,19 +27,23 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _CREDENTIALS = re.compile(r"://[^/@]*@")
 
 
-def is_uri(location: str) -> bool:
-    """True for `scheme://...` locations (remote folders); False for local paths."""
-    return bool(_URI.match(str(location)))
+def is_uri(location: str | os.PathLike) -> bool:
+    """True for `scheme://...` locations; False for local paths."""
+    return bool(_URI.match(os.fspath(location)))
+
+
+def local_path(location: str | os.PathLike) -> Path | None:
+    """The local path a location names (a path or a `file://` URI), or None for a remote URI."""
+    location = os.fspath(location)
+    if location.startswith("file://"):
+        return Path(location[len("file://"):])
+    return None if is_uri(location) else Path(location)
 
 
 def open_folder(location: str | os.PathLike) -> LocalFolder | RemoteFolder:
-    """The output folder named by a local path or a URI."""
-    location = os.fspath(location)
-    if not is_uri(location):
-        return LocalFolder(Path(location))
-    if location.startswith("file://"):
-        return LocalFolder(Path(location[len("file://"):]))
-    return RemoteFolder(location)
+    """The folder named by a local path or a URI."""
+    path = local_path(location)
+    return RemoteFolder(os.fspath(location)) if path is None else LocalFolder(path)
 
 
 class LocalFolder:
@@ -144,6 +148,11 @@ class RemoteFolder:
             yield temp
             with open(temp, "rb") as source:
                 self._publish(relative, lambda stream: shutil.copyfileobj(source, stream, 1 << 20))
+
+    def download(self, relative: str, local: Path) -> None:
+        """Copy the file `relative` to the local file `local`."""
+        with self.fs.open_input_stream(self._path(relative)) as source, open(local, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
 
     def read_bytes(self, relative: str) -> bytes | None:
         """The content of `relative`, or None if there is no such file."""

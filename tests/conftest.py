@@ -81,3 +81,14 @@ def s3_uri():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def upload_tree(folder: Path, uri: str) -> None:
+    """Copy a local tree into a remote folder with pyarrow itself (not maskmodel's code)."""
+    import pyarrow.fs as pafs
+
+    filesystem, root = pafs.FileSystem.from_uri(uri)
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with filesystem.open_output_stream(f"{root}/{path.relative_to(folder).as_posix()}") as stream:
+                stream.write(path.read_bytes())

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 pytest.importorskip("ray")
 
 from cli.main import main  # noqa: E402
-from conftest import CROWD_DEV  # noqa: E402
+from conftest import CROWD_DEV, upload_tree  # noqa: E402
 
 
 def read(path):
@@ -89,17 +89,20 @@ def test_dead_workers_are_replaced_and_their_images_retried(tmp_path):
     assert len(summary.errors) == 1
 
 
-def test_ray_workers_write_to_s3(tmp_path, s3_uri):
-    """The actors write the annotated copies to an S3 folder and the report is uploaded there."""
+def test_ray_workers_read_from_and_write_to_s3(tmp_path, s3_uri):
+    """The actors read the photos from one S3 folder and write the annotated copies to another; the
+    report is uploaded there, and all is as a local run on the same files."""
     import pyarrow.fs as pafs
 
     folder = tmp_path / "in"
     folder.mkdir()
     for photo in sorted((CROWD_DEV / "images").glob("*.png"))[:4]:
         shutil.copy(photo, folder / photo.name)
+    upload_tree(folder, s3_uri("ray-in"))
     local = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(tmp_path / "local"), "-q"])
     uri = s3_uri("ray-run")
-    remote = CliRunner().invoke(main, ["annotate", str(folder), "--out", uri, "-q", "--engine", "ray", "--num-cpus", "2"])
+    remote = CliRunner().invoke(main, ["annotate", s3_uri("ray-in"), "--out", uri, "-q", "--engine", "ray",
+                                       "--num-cpus", "2"])
     assert local.exit_code == remote.exit_code == 0, remote.output
     filesystem, root = pafs.FileSystem.from_uri(uri)
     report = filesystem.open_input_stream(f"{root}/report.csv").read()

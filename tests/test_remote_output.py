@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from conftest import crowd_images
+from conftest import crowd_images, upload_tree
 from maskmodel.outputs import RemoteFolder, open_folder
 from maskmodel.report import PARTS_FOLDER, ReportMirror, ReportWriter
 from test_video import FRAMES, SIZE, frame_count, make_clip
@@ -72,6 +72,24 @@ def test_s3_output_matches_local_output(photos, local_run, s3_uri, tmp_path):
     expected = {p.relative_to(local_run).as_posix(): p.read_bytes() for p in local_run.rglob("*.png")
                 if p.name != NOT_UTF8}
     assert files == expected  # the annotated copies, nothing else (no parts, no temporary files)
+
+
+def test_s3_input_gives_the_report_of_the_same_tree_on_disk(photos, s3_uri, tmp_path):
+    (photos / NOT_UTF8).unlink()  # S3 keys are UTF-8
+    shutil.copy(crowd_images(2)[1], photos / "z.png")  # listed before the subfolders, as on disk
+    (photos / "a").mkdir()
+    shutil.copy(crowd_images(3)[2], photos / "a" / "x.png")
+    (photos / ".hidden").mkdir()
+    shutil.copy(crowd_images(1)[0], photos / ".hidden" / "skipped.png")
+    uri = s3_uri("input")
+    upload_tree(photos, uri)
+    on_disk = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(tmp_path / "disk"), "-q"])
+    remote = CliRunner().invoke(main, ["annotate", uri, "--out", str(tmp_path / "s3"), "-q", "--jobs", "2"])
+    assert on_disk.exit_code == remote.exit_code == 1, remote.output  # broken.jpg
+    assert (tmp_path / "s3" / "report.csv").read_bytes() == (tmp_path / "disk" / "report.csv").read_bytes()
+    copies = {p.relative_to(tmp_path / "disk"): p.read_bytes() for p in (tmp_path / "disk").rglob("*.png")}
+    assert copies and all((tmp_path / "s3" / name).read_bytes() == data for name, data in copies.items())
+    assert frame_count(tmp_path / "s3" / "clip.avi") == (FRAMES, SIZE)
 
 
 def test_s3_output_refuses_a_non_empty_folder_and_resumes(photos, tmp_path, s3_uri):
