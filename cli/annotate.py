@@ -10,7 +10,7 @@ import click
 
 from cli.detector import detector_options, detector_settings, mask_detector
 from maskmodel.imageio import DEFAULT_MAX_PIXELS
-from maskmodel.outputs import is_uri
+from maskmodel.outputs import is_uri, open_folder
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
@@ -20,9 +20,16 @@ class InputType(click.ParamType):
     name = "path|uri"
 
     def convert(self, value, param, ctx):
-        if is_uri(value):
-            return value
-        return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
+        if not is_uri(value):
+            return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
+        try:
+            folder = open_folder(value)
+            exists = folder.exists()
+        except (RuntimeError, ValueError, OSError) as error:
+            self.fail(str(error), param, ctx)
+        if not exists:
+            self.fail(f"{folder} does not exist.", param, ctx)
+        return value
 
 
 INPUT = InputType()
@@ -73,7 +80,6 @@ def annotate(inputs, out_dir, face_detector, threshold, scales, flip, nms_iou, m
 
     from maskmodel.annotate import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
     from maskmodel.annotate import annotate as run_annotate
-    from maskmodel.outputs import open_folder
 
     detector = detector_settings(face_detector, threshold, scales, flip, nms_iou)
     if engine == "ray":

@@ -3,7 +3,7 @@
 Extensions match case-insensitively; hidden files and folders are skipped unless asked; directory
 symlink loops are visited once; the output directory is never crawled, even inside an input. A folder
 URI (`s3://bucket/photos`, any filesystem of `maskmodel.outputs`) is listed in the same order as the
-same tree on disk.
+same tree on disk; a file URI is taken as a file.
 """
 
 from __future__ import annotations
@@ -90,8 +90,15 @@ def iter_inputs(
 
 def _iter_remote(uri: str, prefix: str, include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool,
                  extensions: frozenset[str]) -> Iterator[InputFile]:
-    """The files of a folder URI, in `os.walk` order: each folder's files, then its subfolders."""
-    keys = [PurePosixPath(key) for key in open_folder(uri).list_files()]
+    """The files of a folder URI, in `os.walk` order: each folder's files, then its subfolders; or the
+    file a URI names."""
+    folder = open_folder(uri)
+    if folder.is_file():
+        base, _, options = uri.partition("?")
+        parent, name = base.rsplit("/", 1)
+        yield InputFile(PurePosixPath(name), name, f"{parent}?{options}" if options else parent)
+        return
+    keys = [PurePosixPath(key) for key in folder.list_files()]
     for key in sorted(keys, key=lambda k: [(1, part) for part in k.parts[:-1]] + [(0, k.name)]):
         relative = str(PurePosixPath(prefix, key)) if prefix else str(key)
         if not hidden and any(part.startswith(".") for part in key.parts):

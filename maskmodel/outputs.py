@@ -149,6 +149,16 @@ class RemoteFolder:
             with open(temp, "rb") as source:
                 self._publish(relative, lambda stream: shutil.copyfileobj(source, stream, 1 << 20))
 
+    def exists(self) -> bool:
+        """Whether the URI names an existing file or folder."""
+        return self._exists(self.root)
+
+    def is_file(self) -> bool:
+        """Whether the URI names a file rather than a folder."""
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(self.root).type == pafs.FileType.File
+
     def download(self, relative: str, local: Path) -> None:
         """Copy the file `relative` to the local file `local`."""
         with self.fs.open_input_stream(self._path(relative)) as source, open(local, "wb") as target:

@@ -90,6 +90,13 @@ def test_s3_input_gives_the_report_of_the_same_tree_on_disk(photos, s3_uri, tmp_
     copies = {p.relative_to(tmp_path / "disk"): p.read_bytes() for p in (tmp_path / "disk").rglob("*.png")}
     assert copies and all((tmp_path / "s3" / name).read_bytes() == data for name, data in copies.items())
     assert frame_count(tmp_path / "s3" / "clip.avi") == (FRAMES, SIZE)
+    one_file = uri.replace("/input?", "/input/z.png?")
+    single = CliRunner().invoke(main, ["annotate", one_file, "--out", str(tmp_path / "one"), "-q"])
+    assert single.exit_code == 0, single.output
+    assert (tmp_path / "one" / "z.png").read_bytes() == (tmp_path / "disk" / "z.png").read_bytes()
+    missing = CliRunner().invoke(main, ["annotate", uri.replace("/input?", "/nothing-here?"), "--out",
+                                        str(tmp_path / "none"), "-q"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
 def test_s3_output_refuses_a_non_empty_folder_and_resumes(photos, tmp_path, s3_uri):
