@@ -31,7 +31,7 @@ import common  # noqa: E402
 
 from maskmodel.annotations import read_voc_folder  # noqa: E402
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_detections  # noqa: E402
-from maskmodel.faces import create_face_detector  # noqa: E402
+from maskmodel.faces import YUNET_PRESETS, create_face_detector  # noqa: E402
 from maskmodel.imageio import read_image  # noqa: E402
 from maskmodel.pipeline import Face, MaskDetector  # noqa: E402
 
@@ -42,9 +42,8 @@ FAST, ACCURATE = "mask-mobilenetv2-0.35", "mask-mobilenetv2-1.0"
 # name -> (face detector, detector options, classifier)
 CONFIGS = {
     "default: yunet 640+1024": ("yunet", {}, FAST),
-    "speed-first: yunet 640": ("yunet", {"scales": (640,)}, FAST),
-    "accuracy-first: yunet 640+1024+1600 mirrored t0.3 nms0.5": (
-        "yunet", {"scales": (640, 1024, 1600), "flip": True, "score_threshold": 0.3, "nms_threshold": 0.5}, FAST),
+    "speed-first: yunet 640": ("yunet", YUNET_PRESETS["speed"], FAST),
+    "accuracy-first: yunet 640+1024+1600 mirrored t0.3 nms0.5": ("yunet", YUNET_PRESETS["accuracy"], FAST),
     "default mirrored: yunet 640+1024 --flip": ("yunet", {"flip": True}, FAST),
     "yunet 640+1280 t0.3": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, FAST),
     "yunet 640+1280": ("yunet", {"scales": (640, 1280)}, FAST),

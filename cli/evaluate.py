@@ -83,8 +83,8 @@ def classify(root, out_dir, model, face_detector) -> None:
               show_default=True, help="How to treat mask_weared_incorrect faces (ignore: neither found nor missed).")
 @click.option("--classifier-only", is_flag=True, help="Classify the annotated boxes; no face detection.")
 @click.option("--exclude", multiple=True, help="Image file name to leave out (repeatable).")
-def detect(dataset, out_dir, data_format, names, model, face_detector, threshold, scales, flip, nms_iou, incorrect_as,
-           classifier_only, exclude) -> None:
+def detect(dataset, out_dir, data_format, names, model, face_detector, preset, threshold, scales, flip, nms_iou,
+           incorrect_as, classifier_only, exclude) -> None:
     """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves.
 
     Writes metrics.json and pr_curves.png into OUT.
@@ -113,7 +113,7 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, threshold
         predictions = classify_annotated_boxes(classifier, images)
         setup = {"mode": "classifier-only", "model": model}
     else:
-        settings = detector_settings(face_detector, threshold, scales, flip, nms_iou)
+        settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
         detector = mask_detector(model, settings)
         predictions = [detector.detect(read_image(i.image_path)) for i in images]
         setup = {"mode": "pipeline", "model": detector.model_name,

@@ -20,7 +20,7 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
 @detector_options
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
-def watch(source, no_display, out_path, every, model, face_detector, threshold, scales, flip, nms_iou,
+def watch(source, no_display, out_path, every, model, face_detector, preset, threshold, scales, flip, nms_iou,
           max_frames) -> None:
     """Show (or write) the annotated stream with frames per second; press q in the window to quit."""
     import cv2
@@ -29,7 +29,7 @@ def watch(source, no_display, out_path, every, model, face_detector, threshold, 
     from maskmodel.tracking import IoUTracker
     from maskmodel.video import VideoReadError, iter_frames, open_capture, tracked_faces
 
-    settings = detector_settings(face_detector, threshold, scales, flip, nms_iou)
+    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
     try:
         capture = open_capture(int(source) if source.isdigit() else source)
     except VideoReadError as error:

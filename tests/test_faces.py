@@ -1,5 +1,7 @@
 """Face detector invariants on real crowd photos: mirrored passes and multi-scale merging."""
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -49,3 +51,20 @@ def test_detector_options_on_the_command_line(tmp_path):
     result = CliRunner().invoke(main, ["predict", photo, "--flip", "--scales", "640,1024", "--nms-iou", "0.5"])
     assert result.exit_code == 0, result.output
     assert '"faces"' in result.output
+
+
+def test_presets_are_the_options_they_stand_for_and_explicit_options_win():
+    photo = str(crowd_images(2)[1])
+
+    def faces(*options):
+        result = CliRunner().invoke(main, ["predict", photo, *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["faces"]
+
+    explicit = ["--scales", "640,1024,1600", "--threshold", "0.3", "--nms-iou", "0.5"]
+    assert faces("--preset", "accuracy") == faces(*explicit, "--flip")
+    assert faces("--preset", "accuracy", "--no-flip") == faces(*explicit)
+    assert faces("--preset", "speed") == faces("--scales", "640")
+    assert len(faces("--preset", "accuracy")) > len(faces("--preset", "speed"))
+    wrong = CliRunner().invoke(main, ["predict", photo, "--face-detector", "ssd", "--preset", "accuracy"])
+    assert wrong.exit_code == 2 and "--preset" in wrong.output
