@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 import click
 
+from maskmodel.faces import YUNET_PRESETS
+
 OPTIONS = (
     click.option("--face-detector", type=click.Choice(["yunet", "ssd", "haar"]), default="yunet", show_default=True),
-    click.option("--preset", type=click.Choice(["speed", "default", "accuracy"]), default="default", show_default=True,
+    click.option("--preset", type=click.Choice(list(YUNET_PRESETS)), default="default", show_default=True,
                  help="YuNet settings measured on crowd-dev: speed (one pass at 640 px, about 2x faster), "
                       "accuracy (3 scales, mirrored passes, threshold 0.3, NMS IoU 0.5; about 3.5x slower). "
                       "Options given explicitly override it."),
@@ -36,8 +38,6 @@ def detector_settings(face_detector: str, preset: str, threshold: float | None, 
                       flip: bool | None, nms_iou: float | None) -> dict:
     """The options as `AnnotateSettings` fields (and `maskmodel.faces.detector_options` arguments):
     those given explicitly, then the preset's."""
-    from maskmodel.faces import YUNET_PRESETS
-
     if face_detector != "yunet":
         for name, value in (("--preset", preset != "default"), ("--scales", scales), ("--flip", flip),
                             ("--nms-iou", nms_iou)):
