@@ -135,5 +135,6 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, preset, t
                        (c["recall"], c["precision"]) for name, c in curves.items()},
                       f"precision-recall at IoU 0.5: {setup['model']}", "recall", "precision")
     cv2.imwrite(str(out_dir / "pr_curves.png"), plot)
-    click.echo(f"face AP50 {result['face_ap50']:.4f}, mAP50 {result['map50']:.4f}, recall {result['recall']:.4f}, "
-               f"label accuracy {result['label_accuracy_on_matched']:.4f}; written to {out_dir}")
+    click.echo(f"face AP50 {result['face_ap50']:.4f}, mAP50 {result['map50']:.4f}, precision {result['precision']:.4f}, "
+               f"recall {result['recall']:.4f}, label accuracy {result['label_accuracy_on_matched']:.4f}; "
+               f"written to {out_dir}")

@@ -131,8 +131,9 @@ def evaluate_detections(
         iou_threshold: IoU for a match. Defaults to `0.5`.
 
     Per-class AP ranks each prediction of a class by detector score x class probability; a prediction
-    on a face of another class is a false positive for its class. `curves` holds the precision-recall
-    curves (face and per class).
+    on a face of another class is a false positive for its class. `precision` and `recall` are those of
+    the faces as given (at the detector's threshold, where the boxes a user sees are decided). `curves`
+    holds the precision-recall curves (face and per class).
     """
     face_scores, face_hits, positives = [], [], 0
     class_scores = {c: [] for c in classes}
@@ -177,6 +178,7 @@ def evaluate_detections(
         "face_ap50": average_precision(np.array(face_scores), np.array(face_hits), positives),
         "ap50": per_class,
         "map50": float(np.nanmean(list(per_class.values()))),
+        "precision": float(np.mean(face_hits)) if face_hits else 0.0,
         "recall": float(found_array.mean()) if len(found_array) else 0.0,
         "recall_by_size": {
             name: float(found_array[(sizes_array >= low) & (sizes_array < high)].mean())

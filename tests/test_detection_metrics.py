@@ -32,13 +32,14 @@ IMAGE = AnnotatedImage("x.png", (
 def test_perfect_predictions():
     result = evaluate_detections([IMAGE], [[pred((0, 0, 10, 10), 0.9), pred((20, 0, 40, 20), 0.8, "without_mask")]])
     assert result["face_ap50"] == 1.0 and result["map50"] == 1.0 and result["recall"] == 1.0
-    assert result["label_accuracy_on_matched"] == 1.0
+    assert result["precision"] == 1.0 and result["label_accuracy_on_matched"] == 1.0
     assert result["recall_by_size"] == {"<16": 1.0, "16-32": 1.0}
 
 
 def test_no_predictions():
     result = evaluate_detections([IMAGE], [[]])
     assert result["face_ap50"] == 0.0 and result["recall"] == 0.0 and result["map50"] == 0.0
+    assert result["precision"] == 0.0
 
 
 def test_one_false_positive_ranked_first():
@@ -46,6 +47,7 @@ def test_one_false_positive_ranked_first():
                                             pred((20, 0, 40, 20), 0.8, "without_mask")]])
     # precision at recall 0.5 is 1/2, at recall 1.0 is 2/3 -> AP = 0.5 * 2/3 + 0.5 * 2/3
     assert result["face_ap50"] == pytest.approx(2 / 3)
+    assert result["precision"] == pytest.approx(2 / 3) and result["recall"] == 1.0
 
 
 def test_duplicate_detection_is_a_false_positive():
@@ -58,7 +60,7 @@ def test_duplicate_detection_is_a_false_positive():
 def test_ignore_region_is_neither_right_nor_wrong():
     result = evaluate_detections([IMAGE], [[pred((50, 0, 90, 40), 0.99), pred((0, 0, 10, 10), 0.9),
                                             pred((20, 0, 40, 20), 0.8, "without_mask")]])
-    assert result["face_ap50"] == 1.0 and result["faces"] == 2
+    assert result["face_ap50"] == 1.0 and result["faces"] == 2 and result["precision"] == 1.0
 
 
 def test_wrong_label_counts_against_the_class():

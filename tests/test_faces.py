@@ -61,7 +61,7 @@ def test_presets_are_the_options_they_stand_for_and_explicit_options_win():
         assert result.exit_code == 0, result.output
         return json.loads(result.output)["faces"]
 
-    explicit = ["--scales", "640,1024,1600", "--threshold", "0.3", "--nms-iou", "0.5"]
+    explicit = ["--scales", "640,1024,1600", "--threshold", "0.7", "--nms-iou", "0.5"]
     assert faces("--preset", "accuracy") == faces(*explicit, "--flip")
     assert faces("--preset", "accuracy", "--no-flip") == faces(*explicit)
     assert faces("--preset", "speed") == faces("--scales", "640")
