@@ -12,7 +12,7 @@ OPTIONS = (
     click.option("--face-detector", type=click.Choice(["yunet", "ssd", "haar"]), default="yunet", show_default=True),
     click.option("--preset", type=click.Choice(list(YUNET_PRESETS)), default="default", show_default=True,
                  help="YuNet settings measured on crowd-dev: speed (one pass at 640 px, about 2x faster), "
-                      "accuracy (3 scales, mirrored passes, threshold 0.7, NMS IoU 0.5; about 3.5x slower). "
+                      "accuracy (3 scales, mirrored passes, threshold 0.7, NMS IoU 0.5; about 3x slower). "
                       "Options given explicitly override it."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                  help="Face detector score threshold (detector default if not given)."),

@@ -173,7 +173,7 @@ class HaarDetector:
 FACE_DETECTORS = {"yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
 # Runtime defaults, chosen on crowd-dev (docs/benchmarks.md): a second YuNet pass with the image
 # enlarged to 1024 px finds many of the small faces of crowd photos that one pass at 640 px misses.
-# More passes find more at a price: the "accuracy" preset below (about 3.5x slower) finds more
+# More passes find more at a price: the "accuracy" preset below (about 3x slower) finds more
 # faces at the same precision; with its threshold lowered to 0.3 it ranks best (face AP50 0.80) but
 # most of the extra boxes are wrong or unlabelled, so that is not the preset.
 DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1024)}}
