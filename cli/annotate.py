@@ -46,7 +46,8 @@ INPUT = InputType()
               help="Classifier runtime: OpenCV DNN, or ONNX Runtime if installed (auto: ONNX Runtime when present).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
 @click.option("--resume", is_flag=True, help="Skip images already in OUT/report.csv and append to it.")
-@click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT, replacing its report.")
+@click.option("--overwrite", is_flag=True,
+              help="Write into a non-empty OUT: what earlier runs wrote there is removed first (only that).")
 @click.option("--dry-run", is_flag=True, help="Detect and report, but write no images.")
 @click.option("--format", "image_format", type=click.Choice(["same", "jpg", "png"]), default="same", show_default=True)
 @click.option("--blur-faces", is_flag=True, help="Blur every face in the annotated copies (privacy).")
@@ -73,13 +74,18 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     Videos (mp4, avi, mov, mkv) get an annotated copy and one report row per face and processed
     frame, with a track id; the summary counts people (tracks), not face-frames.
 
+    Originals are never written: OUT may not be an input, an OUT inside an input is not crawled, and
+    no annotated copy replaces a file that maskmodel did not write. One run at a time writes an OUT.
+
     Exit codes: 0 all images processed, 1 some images failed (listed in the report) or the output
-    could not be written (continue with --resume), 2 usage error, 130 interrupted (Ctrl-C).
+    could not be written (continue with --resume), 2 usage error (conflicting paths, OUT in use by
+    another run, a damaged report), 130 interrupted (Ctrl-C).
     """
     from tqdm import tqdm
 
     from maskmodel.annotate import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
     from maskmodel.annotate import annotate as run_annotate
+    from maskmodel.errors import UsageError
 
     detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
     if engine == "ray":
@@ -91,12 +97,6 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         folder = open_folder(out_dir)
     except (RuntimeError, ValueError, OSError) as error:
         raise click.BadParameter(str(error), param_hint="--out") from error
-    if not folder.remote and folder.root.is_file():
-        raise click.BadParameter(f"{folder} is a file, not a directory", param_hint="--out")
-    if not folder.remote and any(folder.root.resolve() == Path(i).resolve() for i in inputs if not is_uri(i)):
-        raise click.BadParameter("must not be one of the inputs (originals are never overwritten)", param_hint="--out")
-    if not (resume or overwrite or folder.is_empty()):
-        raise click.BadParameter(f"{folder} is not empty: use --resume to continue or --overwrite", param_hint="--out")
     settings = AnnotateSettings(out_dir=out_dir, model=model, backend=backend, image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels, every=every,
                                 codec=codec, **detector)
@@ -109,7 +109,11 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     try:
         summary = run_annotate(list(inputs), settings, jobs=jobs, resume=resume, include=include,
                                exclude=exclude, hidden=hidden, on_image=lambda rows: bar.update(1),
-                               on_start=start, engine=engine, address=address, num_cpus=num_cpus)
+                               on_start=start, engine=engine, address=address, num_cpus=num_cpus,
+                               overwrite=overwrite)
+    except UsageError as error:  # nothing was written: conflicting paths, an --out in use or not ours
+        bar.close()
+        raise click.UsageError(str(error)) from error
     except KeyboardInterrupt:
         bar.close()
         click.echo(f"\nInterrupted: the report so far is in {folder.show(REPORT_NAME)}. Continue with the same "
@@ -123,8 +127,12 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     if not quiet:
         click.echo(f"{result['images']} images, {result['faces']} faces: {result['with_mask']} with mask, "
                    f"{result['without_mask']} without (compliance {result['compliance_rate']}), "
-                   f"{result['images_without_faces']} without faces, {result['errors']} errors, "
+                   f"{result['images_without_faces']} without faces, {result['errors']} errors; "
+                   f"{result['processed_this_run']} processed in this run, "
                    f"{result['seconds']} s ({result['images_per_second']} images/s)")
+        if result["skipped_files"]:
+            skipped = ", ".join(f"{count} {suffix}" for suffix, count in result["skipped_files"].items())
+            click.echo(f"not images or videos, skipped: {skipped}")
         click.echo(f"written: {folder.show(REPORT_NAME)}, {folder.show(SUMMARY_NAME)}"
                    + ("" if dry_run else f", annotated images under {folder}"))
     if summary.errors:

@@ -18,6 +18,19 @@ def evaluate() -> None:
     """Evaluate on classification folders or on face-box datasets (VOC or YOLO)."""
 
 
+def _class_names(names_file: Path) -> list[str]:
+    """The class names of a YOLO dataset, one a line."""
+    if not names_file.is_file():
+        raise click.BadParameter(f"{names_file} not found", param_hint="--names")
+    try:
+        names = [line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{names_file} is not a text file", param_hint="--names") from None
+    if not names:
+        raise click.BadParameter(f"{names_file} names no class", param_hint="--names")
+    return names
+
+
 def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, default=float))
 
@@ -92,34 +105,50 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, preset, t
     import cv2
 
     import maskmodel
-    from maskmodel.annotations import read_voc_folder, read_yolo_folder, relabel
+    from maskmodel.annotations import DatasetError, read_voc_folder, read_yolo_folder, relabel
     from maskmodel.evaluate import classification_report, classify_annotated_boxes, evaluate_detections
-    from maskmodel.imageio import read_image
+    from maskmodel.imageio import ImageReadError, read_image
     from maskmodel.plots import curve_plot
 
-    if data_format == "voc":
-        images = read_voc_folder(dataset, frozenset(exclude))
-    else:
-        names_file = names or dataset / "classes.txt"
-        if not names_file.exists():
-            raise click.BadParameter(f"{names_file} not found", param_hint="--names")
-        class_names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
-        images = [i for i in read_yolo_folder(dataset / "images", dataset / "labels", class_names)
-                  if i.image_path.name not in exclude]
+    skipped: list[tuple[str, str]] = []  # bad records: named, counted, left out (maskmodel.annotations)
+    try:
+        if data_format == "voc":
+            images = read_voc_folder(dataset, frozenset(exclude), skipped)
+        else:
+            class_names = _class_names(names or dataset / "classes.txt")
+            images = [i for i in read_yolo_folder(dataset / "images", dataset / "labels", class_names, skipped)
+                      if i.image_path.name not in exclude]
+    except DatasetError as error:
+        raise click.UsageError(str(error)) from error
     if incorrect_as != "ignore":
         images = relabel(images, {"mask_weared_incorrect": incorrect_as})
     if classifier_only:
         classifier = maskmodel.load(model)
-        predictions = classify_annotated_boxes(classifier, images)
+        readable, predictions = [], []
+        for image in images:
+            try:
+                predictions += classify_annotated_boxes(classifier, [image])
+                readable.append(image)
+            except ImageReadError as error:
+                skipped.append((str(image.image_path), str(error)))
+        images = readable
         setup = {"mode": "classifier-only", "model": model}
     else:
         settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
         detector = mask_detector(model, settings)
-        predictions = [detector.detect(read_image(i.image_path)) for i in images]
+        readable, predictions = [], []
+        for image in images:
+            try:
+                predictions.append(detector.detect(read_image(image.image_path)))
+                readable.append(image)
+            except ImageReadError as error:
+                skipped.append((str(image.image_path), str(error)))
+        images = readable
         setup = {"mode": "pipeline", "model": detector.model_name,
                  **{key: "detector default" if value is None else value for key, value in settings.items()}}
     result = evaluate_detections(images, predictions)
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
+    result["skipped"] = [{"file": file, "reason": reason} for file, reason in skipped]
     if classifier_only:
         import numpy as np
 
@@ -135,6 +164,10 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, preset, t
                        (c["recall"], c["precision"]) for name, c in curves.items()},
                       f"precision-recall at IoU 0.5: {setup['model']}", "recall", "precision")
     cv2.imwrite(str(out_dir / "pr_curves.png"), plot)
+    for file, reason in skipped[:10]:
+        click.echo(f"skipped {file}: {reason}", err=True)
+    if skipped:
+        click.echo(f"{len(skipped)} image(s) left out of the evaluation (listed in metrics.json 'skipped')", err=True)
     click.echo(f"face AP50 {result['face_ap50']:.4f}, mAP50 {result['map50']:.4f}, precision {result['precision']:.4f}, "
                f"recall {result['recall']:.4f}, label accuracy {result['label_accuracy_on_matched']:.4f}; "
                f"written to {out_dir}")

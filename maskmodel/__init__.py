@@ -6,6 +6,7 @@ The runtime (this package's top level) needs only OpenCV and NumPy. Training liv
 
 from __future__ import annotations
 
+from maskmodel.imageio import read_image  # first: it sets OpenCV's pixel limit before cv2 loads
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.crops import CropPolicy, crop_face
 from maskmodel.faces import FACE_DETECTORS, create_face_detector
@@ -23,6 +24,7 @@ __all__ = [
     "list_models",
     "load",
     "model_info",
+    "read_image",
     "weights_path",
 ]
 

@@ -8,16 +8,21 @@ order, so reports are stable. Videos go through `maskmodel.video` and get per-fr
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import multiprocessing
+import os
 import signal
+import stat
 import tempfile
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,18 +32,26 @@ import numpy as np
 
 from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.draw import draw_faces
+from maskmodel.errors import UsageError
 from maskmodel.faces import detector_options
-from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, decode_image, encode_image, read_image
-from maskmodel.outputs import LocalFolder, RemoteFolder, open_folder
+from maskmodel.imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image,
+                               read_image)
+from maskmodel.layout import OutputNames, output_name, resolve_inputs
+from maskmodel.outputs import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import ReportMirror, ReportWriter, Summary, error_row, image_rows, prepare_resume, report_path_text
+from maskmodel.report import (WORKER_DIED, ReportMirror, ReportWriter, Summary, error_row, image_rows, prepare_resume,
+                              report_path_text)
+from maskmodel.runstate import OWN_FILES, RunState
 from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
-REPORT_NAME, SUMMARY_NAME = "report.csv", "summary.json"
+REPORT_NAME, SUMMARY_NAME = OWN_FILES
 MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error row
-DIED = "the worker process died {} times on this file"
-ENCODABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+DIED = WORKER_DIED
+# Write errors that every later file would hit too: the run stops (--resume continues it). Any other
+# write error (a name too long, an unencodable size, a symlink on the way) is that file's error row.
+RUN_STOPPING_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM,
+                                 errno.ENOENT})
 
 
 @dataclass(frozen=True)
@@ -60,42 +73,67 @@ class AnnotateSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     every: int = 1
     codec: str | None = None
-
-
-def output_name(relative: str, image_format: str) -> str:
-    """The relative name of the annotated copy of `relative` (`same` keeps the suffix when it can
-    be written)."""
-    suffix = Path(relative).suffix.lower()
-    if image_format == "same":
-        return relative if suffix in ENCODABLE else f"{relative}.png"
-    return relative if suffix == f".{image_format}" else f"{relative}.{image_format}"
+    temp_prefix: str = TEMP_PREFIX  # set by `annotate` to the output folder's own (`maskmodel.runstate`)
 
 
 _worker: tuple[MaskDetector, AnnotateSettings, LocalFolder | RemoteFolder] | None = None
 
 
 class OutputWriteError(OSError):
-    """An annotated copy could not be written (disk full, read-only, ...): the run stops, since every
-    later image would fail the same way; the image is not reported, so `--resume` does it again."""
+    """The output could not be written in a way every later image would hit too (disk full, read-only,
+    no permission): the run stops; the image is not reported, so `--resume` does it again."""
 
 
-def _start_worker(settings: AnnotateSettings, threads: int | None = None) -> None:
+class _WriteFailed(Exception):
+    """An annotated copy of one image could not be written; that image gets an error row."""
+
+
+def _start_worker(settings: AnnotateSettings, threads: int | None = None, detector: MaskDetector | None = None) -> None:
     global _worker
-    if threads is not None:  # a pool worker: Ctrl-C is the main process's to handle
+    if threads is not None:  # a pool worker: Ctrl-C is the main process's to handle; it ends with its parent
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         cv2.setNumThreads(threads)
-    options = detector_options(settings.face_detector, settings.score_threshold, settings.scales, settings.flip,
-                               settings.nms_threshold)
-    detector = MaskDetector(settings.face_detector, settings.model, settings.backend, **options)
-    _worker = (detector, settings, open_folder(settings.out_dir))
+        _exit_with_parent()
+    if detector is None:
+        options = detector_options(settings.face_detector, settings.score_threshold, settings.scales, settings.flip,
+                                   settings.nms_threshold)
+        detector = MaskDetector(settings.face_detector, settings.model, settings.backend, **options)
+    folder = open_folder(settings.out_dir)
+    if isinstance(folder, LocalFolder):
+        folder.temp_prefix = settings.temp_prefix
+    _worker = (detector, settings, folder)
+
+
+def _exit_with_parent(interval: float = 0.5) -> None:
+    """Exit this worker process as soon as the process that started it is gone (killed, crashed)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="maskmodel-parent-watch", daemon=True).start()
 
 
 def _process(item: InputFile) -> list[dict]:
     detector, settings, folder = _worker
-    if not (settings.dry_run or folder.can_hold(item.relative)):
+    if item.error:
+        return [error_row(item.relative, item.error)]
+    name = item.output or output_name(item.relative, settings.image_format,
+                                      item.path.suffix.lower() in VIDEO_EXTENSIONS)
+    if not (settings.dry_run or folder.can_hold(name)):
         return [error_row(item.relative, f"{folder} cannot hold this file name (it is not valid UTF-8)")]
-    if item.path.suffix.lower() in VIDEO_EXTENSIONS:
-        return _process_video(item, detector, settings, folder)
+    try:
+        if item.path.suffix.lower() in VIDEO_EXTENSIONS:
+            return _process_video(item, detector, settings, folder, name)
+        return _process_image(item, detector, settings, folder, name)
+    except _WriteFailed as error:
+        return [error_row(item.relative, str(error))]
+
+
+def _process_image(item: InputFile, detector: MaskDetector, settings: AnnotateSettings,
+                   folder: LocalFolder | RemoteFolder, name: str) -> list[dict]:
     try:
         image = _read_input(item, settings.max_pixels)
     except ImageReadError as error:
@@ -106,29 +144,46 @@ def _process(item: InputFile) -> list[dict]:
     except (cv2.error, ValueError) as error:
         return [error_row(item.relative, f"{type(error).__name__}: {error}")]
     if annotated is not None:
-        name = output_name(item.relative, settings.image_format)
-        try:
-            folder.write_bytes(name, encode_image(annotated, Path(name).suffix))
-        except OSError as error:
-            raise OutputWriteError(f"cannot write {folder.show(name)}: {error.strerror or error}") from None
+        with _writing(folder, name):
+            try:
+                folder.write_bytes(name, encode_image(annotated, Path(name).suffix))
+            except ImageWriteError as error:
+                raise _WriteFailed(str(error)) from None
     height, width = image.shape[:2]
-    return image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name)
+    return image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name,
+                      output=None if settings.dry_run else name)
 
 
 def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSettings,
-                   folder: LocalFolder | RemoteFolder) -> list[dict]:
+                   folder: LocalFolder | RemoteFolder, name: str) -> list[dict]:
     try:
-        with (_local_copy(item) as source,
-              nullcontext() if settings.dry_run else folder.staged_file(item.relative) as target):
+        with ExitStack() as stack:
+            source = stack.enter_context(_local_copy(item))
+            target = None if settings.dry_run else stack.enter_context(_writing(folder, name, folder.staged_file(name)))
             results, size = annotate_video(source, detector, target, settings.every, settings.codec,
                                            settings.blur_faces)
     except VideoReadError as error:
         return [error_row(item.relative, str(error))]
-    except OSError as error:
-        raise OutputWriteError(f"cannot write {folder.show(item.relative)}: {error.strerror or error}") from None
     faces = [face for *_, face in results]
     frames = [(index, seconds, track) for index, seconds, track, _ in results]
-    return image_rows(item.relative, faces, *size, detector.face_detector.name, detector.model_name, frames)
+    return image_rows(item.relative, faces, *size, detector.face_detector.name, detector.model_name, frames,
+                      output=None if settings.dry_run else name)
+
+
+@contextmanager
+def _writing(folder: LocalFolder | RemoteFolder, name: str, inner=None) -> Iterator:
+    """Sort the OSErrors of writing `name`: those every file would hit stop the run
+    (`OutputWriteError`), the others are this file's (`_WriteFailed`)."""
+    try:
+        with inner or nullcontext() as value:
+            yield value
+    except OSError as error:
+        message = f"cannot write {folder.show(name)}: {error.strerror or error}"
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            message += " (a symlink or file is in the way; maskmodel never writes through one)"
+        if error.errno in RUN_STOPPING_ERRORS or error.errno is None:
+            raise OutputWriteError(message) from None
+        raise _WriteFailed(message) from None
 
 
 def _read_input(item: InputFile, max_pixels: int) -> np.ndarray:
@@ -148,6 +203,12 @@ def _read_input(item: InputFile, max_pixels: int) -> np.ndarray:
 def _local_copy(item: InputFile) -> Iterator[Path]:
     """A local path of an input file: the file itself, or a temporary copy of a file in a folder URI."""
     if item.source is None:
+        try:
+            regular = stat.S_ISREG(os.stat(item.path).st_mode)
+        except OSError as error:
+            raise VideoReadError(f"cannot read file: {error.strerror or error}") from error
+        if not regular:
+            raise VideoReadError("not a regular file")
         yield item.path
         return
     with tempfile.TemporaryDirectory(prefix="maskmodel-input-") as folder:
@@ -164,17 +225,21 @@ def _source_folder(uri: str) -> RemoteFolder:
     return RemoteFolder(uri)
 
 
-def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1) -> Iterator[list[dict]]:
+def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1,
+                  detector: MaskDetector | None = None) -> Iterator[list[dict]]:
     """Report rows of each item, in input order, computed by `jobs` processes.
 
     With `jobs > 1`, a worker process that dies (a crash in native code, the OOM killer) is replaced;
     the images it may have held are run again one at a time, and an image whose process dies
-    `MAX_ATTEMPTS` times gets an `error` row. With `jobs=1` the work runs in this process.
+    `MAX_ATTEMPTS` times gets an `error` row; workers exit when this process dies. With `jobs=1` the
+    work runs in this process (with `detector`, if one is given).
     """
     if jobs <= 1:
-        _start_worker(settings)
+        _start_worker(settings, detector=detector)
         yield from map(_process, items)
         return
+    # OpenCV's own pixel limit in the workers (read when they import cv2): the run's --max-pixels
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(settings.max_pixels)
     queue = deque(range(len(items)))  # indices to submit, in order
     suspects: set[int] = set()  # in flight when a process died: rerun one at a time
     deaths: Counter = Counter()
@@ -226,11 +291,16 @@ def annotate(
     engine: str = "local",
     address: str | None = None,
     num_cpus: int | None = None,
+    overwrite: bool = False,
 ) -> Summary:
     """Annotate every image under `inputs` into `settings.out_dir`; write the report and summary.
 
-    `settings.out_dir` may be a URI (`s3://bucket/run`): the workers write the annotated copies there,
-    and the report is uploaded as it grows (`maskmodel.report.ReportMirror`).
+    Nothing is written before the inputs, the output folder and the models are checked: overlaps
+    between inputs and output, an output folder in use by another run or not written by maskmodel, a
+    damaged report to resume, and missing or corrupt models raise (`UsageError` and the zoo's errors).
+    Originals are never written (`maskmodel.layout`). `settings.out_dir` may be a URI
+    (`s3://bucket/run`): the workers write the annotated copies there, and the report is uploaded as it
+    grows (`maskmodel.report.ReportMirror`).
 
     Args:
         inputs: files and directories, and folder URIs (`s3://bucket/photos`).
@@ -245,24 +315,38 @@ def annotate(
         engine: `"local"` (`jobs` processes) or `"ray"` (Ray actors, see `maskmodel.distributed`).
         address: Ray cluster address for `engine="ray"` (`None`: a local Ray started for the run).
         num_cpus: CPUs of that local Ray. Defaults to all.
+        overwrite: write into a non-empty output folder of an earlier run, removing what that run wrote.
     """
     started = time.time()
+    roots = resolve_inputs(inputs, settings.out_dir)
     folder = open_folder(settings.out_dir)
-    with _report_location(folder) as (report_path, mirror):
+    _check_output(folder, resume, overwrite)
+    detector = _load_models(settings)  # before anything is written: a bad model is one clear error
+    with ExitStack() as cleanup:
+        state = None
+        if not folder.remote:
+            state = RunState(folder.root)
+            state.acquire()
+            cleanup.callback(state.release)
+            settings = dataclasses.replace(settings, temp_prefix=state.temp_prefix)
+            folder.temp_prefix = state.temp_prefix
+            if overwrite and not resume:
+                state.remove_previous_outputs()
+        report_path, mirror = cleanup.enter_context(_report_location(folder))
         if resume and mirror:
             mirror.restore()
-        done = prepare_resume(report_path) if resume else set()
+        done = prepare_resume(report_path, state and state.folder / "report.csv.tmp") if resume else set()
         if mirror:  # one remote report.csv from here on: the restored rows, no parts of an older run
             mirror.publish()
         if resume:  # images a killed run was still writing: never complete, never under a final name
-            folder.remove_temporary_files()
-        extensions = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-        skip = None if folder.remote else folder.root
-        items = [i for i in iter_inputs(inputs, skip, include, exclude, hidden, extensions)
-                 if report_path_text(i.relative) not in done]
+            if state:
+                state.remove_temporary_files(skip=[r.real for r in roots if r.real is not None and r.is_dir])
+            else:
+                folder.remove_temporary_files()
+        summary = Summary()
+        items = _plan(roots, folder, state, settings, include, exclude, hidden, summary.skipped_files, done)
         if on_start:
             on_start(len(items))
-        summary = Summary()
         writer = ReportWriter(report_path, append=resume)
         completed = False
         try:
@@ -271,10 +355,10 @@ def annotate(
 
                 results = iter_annotate_ray(items, settings, address, num_cpus)
             else:
-                results = iter_annotate(items, settings, jobs)
+                results = iter_annotate(items, settings, jobs, detector)
             for rows in results:
                 writer.write(rows)
-                summary.add(rows)
+                summary.processed += 1
                 if mirror:
                     mirror.sync()
                 if on_image:
@@ -282,7 +366,9 @@ def annotate(
             completed = True
         finally:
             writer.close()
-            summary.seconds = time.time() - started
+            whole = Summary.of_report(report_path)
+            summary = dataclasses.replace(whole, processed=summary.processed, skipped_files=summary.skipped_files,
+                                          seconds=time.time() - started)
             record = {"settings": {**asdict(settings), "out_dir": str(folder)},  # no credentials of a URI
                       "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
             try:
@@ -295,11 +381,63 @@ def annotate(
     return summary
 
 
+def _check_output(folder: LocalFolder | RemoteFolder, resume: bool, overwrite: bool) -> None:
+    """Refuse an output folder that cannot be written safely (raises `UsageError`)."""
+    if folder.remote:
+        if not (resume or overwrite or folder.is_empty()):
+            raise UsageError(f"{folder} is not empty: use --resume to continue or --overwrite")
+        return
+    root = folder.root
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file, not a directory")
+    if folder.is_empty():
+        return
+    if not (resume or overwrite):
+        raise UsageError(f"{root} is not empty: use --resume to continue or --overwrite")
+    for name in OWN_FILES:
+        if (root / name).is_symlink():
+            raise UsageError(f"{root / name} is a symlink: maskmodel never writes through one")
+    if not RunState.exists_in(root) and any((root / name).exists() for name in OWN_FILES):
+        raise UsageError(f"{root} holds a report that maskmodel did not write (no {root / '.maskmodel'}): "
+                         "choose an empty or new --out")
+
+
+def _load_models(settings: AnnotateSettings) -> MaskDetector:
+    """The detector and classifier, loaded and checked once here, before any worker starts."""
+    options = detector_options(settings.face_detector, settings.score_threshold, settings.scales, settings.flip,
+                               settings.nms_threshold)
+    return MaskDetector(settings.face_detector, settings.model, settings.backend, **options)
+
+
+def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, settings: AnnotateSettings,
+          include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool, skipped: Counter,
+          done: set[str]) -> list[InputFile]:
+    """The inputs still to do, each with the distinct name of its annotated copy (recorded in the run
+    state before any is written), or an error when no name would be safe."""
+    names = OutputNames(None if folder.remote else folder.root, roots, state.written() if state else set())
+    skip = None if folder.remote else folder.root
+    items, new_names = [], []
+    for item in iter_inputs(roots, skip, include, exclude, hidden, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, skipped):
+        video = item.path.suffix.lower() in VIDEO_EXTENSIONS
+        name = names.assign(output_name(item.relative, settings.image_format, video))
+        if report_path_text(item.relative) in done:
+            continue
+        if item.error is None and name is None:
+            item = dataclasses.replace(item, error="its annotated copy would be written inside an input folder; "
+                                                   "choose an --out outside the inputs")
+        elif name is not None:
+            item = dataclasses.replace(item, output=name)
+            new_names.append(name)
+        items.append(item)
+    if state and not settings.dry_run:
+        state.record([name for name in new_names if name not in names.owned])
+    return items
+
+
 @contextmanager
 def _report_location(folder: LocalFolder | RemoteFolder) -> Iterator[tuple[Path, ReportMirror | None]]:
     """The local report file to write, and for a remote folder the mirror that uploads it."""
     if not folder.remote:
-        folder.root.mkdir(parents=True, exist_ok=True)
         yield folder.root / REPORT_NAME, None
         return
     with tempfile.TemporaryDirectory(prefix="maskmodel-report-") as staging:

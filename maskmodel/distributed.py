@@ -38,27 +38,28 @@ class _Annotator:
         _start_worker(settings, 1)
 
     def __call__(self, batch: dict) -> dict:
-        rows = [_process(_item(*fields)) for fields in zip(batch["path"], batch["relative"], batch["source"])]
+        fields = zip(batch["path"], batch["relative"], batch["source"], batch["output"], batch["error"])
+        rows = [_process(_item(*values)) for values in fields]
         return {"index": batch["index"], "rows": [json.dumps(r) for r in rows]}
 
 
 def _record(index: int, item: InputFile) -> dict:
     """An input file as a row of the Ray dataset (bytes keep any file name intact)."""
     return {"index": index, "path": os.fsencode(item.path), "relative": os.fsencode(item.relative),
-            "source": item.source or ""}
+            "source": item.source or "", "output": os.fsencode(item.output or ""), "error": item.error or ""}
 
 
-def _item(path: bytes, relative: bytes, source: str) -> InputFile:
+def _item(path: bytes, relative: bytes, source: str, output: bytes, error: str) -> InputFile:
     """The input file of a dataset row."""
-    if source:
-        return InputFile(PurePosixPath(os.fsdecode(path)), os.fsdecode(relative), source)
-    return InputFile(Path(os.fsdecode(path)), os.fsdecode(relative))
+    kind = PurePosixPath if source else Path
+    return InputFile(kind(os.fsdecode(path)), os.fsdecode(relative), source or None, os.fsdecode(output) or None,
+                     error or None)
 
 
 def _annotate_alone(record: dict, settings: AnnotateSettings) -> list[dict]:
     """One image in a Ray task of its own: the retry of the images of a failed batch."""
     _start_worker(settings, 1)
-    return _process(_item(record["path"], record["relative"], record["source"]))
+    return _process(_item(record["path"], record["relative"], record["source"], record["output"], record["error"]))
 
 
 def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, address: str | None = None,

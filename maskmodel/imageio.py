@@ -1,7 +1,8 @@
 """Robust image decoding, and encoding for the annotated copies.
 
 Every image the project reads goes through :func:`read_image`: bytes are read by Python (so non-ASCII
-names work on every platform), the size is checked against a pixel limit before decoding, and OpenCV
+names work on every platform; only regular files are read), the size declared by the header is checked
+against a pixel limit before decoding (a file whose size cannot be read is refused), and OpenCV
 decodes to 8-bit BGR with EXIF orientation applied (grayscale, RGBA, palette and 16-bit images are
 converted).
 """
@@ -9,11 +10,18 @@ converted).
 from __future__ import annotations
 
 import os
+import stat
 
-import cv2
 import numpy as np
 
 DEFAULT_MAX_PIXELS = 200_000_000
+# A second fence behind the header check: OpenCV's own limit, read once when cv2 is first imported
+# (annotate's worker processes get the run's --max-pixels).
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
+
+import cv2  # noqa: E402
+
+from maskmodel.imagesize import declared_size  # noqa: E402
 
 
 class ImageReadError(Exception):
@@ -24,7 +32,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     """Read `path` as an 8-bit BGR image.
 
     Args:
-        path: image file (any format OpenCV decodes: JPEG, PNG, BMP, WebP, TIFF, ...).
+        path: image file (PNG, JPEG, BMP, GIF (first frame), WebP, TIFF, PBM/PGM/PPM, JPEG 2000).
         max_pixels: refuse images whose header declares more pixels than this
             (decompression bombs). Defaults to `DEFAULT_MAX_PIXELS`.
 
@@ -32,21 +40,46 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         H x W x 3 uint8 array in BGR order.
 
     Raises:
-        ImageReadError: the file is missing, unreadable, not an image, too large or truncated.
+        ImageReadError: the file is missing, unreadable, not a regular file, not an image, of a size
+            its header does not tell, too large or truncated.
     """
+    return decode_image(np.frombuffer(read_file(path), dtype=np.uint8), max_pixels)
+
+
+def read_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a regular file. Anything else (a FIFO, a device, a directory) is refused without
+    blocking: it is opened non-blocking and checked before any read."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except (OSError, ValueError) as error:
-        raise ImageReadError(f"cannot read file: {error}") from error
-    return decode_image(data, max_pixels)
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as error:
+        raise ImageReadError(f"cannot read file: {error.strerror or error}") from error
+    with os.fdopen(handle, "rb") as stream:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            raise ImageReadError(f"not a regular file ({_file_kind(mode)})")
+        try:
+            return stream.read()
+        except OSError as error:
+            raise ImageReadError(f"cannot read file: {error.strerror or error}") from error
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+             stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
 
 
 def decode_image(data: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes (a uint8 array) as `read_image` does; raises `ImageReadError`."""
+    """Decode encoded image bytes (a uint8 array) as `read_image` does; raises `ImageReadError`.
+
+    The header must declare the image size (`maskmodel.imagesize`) before anything is decoded.
+    """
     if data.size == 0:
         raise ImageReadError("empty file (0 bytes)")
-    shape = _declared_shape(data)
-    if shape is not None and shape[0] * shape[1] > max_pixels:
+    shape = declared_size(data.tobytes())
+    if shape is None:
+        raise ImageReadError("not a recognised image (unknown format, or a header that does not give the size)")
+    if shape[0] * shape[1] > max_pixels:
         raise ImageReadError(
             f"image declares {shape[1]}x{shape[0]} pixels, more than the limit of {max_pixels}"
         )
@@ -59,42 +92,18 @@ def decode_image(data: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
     return image
 
 
-def _declared_shape(data: np.ndarray) -> tuple[int, int] | None:
-    """Height and width from a PNG, JPEG or BMP header, without decoding (None if unknown)."""
-    head = data[:32].tobytes()
-    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
-        return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
-    if head.startswith(b"BM") and len(head) >= 26:
-        width = int.from_bytes(head[18:22], "little", signed=True)
-        height = int.from_bytes(head[22:26], "little", signed=True)
-        return abs(height), abs(width)
-    if head.startswith(b"\xff\xd8"):
-        return _jpeg_shape(data.tobytes())
-    return None
-
-
-def _jpeg_shape(blob: bytes) -> tuple[int, int] | None:
-    """Walk JPEG markers up to the first start-of-frame and read its height and width."""
-    offset = 2
-    while offset + 9 < len(blob):
-        if blob[offset] != 0xFF:
-            return None
-        marker = blob[offset + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            offset += 1 if marker == 0xFF else 2
-            continue
-        length = int.from_bytes(blob[offset + 2 : offset + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height = int.from_bytes(blob[offset + 5 : offset + 7], "big")
-            width = int.from_bytes(blob[offset + 7 : offset + 9], "big")
-            return height, width
-        offset += 2 + length
-    return None
+class ImageWriteError(Exception):
+    """An annotated image could not be encoded (too large for the format, ...): a failure of that
+    image only."""
 
 
 def encode_image(image: np.ndarray, suffix: str) -> bytes:
-    """`image` encoded in the format of a file suffix (`.jpg`, `.png`, ...)."""
-    ok, encoded = cv2.imencode(suffix, image)
+    """`image` encoded in the format of a file suffix (`.jpg`, `.png`, ...); raises `ImageWriteError`."""
+    try:
+        ok, encoded = cv2.imencode(suffix, image)
+    except cv2.error as error:
+        raise ImageWriteError(f"cannot encode a {image.shape[1]}x{image.shape[0]} image as {suffix}: "
+                              f"{error.msg.strip()}") from None
     if not ok:
-        raise OSError(f"cannot encode an image as {suffix!r}")
+        raise ImageWriteError(f"cannot encode a {image.shape[1]}x{image.shape[0]} image as {suffix}")
     return encoded.tobytes()

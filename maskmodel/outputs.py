@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-TEMP_PREFIX = ".tmp-"  # files being written; never left under a final name
+TEMP_PREFIX = ".tmp-"  # files being written (remote folders; local ones use their run token)
 REMOTE_HINT = "writing to a URI needs pyarrow and fsspec: pip install 'maskmodel[ray]'"
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -47,12 +47,18 @@ def open_folder(location: str | os.PathLike) -> LocalFolder | RemoteFolder:
 
 
 class LocalFolder:
-    """A folder on this machine (or a network file system mounted on every node)."""
+    """A folder on this machine (or a network file system mounted on every node).
+
+    Writes never follow a symlink: the folders on the way to a file are opened one by one without
+    following links (a symlink there is an error for that file), and the finished file is renamed into
+    place relative to its opened folder, which replaces a link rather than writing through it.
+    """
 
     remote = False
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, temp_prefix: str = TEMP_PREFIX) -> None:
         self.root = Path(root)
+        self.temp_prefix = temp_prefix
 
     def __str__(self) -> str:
         return str(self.root)
@@ -72,24 +78,47 @@ class LocalFolder:
 
     @contextmanager
     def staged_file(self, relative: str) -> Iterator[Path]:
-        """A local file to write `relative` to (keeps the suffix, for writers that go by it); it gets
-        its final name when the block ends without error, and is removed otherwise."""
-        target = self.root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{target.name}")
+        """A local file to write `relative` to (a short temporary name with the same suffix, for writers
+        that go by it); it gets its final name when the block ends without error, and is removed
+        otherwise."""
+        *folders, name = relative.split("/")
+        parent_fd = self._open_folders(folders)
         try:
-            yield temp
-            os.replace(temp, target)
+            suffix = Path(name).suffix[:16]
+            temp = f"{self.temp_prefix}{uuid.uuid4().hex[:8]}{suffix}"
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=parent_fd))
+            try:
+                yield self.root.joinpath(*folders, temp)
+                os.rename(temp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+            finally:
+                try:
+                    os.unlink(temp, dir_fd=parent_fd)
+                except FileNotFoundError:
+                    pass
         finally:
-            temp.unlink(missing_ok=True)
+            os.close(parent_fd)
+
+    def _open_folders(self, folders: list[str]) -> int:
+        """A descriptor of `root/folders...`, made as needed; raises OSError (ELOOP, ENOTDIR) when one of
+        them is a symlink or not a folder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        current = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for folder in folders:
+                try:
+                    os.mkdir(folder, dir_fd=current)
+                except FileExistsError:
+                    pass
+                following = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=current)
+                os.close(current)
+                current = following
+        except BaseException:
+            os.close(current)
+            raise
+        return current
 
     def is_empty(self) -> bool:
         return not self.root.exists() or not any(self.root.iterdir())
-
-    def remove_temporary_files(self) -> None:
-        """Remove what a killed run was still writing."""
-        for stale in self.root.rglob(f"{TEMP_PREFIX}*"):
-            stale.unlink(missing_ok=True)
 
 
 class RemoteFolder:

@@ -1,7 +1,13 @@
 """The annotate report: one CSV row per face, or one per image without faces or with an error.
 
 Rows are appended and flushed as images finish, so an interrupted run keeps what it wrote and
-`--resume` can skip the images already reported.
+`--resume` can skip the images already reported. Each row says how many rows its image has (`rows`),
+so an image is done only when all of them are there; a report with damaged records before its last
+image is refused rather than trusted.
+
+Cells are safe to open in a spreadsheet: a text cell that begins with `=`, `+`, `-`, `@`, a tab, a
+carriage return or `'` gets a leading `'` (OWASP's advice against formula injection); remove that one
+character to recover the path (`original_path`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from maskmodel.errors import UsageError
 from maskmodel.pipeline import Face
 
 if TYPE_CHECKING:
@@ -22,20 +29,29 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "path", "status", "face", "frame", "time_s", "track", "x1", "y1", "x2", "y2", "score", "label",
-    "p_with_mask", "p_without_mask", "width", "height", "detector", "model", "message",
+    "p_with_mask", "p_without_mask", "width", "height", "detector", "model", "message", "output", "rows",
 )
 STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
+WORKER_DIED = "the worker process died {} times on this file"  # retried by --resume
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+_TEXT_COLUMNS = ("label", "detector", "model", "message")
+
+
+class ReportError(UsageError):
+    """An existing report cannot be resumed: it holds damaged records (not a torn last one)."""
 PARTS_FOLDER = "report.parts"  # a remote report's records, uploaded during the run (`ReportMirror`)
 MIN_TRACK_FRAMES = 2
 
 
 def image_rows(relative: str, faces: list[Face], width: int, height: int, detector: str, model: str,
-               frames: list[tuple[int, float, int]] | None = None) -> list[dict]:
+               frames: list[tuple[int, float, int]] | None = None, output: str | None = None) -> list[dict]:
     """Report rows of one processed image or video: one per face, or one `no_face` row.
 
-    For a video, `frames` gives each face's (frame index, time in seconds, track id).
+    For a video, `frames` gives each face's (frame index, time in seconds, track id). `output` is the
+    name of the annotated copy written, if any.
     """
-    common = {"path": report_path_text(relative), "width": width, "height": height, "detector": detector, "model": model}
+    common = {"path": report_path_text(relative), "width": width, "height": height, "detector": detector,
+              "model": model, "output": report_path_text(output) if output else None}
     if not faces:
         return [{**common, "status": STATUS_NO_FACE}]
     return [
@@ -62,40 +78,76 @@ def error_row(relative: str, message: str) -> dict:
 
 def report_path_text(relative: str) -> str:
     """A relative path as written in the report: valid UTF-8 even for names that are not
-    (undecodable bytes appear as backslash escapes), so the CSV always parses."""
-    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    (undecodable bytes appear as backslash escapes), so the CSV always parses, and safe to open in a
+    spreadsheet (`spreadsheet_safe`)."""
+    return spreadsheet_safe(relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text` with a leading `'` if it begins like a formula (or with `'` itself, so that removing one
+    leading `'` always gives the text back)."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def original_path(cell: str) -> str:
+    """The path of a report's `path` or `output` cell (undoes `spreadsheet_safe`)."""
+    return cell[1:] if cell.startswith("'") else cell
 
 
 def _image_blocks(report_path: Path) -> list[list[dict]]:
     """The complete rows of an existing report, grouped by image in file order.
 
-    A run killed while writing leaves at most a torn last record: the file then does not end with a
-    record terminator, or its last record does not parse into all the columns. The rows of that
-    image are dropped, so that it is processed again.
+    A run killed while writing (or stopped by a full disk) leaves at most a damaged last image: a
+    torn record, missing columns, or fewer rows than its `rows` count. That image is dropped, so that
+    it is processed again. Damage anywhere else (NUL bytes, records mixed by two runs at once) raises
+    `ReportError`.
     """
     with open(report_path, newline="", encoding="utf-8", errors="replace") as stream:
         text = stream.read()
-    torn = not text.endswith("\r\n")
     blocks: list[list[dict]] = []
+    lines: list[int] = []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        for row in csv.DictReader(io.StringIO(text, newline="")):
+        for row in reader:
             if blocks and blocks[-1][0]["path"] == row["path"]:
                 blocks[-1].append(row)
             else:
                 blocks.append([row])
-    except csv.Error:
-        torn = True
-    if blocks and (torn or any(None in row or None in row.values() for row in blocks[-1])):
+                lines.append(reader.line_num)
+    except csv.Error as error:
+        raise ReportError(f"{report_path} is damaged near line {reader.line_num} ({error})") from None
+    if reader.fieldnames and list(reader.fieldnames) != list(COLUMNS):
+        raise ReportError(f"{report_path} has other columns than this version writes; use another --out")
+    if blocks and (not text.endswith("\r\n") or not _complete(blocks[-1])):
         blocks.pop()
+    for block, line in zip(blocks, lines):
+        if not _complete(block):
+            raise ReportError(f"{report_path} is damaged at line {line} ({block[0]['path']!r}): it was written by "
+                              "two runs at once or edited; move it away and run again, or use --overwrite")
     return blocks
 
 
-def prepare_resume(report_path: Path) -> set[str]:
-    """Paths already fully reported (for `--resume`); a torn tail is removed from the report first."""
+def _complete(block: list[dict]) -> bool:
+    """Whether an image's rows are whole: every column, no NUL, a known status, `rows` of them."""
+    for row in block:
+        if None in row or None in row.values() or any("\0" in value for value in row.values()):
+            return False
+        if row["status"] not in (STATUS_OK, STATUS_NO_FACE, STATUS_ERROR) or row["rows"] != str(len(block)):
+            return False
+    return True
+
+
+def _retryable(block: list[dict]) -> bool:
+    return block[0]["status"] == STATUS_ERROR and block[0]["message"].startswith(WORKER_DIED.split("{")[0])
+
+
+def prepare_resume(report_path: Path, temporary: Path | None = None) -> set[str]:
+    """Paths already fully reported (for `--resume`). A damaged last image and the images whose worker
+    process died are removed from the report first (via `temporary`), so they are done again."""
     if not report_path.exists() or report_path.stat().st_size == 0:
         return set()
-    blocks = _image_blocks(report_path)
-    temporary = report_path.with_name(f".{report_path.name}.tmp")
+    blocks = [block for block in _image_blocks(report_path) if not _retryable(block)]
+    temporary = temporary or report_path.with_name(f".{report_path.name}.tmp")
     with open(temporary, "w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=COLUMNS)
         writer.writeheader()
@@ -105,44 +157,82 @@ def prepare_resume(report_path: Path) -> set[str]:
     return {block[0]["path"] for block in blocks}
 
 
+def read_report(report_path: Path) -> list[list[dict]]:
+    """The rows of a report, grouped by image (a damaged last image left out)."""
+    if not report_path.exists() or report_path.stat().st_size == 0:
+        return []
+    return _image_blocks(report_path)
+
+
 class ReportWriter:
-    """Append rows to `report.csv`: the rows of one image in a single write, flushed at once."""
+    """Append rows to `report.csv`: the rows of one image in one write; a failed write is cut back,
+    so an image's rows are in the file whole or not at all. The report is never opened through a
+    symlink."""
 
     def __init__(self, path: Path, append: bool) -> None:
         self.path = path
         exists = append and path.exists() and path.stat().st_size > 0
-        self._stream = open(path, "a" if exists else "w", newline="", encoding="utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | (os.O_APPEND if exists else os.O_TRUNC)
+        try:
+            self._handle = os.open(path, flags, 0o644)
+        except OSError as error:
+            raise OSError(f"cannot write the report {path}: {error.strerror or error}"
+                          + (" (it is a symlink)" if path.is_symlink() else "")) from None
         if not exists:
-            csv.DictWriter(self._stream, fieldnames=COLUMNS).writeheader()
-            self._stream.flush()
+            self._append(",".join(COLUMNS) + "\r\n")
 
     def write(self, rows: list[dict]) -> None:
+        """Append the rows of one image (each gets the `rows` count and spreadsheet-safe text)."""
         buffer = io.StringIO()
-        csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="raise").writerows(rows)
+        safe = [{**row, "rows": len(rows), **{key: spreadsheet_safe(row[key].replace("\0", "\\0"))
+                                             for key in _TEXT_COLUMNS if isinstance(row.get(key), str)}}
+                for row in rows]
+        csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="raise").writerows(safe)
+        self._append(buffer.getvalue())
+
+    def _append(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8", "backslashreplace"))
+        start = os.lseek(self._handle, 0, os.SEEK_END)
         try:
-            self._stream.write(buffer.getvalue())
-            self._stream.flush()
+            while data:
+                data = data[os.write(self._handle, data):]
         except OSError as error:
+            try:
+                os.ftruncate(self._handle, start)
+            except OSError:  # the rows count still marks the image as incomplete on resume
+                pass
             raise OSError(f"cannot write the report {self.path}: {error.strerror or error}") from None
 
     def close(self) -> None:
-        try:
-            self._stream.close()
-        except OSError:  # the failed write has raised already; a torn record is dropped on resume
-            pass
+        os.close(self._handle)
 
 
 @dataclass
 class Summary:
-    """Counts of one run. In videos, people are counted, not face-frames: a face tracked over at least
-    `MIN_TRACK_FRAMES` processed frames counts once, with the label it carried most often."""
+    """Counts of a report. In videos, people are counted, not face-frames: a face tracked over at least
+    `MIN_TRACK_FRAMES` processed frames counts once, with the label it carried most often.
+
+    `images` and the other counts describe the whole report (after `--resume` too); `processed` and
+    `seconds` describe this run, and `skipped_files` the files of the input folders that were not
+    images or videos, by extension.
+    """
 
     images: int = 0
     faces: int = 0
     labels: Counter = field(default_factory=Counter)
     no_face: int = 0
     errors: list[str] = field(default_factory=list)
+    processed: int = 0
     seconds: float = 0.0
+    skipped_files: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def of_report(cls, report_path: Path) -> Summary:
+        """The counts of every image in a report file."""
+        summary = cls()
+        for block in read_report(report_path):
+            summary.add(block)
+        return summary
 
     def add(self, rows: list[dict]) -> None:
         self.images += 1
@@ -151,10 +241,10 @@ class Summary:
             self.errors.append(f"{rows[0]['path']}: {rows[0]['message']}")
         elif status == STATUS_NO_FACE:
             self.no_face += 1
-        elif rows[0].get("track") is not None:
-            tracks: dict[int, Counter] = {}
+        elif rows[0].get("track") not in (None, ""):
+            tracks: dict[str, Counter] = {}
             for row in rows:
-                tracks.setdefault(row["track"], Counter())[row["label"]] += 1
+                tracks.setdefault(str(row["track"]), Counter())[row["label"]] += 1
             people = [c.most_common(1)[0][0] for c in tracks.values() if sum(c.values()) >= MIN_TRACK_FRAMES]
             self.faces += len(people)
             self.labels.update(people)
@@ -173,8 +263,10 @@ class Summary:
             "images_without_faces": self.no_face,
             "errors": len(self.errors),
             "failed": self.errors,
+            "processed_this_run": self.processed,
+            "skipped_files": dict(sorted(self.skipped_files.items())),
             "seconds": round(self.seconds, 2),
-            "images_per_second": round(self.images / self.seconds, 2) if self.seconds else None,
+            "images_per_second": round(self.processed / self.seconds, 2) if self.seconds else None,
         }
 
 

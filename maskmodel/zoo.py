@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
@@ -205,22 +206,27 @@ def _offline_message(record: WeightsFile, target: Path, reason: str) -> str:
     )
 
 
-def download_file(record: WeightsFile, target: Path, timeout: float = 60.0) -> Path:
+def download_file(record: WeightsFile, target: Path, timeout: float = 60.0, deadline: float = 900.0) -> Path:
     """Download `record` to `target`: temporary file, sha256 check, then an atomic rename.
 
-    Two processes downloading the same file each write their own temporary file; the renames are
-    atomic, so `target` only ever holds a complete, verified copy.
+    A server that sends nothing for `timeout` seconds (a stall), or a download still running after
+    `deadline` seconds (a trickle), is given up with `WeightsUnavailableError`. Two processes
+    downloading the same file each write their own temporary file; the renames are atomic, so
+    `target` only ever holds a complete, verified copy.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{record.file}.", suffix=".part")
     try:
         digest, received = hashlib.sha256(), 0
+        give_up = time.monotonic() + deadline
         with os.fdopen(handle, "wb") as stream, urllib.request.urlopen(record.url, timeout=timeout) as response:
             expected = record.size or int(response.headers.get("Content-Length") or 0)
-            for chunk in iter(lambda: response.read(CHUNK), b""):
+            for chunk in iter(lambda: response.read1(CHUNK), b""):
                 digest.update(chunk)
                 stream.write(chunk)
                 received += len(chunk)
+                if time.monotonic() > give_up:
+                    raise OSError(f"still downloading after {deadline:g} s ({received} bytes received)")
         if expected and received != expected:
             raise OSError(f"connection closed after {received} of {expected} bytes")
         if record.sha256 and digest.hexdigest() != record.sha256:

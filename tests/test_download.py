@@ -17,7 +17,7 @@ YUNET = "face_detection_yunet_2026may.onnx"
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
-    mode = "ok"  # ok | corrupt | die | slow
+    mode = "ok"  # ok | corrupt | die | slow | stall | trickle
 
     def log_message(self, *args):
         pass
@@ -29,6 +29,16 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if self.mode in ("stall", "trickle"):  # a stuck mirror: nothing more, or a byte now and then
+            try:
+                for index in range(len(data) if self.mode == "trickle" else 0):
+                    self.wfile.write(data[index:index + 1])
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except BrokenPipeError:  # the client gave up, as it should
+                return
+            time.sleep(30)
+            return
         if self.mode == "die":
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
@@ -102,3 +112,14 @@ def test_models_download_cli(server):
     assert verify.exit_code == 0 and "BAD" not in verify.output
     (cache / "opencv_face_detector.pbtxt").write_text("tampered")
     assert CliRunner().invoke(main, ["models", "verify"]).exit_code == 1
+
+
+@pytest.mark.parametrize("mode, reason", [("stall", "timed out"), ("trickle", "still downloading after 2 s")])
+def test_a_stuck_mirror_is_given_up(server, mode, reason):
+    cache = server(mode)
+    record = zoo.weights_file("yunet-2026may", format="onnx")
+    started = time.monotonic()
+    with pytest.raises(zoo.WeightsUnavailableError, match=reason):
+        zoo.download_file(record, cache / YUNET, timeout=1.0, deadline=2.0)
+    assert time.monotonic() - started < 10
+    assert list(cache.iterdir()) == []

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from maskmodel.crops import CropPolicy, crop_face, expand_box
 from maskmodel.evaluate import box_iou
 from maskmodel.faces import non_max_suppression
-from maskmodel.report import COLUMNS, ReportWriter, error_row, prepare_resume
+from maskmodel.report import COLUMNS, ReportWriter, error_row, original_path, prepare_resume, report_path_text
 
 coordinate = st.floats(-50, 700, allow_nan=False)
 extent = st.floats(1, 400, allow_nan=False)
@@ -49,7 +49,7 @@ def test_nms_keeps_the_best_box_and_no_overlapping_pairs(rows, threshold):
         assert index == 0 or kept[index - 1, 4] >= box[4]
 
 
-names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), min_size=1, max_size=40)
 
 
 @settings(max_examples=50, deadline=None)
@@ -60,13 +60,16 @@ def test_report_round_trips_any_name_and_message(tmp_path_factory, paths, messag
     for path in paths:
         writer.write([error_row(path, message)])
     writer.close()
-    assert prepare_resume(report) == set(paths)
+    assert prepare_resume(report) == {report_path_text(path) for path in paths}
     import csv
 
     with open(report, newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
-    assert [r["path"] for r in rows] == paths and all(r["message"] == message for r in rows)
+    assert [original_path(r["path"]) for r in rows] == paths
+    assert all(original_path(r["message"]) == message.replace("\0", "\\0") for r in rows)
     assert list(rows[0]) == list(COLUMNS)
+    # safe in a spreadsheet: no cell begins like a formula (OWASP: = + - @ tab carriage return)
+    assert not any(value.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for value in r.values())
 
 
 @settings(max_examples=60, deadline=None)
@@ -84,5 +87,5 @@ def test_a_torn_last_record_is_dropped_on_resume(tmp_path_factory, paths, messag
     writer.close()
     data = report.read_bytes()
     report.write_bytes(data[: len(complete) + (cut % (len(data) - len(complete)))])  # killed mid-record
-    assert prepare_resume(report) == set(paths[:-1])
+    assert prepare_resume(report) == {report_path_text(path) for path in paths[:-1]}
     assert report.read_bytes() == complete

@@ -1,0 +1,12 @@
+"""The library's errors: every one is a `MaskmodelError`; the CLI maps them to exit codes."""
+
+from __future__ import annotations
+
+
+class MaskmodelError(Exception):
+    """Base of the errors maskmodel raises on purpose (with a message meant for the user)."""
+
+
+class UsageError(MaskmodelError, ValueError):
+    """The request cannot be carried out as given (conflicting paths, an output folder in use or not
+    maskmodel's): nothing was written. The CLI exits with 2."""
