@@ -61,7 +61,7 @@ INPUT = InputType()
 @click.option("--codec", default=None, metavar="FOURCC",
               help="Videos: codec of the annotated copy (default mp4v, MJPG for .avi).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: --jobs processes on this machine; ray: Ray actors (pip install 'maskmodel[ray]').")
+              help="local: --jobs processes on this machine; ray: Ray actors (pip install '.[ray]' from a checkout).")
 @click.option("--address", default=None, help="Ray cluster address (auto, ray://host:port); default: a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray (default: all).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
@@ -92,7 +92,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise click.UsageError("--engine ray needs Ray: pip install 'maskmodel[ray]'")
+            raise click.UsageError("--engine ray needs Ray: pip install '.[ray]' (from a checkout)")
     try:
         folder = open_folder(out_dir)
     except (RuntimeError, ValueError, OSError) as error:
@@ -111,9 +111,9 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
                                exclude=exclude, hidden=hidden, on_image=lambda rows: bar.update(1),
                                on_start=start, engine=engine, address=address, num_cpus=num_cpus,
                                overwrite=overwrite)
-    except UsageError as error:  # nothing was written: conflicting paths, an --out in use or not ours
+    except UsageError:  # nothing was written: conflicting paths, an --out in use or not ours, a bad model
         bar.close()
-        raise click.UsageError(str(error)) from error
+        raise
     except KeyboardInterrupt:
         bar.close()
         click.echo(f"\nInterrupted: the report so far is in {folder.show(REPORT_NAME)}. Continue with the same "
@@ -142,22 +142,35 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
 
 
 @click.command()
-@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True, path_type=Path))
 @detector_options
-@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
-def predict(image, face_detector, preset, threshold, scales, flip, nms_iou, model) -> None:
-    """Print the faces of one IMAGE as JSON (box, score, label, probabilities)."""
-    from maskmodel.imageio import ImageReadError, read_image
+@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True,
+              help="Classifier: NAME[@VERSION] from the zoo, or a run directory / .onnx of `maskmodel train`.")
+def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, model) -> None:
+    """Print the faces of IMAGES as JSON lines, one per image: box, score, label, probabilities
+    (rounded as in the report). IMAGES are files, folders (crawled as annotate does) or `-` (one
+    image's bytes on standard input). Exit code 1 if an image could not be read (its line has an
+    `error`)."""
+    import numpy as np
+
+    from maskmodel.crawl import iter_inputs
+    from maskmodel.imageio import ImageReadError, decode_image, read_image
 
     settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
-    try:
-        pixels = read_image(image)
-    except ImageReadError as error:
-        raise click.ClickException(f"{image}: {error}") from error
     detector = mask_detector(model, settings)
-    faces = detector.detect(pixels)
-    click.echo(json.dumps({"image": str(image), "width": pixels.shape[1], "height": pixels.shape[0],
-                           "detector": detector.face_detector.name, "model": detector.model_name,
-                           "faces": [{"box": [round(v, 1) for v in f.box], "score": round(f.score, 4),
-                                      "label": f.label, "probabilities": f.probabilities} for f in faces]},
-                          indent=2))
+    failed = False
+    for source in images:
+        files = [None] if str(source) == "-" else [item.path for item in iter_inputs([source])]
+        for path in files:
+            name = "-" if path is None else str(path)
+            try:
+                pixels = (decode_image(np.frombuffer(sys.stdin.buffer.read(), np.uint8)) if path is None
+                          else read_image(path))
+            except ImageReadError as error:
+                failed = True
+                click.echo(json.dumps({"image": name, "error": str(error)}, ensure_ascii=False))
+                continue
+            faces = detector.detect(pixels)
+            click.echo(faces.to_json(image=name, detector=detector.face_detector.name, model=detector.model_name))
+    if failed:
+        sys.exit(1)

@@ -68,5 +68,7 @@ def mask_detector(model: str, settings: dict, backend: str = "auto"):
 
     try:
         return MaskDetector(settings["face_detector"], model, backend, **options(**settings))
-    except (zoo.ModelNotFoundError, zoo.WeightsUnavailableError, zoo.ChecksumError, ValueError) as error:
+    except zoo.ModelNotFoundError as error:
+        raise click.UsageError(str(error)) from error
+    except (zoo.WeightsUnavailableError, zoo.ChecksumError, ValueError) as error:
         raise click.ClickException(str(error)) from error

@@ -1,4 +1,9 @@
-"""The `maskmodel` command group. Heavy imports stay inside the commands, so `--help` is fast."""
+"""The `maskmodel` command group. Heavy imports stay inside the commands, so `--help` is fast.
+
+The library's errors are mapped to exit codes here, in one place: a `maskmodel.errors.UsageError`
+(conflicting paths, an unknown or wrong model, an unreadable dataset: nothing was done) exits with 2,
+any other `MaskmodelError` with 1, each as one line without a traceback.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,21 @@ from cli.train import train
 from cli.watch import watch
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class MaskmodelGroup(click.Group):
+    """The command group, turning the library's errors into Click's (and so into exit codes)."""
+
+    def invoke(self, ctx: click.Context):
+        from maskmodel.errors import MaskmodelError, UsageError
+
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:
+            raise click.UsageError(str(error), ctx) from error
+        except MaskmodelError as error:
+            raise click.ClickException(str(error)) from error
+
+
+@click.group(cls=MaskmodelGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="maskmodel")
 def main() -> None:
     """Face-mask detection: annotate photo folders, train and manage models."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -28,35 +29,64 @@ def _cached(name: str, version: str, format: str) -> bool:
 
 
 @models.command("list")
-def list_command() -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model, one a line.")
+def list_command(as_json: bool) -> None:
     """Table of every model: name, version, task, size, headline metric, available locally."""
-    rows = [("name", "version", "task", "size", "metric", "local")]
+    rows = []
     for name in zoo.list_models():
         info = zoo.model_info(name)
-        files = info["files"].values()
-        size = sum(f.get("size") or 0 for f in files)
+        size = sum(f.get("size") or 0 for f in info["files"].values())
         local = all(_cached(name, info["version"], fmt) for fmt in info["files"])
-        rows.append((name, info["version"], info["task"], f"{size / 1e6:.1f} MB" if size else "builtin",
-                     _headline_metric(info), "yes" if local else "no"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
+        rows.append({"name": name, "version": info["version"], "default": name == zoo.DEFAULT_CLASSIFIER,
+                     "task": info["task"], "bytes": size, "metric": _headline_metric(info), "local": local})
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    table = [("name", "version", "task", "size", "metric", "local")] + [
+        (row["name"] + (" (default)" if row["default"] else ""), row["version"], row["task"],
+         f"{row['bytes'] / 1e6:.1f} MB" if row["bytes"] else "builtin", row["metric"], "yes" if row["local"] else "no")
+        for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 @models.command()
 @click.argument("name")
-def info(name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The manifest record as JSON.")
+def info(name: str, as_json: bool) -> None:
     """Summary of one model (NAME or NAME@VERSION)."""
-    try:
-        record = zoo.model_info(name)
-    except zoo.ModelNotFoundError as error:
-        raise click.ClickException(str(error)) from error
-    click.echo(f"{record['name']}@{record['version']} ({record['task']})")
+    record = zoo.model_info(name)
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    click.echo(f"{record['name']}@{record['version']} ({record['task']})"
+               + (", the default classifier" if record["name"] == zoo.DEFAULT_CLASSIFIER else ""))
     for key in ("description", "classes", "input", "metrics", "training_data", "date", "license", "source"):
         if key in record:
-            click.echo(f"  {key}: {record[key]}")
+            _echo_value(key, record[key], 1)
+    click.echo("  files:")
     for format, file in record["files"].items():
-        click.echo(f"  file [{format}]: {file['file']} sha256={file.get('sha256', '-')}")
+        click.echo(f"    {format}: {file['file']} ({(file.get('size') or 0) / 1e6:.1f} MB, sha256 "
+                   f"{(file.get('sha256') or '-')[:12]})")
+
+
+def _echo_value(key: str, value: object, depth: int) -> None:
+    """One readable line per value (floats to 3 decimals), nested dicts indented."""
+    pad = "  " * depth
+    if isinstance(value, dict):
+        click.echo(f"{pad}{key}:")
+        for inner, item in value.items():
+            _echo_value(str(inner), item, depth + 1)
+    elif isinstance(value, list):
+        click.echo(f"{pad}{key}: {', '.join(_text(v) for v in value)}")
+    else:
+        click.echo(f"{pad}{key}: {_text(value)}")
+
+
+def _text(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else json.dumps(value) if isinstance(value, dict) else str(value)
 
 
 @models.command()

@@ -1,7 +1,7 @@
 """maskmodel: face-mask detection with pretrained MobileNetV2 classifiers.
 
 The runtime (this package's top level) needs only OpenCV and NumPy. Training lives in
-`maskmodel.training` and imports Keras/TensorFlow only when used (`pip install maskmodel[train]`).
+`maskmodel.training` and imports Keras/TensorFlow only when used (`pip install ".[train]"`).
 """
 
 from __future__ import annotations
@@ -10,12 +10,18 @@ from maskmodel.imageio import read_image  # first: it sets OpenCV's pixel limit 
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.crops import CropPolicy, crop_face
 from maskmodel.faces import FACE_DETECTORS, create_face_detector
-from maskmodel.zoo import DEFAULT_CLASSIFIER, list_models, model_info, weights_path
+from maskmodel.local_models import is_local_model, model_record
+from maskmodel.pipeline import MaskDetector
+from maskmodel.results import Detections, Face
+from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, list_models, model_info, weights_path
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CropPolicy",
+    "Detections",
+    "Face",
+    "MaskDetector",
     "InputContract",
     "MaskClassifier",
     "build_model",
@@ -31,21 +37,28 @@ __all__ = [
 
 def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str = "onnx",
          path: str | None = None, backend: str = "auto"):
-    """Load a zoo model by name (`name@version` accepted; the default version if none is given).
+    """Load a model: a zoo name (`name@version` accepted; the default version if none is given), or a
+    model you trained (a `maskmodel train` run directory, or its `.onnx` / `.keras` file).
 
     Args:
-        name: model name from `list_models()`.
+        name: model name from `list_models()`, or the path of a run directory or model file.
         version: version; defaults to the model's default version.
         format: `"onnx"` (a `MaskClassifier` run by OpenCV DNN, or a face detector) or `"keras"`
             (a Keras model; needs the `[train]` extra). Defaults to `"onnx"`.
         path: use this local file instead of the installed/cached/downloaded one (checked by sha256).
         backend: for ONNX classifiers: `"opencv"`, `"onnxruntime"` or `"auto"` (see `MaskClassifier`).
     """
-    info = model_info(name, version)
-    if info["task"] == "face-detection":
-        short = {v: k for k, v in FACE_DETECTORS.items()}[info["name"]]
-        return create_face_detector(short)
-    file = weights_path(info["name"], info["version"], format, path)
+    if is_local_model(name):
+        info = model_record(name)
+        if format not in info["files"]:
+            raise ModelNotFoundError(f"{name} has no {format!r} file. Available: {', '.join(info['files'])}")
+        file = info["files"][format]
+    else:
+        info = model_info(name, version)
+        if info["task"] == "face-detection":
+            short = {v: k for k, v in FACE_DETECTORS.items()}[info["name"]]
+            return create_face_detector(short)
+        file = weights_path(info["name"], info["version"], format, path)
     if format == "keras":
         import keras
 

@@ -37,7 +37,7 @@ from maskmodel.faces import detector_options
 from maskmodel.imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image,
                                read_image)
 from maskmodel.layout import OutputNames, output_name, resolve_inputs
-from maskmodel.outputs import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder
+from maskmodel.outputs import TEMP_PREFIX, LocalFolder, RemoteFolder, local_path, open_folder
 from maskmodel.pipeline import MaskDetector
 from maskmodel.report import (WORKER_DIED, ReportMirror, ReportWriter, Summary, error_row, image_rows, prepare_resume,
                               report_path_text)
@@ -370,6 +370,7 @@ def annotate(
             summary = dataclasses.replace(whole, processed=summary.processed, skipped_files=summary.skipped_files,
                                           seconds=time.time() - started)
             record = {"settings": {**asdict(settings), "out_dir": str(folder)},  # no credentials of a URI
+                      "used": _what_was_used(detector, engine, jobs, inputs, started),
                       "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
             try:
                 if mirror:
@@ -379,6 +380,39 @@ def annotate(
                 if completed:  # otherwise the error that stopped the run is the one to report
                     raise
     return summary
+
+
+def _what_was_used(detector: MaskDetector, engine: str, jobs: int, inputs: list, started: float) -> dict:
+    """Enough to rerun a run: inputs, the detector settings in force (defaults resolved), the models
+    and the versions of the software, start and end time."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str | None:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    face_detector = detector.face_detector
+    settings = {key: getattr(face_detector, key) for key in ("scales", "score_threshold", "nms_threshold", "flip",
+                                                             "input_size", "min_size") if hasattr(face_detector, key)}
+    return {
+        "inputs": [str(_public(i)) for i in inputs],
+        "face_detector": {"name": face_detector.name, **settings},
+        "model": detector.model_name,
+        "classes": detector.classes,
+        "classifier_backend": getattr(detector.classifier, "backend", None),
+        "engine": engine, "jobs": jobs,
+        "versions": {"maskmodel": installed("maskmodel"), "opencv": cv2.__version__, "numpy": np.__version__,
+                     "onnxruntime": installed("onnxruntime")},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _public(location: Path | str) -> str:
+    """A location without the credentials or options a URI may carry."""
+    return str(location) if local_path(location) is not None else str(open_folder(location))
 
 
 def _check_output(folder: LocalFolder | RemoteFolder, resume: bool, overwrite: bool) -> None:

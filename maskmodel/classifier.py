@@ -28,6 +28,21 @@ class InputContract:
             crop=CropPolicy.from_dict(contract["crop"]),
         )
 
+    def to_manifest(self) -> dict:
+        """The `classes` and `input` fields of a manifest entry (or a run directory's `model.json`)."""
+        return {
+            "classes": list(self.classes),
+            "input": {
+                "size": self.size,
+                "colour": "RGB",
+                "range": [0, 255],
+                "layout": {"onnx": "NCHW (cv2.dnn.blobFromImages(crops, 1.0, (S, S), swapRB=True))",
+                           "keras": "NHWC"},
+                "normalisation": "inside the graph (x / 127.5 - 1)",
+                "crop": self.crop.to_dict(),
+            },
+        }
+
 
 BACKENDS = ("auto", "opencv", "onnxruntime")
 MAX_BATCH = 8
@@ -95,14 +110,22 @@ class MaskClassifier:
         return [crop_face(image_bgr, tuple(box[:4]), self.contract.crop, self.contract.size) for box in boxes]
 
     def predict_crops(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
-        """Class probabilities, shape `(len(crops), classes)`, of ready-made BGR crops.
+        """Class probabilities, shape `(len(crops), classes)`, of face crops made by `crops()`.
 
-        Crops go through the network in batches of at most `MAX_BATCH`, which bounds memory (the
-        activations of a batch grow with its size) whatever the number of faces in a photo.
+        To classify the faces of a photo, use `predict(image, boxes)` (or `MaskDetector`): a whole
+        photo is not a face crop, and is refused here. Crops go through the network in batches of at
+        most `MAX_BATCH`, which bounds memory whatever the number of faces in a photo.
+
+        Raises:
+            ValueError: a crop is not S x S x 3 (S: the contract's input size).
         """
         if not crops_bgr:
             return np.zeros((0, len(self.contract.classes)), dtype=np.float32)
         size = self.contract.size
+        wrong = next((c.shape for c in crops_bgr if c.shape != (size, size, 3)), None)
+        if wrong is not None:
+            raise ValueError(f"predict_crops takes {size}x{size}x3 face crops made by crops(); got an array of "
+                             f"shape {wrong}. For the faces of a photo use predict(image, boxes) or MaskDetector.")
         outputs = []
         for start in range(0, len(crops_bgr), MAX_BATCH):
             batch = crops_bgr[start : start + MAX_BATCH]

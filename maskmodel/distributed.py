@@ -26,7 +26,7 @@ from maskmodel.annotate import DIED, MAX_ATTEMPTS, AnnotateSettings, _process, _
 from maskmodel.crawl import InputFile
 from maskmodel.report import error_row
 
-INSTALL_HINT = "the Ray engine needs Ray: pip install 'maskmodel[ray]'"
+INSTALL_HINT = "the Ray engine needs Ray: pip install '.[ray]' (from a checkout)"
 BATCH_SIZE = 4  # images per call of an actor
 BLOCK_SIZE = 32  # images per Ray Data block: the unit that is retried, then taken apart
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from maskmodel.pipeline import Face
+from maskmodel.results import Face
 
 COLOURS = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220)}  # BGR
 OTHER_COLOUR = (0, 200, 255)

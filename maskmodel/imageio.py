@@ -107,3 +107,24 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
     if not ok:
         raise ImageWriteError(f"cannot encode a {image.shape[1]}x{image.shape[0]} image as {suffix}")
     return encoded.tobytes()
+
+
+def as_bgr(image, color: str = "bgr") -> np.ndarray:
+    """An 8-bit BGR array from a path, a PIL image, or an array (grayscale, 3 channels in `color`
+    order, or 4 with alpha)."""
+    if color not in ("bgr", "rgb"):
+        raise ValueError(f"Expected color 'bgr' or 'rgb'. Received: color={color!r}")
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if not isinstance(image, np.ndarray) and hasattr(image, "convert"):  # a PIL image
+        image, color = np.asarray(image.convert("RGB")), "rgb"
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"Expected an 8-bit image (uint8). Received: dtype={image.dtype}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"Expected an H x W, H x W x 3 or H x W x 4 image. Received: shape={image.shape}")
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR if color == "rgb" else cv2.COLOR_BGRA2BGR)
+    return image[:, :, ::-1].copy() if color == "rgb" else image

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"  # files being written (remote folders; local ones use their run token)
-REMOTE_HINT = "writing to a URI needs pyarrow and fsspec: pip install 'maskmodel[ray]'"
+REMOTE_HINT = "writing to a URI needs pyarrow and fsspec: pip install '.[ray]' (from a checkout)"
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _CREDENTIALS = re.compile(r"://[^/@]*@")
@@ -141,7 +141,11 @@ class RemoteFolder:
                 import fsspec
             except ImportError:
                 raise RuntimeError(REMOTE_HINT) from None
-            filesystem, self.root = fsspec.core.url_to_fs(uri)
+            try:
+                filesystem, self.root = fsspec.core.url_to_fs(uri)
+            except ImportError as error:  # fsspec names the packages a protocol needs
+                scheme = uri.split(":", 1)[0]
+                raise RuntimeError(f"cannot open {scheme}:// locations here: {error}") from None
             self.fs = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
             protocol = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
         self.root = self.root.rstrip("/")

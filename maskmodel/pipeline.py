@@ -1,34 +1,30 @@
-"""`MaskDetector`: a face detector and the mask classifier → one `Face` record per face."""
+"""`MaskDetector`: a face detector and the mask classifier → `Detections` of `Face` records
+(`Face` is re-exported here for existing imports)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import cv2
 import numpy as np
 
 from maskmodel.classifier import MaskClassifier
 from maskmodel.faces import FaceDetector, create_face_detector
-
-from maskmodel.zoo import DEFAULT_CLASSIFIER
-
-
-@dataclass(frozen=True)
-class Face:
-    """One detected face: its box in image pixels, detector score, label and class probabilities."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    label: str
-    probabilities: dict[str, float]
+from maskmodel.imageio import as_bgr
+from maskmodel.local_models import is_local_model, model_record
+from maskmodel.results import Detections, Face
+from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, list_models, model_info
 
 
 class MaskDetector:
-    """Find every face in a BGR image and classify it `with_mask` / `without_mask`.
+    """Find every face in an image and classify it `with_mask` / `without_mask`.
 
     Args:
         face_detector: `"yunet"` (default), `"ssd"`, `"haar"`, or any object with
             `detect(image) -> (N, 5) array` and a `name`.
-        model: zoo name of the classifier (`name@version` accepted), or a `MaskClassifier`.
+        model: zoo name of the classifier (`name@version` accepted), a model you trained (its run
+            directory or `.onnx`), or a `MaskClassifier`.
         backend: classifier backend when `model` is a name (`"auto"`, `"opencv"`, `"onnxruntime"`).
         **detector_options: passed to the face detector (for example `score_threshold=`).
     """
@@ -40,31 +36,42 @@ class MaskDetector:
         backend: str = "auto",
         **detector_options: object,
     ) -> None:
-        from maskmodel import load, model_info
+        from maskmodel import load
 
-        if isinstance(face_detector, str):
-            face_detector = create_face_detector(face_detector, **detector_options)
-        self.face_detector = face_detector
         if isinstance(model, str):
-            info = model_info(model)
-            self.model_name = f"{info['name']}@{info['version']}"
-            model = load(self.model_name, backend=backend)
+            info = classifier_info(model)
+            self.model_name = info["name"] if info["version"] == "local" else f"{info['name']}@{info['version']}"
+            with quiet_opencv():
+                model = load(self.model_name, backend=backend)
         else:
             self.model_name = "custom"
+        if isinstance(face_detector, str):
+            with quiet_opencv():
+                face_detector = create_face_detector(face_detector, **detector_options)
+        self.face_detector = face_detector
         self.classifier = model
         self.classes = list(model.contract.classes)
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces of one BGR image, classified together (batches of up to `MAX_BATCH` crops), sorted by
-        detector score."""
-        return self.detect_batch([image])[0]
+    def detect(self, image, color: str = "bgr") -> Detections:
+        """All faces of one image, classified together (batches of up to `MAX_BATCH` crops), sorted by
+        detector score.
 
-    def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
+        Args:
+            image: a file path, a NumPy array (8-bit; grayscale, 3 channels in `color` order, or 4 with
+                alpha) or a PIL image.
+            color: channel order of a 3- or 4-channel array: `"bgr"` (OpenCV's, the default) or `"rgb"`
+                (PIL, matplotlib, most other libraries).
+        """
+        return self.detect_batch([image], color)[0]
+
+    def detect_batch(self, images: list, color: str = "bgr") -> list[Detections]:
         """`detect` over several images; the faces of all images are classified together."""
+        images = [as_bgr(image, color) for image in images]
         boxes = [self.face_detector.detect(image) for image in images]
         crops = [c for image, b in zip(images, boxes) for c in self.classifier.crops(image, b[:, :4])]
         probabilities = iter(self.classifier.predict_crops(crops))
-        return [[self._face(row, next(probabilities)) for row in image_boxes] for image_boxes in boxes]
+        return [Detections([self._face(row, next(probabilities)) for row in image_boxes], self.classes, image)
+                for image, image_boxes in zip(images, boxes)]
 
     def _face(self, row: np.ndarray, probabilities: np.ndarray) -> Face:
         return Face(
@@ -73,3 +80,25 @@ class MaskDetector:
             label=self.classes[int(np.argmax(probabilities))],
             probabilities={name: float(p) for name, p in zip(self.classes, probabilities)},
         )
+
+
+def classifier_info(model: str) -> dict:
+    """The record of a mask classifier: a zoo name (`name@version`) or a model you trained (a run
+    directory or `.onnx`); raises `ModelNotFoundError` for anything else (a face detector, say)."""
+    info = model_record(model) if is_local_model(model) else model_info(model)
+    if info["task"] != "classification":
+        raise ModelNotFoundError(f"{model} is a {info['task']} model, not a mask classifier. Mask classifiers: "
+                                 f"{', '.join(list_models('classification'))}, or a run directory of `maskmodel train`")
+    return info
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's log below errors while models load (OpenCV 5 warns that its new DNN engine
+    ignores target settings, once per model and process)."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)

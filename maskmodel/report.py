@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maskmodel.errors import UsageError
-from maskmodel.pipeline import Face
+from maskmodel.results import Face
 
 if TYPE_CHECKING:
     from maskmodel.outputs import RemoteFolder

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from maskmodel.errors import MaskmodelError, UsageError
+
 # The classifier used when none is named: the most accurate on crowd-dev, and the fastest
 # (see weights/MODEL_CARD.md and docs/benchmarks.md).
 DEFAULT_CLASSIFIER = "mask-mobilenetv2-0.35"
@@ -29,18 +31,18 @@ SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 CHUNK = 1 << 20
 
 
-class ModelNotFoundError(KeyError):
-    """Unknown model name or version; the message lists what exists."""
+class ModelNotFoundError(UsageError, KeyError):
+    """Unknown model name or version, or a model of the wrong kind; the message lists what exists."""
 
     def __str__(self) -> str:
         return str(self.args[0])
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(MaskmodelError, RuntimeError):
     """A weights file is neither installed nor cached and could not be downloaded."""
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(MaskmodelError, RuntimeError):
     """A file's sha256 differs from the manifest's."""
 
 
@@ -101,7 +103,8 @@ def model_info(name: str, version: str | None = None) -> dict:
     name, version = _split_name(name, version)
     models = manifest()["models"]
     if name not in models:
-        raise ModelNotFoundError(f"Unknown model {name!r}. Available: {', '.join(sorted(models))}")
+        raise ModelNotFoundError(f"Unknown model {name!r}. Available: {', '.join(sorted(models))}, or the path of "
+                                 "a run directory of `maskmodel train`")
     entry = models[name]
     version = version or entry["default"]
     if version not in entry["versions"]:
@@ -193,7 +196,8 @@ def _verified(path: Path, record: WeightsFile) -> Path:
     if record.sha256 and sha256_of(path) != record.sha256:
         raise ChecksumError(
             f"{path} does not match the manifest: expected sha256 {record.sha256} for {record.file}; "
-            "the file is corrupt, truncated or of another version"
+            "the file is corrupt, truncated or of another version (a model you trained is loaded by its "
+            "run directory or .onnx file as the name: maskmodel.load('runs/mine'))"
         )
     return path
 

@@ -79,3 +79,28 @@ def test_bad_training_input_fails_before_training(tmp_path, layout, message):
               cache_dir=tmp_path / "cache", progress=False)
     assert not (tmp_path / "run" / "model.keras").exists()
     assert not (tmp_path / "cache").exists()  # refused before any face was even cropped
+
+
+def test_the_run_directory_is_a_model_everything_accepts(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    import maskmodel
+    from cli.main import main
+    from conftest import crowd_images
+
+    out, metrics = tiny_run
+    contract = json.loads((out / "model.json").read_text())
+    assert contract["classes"] == metrics["classes"] and contract["input"]["size"] == TINY.input_size
+    classifier = maskmodel.load(str(out))
+    assert classifier.contract.classes == tuple(metrics["classes"])
+    assert maskmodel.load(str(out / "model.onnx")).contract == classifier.contract
+    photo = crowd_images(1)[0]
+    for target in (out, out / "model.onnx"):
+        result = CliRunner().invoke(main, ["predict", str(photo), "--model", str(target)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["model"] == str(target.resolve())
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / photo.name).write_bytes(photo.read_bytes())
+    result = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(tmp_path / "o"), "--model", str(out), "-q"])
+    assert result.exit_code == 0, result.output

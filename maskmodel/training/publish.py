@@ -20,6 +20,7 @@ from pathlib import Path
 
 from maskmodel.annotations import read_voc_folder
 from maskmodel.classifier import InputContract, MaskClassifier
+from maskmodel.crops import CropPolicy
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces
 from maskmodel.training.model_card import render
 from maskmodel.zoo import SEMVER, sha256_of
@@ -62,16 +63,8 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
     record = {
         "description": description,
         "files": files,
-        "classes": metrics["classes"],
-        "input": {
-            "size": config["input_size"],
-            "colour": "RGB",
-            "range": [0, 255],
-            "layout": {"onnx": "NCHW (cv2.dnn.blobFromImages(crops, 1.0, (S, S), swapRB=True))",
-                       "keras": "NHWC"},
-            "normalisation": "inside the graph (x / 127.5 - 1)",
-            "crop": metrics["crop_policy"],
-        },
+        **InputContract(config["input_size"], tuple(metrics["classes"]),
+                        CropPolicy.from_dict(metrics["crop_policy"])).to_manifest(),
         "output": "softmax probabilities in the order of classes",
         "architecture": {"backbone": "MobileNetV2", "alpha": config["alpha"], "head": "global average pool, dropout, dense softmax"},
         "metrics": {"training-data-test-split": _summary(metrics["splits"]["test"])},

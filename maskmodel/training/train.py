@@ -7,8 +7,9 @@ once per (augmented) crop and its output is cached; both phases then train on th
 - phase 2: the top's backbone blocks unfrozen too (batch norm kept frozen), Adam at `finetune_lr`.
 
 Early stopping on validation loss keeps the best weights of each phase. The run directory receives
-`model.keras`, `model.onnx`, `metrics.json`, `curves.png`, `confusion.png`, `dataset_report.json`
-and `run.json` (the settings, the split sizes, the timings).
+`model.keras`, `model.onnx`, `model.json` (the input contract, as in a manifest entry: the run
+directory is a model `--model` and `maskmodel.load` accept), `metrics.json`, `curves.png`,
+`confusion.png`, `dataset_report.json` and `run.json` (the settings, the split sizes, the timings).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from maskmodel.classifier import InputContract
 from maskmodel.crops import CropPolicy
 from maskmodel.faces import FaceDetector
+from maskmodel.local_models import CONTRACT_NAME
 from maskmodel.metrics import classification_report
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import SPLITS, CropSet, Sample, build_crop_sets, load_dataset
@@ -183,6 +186,12 @@ def train(
         },
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=2))
+    contract = InputContract(config.input_size, tuple(classes), policy)
+    (out_dir / CONTRACT_NAME).write_text(json.dumps({
+        "task": "classification", **contract.to_manifest(),
+        "output": "softmax probabilities in the order of classes",
+        "architecture": {"backbone": "MobileNetV2", "alpha": config.alpha},
+    }, indent=2))
     return metrics
 
 
