@@ -106,15 +106,20 @@ def download(names: tuple[str, ...]) -> None:
 @click.option("--from", "source", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory holding model files (for example copied from another machine).")
 def install(source: Path) -> None:
-    """Copy the model files found in a directory into the cache, after checking their sha256."""
+    """Copy the model files found in a directory into the cache, after checking their sha256: the zoo's
+    files into the model cache, and Keras' ImageNet MobileNetV2 files (for `maskmodel train` offline)
+    into Keras' folder."""
+    from maskmodel.training.imagenet import install_from as install_imagenet
+
     try:
-        installed = zoo.install_from(source)
+        installed = zoo.install_from(source) + install_imagenet(source)
     except zoo.ChecksumError as error:
         raise click.ClickException(str(error)) from error
     for path in installed:
         click.echo(f"installed {path}")
     if not installed:
-        raise click.ClickException(f"no file listed in the manifest was found in {source}")
+        raise click.ClickException(f"no file listed in the manifest, and no Keras ImageNet MobileNetV2 file, "
+                                   f"was found in {source}")
 
 
 @models.command()

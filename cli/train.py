@@ -30,15 +30,21 @@ import click
 @click.option("--exclude", multiple=True, help="File name to leave out (repeatable).")
 @click.option("--face-detector", type=click.Choice(["yunet", "ssd"]), default="yunet", show_default=True,
               help="Detector that cuts the training crops (use the runtime's).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars and no per-epoch lines.")
+@click.option("--verbose", is_flag=True, help="Also TensorFlow's own start-up and device logs.")
 def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epochs, first_block, copies,
-          margin, seed, exclude, face_detector, quiet) -> None:
+          margin, seed, exclude, face_detector, quiet, verbose) -> None:
     """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test).
 
     Phase 1 trains the head on cached features of the frozen backbone; phase 2 unfreezes the top
     blocks at a low learning rate. Writes model.keras, model.onnx, metrics.json, curves.png,
     confusion.png and dataset_report.json into OUT.
     """
+    import os
+
+    if not verbose:  # read by TensorFlow when it loads, below
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     from maskmodel.faces import one_face_detector
     from maskmodel.training.train import TrainConfig, TrainingDataError
     from maskmodel.training.train import train as run_training
@@ -48,6 +54,10 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
         crop_margin=margin, first_trainable_block=first_block, augmented_copies=copies,
         head_epochs=head_epochs, finetune_epochs=finetune_epochs, seed=seed, exclude=list(exclude),
     )
+    if config.weights == "imagenet":  # before any work: cutting crops takes minutes
+        from maskmodel.training.imagenet import check_imagenet_weights
+
+        check_imagenet_weights(config.alpha, config.input_size)
     try:
         metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet)
     except (TrainingDataError, ValueError) as error:

@@ -117,3 +117,21 @@ def test_a_uri_scheme_without_its_packages_is_one_clear_line(tmp_path):
     pytest.importorskip("fsspec")
     result = CliRunner().invoke(main, ["annotate", "https://example.invalid/photos", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "Traceback" not in result.output and "https://" in result.output
+
+
+def test_training_offline_says_how_to_provide_the_imagenet_weights(tmp_path, monkeypatch):
+    from conftest import SHARED
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    data = tmp_path / "data"
+    for label in ("with_mask", "without_mask"):
+        for index in range(3):
+            write = data / label / f"{index}.png"
+            write.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(write), np.full((40, 40, 3), 60 * index, np.uint8))
+    result = CliRunner().invoke(main, ["train", str(data), "--out", str(tmp_path / "run"), "--alpha", "0.35"])
+    assert result.exit_code == 2 and "models install --from" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()  # refused before any work
+    installed = CliRunner().invoke(main, ["models", "install", "--from", str(SHARED / "models" / "keras")])
+    assert installed.exit_code == 0, installed.output
+    assert (tmp_path / "keras" / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5").is_file()

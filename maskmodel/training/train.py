@@ -153,7 +153,7 @@ def train(
         stop = keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)
         fit = top.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
                       batch_size=config.batch_size, class_weight=class_weight, callbacks=[stop],
-                      verbose=1 if progress else 0)
+                      verbose=2 if progress else 0)  # a line per epoch, not per step
         for key, values in fit.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         history.setdefault("phase", []).extend([phase] * len(fit.history["loss"]))
