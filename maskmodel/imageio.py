@@ -15,6 +15,7 @@ import stat
 import numpy as np
 
 DEFAULT_MAX_PIXELS = 200_000_000
+ImageLike = "str | os.PathLike | np.ndarray | PIL.Image.Image"  # what `as_bgr` accepts
 # A second fence behind the header check: OpenCV's own limit, read once when cv2 is first imported
 # (annotate's worker processes get the run's --max-pixels).
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
@@ -109,7 +110,7 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
     return encoded.tobytes()
 
 
-def as_bgr(image, color: str = "bgr") -> np.ndarray:
+def as_bgr(image: ImageLike, color: str = "bgr") -> np.ndarray:
     """An 8-bit BGR array from a path, a PIL image, or an array (grayscale, 3 channels in `color`
     order, or 4 with alpha)."""
     if color not in ("bgr", "rgb"):

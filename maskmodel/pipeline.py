@@ -11,7 +11,7 @@ import numpy as np
 
 from maskmodel.classifier import MaskClassifier
 from maskmodel.faces import FaceDetector, create_face_detector
-from maskmodel.imageio import as_bgr
+from maskmodel.imageio import ImageLike, as_bgr
 from maskmodel.local_models import is_local_model, model_record
 from maskmodel.results import Detections, Face
 from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, list_models, model_info
@@ -52,7 +52,7 @@ class MaskDetector:
         self.classifier = model
         self.classes = list(model.contract.classes)
 
-    def detect(self, image, color: str = "bgr") -> Detections:
+    def detect(self, image: ImageLike, color: str = "bgr") -> Detections:
         """All faces of one image, classified together (batches of up to `MAX_BATCH` crops), sorted by
         detector score.
 
@@ -64,7 +64,7 @@ class MaskDetector:
         """
         return self.detect_batch([image], color)[0]
 
-    def detect_batch(self, images: list, color: str = "bgr") -> list[Detections]:
+    def detect_batch(self, images: list[ImageLike], color: str = "bgr") -> list[Detections]:
         """`detect` over several images; the faces of all images are classified together."""
         images = [as_bgr(image, color) for image in images]
         boxes = [self.face_detector.detect(image) for image in images]
