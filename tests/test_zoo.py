@@ -89,7 +89,7 @@ def test_models_cli_list_and_info():
     listing = CliRunner().invoke(main, ["models", "list"])
     assert listing.exit_code == 0 and "yunet-2026may" in listing.output
     unknown = CliRunner().invoke(main, ["models", "info", "nope"])
-    assert unknown.exit_code == 1 and "Available:" in unknown.output
+    assert unknown.exit_code == 2 and "Available:" in unknown.output
     assert json.loads(json.dumps(zoo.manifest()))  # manifest is plain JSON
 
 
