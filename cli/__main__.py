@@ -1,5 +1,5 @@
-"""`python -m cli` runs the `maskmodel` command."""
+"""`python -m maskmodel.cli` runs the `maskmodel` command (as `python -m maskmodel` does)."""
 
-from cli.main import main
+from maskmodel.cli.main import main
 
-main()
+main(prog_name="maskmodel")

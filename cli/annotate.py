@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli.detector import detector_options, detector_settings, mask_detector
+from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
 from maskmodel.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.outputs import is_uri, open_folder
 from maskmodel.zoo import DEFAULT_CLASSIFIER

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import click
 
-from cli.annotate import annotate, predict
-from cli.evaluate import evaluate
-from cli.export import export
-from cli.models import models
-from cli.train import train
-from cli.watch import watch
+from maskmodel.cli.annotate import annotate, predict
+from maskmodel.cli.evaluate import evaluate
+from maskmodel.cli.export import export
+from maskmodel.cli.models import models
+from maskmodel.cli.train import train
+from maskmodel.cli.watch import watch
 
 
 class MaskmodelGroup(click.Group):

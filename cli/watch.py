@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.detector import detector_options, detector_settings, mask_detector
+from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import maskmodel
-from cli.main import main
+from maskmodel.cli.main import main
 from conftest import CROWD_DEV, crowd_images, write_image
 from maskmodel.annotations import read_voc
 from maskmodel.imageio import read_image

@@ -102,7 +102,7 @@ def test_two_processes_download_the_same_file(server):
 def test_models_download_cli(server):
     from click.testing import CliRunner
 
-    from cli.main import main
+    from maskmodel.cli.main import main
 
     cache = server("ok")
     result = CliRunner().invoke(main, ["models", "download", "opencv-ssd-uint8"])

@@ -7,7 +7,7 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from maskmodel.cli.main import main
 from conftest import COVID, CROWD_DEV
 from maskmodel.annotations import read_voc_folder
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from maskmodel.cli.main import main
 from conftest import crowd_images
 from maskmodel.evaluate import box_iou
 from maskmodel.faces import create_face_detector, mirror_boxes

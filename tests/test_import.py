@@ -4,7 +4,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from maskmodel.cli.main import main
 
 
 def test_import_maskmodel_loads_no_tensorflow():
@@ -23,7 +23,7 @@ def test_every_command_has_fast_help(command):
 
 
 def test_cli_help_imports_no_tensorflow():
-    code = ("import sys; from click.testing import CliRunner; from cli.main import main; "
+    code = ("import sys; from click.testing import CliRunner; from maskmodel.cli.main import main; "
             "CliRunner().invoke(main, ['train', '--help']); print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from maskmodel.cli.main import main
 from conftest import CROWD_DEV, crowd_images, write_image
 from maskmodel.report import COLUMNS, original_path
 from maskmodel.runstate import RunState
@@ -261,7 +261,7 @@ def test_a_fifo_is_an_error_row_not_a_hang(tmp_path):
     os.mkfifo(folder / "m.jpg")
     os.mkfifo(folder / "v.mp4")
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "cli", "annotate", str(folder), "--out", str(out), "-q"],
+    done = subprocess.run([sys.executable, "-m", "maskmodel", "annotate", str(folder), "--out", str(out), "-q"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     rows = {r["path"]: r for r in rows_of(out)}
@@ -290,7 +290,7 @@ def test_workers_exit_when_the_main_process_dies(tmp_path, sig):
     for photo in crowd_images(40):
         shutil.copy(photo, folder)
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "cli", "annotate", str(folder), "--out", str(out), "-q",
+    process = subprocess.Popen([sys.executable, "-m", "maskmodel", "annotate", str(folder), "--out", str(out), "-q",
                                 "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not ((out / "report.csv").exists() and len(rows_of(out)) > 2) and time.time() < deadline:
@@ -315,7 +315,7 @@ def test_a_folder_that_cannot_be_listed_is_an_error_row(tmp_path):
     (folder / "locked").chmod(0)
     out = base / "out"
     command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all",
-               sys.executable, "-m", "cli", "annotate", str(folder), "--out", str(out), "-q"]
+               sys.executable, "-m", "maskmodel", "annotate", str(folder), "--out", str(out), "-q"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
     finally:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("ray")
 
-from cli.main import main  # noqa: E402
+from maskmodel.cli.main import main  # noqa: E402
 from conftest import CROWD_DEV, upload_tree  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from maskmodel.cli.main import main
 from conftest import crowd_images, upload_tree
 from maskmodel.outputs import RemoteFolder, open_folder
 from maskmodel.report import PARTS_FOLDER, ReportMirror, ReportWriter

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import maskmodel
-from cli.main import main
+from maskmodel.cli.main import main
 from conftest import CROWD_DEV
 from hostile import make_hostile_folder
 from maskmodel import zoo
@@ -62,7 +62,7 @@ def copy_photos(folder, count):
 
 
 def start(folder, out, *extra):
-    command = [sys.executable, "-m", "cli", "annotate", str(folder), "--out", str(out), "-q", *extra]
+    command = [sys.executable, "-m", "maskmodel", "annotate", str(folder), "--out", str(out), "-q", *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -85,7 +85,7 @@ def test_the_run_directory_is_a_model_everything_accepts(tiny_run, tmp_path):
     from click.testing import CliRunner
 
     import maskmodel
-    from cli.main import main
+    from maskmodel.cli.main import main
     from conftest import crowd_images
 
     out, metrics = tiny_run

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import maskmodel
-from cli.main import main
+from maskmodel.cli.main import main
 from conftest import CROWD_DEV, crowd_images
 
 MIXED = CROWD_DEV / "images" / "maksssksksss148.png"  # five faces, masked and unmasked
@@ -82,7 +82,7 @@ def test_predict_takes_files_folders_and_stdin_as_json_lines(tmp_path):
     for photo in crowd_images(2):
         (folder / photo.name).write_bytes(photo.read_bytes())
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    command = [sys.executable, "-m", "cli", "predict", str(MIXED), str(folder), "-"]
+    command = [sys.executable, "-m", "maskmodel", "predict", str(MIXED), str(folder), "-"]
     done = subprocess.run(command, input=MIXED.read_bytes(), capture_output=True, timeout=300)
     assert done.returncode == 1  # the broken file
     lines = [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()]

@@ -6,7 +6,7 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from maskmodel.cli.main import main
 from conftest import CROWD_DEV
 
 FRAMES, SIZE = 24, (320, 240)

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 
 from conftest import CROWD_DEV, ROOT
 
@@ -18,6 +19,9 @@ def test_wheel_without_tensorflow(tmp_path, model_home):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
                    check=True)
     wheel = next((tmp_path / "dist").glob("maskmodel-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        top_level = {name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"maskmodel"}  # no top-level `cli` (or anything) that another package could clash with
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -38,3 +42,5 @@ print(maskmodel.load("mask-mobilenetv2-1.0").contract)
     assert result.returncode == 0, result.stderr
     assert (out / "maksssksksss148.png").is_file()
     assert len((out / "report.csv").read_text().splitlines()) >= 6  # header + five faces or more
+    help_text = subprocess.run([python, "-m", "maskmodel", "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert help_text.returncode == 0 and "annotate" in help_text.stdout

@@ -84,7 +84,7 @@ def test_install_from_directory(tmp_path, monkeypatch):
 def test_models_cli_list_and_info():
     from click.testing import CliRunner
 
-    from cli.main import main
+    from maskmodel.cli.main import main
 
     listing = CliRunner().invoke(main, ["models", "list"])
     assert listing.exit_code == 0 and "yunet-2026may" in listing.output
