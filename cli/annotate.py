@@ -51,6 +51,15 @@ INPUT = InputType()
 @click.option("--dry-run", is_flag=True, help="Detect and report, but write no images.")
 @click.option("--format", "image_format", type=click.Choice(["same", "jpg", "png"]), default="same", show_default=True)
 @click.option("--blur-faces", is_flag=True, help="Blur every face in the annotated copies (privacy).")
+@click.option("--labels", "label_mode", type=click.Choice(["auto", "full", "short", "none"]), default="auto",
+              show_default=True, help="Captions: full (class and confidence), short (one-letter tag, see the legend), "
+                                      "none; auto: short when the median face is under 32 px.")
+@click.option("--no-conf", is_flag=True, help="Captions without the confidence.")
+@click.option("--line-width", type=click.IntRange(1, 50), default=None, help="Box line width in px (default: scaled).")
+@click.option("--font-scale", type=click.FloatRange(0.2, 5), default=None,
+              help="Caption font scale (default: scaled to the faces and the image).")
+@click.option("--enlarge", type=click.FloatRange(1, 8), default=1.0, show_default=True,
+              help="Draw images on a canvas this many times larger (tiny faces get legible captions).")
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
 @click.option("--hidden", is_flag=True, help="Also crawl hidden files and directories.")
@@ -66,7 +75,7 @@ INPUT = InputType()
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray (default: all).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
 def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, model, backend, jobs, resume,
-             overwrite, dry_run, image_format, blur_faces, include, exclude, hidden, max_pixels, every, codec, engine,
+             overwrite, dry_run, image_format, blur_faces, label_mode, no_conf, line_width, font_scale, enlarge, include, exclude, hidden, max_pixels, every, codec, engine,
              address, num_cpus, quiet) -> None:
     """Find and classify every face in INPUTS (images and videos, files or directories, recursively;
     or folder URIs such as s3://bucket/photos).
@@ -86,6 +95,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     from maskmodel.annotate import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
     from maskmodel.annotate import annotate as run_annotate
     from maskmodel.errors import UsageError
+    from maskmodel.labels import LabelStyle
 
     detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
     if engine == "ray":
@@ -99,7 +109,8 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         raise click.BadParameter(str(error), param_hint="--out") from error
     settings = AnnotateSettings(out_dir=out_dir, model=model, backend=backend, image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels, every=every,
-                                codec=codec, **detector)
+                                codec=codec, style=LabelStyle(label_mode, not no_conf, line_width, font_scale, enlarge),
+                                **detector)
     bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 
     def start(total: int) -> None:

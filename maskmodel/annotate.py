@@ -34,13 +34,28 @@ from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.draw import draw_faces
 from maskmodel.errors import UsageError
 from maskmodel.faces import detector_options
-from maskmodel.imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image,
-                               read_image)
+from maskmodel.imageio import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    ImageWriteError,
+    decode_image,
+    encode_image,
+    read_image,
+)
+from maskmodel.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.layout import OutputNames, output_name, resolve_inputs
 from maskmodel.outputs import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import (WORKER_DIED, ReportMirror, ReportWriter, Summary, error_row, image_rows, prepare_resume,
-                              report_path_text)
+from maskmodel.report import (
+    WORKER_DIED,
+    ReportMirror,
+    ReportWriter,
+    Summary,
+    error_row,
+    image_rows,
+    prepare_resume,
+    report_path_text,
+)
 from maskmodel.runstate import OWN_FILES, RunState
 from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
 from maskmodel.zoo import DEFAULT_CLASSIFIER
@@ -73,6 +88,7 @@ class AnnotateSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     every: int = 1
     codec: str | None = None
+    style: LabelStyle = DEFAULT_STYLE
     temp_prefix: str = TEMP_PREFIX  # set by `annotate` to the output folder's own (`maskmodel.runstate`)
 
 
@@ -140,7 +156,8 @@ def _process_image(item: InputFile, detector: MaskDetector, settings: AnnotateSe
         return [error_row(item.relative, str(error))]
     try:
         faces = detector.detect(image)
-        annotated = None if settings.dry_run else draw_faces(image, faces, detector.classes, blur=settings.blur_faces)
+        annotated = None if settings.dry_run else draw_faces(image, faces, detector.classes, blur=settings.blur_faces,
+                                                                style=settings.style)
     except (cv2.error, ValueError) as error:
         return [error_row(item.relative, f"{type(error).__name__}: {error}")]
     if annotated is not None:
@@ -161,7 +178,7 @@ def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSe
             source = stack.enter_context(_local_copy(item))
             target = None if settings.dry_run else stack.enter_context(_writing(folder, name, folder.staged_file(name)))
             results, size = annotate_video(source, detector, target, settings.every, settings.codec,
-                                           settings.blur_faces)
+                                           settings.blur_faces, settings.style)
     except VideoReadError as error:
         return [error_row(item.relative, str(error))]
     faces = [face for *_, face in results]
