@@ -90,13 +90,16 @@ def classify(root, out_dir, model, face_detector) -> None:
               help="voc: DATASET/annotations/*.xml + DATASET/images; yolo: DATASET/images + DATASET/labels.")
 @click.option("--names", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YOLO class names file, one per line (default DATASET/classes.txt).")
+@click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the images (default DATASET/images); for an `annotate --save yolo|voc` output, "
+                   "the folder its report paths are relative to.")
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
 @detector_options
 @click.option("--incorrect-as", type=click.Choice(["ignore", "with_mask", "without_mask"]), default="ignore",
               show_default=True, help="How to treat mask_weared_incorrect faces (ignore: neither found nor missed).")
 @click.option("--classifier-only", is_flag=True, help="Classify the annotated boxes; no face detection.")
 @click.option("--exclude", multiple=True, help="Image file name to leave out (repeatable).")
-def detect(dataset, out_dir, data_format, names, model, face_detector, preset, threshold, scales, flip, nms_iou,
+def detect(dataset, out_dir, data_format, names, images_dir, model, face_detector, preset, threshold, scales, flip, nms_iou,
            incorrect_as, classifier_only, exclude) -> None:
     """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves.
 
@@ -113,10 +116,10 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, preset, t
     skipped: list[tuple[str, str]] = []  # bad records: named, counted, left out (maskmodel.annotations)
     try:
         if data_format == "voc":
-            images = read_voc_folder(dataset, frozenset(exclude), skipped)
+            images = read_voc_folder(dataset, frozenset(exclude), skipped, images_dir)
         else:
             class_names = _class_names(names or dataset / "classes.txt")
-            images = [i for i in read_yolo_folder(dataset / "images", dataset / "labels", class_names, skipped)
+            images = [i for i in read_yolo_folder(images_dir or dataset / "images", dataset / "labels", class_names, skipped)
                       if i.image_path.name not in exclude]
     except DatasetError as error:
         raise click.UsageError(str(error)) from error

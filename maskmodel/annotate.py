@@ -31,31 +31,19 @@ import cv2
 import numpy as np
 
 from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
+from maskmodel.crops import crop_face, expand_box
 from maskmodel.draw import draw_faces
 from maskmodel.errors import UsageError
+from maskmodel.exports import CROPS_KEY, ExportWriter, crop_name, label_names
 from maskmodel.faces import detector_options
-from maskmodel.imageio import (
-    DEFAULT_MAX_PIXELS,
-    ImageReadError,
-    ImageWriteError,
-    decode_image,
-    encode_image,
-    read_image,
-)
+from maskmodel.imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image,
+                               read_image)
 from maskmodel.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.layout import OutputNames, output_name, resolve_inputs
 from maskmodel.outputs import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import (
-    WORKER_DIED,
-    ReportMirror,
-    ReportWriter,
-    Summary,
-    error_row,
-    image_rows,
-    prepare_resume,
-    report_path_text,
-)
+from maskmodel.report import (WORKER_DIED, ReportMirror, ReportWriter, Summary, error_row, image_rows, original_path,
+                              prepare_resume, read_report, report_path_text)
 from maskmodel.runstate import OWN_FILES, RunState
 from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
 from maskmodel.zoo import DEFAULT_CLASSIFIER
@@ -89,6 +77,9 @@ class AnnotateSettings:
     every: int = 1
     codec: str | None = None
     style: LabelStyle = DEFAULT_STYLE
+    save: tuple[str, ...] = ()  # export formats: coco, yolo, voc (`maskmodel.exports`)
+    save_json: bool = False
+    save_crops: tuple[str, ...] | None = None  # classes to crop (empty: all); None: no crops
     temp_prefix: str = TEMP_PREFIX  # set by `annotate` to the output folder's own (`maskmodel.runstate`)
 
 
@@ -167,8 +158,26 @@ def _process_image(item: InputFile, detector: MaskDetector, settings: AnnotateSe
             except ImageWriteError as error:
                 raise _WriteFailed(str(error)) from None
     height, width = image.shape[:2]
-    return image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name,
+    rows = image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name,
                       output=None if settings.dry_run else name)
+    if settings.save_crops is not None and not settings.dry_run:
+        rows[0][CROPS_KEY] = _face_crops(image, faces, detector, settings.save_crops, rows[0]["path"])
+    return rows
+
+
+def _face_crops(image: np.ndarray, faces: list, detector: MaskDetector, classes: tuple[str, ...],
+                path_cell: str) -> list[tuple[str, bytes]]:
+    """(name, JPEG bytes) of the crops of the faces of `classes` (all when empty), cut by the
+    classifier's crop policy at the face's own resolution."""
+    policy = detector.classifier.contract.crop
+    crops = []
+    for index, face in enumerate(faces):
+        if classes and face.label not in classes:
+            continue
+        x1, _, x2, _ = expand_box(face.box, policy)
+        crop = crop_face(image, face.box, policy, max(8, x2 - x1))
+        crops.append((crop_name(original_path(path_cell), index, face.label), encode_image(crop, ".jpg")))
+    return crops
 
 
 def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSettings,
@@ -362,6 +371,9 @@ def annotate(
                 folder.remove_temporary_files()
         summary = Summary()
         items = _plan(roots, folder, state, settings, include, exclude, hidden, summary.skipped_files, done)
+        exports = ExportWriter(folder, state, detector.classes, settings.save, settings.save_json)
+        exports.claim([name for item in items if item.error is None
+                       for name in label_names(original_path(report_path_text(item.relative)), settings.save)])
         if on_start:
             on_start(len(items))
         writer = ReportWriter(report_path, append=resume)
@@ -374,7 +386,9 @@ def annotate(
             else:
                 results = iter_annotate(items, settings, jobs, detector)
             for rows in results:
+                crops = rows[0].pop(CROPS_KEY, [])
                 writer.write(rows)
+                exports.image(rows, crops)
                 summary.processed += 1
                 if mirror:
                     mirror.sync()
@@ -383,11 +397,14 @@ def annotate(
             completed = True
         finally:
             writer.close()
+            if completed and exports.active:
+                exports.finish(read_report(report_path), resumed=bool(done))
             whole = Summary.of_report(report_path)
             summary = dataclasses.replace(whole, processed=summary.processed, skipped_files=summary.skipped_files,
                                           seconds=time.time() - started)
             record = {"settings": {**asdict(settings), "out_dir": str(folder)},  # no credentials of a URI
-                      "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
+                      "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict(),
+                      "exports_refused": exports.refused}
             try:
                 if mirror:
                     mirror.publish()

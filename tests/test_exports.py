@@ -1,0 +1,102 @@
+"""`annotate --save ...`: label files, COCO, JSON lines and crops, read back by the tools that use them."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import CROWD_DEV, write_image
+
+from cli.main import main
+
+PHOTOS = ["maksssksksss148.png", "maksssksksss695.png", "maksssksksss296.png"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One annotate run over three crowd-dev photos (one in a sub-folder) and a blank image, every export on."""
+    root = tmp_path_factory.mktemp("exports")
+    photos = root / "photos"
+    (photos / "street").mkdir(parents=True)
+    for index, name in enumerate(PHOTOS):
+        target = photos / "street" / name if index == 2 else photos / name
+        target.write_bytes((CROWD_DEV / "images" / name).read_bytes())
+    write_image(photos / "wall.png", np.full((90, 120, 3), 200, np.uint8))
+    out = root / "out"
+    result = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(out), "-q", "--save", "yolo",
+                                       "--save", "voc", "--save", "coco", "--save-json", "--save-crops"])
+    assert result.exit_code == 0, result.output
+    return photos, out
+
+
+def test_files_and_records(run):
+    _, out = run
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["path"] for r in records) == sorted(["maksssksksss148.png", "maksssksksss695.png",
+                                                         "street/maksssksksss296.png", "wall.png"])
+    faces = sum(len(r["faces"]) for r in records)
+    assert faces > 20 and all(set(f["probabilities"]) == {"with_mask", "without_mask"} for r in records
+                              for f in r["faces"])
+    assert (out / "labels" / "wall.txt").read_text() == ""  # an image without faces has an empty label file
+    assert (out / "labels" / "street" / "maksssksksss296.txt").is_file()
+    assert (out / "classes.txt").read_text().split() == ["with_mask", "without_mask"]
+    crops = sorted((out / "crops").rglob("*.jpg"))
+    assert len(crops) == faces
+    by_label = {f"{r['path'].rsplit('.', 1)[0]}_{f['face']}": f["label"] for r in records for f in r["faces"]}
+    for crop in crops:
+        label, *rest = crop.relative_to(out / "crops").with_suffix("").parts
+        assert by_label["/".join(rest)] == label
+        assert cv2.imread(str(crop)).shape[0] >= 8
+    # every file maskmodel wrote is recorded, so --overwrite removes exactly those
+    written = {json.loads(line) for line in (out / ".maskmodel" / "written.jsonl").read_text().splitlines()}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".maskmodel" not in p.parts}
+    assert on_disk - written == {"report.csv", "summary.json"}
+
+
+@pytest.mark.parametrize("data_format", ["yolo", "voc"])
+def test_labels_read_back_by_evaluate_detect(run, tmp_path, data_format):
+    """Evaluating the same pipeline against its own saved labels finds every face with its label."""
+    photos, out = run
+    result = CliRunner().invoke(main, ["evaluate", "detect", str(out), "--format", data_format, "--images",
+                                       str(photos), "--out", str(tmp_path / "metrics")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
+    assert metrics["skipped"] == []
+    assert metrics["recall"] == pytest.approx(1.0) and metrics["precision"] == pytest.approx(1.0)
+    assert metrics["label_accuracy_on_matched"] == pytest.approx(1.0)
+
+
+def test_coco_loads_in_pycocotools(run):
+    pytest.importorskip("pycocotools", reason="pycocotools is a test-time package: pip install '.[dev]'")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    _, out = run
+    truth = COCO(str(out / "predictions.coco.json"))
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(truth.getImgIds()) == 4 and len(truth.getAnnIds()) == sum(len(r["faces"]) for r in records)
+    assert [c["name"] for c in truth.loadCats(truth.getCatIds())] == ["with_mask", "without_mask"]
+    detections = truth.loadRes(truth.dataset["annotations"])  # the annotations are a COCO results list
+    evaluation = COCOeval(truth, detections, "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    assert evaluation.stats[1] == pytest.approx(1.0)  # AP50 of the predictions against themselves
+
+
+def test_resume_gives_the_same_exports_and_overwrite_removes_them(run, tmp_path):
+    photos, out = run
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix in (".txt", ".xml")}
+    again = tmp_path / "again"
+    args = ["annotate", str(photos), "--out", str(again), "-q", "--save", "yolo", "--save", "voc", "--save", "coco"]
+    assert CliRunner().invoke(main, [*args, "--include", "maksssksksss148.png"]).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "--resume"]).exit_code == 0
+    second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file() and p.suffix in (".txt", ".xml")}
+    assert second == first  # label files of the images of both runs, and classes.txt
+    foreign = again / "labels" / "notes.txt"
+    foreign.write_text("mine")
+    assert CliRunner().invoke(main, ["annotate", str(photos / "wall.png"), "--out", str(again), "-q",
+                                     "--overwrite"]).exit_code == 0
+    assert not (again / "labels" / "maksssksksss148.txt").exists() and not (again / "predictions.coco.json").exists()
+    assert foreign.read_text() == "mine"
