@@ -36,10 +36,11 @@ from maskmodel.draw import draw_faces
 from maskmodel.errors import UsageError
 from maskmodel.exports import CROPS_KEY, ExportWriter, crop_name, label_names
 from maskmodel.faces import detector_options
+from maskmodel.html_report import HTML_NAME, build_html
 from maskmodel.imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image,
                                read_image)
 from maskmodel.labels import DEFAULT_STYLE, LabelStyle
-from maskmodel.layout import OutputNames, output_name, resolve_inputs
+from maskmodel.layout import OutputNames, input_file, output_name, resolve_inputs
 from maskmodel.outputs import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder
 from maskmodel.pipeline import MaskDetector
 from maskmodel.report import (WORKER_DIED, ReportMirror, ReportWriter, Summary, error_row, image_rows, original_path,
@@ -397,8 +398,13 @@ def annotate(
             completed = True
         finally:
             writer.close()
-            if completed and exports.active:
-                exports.finish(read_report(report_path), resumed=bool(done))
+            if completed:
+                blocks = read_report(report_path)
+                exports.finish(blocks, resumed=bool(done))
+                exports.claim([HTML_NAME])
+                setup = f"detector {settings.face_detector}, classifier {detector.model_name}, output {folder}"
+                page = build_html(blocks, detector.classes, lambda path: input_file(path, roots), setup)
+                exports.write(HTML_NAME, page.encode())
             whole = Summary.of_report(report_path)
             summary = dataclasses.replace(whole, processed=summary.processed, skipped_files=summary.skipped_files,
                                           seconds=time.time() - started)

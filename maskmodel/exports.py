@@ -239,7 +239,7 @@ class ExportWriter:
         images reported by earlier runs."""
         classes = self.classes + sorted({r["label"] for rows in blocks for r in rows if r.get("label")}
                                         - set(self.classes))
-        if resumed:
+        if resumed and self.formats:
             files = {name: data for rows in blocks for name, data in per_image_files(rows, classes, self.formats).items()}
             self.claim(list(files))
             for name, data in files.items():
