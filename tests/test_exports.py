@@ -54,17 +54,23 @@ def test_files_and_records(run):
     assert on_disk - written == {"report.csv", "summary.json"}
 
 
-@pytest.mark.parametrize("data_format", ["yolo", "voc"])
-def test_labels_read_back_by_evaluate_detect(run, tmp_path, data_format):
-    """Evaluating the same pipeline against its own saved labels finds every face with its label."""
+@pytest.mark.parametrize(("data_format", "jobs"), [("yolo", "2"), ("voc", "1")])
+def test_labels_read_back_by_evaluate_detect(run, tmp_path, data_format, jobs):
+    """Evaluating the same pipeline against its own saved labels finds every face with its label; its
+    predictions are saved as COCO, and a non-empty --out is refused."""
     photos, out = run
-    result = CliRunner().invoke(main, ["evaluate", "detect", str(out), "--format", data_format, "--images",
-                                       str(photos), "--out", str(tmp_path / "metrics")])
+    args = ["evaluate", "detect", str(out), "--format", data_format, "--images", str(photos), "--out",
+            str(tmp_path / "metrics"), "--jobs", jobs]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
     assert metrics["skipped"] == []
     assert metrics["recall"] == pytest.approx(1.0) and metrics["precision"] == pytest.approx(1.0)
     assert metrics["label_accuracy_on_matched"] == pytest.approx(1.0)
+    saved = json.loads((tmp_path / "metrics" / "predictions.coco.json").read_text())
+    assert len(saved["images"]) == 4 and len(saved["annotations"]) == metrics["predictions"] > 20
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "not empty" in again.output
 
 
 def test_coco_loads_in_pycocotools(run):
