@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import PurePosixPath
 from xml.etree import ElementTree
 
-from maskmodel.report import STATUS_ERROR, STATUS_OK, original_path
+from maskmodel.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path
 
 EXPORT_FORMATS = ("coco", "yolo", "voc")
 CLASSES_NAME, COCO_NAME, JSONL_NAME = "classes.txt", "predictions.coco.json", "results.jsonl"
@@ -35,8 +35,8 @@ def _given(value) -> bool:
 
 
 def is_video_block(rows: list[dict]) -> bool:
-    """Whether a report block is a video's (its faces have frame numbers)."""
-    return _given(rows[0].get("frame"))
+    """Whether a report block is a video's."""
+    return is_video_path(original_path(rows[0]["path"]))
 
 
 def probabilities(row: dict) -> dict[str, float]:
@@ -178,7 +178,7 @@ def image_record(rows: list[dict]) -> dict:
     for row in rows if first["status"] == STATUS_OK else []:
         face = {"face": int(row["face"]), "box": [float(v) for v in box(row)], "score": float(row["score"]),
                 "label": row["label"], "probabilities": probabilities(row)}
-        if record["kind"] == "video":
+        if _given(row.get("frame")):
             face.update(frame=int(row["frame"]), time_s=float(row["time_s"]), track=int(row["track"]))
         faces.append(face)
     record["faces"] = faces
