@@ -86,12 +86,12 @@ def _histogram(title: str, bins: tuple[float, ...], values: list[float], labels:
     """An inline SVG bar chart of `values` counted into `bins`."""
     counts = np.histogram(np.clip(values, bins[0], bins[-1]), bins=bins)[0] if values else np.zeros(len(bins) - 1)
     top = max(int(counts.max()), 1)
-    width, height, bar = 40 * len(counts) + 20, 160, 34
+    width, height, bar = 48 * len(counts) + 20, 160, 42
     parts = [f'<svg width="{width}" height="{height + 40}" role="img" aria-label="{_e(title)}">',
              f'<text x="0" y="12">{_e(title)}</text>']
     for index, count in enumerate(counts):
         h = round(height * 0.8 * count / top)
-        x = 10 + 40 * index
+        x = 10 + 48 * index
         parts.append(f'<rect x="{x}" y="{height - h}" width="{bar}" height="{h}" fill="#4a7fb5"></rect>'
                      f'<text x="{x}" y="{height - h - 3}">{int(count)}</text>'
                      f'<text x="{x}" y="{height + 14}">{_e(labels[index])}</text>')

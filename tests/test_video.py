@@ -82,6 +82,9 @@ def test_annotate_videos(clips, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["images"], summary["videos"], summary["video_frames_with_faces"]) == (0, 2, 2 * FRAMES)
     assert "2 videos" in result.output
+    page = (out / "report.html").read_text()
+    people = page[page.index("Videos: people"):page.index("<h2>Errors")]
+    assert people.count("<tr>") - 1 == sum(len(r["tracks"]) for r in records.values()) > 0
     assert summary["faces"] < len(rows) / 5  # people (tracks), not face-frames
 
 
