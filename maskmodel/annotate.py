@@ -349,6 +349,9 @@ def annotate(
     folder = open_folder(settings.out_dir)
     _check_output(folder, resume, overwrite)
     detector = _load_models(settings)  # before anything is written: a bad model is one clear error
+    unknown = sorted(set(settings.save_crops or ()) - set(detector.classes))
+    if unknown:
+        raise UsageError(f"Expected --save-crops classes among {detector.classes}. Received: {', '.join(unknown)}")
     with ExitStack() as cleanup:
         state = None
         if not folder.remote:

@@ -16,13 +16,20 @@ whole `report.csv` at the end. Videos appear in `results.jsonl` only (the label 
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 from collections import Counter
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
 from maskmodel.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path
+
+if TYPE_CHECKING:
+    from maskmodel.outputs import LocalFolder, RemoteFolder
+    from maskmodel.runstate import RunState
 
 EXPORT_FORMATS = ("coco", "yolo", "voc")
 CLASSES_NAME, COCO_NAME, JSONL_NAME = "classes.txt", "predictions.coco.json", "results.jsonl"
@@ -193,15 +200,22 @@ def jsonl(blocks: list[list[dict]]) -> bytes:
 
 
 class ExportWriter:
-    """Writes the chosen exports into the output folder, through its safe writer. In a local folder
-    every name is first recorded in the run state (so `--overwrite` removes it); a name held by a file
-    that maskmodel did not write is never replaced: it is listed in `refused` instead."""
+    """Writes the chosen exports into the output folder, through its safe writer.
 
-    def __init__(self, folder, state, classes: list[str], formats: tuple[str, ...], save_json: bool) -> None:
+    In a local folder every name is first recorded in the run state (so `--overwrite` removes it). A
+    name held by a file that maskmodel did not write is never replaced, a label file name that two
+    inputs share (`a.jpg`, `a.png`: YOLO and VOC go by the stem) is written for the first one in the
+    report only, and a name with a symlink or file in the way is skipped: each is listed in `refused`
+    with the reason.
+    """
+
+    def __init__(self, folder: LocalFolder | RemoteFolder, state: RunState | None, classes: list[str],
+                 formats: tuple[str, ...], save_json: bool) -> None:
         self.folder, self.state, self.classes = folder, state, list(classes)
         self.formats, self.save_json = formats, save_json
         self.owned: set[str] = state.written() if state else set()
         self.refused: list[str] = []
+        self._source: dict[str, str] = {}  # label file name -> the report path it was written for
 
     @property
     def active(self) -> bool:
@@ -216,22 +230,40 @@ class ExportWriter:
         for name in dict.fromkeys(names):
             if name in self.owned:
                 continue
-            if (self.folder.root / name).is_symlink() or (self.folder.root / name).exists():
-                self.refused.append(name)
+            if os.path.lexists(self.folder.root / name):
+                self._refuse(name, "a file that maskmodel did not write has this name")
                 continue
             new.append(name)
         self.state.record(new)
         self.owned.update(new)
 
-    def write(self, name: str, data: bytes) -> None:
-        if name in self.owned:
+    def _refuse(self, name: str, reason: str) -> None:
+        entry = f"{name}: {reason}"
+        if entry not in self.refused:
+            self.refused.append(entry)
+
+    def write(self, name: str, data: bytes, source: str | None = None) -> None:
+        """Write one file, if it is maskmodel's (and, for a label file, `source`'s: the first input in
+        the report to have that name). Write errors that every file would hit are raised."""
+        if name not in self.owned:
+            return
+        if source is not None and self._source.setdefault(name, source) != source:
+            self._refuse(name, f"also the label file of {self._source[name]} (same folder and stem)")
+            return
+        try:
             self.folder.write_bytes(name, data)
+        except OSError as error:
+            if error.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EISDIR):
+                raise
+            self._refuse(name, f"cannot write it: {error.strerror} (a symlink, file or folder in the way)")
 
     def image(self, rows: list[dict], crops: list[tuple[str, bytes]] = ()) -> None:
         """The per-image files of one newly reported image, and its face crops (name, JPEG bytes)."""
         if crops:
             self.claim([name for name, _ in crops])
-        for name, data in [*per_image_files(rows, self.classes, self.formats).items(), *crops]:
+        for name, data in per_image_files(rows, self.classes, self.formats).items():
+            self.write(name, data, rows[0]["path"])
+        for name, data in crops:
             self.write(name, data)
 
     def finish(self, blocks: list[list[dict]], resumed: bool) -> None:
@@ -240,10 +272,12 @@ class ExportWriter:
         classes = self.classes + sorted({r["label"] for rows in blocks for r in rows if r.get("label")}
                                         - set(self.classes))
         if resumed and self.formats:
-            files = {name: data for rows in blocks for name, data in per_image_files(rows, classes, self.formats).items()}
-            self.claim(list(files))
-            for name, data in files.items():
-                self.write(name, data)
+            self._source.clear()
+            files = [(name, data, rows[0]["path"]) for rows in blocks
+                     for name, data in per_image_files(rows, classes, self.formats).items()]
+            self.claim([name for name, _, _ in files])
+            for name, data, source in files:
+                self.write(name, data, source)
         self.claim(run_names(self.formats, self.save_json))
         if "yolo" in self.formats:
             self.write(CLASSES_NAME, "".join(f"{name}\n" for name in classes).encode())

@@ -140,11 +140,12 @@ def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_size: tu
         candidates[:, 0] = np.clip(candidates[:, 0], 0, width - w)
         candidates[:, 1] = np.clip(candidates[:, 1], 0, height - h)
         rects = np.column_stack([candidates, candidates + [w, h]])
-        free = ~(_overlap(rects, placed, GAP) > 0).any(axis=1)
+        reach = np.concatenate([rects[:, :2].min(axis=0) - GAP, rects[:, 2:].max(axis=0) + GAP])
+        free = ~(_overlap(rects, _near(placed, reach), GAP) > 0).any(axis=1)
         if not free.any():
             continue
         own = _overlap(rects, faces[index:index + 1], 0)[:, 0]
-        covered = _overlap(rects, faces, 0).sum(axis=1) - own
+        covered = _overlap(rects, _near(faces, reach), 0).sum(axis=1) - own
         centre = faces[index].reshape(2, 2).mean(axis=0)
         distance = np.hypot(*(rects.reshape(-1, 2, 2).mean(axis=1) - centre).T)
         cost = (3 * own + 2 * covered) / (w * h) + distance / (4 * h) + ~adjacent
@@ -169,6 +170,12 @@ def _candidates(box: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray
     adjacent = np.zeros(len(points), dtype=bool)
     adjacent[:len(sides)] = True
     return points, adjacent
+
+
+def _near(rects: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The rectangles that reach into `region` (x1, y1, x2, y2): the only ones a candidate can touch."""
+    keep = (rects[:, 0] < region[2]) & (rects[:, 2] > region[0]) & (rects[:, 1] < region[3]) & (rects[:, 3] > region[1])
+    return rects[keep]
 
 
 def _overlap(rects: np.ndarray, others: np.ndarray, gap: int) -> np.ndarray:

@@ -106,3 +106,20 @@ def test_resume_gives_the_same_exports_and_overwrite_removes_them(run, tmp_path)
                                      "--overwrite"]).exit_code == 0
     assert not (again / "labels" / "maksssksksss148.txt").exists() and not (again / "predictions.coco.json").exists()
     assert foreign.read_text() == "mine"
+
+
+def test_shared_label_names_and_unknown_crop_classes(tmp_path):
+    """a.jpg and a.png share labels/a.txt: the first in the report keeps it, the other is named in
+    summary.json; a crop class the classifier does not have is a usage error before any work."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "a.jpg", cv2.imread(str(CROWD_DEV / "images" / PHOTOS[0])))
+    write_image(photos / "a.png", np.full((60, 80, 3), 200, np.uint8))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(out), "-q", "--save", "yolo"])
+    assert result.exit_code == 0, result.output
+    assert len((out / "labels" / "a.txt").read_text().splitlines()) >= 3  # a.jpg's faces, not a.png's none
+    refused = json.loads((out / "summary.json").read_text())["exports_refused"]
+    assert refused == ["labels/a.txt: also the label file of a.jpg (same folder and stem)"]
+    bad = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(tmp_path / "bad"), "--save-crops", "hats"])
+    assert bad.exit_code == 2 and "hats" in bad.output and not (tmp_path / "bad").exists()
