@@ -114,23 +114,33 @@ class Legend:
 
 def _legend(canvas_shape: tuple[int, ...], faces: list[Face], classes: list[str], tags: dict[str, str] | None
             ) -> Legend:
-    """Class colours (and short-label tags) with face counts, for the top-left corner."""
+    """Class colours (and short-label tags) with face counts, in the corner that covers the least face
+    area (top left when none does)."""
     scale = float(np.clip(max(canvas_shape[:2]) / 1200, 0.35, 1.2))
     lines = [f"{tags[name] + ' ' if tags else ''}{name}: {sum(face.label == name for face in faces)}"
              for name in classes]
     (text_w, text_h), base = cv2.getTextSize(max(lines, key=len), FONT, scale, 1)
     step = text_h + base + 6
-    return Legend((0, 0, text_w + step + 12, step * len(lines) + 6), scale, lines)
+    width, height = min(text_w + step + 12, canvas_shape[1]), min(step * len(lines) + 6, canvas_shape[0])
+    right, bottom = canvas_shape[1] - width, canvas_shape[0] - height
+    corners = [(0, 0), (right, 0), (0, bottom), (right, bottom)]
+    boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+    rects = np.array([(x, y, x + width, y + height) for x, y in corners], dtype=np.float64)
+    covered = [float(np.sum(np.clip(np.minimum(r[2], boxes[:, 2]) - np.maximum(r[0], boxes[:, 0]), 0, None)
+                            * np.clip(np.minimum(r[3], boxes[:, 3]) - np.maximum(r[1], boxes[:, 1]), 0, None)))
+               for r in rects]
+    x, y = corners[int(np.argmin(covered))]
+    return Legend((x, y, x + width, y + height), scale, lines)
 
 
 def _draw_legend(image: np.ndarray, legend: Legend, classes: list[str]) -> None:
     """The legend on a dark panel."""
-    _, _, panel_w, panel_h = legend.rect
-    region = image[:panel_h, :panel_w]
+    x1, y1, x2, y2 = legend.rect
+    region = image[y1:y2, x1:x2]
     region[:] = (region * 0.35).astype(image.dtype)
     (_, text_h), _ = cv2.getTextSize("Mg", FONT, legend.scale, 1)
-    step = (panel_h - 6) // len(legend.lines)
+    step = (y2 - y1 - 6) // len(legend.lines)
     for row, (name, text) in enumerate(zip(classes, legend.lines)):
-        y = 6 + row * step
-        cv2.rectangle(image, (6, y), (6 + text_h, y + text_h), colour(name, classes), cv2.FILLED)
-        cv2.putText(image, text, (12 + text_h, y + text_h), FONT, legend.scale, (255, 255, 255), 1, cv2.LINE_AA)
+        y = y1 + 6 + row * step
+        cv2.rectangle(image, (x1 + 6, y), (x1 + 6 + text_h, y + text_h), colour(name, classes), cv2.FILLED)
+        cv2.putText(image, text, (x1 + 12 + text_h, y + text_h), FONT, legend.scale, (255, 255, 255), 1, cv2.LINE_AA)

@@ -121,8 +121,8 @@ def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_size: tu
     """A rectangle for each face's label (`sizes`: width, height), or None where none is free.
 
     No two rectangles overlap, none overlaps a `reserved` one (the legend), and all lie inside the
-    image (`image_size`: width, height). Faces are
-    placed largest first; a label prefers a side of its box, then the spot covering the least face area.
+    image (`image_size`: width, height). Faces are placed largest first; a label prefers a side of its
+    box, then the spot covering the least face area.
 
     Returns:
         Per face: ((x1, y1, x2, y2), detached) or None.
