@@ -64,7 +64,7 @@ def draw_faces(image: np.ndarray, faces: list[Face], classes: list[str], blur: b
     faces, classes, labels, scale, legend = label_layout(out.shape, faces, classes, style, prefixes)
     for face in faces:
         box = np.array(face.box)
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        x1, y1, x2, y2 = (round(v) for v in box)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour(face.label, classes), line_width(style, box, out.shape))
     _draw_legend(out, legend, classes)
     for label in labels:  # leader lines first: no line crosses a caption

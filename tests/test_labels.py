@@ -92,3 +92,11 @@ def test_style_options_reach_the_annotated_copy(tmp_path):
     assert filled(bare) < filled(captioned) / 3  # no captions: only the boxes (and the legend's square)
     bad = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(tmp_path / "c"), "--labels", "tiny"])
     assert bad.exit_code == 2
+
+
+def test_legend_keeps_off_faces():
+    """A face in the top-left corner pushes the legend to another corner; captions keep off it."""
+    face = Face((0.0, 0.0, 120.0, 120.0), 0.9, "without_mask", {"with_mask": 0.1, "without_mask": 0.9})
+    _, _, labels, _, legend = label_layout((400, 600, 3), [face], ["with_mask", "without_mask"], LabelStyle())
+    assert legend.rect[:2] != (0, 0) and not _overlaps(legend.rect, face.box)
+    assert labels and not _overlaps(labels[0].rect, legend.rect)
