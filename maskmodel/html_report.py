@@ -35,7 +35,7 @@ from maskmodel.report import STATUS_ERROR, STATUS_NO_FACE, original_path
 HTML_NAME = "report.html"
 MAX_GALLERY, MAX_REVIEW, MAX_TRACKS, MAX_ERRORS = 200, 100, 500, 100
 SIZE_BINS = (0, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 100_000)  # face height, px
-CONFIDENCE_BINS = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))
+CONFIDENCE_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)  # label probability (3+ classes: under 0.5)
 REVIEW_LABEL = "without_mask"
 
 PAGE = Template("""<!DOCTYPE html>
@@ -206,7 +206,8 @@ def build_html(blocks: list[list[dict]], classes: list[str], locate: Callable[[s
         review=_review_crops(chosen, locate),
         histograms=_histogram("face height (px)", SIZE_BINS, sizes,
                               [f"{a}-{b}" if b < 100_000 else f"{a}+" for a, b in pairwise(SIZE_BINS)])
-        + _histogram("label probability", CONFIDENCE_BINS, confidences, [f"{b:.2f}" for b in CONFIDENCE_BINS[:-1]]),
+        + _histogram("label probability", CONFIDENCE_BINS, confidences,
+                     [f"{a:g}-{b:g}" for a, b in pairwise(CONFIDENCE_BINS)]),
         tracks=_table(["video", "track", "first frame", "last frame", "frames seen", "label"], tracks[:MAX_TRACKS])
         + (f'<p class="note">{len(tracks) - MAX_TRACKS} more in results.jsonl</p>' if len(tracks) > MAX_TRACKS else ""),
         errors=_table(["path", "message"], errors[:MAX_ERRORS]),

@@ -6,9 +6,13 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import CROWD_DEV, write_image
 
+import maskmodel
 from cli.main import main
+from conftest import CROWD_DEV, write_image
+from maskmodel.zoo import DEFAULT_CLASSIFIER
+
+CLASSES = maskmodel.model_info(DEFAULT_CLASSIFIER)["classes"]  # the classifier's, in its order
 
 PHOTOS = ["maksssksksss148.png", "maksssksksss695.png", "maksssksksss296.png"]
 
@@ -36,11 +40,11 @@ def test_files_and_records(run):
     assert sorted(r["path"] for r in records) == sorted(["maksssksksss148.png", "maksssksksss695.png",
                                                          "street/maksssksksss296.png", "wall.png"])
     faces = sum(len(r["faces"]) for r in records)
-    assert faces > 20 and all(set(f["probabilities"]) == {"with_mask", "without_mask"} for r in records
+    assert faces > 20 and all(set(f["probabilities"]) == set(CLASSES) for r in records
                               for f in r["faces"])
     assert (out / "labels" / "wall.txt").read_text() == ""  # an image without faces has an empty label file
     assert (out / "labels" / "street" / "maksssksksss296.txt").is_file()
-    assert (out / "classes.txt").read_text().split() == ["with_mask", "without_mask"]
+    assert (out / "classes.txt").read_text().split() == CLASSES
     crops = sorted((out / "crops").rglob("*.jpg"))
     assert len(crops) == faces
     by_label = {f"{r['path'].rsplit('.', 1)[0]}_{f['face']}": f["label"] for r in records for f in r["faces"]}
@@ -82,7 +86,7 @@ def test_coco_loads_in_pycocotools(run):
     truth = COCO(str(out / "predictions.coco.json"))
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(truth.getImgIds()) == 4 and len(truth.getAnnIds()) == sum(len(r["faces"]) for r in records)
-    assert [c["name"] for c in truth.loadCats(truth.getCatIds())] == ["with_mask", "without_mask"]
+    assert [c["name"] for c in truth.loadCats(truth.getCatIds())] == CLASSES
     detections = truth.loadRes(truth.dataset["annotations"])  # the annotations are a COCO results list
     evaluation = COCOeval(truth, detections, "bbox")
     evaluation.evaluate()

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import CROWD_DEV
 
 from cli.main import main
+from conftest import CROWD_DEV
 from maskmodel.draw import PALETTE, colour, draw_faces, label_layout
 from maskmodel.labels import LabelStyle, caption, class_tags, place_labels
 from maskmodel.pipeline import Face, MaskDetector
