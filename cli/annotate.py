@@ -38,7 +38,8 @@ INPUT = InputType()
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=INPUT)
 @click.option("--out", "out_dir", required=True, metavar="DIR|URI",
-              help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json. "
+              help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json, "
+                   "report.html (and the --save files). "
                    "A URI (s3://bucket/run, gs://..., any pyarrow or fsspec filesystem) writes there.")
 @detector_options
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
@@ -65,7 +66,8 @@ INPUT = InputType()
                    "(annotations/*.xml). Repeatable.")
 @click.option("--save-json", is_flag=True, help="Also write results.jsonl: one JSON record per image with its faces.")
 @click.option("--save-crops", default=None, is_flag=False, flag_value="all", metavar="[CLASS,...]",
-              help="Also write face crops to crops/<class>/ (all classes, or the comma-separated ones given).")
+              help="Also write face crops to crops/<class>/ (all classes, or the comma-separated ones given; "
+                   "not with --dry-run).")
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
 @click.option("--hidden", is_flag=True, help="Also crawl hidden files and directories.")
