@@ -390,24 +390,17 @@ def annotate(
             else:
                 results = iter_annotate(items, settings, jobs, detector)
             for rows in results:
-                crops = rows[0].pop(CROPS_KEY, [])
+                exports.image(rows, rows[0].pop(CROPS_KEY, []))  # first: a resumed image writes them again
                 writer.write(rows)
-                exports.image(rows, crops)
                 summary.processed += 1
                 if mirror:
                     mirror.sync()
                 if on_image:
                     on_image(rows)
+            _finish_exports(exports, read_report(report_path), bool(done), detector, settings, folder, roots)
             completed = True
         finally:
             writer.close()
-            if completed:
-                blocks = read_report(report_path)
-                exports.finish(blocks, resumed=bool(done))
-                exports.claim([HTML_NAME])
-                setup = f"detector {settings.face_detector}, classifier {detector.model_name}, output {folder}"
-                page = build_html(blocks, detector.classes, lambda path: input_file(path, roots), setup)
-                exports.write(HTML_NAME, page.encode())
             whole = Summary.of_report(report_path)
             summary = dataclasses.replace(whole, processed=summary.processed, skipped_files=summary.skipped_files,
                                           seconds=time.time() - started)
@@ -422,6 +415,15 @@ def annotate(
                 if completed:  # otherwise the error that stopped the run is the one to report
                     raise
     return summary
+
+
+def _finish_exports(exports: ExportWriter, blocks: list[list[dict]], resumed: bool, detector: MaskDetector,
+                    settings: AnnotateSettings, folder: LocalFolder | RemoteFolder, roots) -> None:
+    """The run-level files, from the whole report: the --save ones and report.html."""
+    exports.finish(blocks, resumed)
+    exports.claim([HTML_NAME])
+    setup = f"detector {settings.face_detector}, classifier {detector.model_name}, output {folder}"
+    exports.write(HTML_NAME, build_html(blocks, detector.classes, lambda path: input_file(path, roots), setup).encode())
 
 
 def _check_output(folder: LocalFolder | RemoteFolder, resume: bool, overwrite: bool) -> None:
