@@ -127,3 +127,23 @@ def test_shared_label_names_and_unknown_crop_classes(tmp_path):
     assert refused == ["labels/a.txt: also the label file of a.jpg (same folder and stem)"]
     bad = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(tmp_path / "bad"), "--save-crops", "hats"])
     assert bad.exit_code == 2 and "hats" in bad.output and not (tmp_path / "bad").exists()
+
+
+def test_exports_never_write_through_a_symlink(tmp_path):
+    """A symlink put in place of labels/ is not written through: those files are refused and named."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "wall.png", np.full((60, 80, 3), 200, np.uint8))
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    args = ["annotate", str(photos), "--out", str(out), "-q", "--save", "yolo"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    (out / "labels" / "wall.txt").unlink()
+    (out / "labels").rmdir()
+    (out / "labels").symlink_to(elsewhere, target_is_directory=True)
+    result = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert list(elsewhere.iterdir()) == []
+    refused = json.loads((out / "summary.json").read_text())["exports_refused"]
+    assert len(refused) == 1 and refused[0].startswith("labels/wall.txt: cannot write it")
+    assert (out / "classes.txt").is_file() and (out / "report.html").is_file()
