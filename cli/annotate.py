@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from cli.detector import detector_options, detector_settings, mask_detector
+from maskmodel.exports import EXPORT_FORMATS
 from maskmodel.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.outputs import is_uri, open_folder
 from maskmodel.zoo import DEFAULT_CLASSIFIER
@@ -61,7 +62,7 @@ INPUT = InputType()
               help="Caption font scale (default: scaled to the faces and the image).")
 @click.option("--enlarge", type=click.FloatRange(1, 8), default=1.0, show_default=True,
               help="Draw images on a canvas this many times larger (tiny faces get legible captions).")
-@click.option("--save", "save_formats", type=click.Choice(["coco", "yolo", "voc"]), multiple=True,
+@click.option("--save", "save_formats", type=click.Choice(EXPORT_FORMATS), multiple=True,
               help="Also write labels: coco (predictions.coco.json), yolo (labels/*.txt, classes.txt), voc "
                    "(annotations/*.xml). Repeatable.")
 @click.option("--save-json", is_flag=True, help="Also write results.jsonl: one JSON record per image with its faces.")

@@ -44,7 +44,7 @@ from maskmodel.layout import OutputNames, input_file, output_name, resolve_input
 from maskmodel.outputs import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder
 from maskmodel.pipeline import MaskDetector
 from maskmodel.report import (WORKER_DIED, ReportMirror, ReportWriter, Summary, error_row, image_rows, original_path,
-                              prepare_resume, read_report, report_path_text)
+                              is_video_path, prepare_resume, read_report, report_path_text)
 from maskmodel.runstate import OWN_FILES, RunState
 from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
 from maskmodel.zoo import DEFAULT_CLASSIFIER
@@ -374,9 +374,9 @@ def annotate(
             else:
                 folder.remove_temporary_files()
         summary = Summary()
-        items = _plan(roots, folder, state, settings, include, exclude, hidden, summary.skipped_files, done)
-        exports = ExportWriter(folder, state, detector.classes, settings.save, settings.save_json)
-        exports.claim([name for item in items if item.error is None
+        items, copies = _plan(roots, folder, state, settings, include, exclude, hidden, summary.skipped_files, done)
+        exports = ExportWriter(folder, state, detector.classes, settings.save, settings.save_json, copies)
+        exports.claim([name for item in items if item.error is None and not is_video_path(item.relative)
                        for name in label_names(original_path(report_path_text(item.relative)), settings.save)])
         if on_start:
             on_start(len(items))
@@ -456,9 +456,10 @@ def _load_models(settings: AnnotateSettings) -> MaskDetector:
 
 def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, settings: AnnotateSettings,
           include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool, skipped: Counter,
-          done: set[str]) -> list[InputFile]:
+          done: set[str]) -> tuple[list[InputFile], set[str]]:
     """The inputs still to do, each with the distinct name of its annotated copy (recorded in the run
-    state before any is written), or an error when no name would be safe."""
+    state before any is written), or an error when no name would be safe; and the annotated-copy names
+    of all inputs, done ones included."""
     names = OutputNames(None if folder.remote else folder.root, roots, state.written() if state else set())
     skip = None if folder.remote else folder.root
     items, new_names = [], []
@@ -476,7 +477,7 @@ def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, set
         items.append(item)
     if state and not settings.dry_run:
         state.record([name for name in new_names if name not in names.owned])
-    return items
+    return items, names.used
 
 
 @contextmanager

@@ -203,15 +203,16 @@ class ExportWriter:
     """Writes the chosen exports into the output folder, through its safe writer.
 
     In a local folder every name is first recorded in the run state (so `--overwrite` removes it). A
-    name held by a file that maskmodel did not write is never replaced, a label file name that two
+    name held by a file that maskmodel did not write or by an annotated copy is never replaced, a label file name that two
     inputs share (`a.jpg`, `a.png`: YOLO and VOC go by the stem) is written for the first one in the
     report only, and a name with a symlink or file in the way is skipped: each is listed in `refused`
     with the reason.
     """
 
     def __init__(self, folder: LocalFolder | RemoteFolder, state: RunState | None, classes: list[str],
-                 formats: tuple[str, ...], save_json: bool) -> None:
+                 formats: tuple[str, ...], save_json: bool, copies: set[str] = frozenset()) -> None:
         self.folder, self.state, self.classes = folder, state, list(classes)
+        self.copies = copies  # annotated-copy names of the run's inputs: never an export's
         self.formats, self.save_json = formats, save_json
         self.owned: set[str] = state.written() if state else set()
         self.refused: list[str] = []
@@ -223,19 +224,23 @@ class ExportWriter:
 
     def claim(self, names: list[str]) -> None:
         """Record `names` as maskmodel's before any is written (those taken by other files are refused)."""
-        if self.state is None:
-            self.owned.update(names)
-            return
         new = []
         for name in dict.fromkeys(names):
+            if name in self.copies:
+                self._refuse(name, "the annotated copy of an input has this name")
+                continue
+            if self.state is None:
+                self.owned.add(name)
+                continue
             if name in self.owned:
                 continue
             if os.path.lexists(self.folder.root / name):
                 self._refuse(name, "a file that maskmodel did not write has this name")
                 continue
             new.append(name)
-        self.state.record(new)
-        self.owned.update(new)
+        if self.state is not None:
+            self.state.record(new)
+            self.owned.update(new)
 
     def _refuse(self, name: str, reason: str) -> None:
         entry = f"{name}: {reason}"
@@ -245,7 +250,7 @@ class ExportWriter:
     def write(self, name: str, data: bytes, source: str | None = None) -> None:
         """Write one file, if it is maskmodel's (and, for a label file, `source`'s: the first input in
         the report to have that name). Write errors that every file would hit are raised."""
-        if name not in self.owned:
+        if name not in self.owned or name in self.copies:
             return
         if source is not None and self._source.setdefault(name, source) != source:
             self._refuse(name, f"also the label file of {self._source[name]} (same folder and stem)")

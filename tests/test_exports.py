@@ -147,3 +147,20 @@ def test_exports_never_write_through_a_symlink(tmp_path):
     refused = json.loads((out / "summary.json").read_text())["exports_refused"]
     assert len(refused) == 1 and refused[0].startswith("labels/wall.txt: cannot write it")
     assert (out / "classes.txt").is_file() and (out / "report.html").is_file()
+
+
+def test_an_export_never_replaces_an_annotated_copy(tmp_path):
+    """An input at crops/<label>/a_0.jpg keeps its annotated copy; the crop of a.jpg's face 0 is refused."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "a.jpg", cv2.imread(str(CROWD_DEV / "images" / PHOTOS[0])))
+    first = tmp_path / "first"
+    assert CliRunner().invoke(main, ["annotate", str(photos), "--out", str(first), "-q", "--save-crops"]).exit_code == 0
+    crop = next(p for p in (first / "crops").rglob("a_0.jpg")).relative_to(first).as_posix()
+    write_image(photos / crop, np.full((70, 90, 3), 90, np.uint8))  # not square, like no crop
+    out = tmp_path / "out"
+    assert CliRunner().invoke(main, ["annotate", str(photos), "--out", str(out), "-q", "--save-crops"]).exit_code == 0
+    copy = cv2.imread(str(out / crop))
+    assert copy.shape == (70, 90, 3) and abs(int(copy[-1, -1, 0]) - 90) <= 2  # the input's copy, legend top left
+    refused = json.loads((out / "summary.json").read_text())["exports_refused"]
+    assert refused == [f"{crop}: the annotated copy of an input has this name"]
