@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
+from maskmodel.exports import EXPORT_FORMATS
 from maskmodel.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.outputs import is_uri, open_folder
 from maskmodel.zoo import DEFAULT_CLASSIFIER
@@ -38,7 +39,8 @@ INPUT = InputType()
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=INPUT)
 @click.option("--out", "out_dir", required=True, metavar="DIR|URI",
-              help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json. "
+              help="Output directory: annotated copies (mirroring the input tree), report.csv, summary.json, "
+                   "report.html (and the --save files). "
                    "A URI (s3://bucket/run, gs://..., any pyarrow or fsspec filesystem) writes there.")
 @detector_options
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
@@ -51,6 +53,22 @@ INPUT = InputType()
 @click.option("--dry-run", is_flag=True, help="Detect and report, but write no images.")
 @click.option("--format", "image_format", type=click.Choice(["same", "jpg", "png"]), default="same", show_default=True)
 @click.option("--blur-faces", is_flag=True, help="Blur every face in the annotated copies (privacy).")
+@click.option("--labels", "label_mode", type=click.Choice(["auto", "full", "short", "none"]), default="auto",
+              show_default=True, help="Captions: full (class and confidence), short (one-letter tag, see the legend), "
+                                      "none; auto: short when the median face is under 32 px.")
+@click.option("--no-conf", is_flag=True, help="Captions without the confidence.")
+@click.option("--line-width", type=click.IntRange(1, 50), default=None, help="Box line width in px (default: scaled).")
+@click.option("--font-scale", type=click.FloatRange(0.2, 5), default=None,
+              help="Caption font scale (default: scaled to the faces and the image).")
+@click.option("--enlarge", type=click.FloatRange(1, 8), default=1.0, show_default=True,
+              help="Draw images on a canvas this many times larger (tiny faces get legible captions).")
+@click.option("--save", "save_formats", type=click.Choice(EXPORT_FORMATS), multiple=True,
+              help="Also write labels: coco (predictions.coco.json), yolo (labels/*.txt, classes.txt), voc "
+                   "(annotations/*.xml). Repeatable.")
+@click.option("--save-json", is_flag=True, help="Also write results.jsonl: one JSON record per image with its faces.")
+@click.option("--save-crops", default=None, is_flag=False, flag_value="all", metavar="[CLASS,...]",
+              help="Also write face crops to crops/<class>/ (all classes, or the comma-separated ones given; "
+                   "not with --dry-run).")
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
 @click.option("--hidden", is_flag=True, help="Also crawl hidden files and directories.")
@@ -66,7 +84,8 @@ INPUT = InputType()
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray (default: all).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
 def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, model, backend, jobs, resume,
-             overwrite, dry_run, image_format, blur_faces, include, exclude, hidden, max_pixels, every, codec, engine,
+             overwrite, dry_run, image_format, blur_faces, label_mode, no_conf, line_width, font_scale, enlarge, save_formats,
+             save_json, save_crops, include, exclude, hidden, max_pixels, every, codec, engine,
              address, num_cpus, quiet) -> None:
     """Find and classify every face in INPUTS (images and videos, files or directories, recursively;
     or folder URIs such as s3://bucket/photos).
@@ -86,6 +105,8 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     from maskmodel.annotate import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
     from maskmodel.annotate import annotate as run_annotate
     from maskmodel.errors import UsageError
+    from maskmodel.exports import run_names
+    from maskmodel.labels import LabelStyle
 
     detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
     if engine == "ray":
@@ -99,7 +120,9 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         raise click.BadParameter(str(error), param_hint="--out") from error
     settings = AnnotateSettings(out_dir=out_dir, model=model, backend=backend, image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels, every=every,
-                                codec=codec, **detector)
+                                codec=codec, save=tuple(sorted(set(save_formats))), save_json=save_json,
+                                save_crops=_crop_classes(save_crops), style=LabelStyle(label_mode, not no_conf, line_width, font_scale, enlarge),
+                                **detector)
     bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 
     def start(total: int) -> None:
@@ -125,7 +148,9 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     bar.close()
     result = summary.to_dict()
     if not quiet:
-        click.echo(f"{result['images']} images, {result['faces']} faces: {result['with_mask']} with mask, "
+        videos = f"{result['videos']} videos ({result['video_frames_with_faces']} frames with faces), " \
+            if result["videos"] else ""
+        click.echo(f"{result['images']} images, {videos}{result['faces']} faces: {result['with_mask']} with mask, "
                    f"{result['without_mask']} without (compliance {result['compliance_rate']}), "
                    f"{result['images_without_faces']} without faces, {result['errors']} errors; "
                    f"{result['processed_this_run']} processed in this run, "
@@ -133,12 +158,23 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         if result["skipped_files"]:
             skipped = ", ".join(f"{count} {suffix}" for suffix, count in result["skipped_files"].items())
             click.echo(f"not images or videos, skipped: {skipped}")
+        exports = run_names(settings.save, save_json) + \
+            ["labels/"] * ("yolo" in settings.save) + ["annotations/"] * ("voc" in settings.save) + \
+            ["crops/"] * (save_crops is not None and not dry_run)
         click.echo(f"written: {folder.show(REPORT_NAME)}, {folder.show(SUMMARY_NAME)}"
+                   + "".join(f", {folder.show(name)}" for name in exports)
                    + ("" if dry_run else f", annotated images under {folder}"))
     if summary.errors:
         for line in summary.errors:
             click.echo(f"failed: {line}", err=True)
         sys.exit(1)
+
+
+def _crop_classes(value: str | None) -> tuple[str, ...] | None:
+    """--save-crops: None (no crops), () for all classes, or the classes named."""
+    if value is None:
+        return None
+    return () if value == "all" else tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 @click.command()

@@ -83,6 +83,38 @@ def classify(root, out_dir, model, face_detector) -> None:
                f"({result['count']} images, {len(result['unreadable'])} unreadable); written to {out_dir}")
 
 
+def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, quiet: bool,
+                skipped: list[tuple[str, str]]) -> tuple[list, list, list[list[dict]]]:
+    """Detect and classify the faces of every annotated image, in `jobs` processes (the same engine as
+    `annotate`, writing nothing), with a progress bar. Returns the readable images, their faces and
+    their report rows; unreadable images are added to `skipped`."""
+    import os
+    import sys
+
+    from tqdm import tqdm
+
+    from maskmodel.annotate import AnnotateSettings, iter_annotate
+    from maskmodel.crawl import InputFile
+    from maskmodel.exports import box, probabilities
+    from maskmodel.pipeline import Face
+
+    root = os.path.commonpath([str(image.image_path.parent) for image in images]) if images else "."
+    items = [InputFile(image.image_path, os.path.relpath(image.image_path, root)) for image in images]
+    run = AnnotateSettings(out_dir=str(root), model=model, dry_run=True, **settings)
+    readable, predictions, blocks = [], [], []
+    with tqdm(total=len(items), unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr) as bar:
+        for image, rows in zip(images, iter_annotate(items, run, jobs, detector)):
+            bar.update(1)
+            if rows[0]["status"] == "error":
+                skipped.append((str(image.image_path), rows[0]["message"]))
+                continue
+            readable.append(image)
+            blocks.append(rows)
+            predictions.append([Face(box(r), float(r["score"]), r["label"], probabilities(r))
+                                for r in rows if r["status"] == "ok"])
+    return readable, predictions, blocks
+
+
 @evaluate.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
@@ -90,33 +122,42 @@ def classify(root, out_dir, model, face_detector) -> None:
               help="voc: DATASET/annotations/*.xml + DATASET/images; yolo: DATASET/images + DATASET/labels.")
 @click.option("--names", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YOLO class names file, one per line (default DATASET/classes.txt).")
+@click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the images (default DATASET/images); for an `annotate --save yolo|voc` output, "
+                   "the folder its report paths are relative to.")
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
 @detector_options
 @click.option("--incorrect-as", type=click.Choice(["ignore", "with_mask", "without_mask"]), default="ignore",
               show_default=True, help="How to treat mask_weared_incorrect faces (ignore: neither found nor missed).")
 @click.option("--classifier-only", is_flag=True, help="Classify the annotated boxes; no face detection.")
 @click.option("--exclude", multiple=True, help="Image file name to leave out (repeatable).")
-def detect(dataset, out_dir, data_format, names, model, face_detector, preset, threshold, scales, flip, nms_iou,
-           incorrect_as, classifier_only, exclude) -> None:
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT (its files of the same names are replaced).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def detect(dataset, out_dir, data_format, names, images_dir, model, face_detector, preset, threshold, scales, flip,
+           nms_iou, incorrect_as, classifier_only, exclude, jobs, overwrite, quiet) -> None:
     """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves.
 
-    Writes metrics.json and pr_curves.png into OUT.
+    Writes metrics.json, pr_curves.png and (except with --classifier-only) the predictions as
+    predictions.coco.json into OUT, which must be empty or new unless --overwrite is given.
     """
     import cv2
 
     import maskmodel
     from maskmodel.annotations import DatasetError, read_voc_folder, read_yolo_folder, relabel
     from maskmodel.evaluate import classification_report, classify_annotated_boxes, evaluate_detections
-    from maskmodel.imageio import ImageReadError, read_image
+    from maskmodel.imageio import ImageReadError
     from maskmodel.plots import curve_plot
 
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise click.UsageError(f"{out_dir} is not empty: use --overwrite or another --out")
     skipped: list[tuple[str, str]] = []  # bad records: named, counted, left out (maskmodel.annotations)
     try:
         if data_format == "voc":
-            images = read_voc_folder(dataset, frozenset(exclude), skipped)
+            images = read_voc_folder(dataset, frozenset(exclude), skipped, images_dir)
         else:
             class_names = _class_names(names or dataset / "classes.txt")
-            images = [i for i in read_yolo_folder(dataset / "images", dataset / "labels", class_names, skipped)
+            images = [i for i in read_yolo_folder(images_dir or dataset / "images", dataset / "labels", class_names, skipped)
                       if i.image_path.name not in exclude]
     except DatasetError as error:
         raise click.UsageError(str(error)) from error
@@ -136,14 +177,7 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, preset, t
     else:
         settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
         detector = mask_detector(model, settings)
-        readable, predictions = [], []
-        for image in images:
-            try:
-                predictions.append(detector.detect(read_image(image.image_path)))
-                readable.append(image)
-            except ImageReadError as error:
-                skipped.append((str(image.image_path), str(error)))
-        images = readable
+        images, predictions, blocks = _detect_all(images, detector, model, settings, jobs, quiet, skipped)
         setup = {"mode": "pipeline", "model": detector.model_name,
                  **{key: "detector default" if value is None else value for key, value in settings.items()}}
     result = evaluate_detections(images, predictions)
@@ -160,6 +194,10 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, preset, t
     curves = result.pop("curves")
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "metrics.json", result)
+    if not classifier_only:
+        from maskmodel.exports import COCO_NAME, coco_json
+
+        (out_dir / COCO_NAME).write_bytes(coco_json(blocks, detector.classes))
     plot = curve_plot({f"{name} (AP50 {result['face_ap50'] if name == 'face' else result['ap50'][name]:.3f})":
                        (c["recall"], c["precision"]) for name, c in curves.items()},
                       f"precision-recall at IoU 0.5: {setup['model']}", "recall", "precision")

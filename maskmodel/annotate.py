@@ -31,16 +31,20 @@ import cv2
 import numpy as np
 
 from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
+from maskmodel.crops import crop_face, expand_box
 from maskmodel.draw import draw_faces
 from maskmodel.errors import UsageError
+from maskmodel.exports import CROPS_KEY, ExportWriter, crop_name, label_names
 from maskmodel.faces import detector_options
+from maskmodel.html_report import HTML_NAME, build_html
 from maskmodel.imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image,
                                read_image)
-from maskmodel.layout import OutputNames, output_name, resolve_inputs
+from maskmodel.labels import DEFAULT_STYLE, LabelStyle
+from maskmodel.layout import OutputNames, input_file, output_name, resolve_inputs
 from maskmodel.outputs import TEMP_PREFIX, LocalFolder, RemoteFolder, local_path, open_folder
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import (WORKER_DIED, ReportMirror, ReportWriter, Summary, error_row, image_rows, prepare_resume,
-                              report_path_text)
+from maskmodel.report import (WORKER_DIED, ReportMirror, ReportWriter, Summary, error_row, image_rows, original_path,
+                              is_video_path, prepare_resume, read_report, report_path_text)
 from maskmodel.runstate import OWN_FILES, RunState
 from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
 from maskmodel.zoo import DEFAULT_CLASSIFIER
@@ -73,6 +77,10 @@ class AnnotateSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     every: int = 1
     codec: str | None = None
+    style: LabelStyle = DEFAULT_STYLE
+    save: tuple[str, ...] = ()  # export formats: coco, yolo, voc (`maskmodel.exports`)
+    save_json: bool = False
+    save_crops: tuple[str, ...] | None = None  # classes to crop (empty: all); None: no crops
     temp_prefix: str = TEMP_PREFIX  # set by `annotate` to the output folder's own (`maskmodel.runstate`)
 
 
@@ -140,7 +148,8 @@ def _process_image(item: InputFile, detector: MaskDetector, settings: AnnotateSe
         return [error_row(item.relative, str(error))]
     try:
         faces = detector.detect(image)
-        annotated = None if settings.dry_run else draw_faces(image, faces, detector.classes, blur=settings.blur_faces)
+        annotated = None if settings.dry_run else draw_faces(image, faces, detector.classes, blur=settings.blur_faces,
+                                                                style=settings.style)
     except (cv2.error, ValueError) as error:
         return [error_row(item.relative, f"{type(error).__name__}: {error}")]
     if annotated is not None:
@@ -150,8 +159,26 @@ def _process_image(item: InputFile, detector: MaskDetector, settings: AnnotateSe
             except ImageWriteError as error:
                 raise _WriteFailed(str(error)) from None
     height, width = image.shape[:2]
-    return image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name,
+    rows = image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name,
                       output=None if settings.dry_run else name)
+    if settings.save_crops is not None and not settings.dry_run:
+        rows[0][CROPS_KEY] = _face_crops(image, faces, detector, settings.save_crops, rows[0]["path"])
+    return rows
+
+
+def _face_crops(image: np.ndarray, faces: list, detector: MaskDetector, classes: tuple[str, ...],
+                path_cell: str) -> list[tuple[str, bytes]]:
+    """(name, JPEG bytes) of the crops of the faces of `classes` (all when empty), cut by the
+    classifier's crop policy at the face's own resolution."""
+    policy = detector.classifier.contract.crop
+    crops = []
+    for index, face in enumerate(faces):
+        if classes and face.label not in classes:
+            continue
+        x1, _, x2, _ = expand_box(face.box, policy)
+        crop = crop_face(image, face.box, policy, max(8, x2 - x1))
+        crops.append((crop_name(original_path(path_cell), index, face.label), encode_image(crop, ".jpg")))
+    return crops
 
 
 def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSettings,
@@ -161,7 +188,7 @@ def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSe
             source = stack.enter_context(_local_copy(item))
             target = None if settings.dry_run else stack.enter_context(_writing(folder, name, folder.staged_file(name)))
             results, size = annotate_video(source, detector, target, settings.every, settings.codec,
-                                           settings.blur_faces)
+                                           settings.blur_faces, settings.style)
     except VideoReadError as error:
         return [error_row(item.relative, str(error))]
     faces = [face for *_, face in results]
@@ -322,6 +349,9 @@ def annotate(
     folder = open_folder(settings.out_dir)
     _check_output(folder, resume, overwrite)
     detector = _load_models(settings)  # before anything is written: a bad model is one clear error
+    unknown = sorted(set(settings.save_crops or ()) - set(detector.classes))
+    if unknown:
+        raise UsageError(f"Expected --save-crops classes among {detector.classes}. Received: {', '.join(unknown)}")
     with ExitStack() as cleanup:
         state = None
         if not folder.remote:
@@ -344,7 +374,10 @@ def annotate(
             else:
                 folder.remove_temporary_files()
         summary = Summary()
-        items = _plan(roots, folder, state, settings, include, exclude, hidden, summary.skipped_files, done)
+        items, copies = _plan(roots, folder, state, settings, include, exclude, hidden, summary.skipped_files, done)
+        exports = ExportWriter(folder, state, detector.classes, settings.save, settings.save_json, copies)
+        exports.claim([name for item in items if item.error is None and not is_video_path(item.relative)
+                       for name in label_names(original_path(report_path_text(item.relative)), settings.save)])
         if on_start:
             on_start(len(items))
         writer = ReportWriter(report_path, append=resume)
@@ -357,12 +390,14 @@ def annotate(
             else:
                 results = iter_annotate(items, settings, jobs, detector)
             for rows in results:
+                exports.image(rows, rows[0].pop(CROPS_KEY, []))  # first: a resumed image writes them again
                 writer.write(rows)
                 summary.processed += 1
                 if mirror:
                     mirror.sync()
                 if on_image:
                     on_image(rows)
+            _finish_exports(exports, read_report(report_path), bool(done), detector, settings, folder, roots)
             completed = True
         finally:
             writer.close()
@@ -371,7 +406,8 @@ def annotate(
                                           seconds=time.time() - started)
             record = {"settings": {**asdict(settings), "out_dir": str(folder)},  # no credentials of a URI
                       "used": _what_was_used(detector, engine, jobs, inputs, started),
-                      "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict()}
+                      "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict(),
+                      "exports_refused": exports.refused}
             try:
                 if mirror:
                     mirror.publish()
@@ -415,6 +451,15 @@ def _public(location: Path | str) -> str:
     return str(location) if local_path(location) is not None else str(open_folder(location))
 
 
+def _finish_exports(exports: ExportWriter, blocks: list[list[dict]], resumed: bool, detector: MaskDetector,
+                    settings: AnnotateSettings, folder: LocalFolder | RemoteFolder, roots) -> None:
+    """The run-level files, from the whole report: the --save ones and report.html."""
+    exports.finish(blocks, resumed)
+    exports.claim([HTML_NAME])
+    setup = f"detector {settings.face_detector}, classifier {detector.model_name}, output {folder}"
+    exports.write(HTML_NAME, build_html(blocks, detector.classes, lambda path: input_file(path, roots), setup).encode())
+
+
 def _check_output(folder: LocalFolder | RemoteFolder, resume: bool, overwrite: bool) -> None:
     """Refuse an output folder that cannot be written safely (raises `UsageError`)."""
     if folder.remote:
@@ -445,9 +490,10 @@ def _load_models(settings: AnnotateSettings) -> MaskDetector:
 
 def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, settings: AnnotateSettings,
           include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool, skipped: Counter,
-          done: set[str]) -> list[InputFile]:
+          done: set[str]) -> tuple[list[InputFile], set[str]]:
     """The inputs still to do, each with the distinct name of its annotated copy (recorded in the run
-    state before any is written), or an error when no name would be safe."""
+    state before any is written), or an error when no name would be safe; and the annotated-copy names
+    of all inputs, done ones included."""
     names = OutputNames(None if folder.remote else folder.root, roots, state.written() if state else set())
     skip = None if folder.remote else folder.root
     items, new_names = [], []
@@ -465,7 +511,7 @@ def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, set
         items.append(item)
     if state and not settings.dry_run:
         state.record([name for name in new_names if name not in names.owned])
-    return items
+    return items, names.used
 
 
 @contextmanager

@@ -83,8 +83,10 @@ def _checked_box(box: tuple[float, ...], index: int) -> tuple[float, float, floa
 
 
 def read_voc_folder(dataset: Path, exclude: frozenset[str] = frozenset(),
-                    skipped: list[tuple[str, str]] | None = None) -> list[AnnotatedImage]:
-    """Read `dataset/annotations/*.xml` (images in `dataset/images/`), leaving out `exclude` names.
+                    skipped: list[tuple[str, str]] | None = None, images_dir: Path | None = None
+                    ) -> list[AnnotatedImage]:
+    """Read `dataset/annotations/**/*.xml` (images in `images_dir`, by default `dataset/images/`), leaving
+    out `exclude` names.
 
     Bad records are listed in `skipped` as (file, reason) when it is given, else raise `DatasetError`.
     """
@@ -92,13 +94,13 @@ def read_voc_folder(dataset: Path, exclude: frozenset[str] = frozenset(),
     folder = dataset / "annotations"
     if not folder.is_dir():
         raise DatasetError(f"{folder} not found: a VOC dataset has annotations/*.xml and images/")
-    files = sorted(folder.glob("*.xml"))
+    files = sorted(folder.rglob("*.xml"))
     if not files:
         raise DatasetError(f"{folder} holds no .xml annotation files")
     images = []
     for path in files:
         try:
-            image = _read_voc(path, dataset / "images")
+            image = _read_voc(path, Path(images_dir) if images_dir else dataset / "images")
         except _BadRecord as error:
             if skipped is None:
                 raise DatasetError(f"{path}: {error}") from None

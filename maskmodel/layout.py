@@ -60,6 +60,20 @@ def resolve_inputs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike |
     return roots
 
 
+def input_file(report_path: str, roots: list[InputRoot]) -> Path | None:
+    """The local file a report path (without `spreadsheet_safe`'s mark) names, or None (a URI input)."""
+    for root in roots:
+        if root.real is None:
+            continue
+        if not root.prefix:
+            return root.real / report_path
+        if report_path == root.prefix:
+            return root.real
+        if report_path.startswith(root.prefix + "/"):
+            return root.real / report_path[len(root.prefix) + 1:]
+    return None
+
+
 def _distinct(name: str, used: set[str], is_dir: bool) -> str:
     """`name`, or `name~2`, `name~3`, ... (before the suffix of a file name) if taken."""
     stem, suffix = (name, "") if is_dir else _split_suffix(name)

@@ -47,9 +47,12 @@ def image_rows(relative: str, faces: list[Face], width: int, height: int, detect
                frames: list[tuple[int, float, int]] | None = None, output: str | None = None) -> list[dict]:
     """Report rows of one processed image or video: one per face, or one `no_face` row.
 
-    For a video, `frames` gives each face's (frame index, time in seconds, track id). `output` is the
-    name of the annotated copy written, if any.
+    For a video, `frames` gives each face's (frame index, time in seconds, track id), in frame order;
+    its `face` numbers restart at 0 each frame. `output` is the name of the annotated copy written, if any.
     """
+    in_frame = [0] * len(faces)  # a video's face index restarts each frame
+    for index in range(1, len(faces) if frames else 0):
+        in_frame[index] = in_frame[index - 1] + 1 if frames[index][0] == frames[index - 1][0] else 0
     common = {"path": report_path_text(relative), "width": width, "height": height, "detector": detector,
               "model": model, "output": report_path_text(output) if output else None}
     if not faces:
@@ -58,7 +61,7 @@ def image_rows(relative: str, faces: list[Face], width: int, height: int, detect
         {
             **common,
             "status": STATUS_OK,
-            "face": index,
+            "face": in_frame[index] if frames else index,
             **({} if frames is None else dict(zip(("frame", "time_s", "track"),
                                                   (frames[index][0], round(frames[index][1], 3), frames[index][2])))),
             **{key: round(value, 1) for key, value in zip(("x1", "y1", "x2", "y2"), face.box)},
@@ -69,6 +72,13 @@ def image_rows(relative: str, faces: list[Face], width: int, height: int, detect
         }
         for index, face in enumerate(faces)
     ]
+
+
+def is_video_path(cell: str) -> bool:
+    """Whether a report path names a video (by its extension)."""
+    from maskmodel.video import VIDEO_EXTENSIONS
+
+    return Path(cell).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def error_row(relative: str, message: str) -> dict:
@@ -212,12 +222,15 @@ class Summary:
     """Counts of a report. In videos, people are counted, not face-frames: a face tracked over at least
     `MIN_TRACK_FRAMES` processed frames counts once, with the label it carried most often.
 
-    `images` and the other counts describe the whole report (after `--resume` too); `processed` and
+    `images` counts images and `videos` videos (with `video_frames`, their processed frames that hold a
+    face); these and the other counts describe the whole report (after `--resume` too); `processed` and
     `seconds` describe this run, and `skipped_files` the files of the input folders that were not
     images or videos, by extension.
     """
 
     images: int = 0
+    videos: int = 0
+    video_frames: int = 0
     faces: int = 0
     labels: Counter = field(default_factory=Counter)
     no_face: int = 0
@@ -235,7 +248,11 @@ class Summary:
         return summary
 
     def add(self, rows: list[dict]) -> None:
-        self.images += 1
+        if is_video_path(rows[0]["path"]):
+            self.videos += 1
+            self.video_frames += len({row["frame"] for row in rows if row.get("frame") not in (None, "")})
+        else:
+            self.images += 1
         status = rows[0]["status"]
         if status == STATUS_ERROR:
             self.errors.append(f"{rows[0]['path']}: {rows[0]['message']}")
@@ -256,6 +273,8 @@ class Summary:
         masked = self.labels.get("with_mask", 0)
         return {
             "images": self.images,
+            "videos": self.videos,
+            "video_frames_with_faces": self.video_frames,
             "faces": self.faces,
             "with_mask": masked,
             "without_mask": self.labels.get("without_mask", 0),

@@ -8,6 +8,7 @@ boxes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import cv2
 import numpy as np
 
 from maskmodel.draw import draw_faces
+from maskmodel.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.pipeline import Face, MaskDetector
 from maskmodel.tracking import IoUTracker
 
@@ -54,10 +56,11 @@ def tracked_faces(faces: list[Face], tracker: IoUTracker) -> list[tuple[Face, in
 
 
 def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, every: int = 1,
-                   codec: str | None = None, blur: bool = False
+                   codec: str | None = None, blur: bool = False, style: LabelStyle = DEFAULT_STYLE
                    ) -> tuple[list[tuple[int, float, int, Face]], tuple[int, int]]:
     """Detect, track and classify faces in a video file; write the annotated video to `out_path`
-    (the caller makes that write atomic: see `maskmodel.outputs`).
+    (the caller makes that write atomic: see `maskmodel.outputs`), drawn with `style` (its size
+    is the input's: `style.enlarge` is not used for videos).
 
     Returns:
         One `(frame index, time in seconds, track id, face)` per face of every processed frame, and the
@@ -70,6 +73,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
     capture = open_capture(str(path))
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    style = dataclasses.replace(style, enlarge=1.0)
     tracker, writer, drawn = IoUTracker(), None, []
     results = []
     frames = 0
@@ -83,7 +87,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
                 if writer is None:
                     writer = _open_writer(out_path, codec, fps, frame.shape[1], frame.shape[0])
                 captions = [f"#{track_id}" for _, track_id in drawn]
-                writer.write(draw_faces(frame, [f for f, _ in drawn], detector.classes, blur, captions))
+                writer.write(draw_faces(frame, [f for f, _ in drawn], detector.classes, blur, captions, style))
     finally:
         capture.release()
         if writer is not None:

@@ -160,7 +160,7 @@ def test_blur_dry_run_and_format(tmp_path):
     assert CliRunner().invoke(main, ["annotate", str(folder), "--out", str(blurred), "-q", "--blur-faces"]).exit_code == 0
     assert CliRunner().invoke(main, ["annotate", str(folder), "--out", str(dry), "-q", "--dry-run"]).exit_code == 0
     assert (plain / (MIXED.name + ".jpg")).is_file() and not (plain / MIXED.name).exists()
-    assert sorted(p.name for p in dry.iterdir()) == [".maskmodel", "report.csv", "summary.json"]
+    assert sorted(p.name for p in dry.iterdir()) == [".maskmodel", "report.csv", "report.html", "summary.json"]
     rows = list(csv.DictReader(open(blurred / "report.csv", encoding="utf-8")))
     x1, y1, x2, y2 = (int(float(rows[0][k])) for k in ("x1", "y1", "x2", "y2"))
     original = cv2.imread(str(MIXED))[y1 + 3 : y2 - 3, x1 + 3 : x2 - 3].astype(float)

@@ -250,7 +250,7 @@ def test_overwrite_removes_what_the_previous_run_wrote_and_only_that(tmp_path):
     (folder / "b.png").unlink()
     (out / "notes.txt").write_text("mine")
     assert annotate(folder, "--out", out, "--overwrite").exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == [".maskmodel", "a.png", "notes.txt", "report.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".maskmodel", "a.png", "notes.txt", "report.csv", "report.html", "summary.json"]
 
 
 # --- no hangs, no orphans, no bombs ------------------------------------------------------------------

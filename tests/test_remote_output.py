@@ -67,6 +67,7 @@ def test_s3_output_matches_local_output(photos, local_run, s3_uri, tmp_path):
     files = s3_files(uri)
     assert same_rows_but_the_non_utf8_name(rows(files.pop("report.csv")), rows((local_run / "report.csv").read_bytes()))
     assert "summary.json" in files.keys() and files.pop("summary.json")
+    assert files.pop("report.html").startswith(b"<!DOCTYPE html>")  # the run's page, uploaded too
     (tmp_path / "clip.avi").write_bytes(files.pop("clip.avi"))
     assert frame_count(tmp_path / "clip.avi") == (FRAMES, SIZE)
     expected = {p.relative_to(local_run).as_posix(): p.read_bytes() for p in local_run.rglob("*.png")

@@ -1,6 +1,7 @@
 """Videos: a short clip panning and zooming over a crowd-dev photo, annotated and watched."""
 
 import csv
+import json
 
 import cv2
 import pytest
@@ -53,9 +54,10 @@ def clips(tmp_path):
 
 def test_annotate_videos(clips, tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["annotate", str(clips), "--out", str(out)])
+    result = CliRunner().invoke(main, ["annotate", str(clips), "--out", str(out), "--save-json"])
     assert result.exit_code == 0, result.output
     rows = rows_of(out / "report.csv")
+    records = {r["path"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
     for name in ("street.avi", "street.mp4"):
         assert frame_count(out / name) == (FRAMES, SIZE)
         mine = [r for r in rows if r["path"] == name]
@@ -66,8 +68,23 @@ def test_annotate_videos(clips, tmp_path):
             lengths[row["track"]] = lengths.get(row["track"], 0) + 1
         assert sum(n >= FRAMES // 2 for n in lengths.values()) >= 3  # the big faces keep their ids
         assert len(lengths) <= 3 * max(len([r for r in mine if r["frame"] == "0"]), 1)
-    summary = __import__("json").loads((out / "summary.json").read_text())
-    assert summary["images"] == 2
+        for frame in range(FRAMES):  # face numbers restart each frame
+            assert sorted(int(r["face"]) for r in mine if r["frame"] == str(frame)) == \
+                list(range(sum(r["frame"] == str(frame) for r in mine)))
+        tracks = records[name]["tracks"]  # per person: first and last frame, frames seen, majority label
+        assert records[name]["kind"] == "video" and sorted(str(t["track"]) for t in tracks) == sorted(lengths)
+        for track in tracks:
+            seen = [r for r in mine if r["track"] == str(track["track"])]
+            assert track["frames"] == len(seen) and track["first_frame"] == min(int(r["frame"]) for r in seen)
+            assert track["last_frame"] == max(int(r["frame"]) for r in seen)
+            labels = [r["label"] for r in seen]
+            assert labels.count(track["label"]) == max(map(labels.count, set(labels)))
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["images"], summary["videos"], summary["video_frames_with_faces"]) == (0, 2, 2 * FRAMES)
+    assert "2 videos" in result.output
+    page = (out / "report.html").read_text()
+    people = page[page.index("Videos: people"):page.index("<h2>Errors")]
+    assert people.count("<tr>") - 1 == sum(len(r["tracks"]) for r in records.values()) > 0
     assert summary["faces"] < len(rows) / 5  # people (tracks), not face-frames
 
 

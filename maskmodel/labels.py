@@ -1,0 +1,212 @@
+"""Caption layout for annotated copies: label text, sizes scaled to the faces, and placement that
+never lets two labels overlap and avoids covering faces where it can.
+
+Each face's label is tried at the sides of its box first, then at growing distances around it (drawn
+with a leader line); the free spot covering the least face area, nearest the box, wins. A label with
+no free spot in reach is left out (its box and colour still say the class), so labels stay readable
+on crowd photos. Faces are placed largest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+LABEL_MODES = ("auto", "full", "short", "none")
+SHORT_BELOW = 32  # px: `auto` uses short labels when the median face is smaller than this
+KNOWN_TAGS = {"with_mask": "M", "without_mask": "X", "mask_incorrect": "I"}
+REACH = 6  # how far (in steps of a label height) a label may move away from its face
+GAP = 1  # px kept free between two labels
+
+
+@dataclass(frozen=True)
+class LabelStyle:
+    """How annotated copies are drawn.
+
+    Args:
+        labels: `full` (class name and confidence), `short` (a one-letter tag), `none`, or `auto`
+            (short when the median face is under `SHORT_BELOW` px high). Defaults to `auto`.
+        conf: show the class probability. Defaults to `True`.
+        line_width: box line width in px; `None` scales it to the face and image size.
+        font_scale: OpenCV font scale; `None` scales it to the faces and the image.
+        enlarge: draw on a canvas this many times larger than the image (for tiny faces). Defaults to 1.
+    """
+
+    labels: str = "auto"
+    conf: bool = True
+    line_width: int | None = None
+    font_scale: float | None = None
+    enlarge: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.labels not in LABEL_MODES:
+            raise ValueError(f"Expected labels in {LABEL_MODES}. Received: labels={self.labels!r}")
+        if self.enlarge < 1 or self.enlarge > 8:
+            raise ValueError(f"Expected 1 <= enlarge <= 8. Received: enlarge={self.enlarge!r}")
+
+
+DEFAULT_STYLE = LabelStyle()
+
+
+@dataclass(frozen=True)
+class Label:
+    """One placed caption: the face it names, its text, background rectangle (x1, y1, x2, y2) and
+    whether it sits away from the box (drawn with a leader line)."""
+
+    face: int
+    text: str
+    rect: tuple[int, int, int, int]
+    detached: bool
+
+
+def class_tags(classes: list[str]) -> dict[str, str]:
+    """A distinct one-letter tag per class: M, X, I for the known classes, else the first free letter
+    of the name (then any free letter)."""
+    tags: dict[str, str] = {}
+    for name in classes:
+        options = [KNOWN_TAGS.get(name, "")] + [c.upper() for c in name if c.isalnum()] + list("ABCDEFGHJKLNOPQRSTUVWYZ")
+        tags[name] = next((t for t in options if t and t not in tags.values()), "?")
+    return tags
+
+
+def label_mode(style: LabelStyle, boxes: np.ndarray) -> str:
+    """The label mode to draw with (`auto` resolved by the median face height in px)."""
+    if style.labels != "auto":
+        return style.labels
+    if len(boxes) == 0:
+        return "full"
+    return "short" if float(np.median(boxes[:, 3] - boxes[:, 1])) < SHORT_BELOW else "full"
+
+
+def font_scale(style: LabelStyle, boxes: np.ndarray, image_shape: tuple[int, ...]) -> float:
+    """One font scale for an image: about a third of the median face height, within limits set by the
+    image size (legible on small images, not huge on large ones)."""
+    if style.font_scale is not None:
+        return style.font_scale
+    longest = max(image_shape[:2])
+    low, high = float(np.clip(longest / 1600, 0.3, 0.5)), float(np.clip(longest / 1000, 0.5, 1.2))
+    if len(boxes) == 0:
+        return low
+    return float(np.clip(np.median(boxes[:, 3] - boxes[:, 1]) / 60, low, high))
+
+
+def line_width(style: LabelStyle, box: np.ndarray, image_shape: tuple[int, ...]) -> int:
+    """Box line width: grows with the image, but never more than a tenth of the face."""
+    if style.line_width is not None:
+        return style.line_width
+    by_image = max(1, round(max(image_shape[:2]) / 600))
+    return int(max(1, min(by_image, round(min(box[2] - box[0], box[3] - box[1]) / 10))))
+
+
+def caption(label: str, probability: float, mode: str, conf: bool, tags: dict[str, str], prefix: str = "") -> str:
+    """The caption text of one face in `mode` (`full` or `short`)."""
+    if mode == "short":
+        text = tags.get(label, "?") + (f" {probability:.2f}".replace(" 0.", " .") if conf else "")
+    else:
+        text = label + (f" {probability:.2f}" if conf else "")
+    return f"{prefix} {text}" if prefix else text
+
+
+def text_box(text: str, scale: float) -> tuple[int, int, int]:
+    """(width, height, baseline) of a caption's background at `scale`, padding included."""
+    (width, height), base = cv2.getTextSize(text, FONT, scale, 1)
+    return width + 4, height + base + 3, base
+
+
+def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_size: tuple[int, int],
+                 reserved: list[tuple[int, int, int, int]] = ()) -> list[tuple[tuple[int, int, int, int], bool] | None]:
+    """A rectangle for each face's label (`sizes`: width, height), or None where none is free.
+
+    No two rectangles overlap, none overlaps a `reserved` one (the legend), and all lie inside the
+    image (`image_size`: width, height). Faces are placed largest first; a label prefers a side of its
+    box, then the spot covering the least face area.
+
+    Returns:
+        Per face: ((x1, y1, x2, y2), detached) or None.
+    """
+    width, height = image_size
+    faces = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    placed = np.array(reserved, dtype=np.float64).reshape(-1, 4)
+    result: list[tuple[tuple[int, int, int, int], bool] | None] = [None] * len(faces)
+    order = np.argsort(-(faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1]), kind="stable")
+    for index in order:
+        w, h = sizes[index]
+        if w > width or h > height:
+            continue
+        candidates, adjacent = _candidates(faces[index], w, h)
+        candidates[:, 0] = np.clip(candidates[:, 0], 0, width - w)
+        candidates[:, 1] = np.clip(candidates[:, 1], 0, height - h)
+        rects = np.column_stack([candidates, candidates + [w, h]])
+        reach = np.concatenate([rects[:, :2].min(axis=0) - GAP, rects[:, 2:].max(axis=0) + GAP])
+        free = ~(_overlap(rects, _near(placed, reach), GAP) > 0).any(axis=1)
+        if not free.any():
+            continue
+        own = _overlap(rects, faces[index:index + 1], 0)[:, 0]
+        covered = _overlap(rects, _near(faces, reach), 0).sum(axis=1) - own
+        centre = faces[index].reshape(2, 2).mean(axis=0)
+        distance = np.hypot(*(rects.reshape(-1, 2, 2).mean(axis=1) - centre).T)
+        cost = (3 * own + 2 * covered) / (w * h) + distance / (4 * h) + ~adjacent
+        cost[~free] = np.inf
+        best = int(np.argmin(cost))
+        rect = rects[best].round().astype(int)
+        placed = np.vstack([placed, rect])
+        result[index] = (tuple(int(v) for v in rect), not adjacent[best] and not _touches(rect, faces[index]))
+    return result
+
+
+def _candidates(box: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners to try: the sides of the box first (flagged), then a grid around it."""
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    sides = [(x1, y1 - h), (x2 - w, y1 - h), (cx - w / 2, y1 - h), (x1, y2), (x2 - w, y2), (cx - w / 2, y2),
+             (x2, y1), (x1 - w, y1), (x2, y2 - h), (x1 - w, y2 - h)]
+    steps = np.arange(-REACH, REACH + 1)
+    step_x = min(w / 2, 1.5 * h)
+    grid = [(cx - w / 2 + dx * step_x, cy - h / 2 + dy * h) for dy in steps for dx in steps]
+    points = np.array(sides + grid, dtype=np.float64)
+    adjacent = np.zeros(len(points), dtype=bool)
+    adjacent[:len(sides)] = True
+    return points, adjacent
+
+
+def _near(rects: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The rectangles that reach into `region` (x1, y1, x2, y2): the only ones a candidate can touch."""
+    keep = (rects[:, 0] < region[2]) & (rects[:, 2] > region[0]) & (rects[:, 1] < region[3]) & (rects[:, 3] > region[1])
+    return rects[keep]
+
+
+def _overlap(rects: np.ndarray, others: np.ndarray, gap: int) -> np.ndarray:
+    """Intersection areas (len(rects), len(others)), with `gap` px added around `others`."""
+    if len(others) == 0:
+        return np.zeros((len(rects), 0))
+    w = np.minimum(rects[:, None, 2], others[None, :, 2] + gap) - np.maximum(rects[:, None, 0], others[None, :, 0] - gap)
+    h = np.minimum(rects[:, None, 3], others[None, :, 3] + gap) - np.maximum(rects[:, None, 1], others[None, :, 1] - gap)
+    return np.clip(w, 0, None) * np.clip(h, 0, None)
+
+
+def _touches(rect: np.ndarray, box: np.ndarray) -> bool:
+    """Whether a label rectangle touches or overlaps its face box (no leader line needed)."""
+    return bool(rect[0] <= box[2] + 1 and rect[2] >= box[0] - 1 and rect[1] <= box[3] + 1 and rect[3] >= box[1] - 1)
+
+
+def layout_labels(faces: list, classes: list[str], image_shape: tuple[int, ...], style: LabelStyle,
+                  prefixes: list[str] | None = None, reserved: list[tuple[int, int, int, int]] = ()
+                  ) -> tuple[list[Label], float]:
+    """The placed captions of an image's faces (`maskmodel.pipeline.Face`, boxes in the pixels of the
+    canvas being drawn), kept off the `reserved` rectangles, and the font scale they use."""
+    boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
+    mode = label_mode(style, boxes)
+    scale = font_scale(style, boxes, image_shape)
+    if mode == "none" and not prefixes:
+        return [], scale
+    tags = class_tags(list(classes) + [f.label for f in faces if f.label not in classes])
+    texts = [caption(face.label, face.probabilities.get(face.label, face.score), mode, style.conf, tags,
+                     prefixes[i] if prefixes else "") if mode != "none" else prefixes[i]
+             for i, face in enumerate(faces)]
+    sizes = [text_box(text, scale)[:2] for text in texts]
+    spots = place_labels(boxes, sizes, (image_shape[1], image_shape[0]), reserved)
+    labels = [Label(i, texts[i], spot[0], spot[1]) for i, spot in enumerate(spots) if spot is not None]
+    return labels, scale

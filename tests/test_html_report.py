@@ -1,0 +1,92 @@
+"""report.html: written by every run, self-contained, capped for huge runs, and rendered by a real
+headless browser (Chromium) into a non-blank page."""
+
+import csv
+import json
+import re
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from maskmodel.cli.main import main
+from conftest import CROWD_DEV, write_image
+from maskmodel.html_report import MAX_GALLERY, MAX_REVIEW, build_html
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(page: str) -> list[tuple[str, dict]]:
+    parser = _Tags()
+    parser.feed(page)
+    return parser.tags
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("html")
+    photos = root / "photos"
+    (photos / "b").mkdir(parents=True)
+    (photos / "maksssksksss695.png").write_bytes((CROWD_DEV / "images" / "maksssksksss695.png").read_bytes())
+    (photos / "b" / "crowd & co.png").write_bytes((CROWD_DEV / "images" / "maksssksksss148.png").read_bytes())
+    write_image(photos / "wall.png", np.full((90, 120, 3), 200, np.uint8))
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = root / "out"
+    result = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(out), "-q"])
+    assert result.exit_code == 1, result.output  # broken.jpg
+    return out
+
+
+def test_page_is_self_contained_and_complete(run):
+    page = (run / "report.html").read_text()
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing from the network
+    tags = _tags(page)
+    links = [attrs["href"] for tag, attrs in tags if tag == "a"]
+    assert sorted(links) == ["b/crowd%20%26%20co.png", "maksssksksss695.png"]  # the images with faces
+    with open(run / "report.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    review = [r for r in rows if r["status"] == "ok" and (r["label"] == "without_mask" or float(r[f"p_{r['label']}"]) < 0.75)]
+    crops = [attrs["src"] for tag, attrs in tags if tag == "img" and attrs.get("src", "").startswith("data:image/jpeg")]
+    assert len(crops) == min(len(review), MAX_REVIEW) > 0
+    assert "broken.jpg" in page and "&lt;" not in "".join(links)
+    written = (run / ".maskmodel" / "written.jsonl").read_text().splitlines()
+    assert json.dumps("report.html") in written
+
+
+def test_capped_for_huge_runs():
+    """100,000 images: the page holds at most MAX_GALLERY thumbnails and MAX_REVIEW crops."""
+    face = {"status": "ok", "face": "0", "x1": "10", "y1": "10", "x2": "30", "y2": "34", "score": "0.9",
+            "label": "without_mask", "p_with_mask": "0.1", "p_without_mask": "0.9", "width": "100", "height": "80",
+            "frame": "", "track": "", "message": ""}
+    blocks = [[{**face, "path": f"d{i % 7}/{i}.jpg", "output": f"d{i % 7}/{i}.jpg"}] for i in range(100_000)]
+    page = build_html(blocks, ["with_mask", "without_mask"], lambda path: None)
+    tags = _tags(page)
+    assert sum(tag == "img" for tag, _ in tags) == MAX_GALLERY
+    assert sum(tag == "figure" for tag, _ in tags) == MAX_REVIEW
+    assert "100000" in page.replace(",", "") and len(page) < 1_000_000
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium; CI does)")
+def test_chromium_renders_the_page(run, tmp_path):
+    shot = tmp_path / "shot.png"
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1000,1400", f"--screenshot={shot}", (run / "report.html").as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (1400, 1000)
+    assert (image.min(axis=2) < 200).mean() > 0.05  # text, cards and pictures, not a blank page
+    photo = image[:, :, 2].astype(int) - image[:, :, 0].astype(int)
+    assert image.std() > 30 and np.abs(photo).max() > 60  # colour: the thumbnails and crops were loaded

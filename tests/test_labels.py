@@ -1,0 +1,102 @@
+"""Legible annotated copies: captions on dense crowd photos never overlap, stay inside the image, keep
+off the legend and mostly off faces; options reach the drawing."""
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from maskmodel.cli.main import main
+from conftest import CROWD_DEV
+from maskmodel.draw import PALETTE, colour, draw_faces, label_layout
+from maskmodel.labels import LabelStyle, caption, class_tags, place_labels
+from maskmodel.pipeline import Face, MaskDetector
+
+DENSE = [CROWD_DEV / "images" / f"maksssksksss{n}.png" for n in (518, 240, 695)]  # 83, 61, 28 annotated faces
+
+
+@pytest.fixture(scope="module")
+def crowd():
+    detector = MaskDetector()
+    return [(cv2.imread(str(path)), detector.detect(cv2.imread(str(path)))) for path in DENSE], detector.classes
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("style", [LabelStyle(), LabelStyle(labels="full"), LabelStyle(labels="short", enlarge=3),
+                                   LabelStyle(conf=False)])
+def test_dense_crowd_labels_never_overlap(crowd, style):
+    images, classes = crowd
+    for image, faces in images:
+        assert len(faces) >= 20  # dense enough to collide
+        canvas = (round(image.shape[0] * style.enlarge), round(image.shape[1] * style.enlarge), 3)
+        scaled, _, labels, _, legend = label_layout(canvas, faces, classes, style)
+        rects = [label.rect for label in labels]
+        for i, a in enumerate(rects):
+            assert 0 <= a[0] < a[2] <= canvas[1] and 0 <= a[1] < a[3] <= canvas[0]
+            assert not _overlaps(a, legend.rect)
+            assert not any(_overlaps(a, b) for b in rects[i + 1:]), (a, [b for b in rects[i + 1:] if _overlaps(a, b)])
+        # most faces keep a caption (full captions are 5x wider than these faces, so fewer fit)
+        assert len(labels) >= (0.9 if style.labels != "full" else 0.6) * len(faces)
+        face_area = sum((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in scaled)
+        covered = np.zeros(canvas[:2], bool)
+        for x1, y1, x2, y2 in rects:
+            covered[y1:y2, x1:x2] = True
+        hidden = sum(covered[int(f.box[1]):int(f.box[3]), int(f.box[0]):int(f.box[2])].sum() for f in scaled)
+        assert hidden < (0.5 if style.labels == "full" else 0.25) * face_area  # old captions: on the neighbours
+        # what is drawn is this layout: each caption's corner has its class colour
+        drawn = draw_faces(image, faces, classes, style=style)
+        assert drawn.shape == canvas
+        for label in labels:
+            x1, y1 = label.rect[:2]
+            assert tuple(int(v) for v in drawn[y1, x1]) == colour(scaled[label.face].label, classes)
+
+
+def test_place_labels_drops_what_cannot_fit():
+    boxes = np.array([[40, 40, 50, 50]] * 30, dtype=float)  # 30 faces in one spot of a small image
+    spots = place_labels(boxes, [(30, 12)] * 30, (100, 60))
+    rects = [s[0] for s in spots if s]
+    assert 0 < len(rects) < 30
+    assert not any(_overlaps(a, b) for i, a in enumerate(rects) for b in rects[i + 1:])
+
+
+def test_tags_and_colours_for_any_classes():
+    classes = ["with_mask", "without_mask", "mask_incorrect", "helmet", "hat"]
+    tags = class_tags(classes)
+    assert tags["with_mask"] == "M" and tags["without_mask"] == "X" and tags["mask_incorrect"] == "I"
+    assert len(set(tags.values())) == len(classes)
+    assert colour("helmet", classes) == PALETTE[0] and colour("hat", classes) == PALETTE[1]
+    assert caption("without_mask", 0.934, "short", True, tags) == "X .93"
+    assert caption("helmet", 0.5, "full", False, tags, "#4") == "#4 helmet"
+    face = Face((10.0, 10.0, 60.0, 60.0), 0.9, "helmet", {"helmet": 0.9, "hat": 0.1})
+    drawn = draw_faces(np.zeros((100, 200, 3), np.uint8), [face], ["with_mask", "without_mask"])
+    assert (drawn == np.array(colour("helmet", ["with_mask", "without_mask", "helmet"]), np.uint8)).all(axis=2).any()
+
+
+def test_style_options_reach_the_annotated_copy(tmp_path):
+    photos = tmp_path / "in"
+    photos.mkdir()
+    (photos / "crowd.png").write_bytes(DENSE[2].read_bytes())
+    result = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(tmp_path / "a"), "-q", "--enlarge", "2"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(tmp_path / "b"), "-q", "--labels", "none",
+                                       "--line-width", "3", "--enlarge", "2"])
+    assert result.exit_code == 0, result.output
+    original = cv2.imread(str(DENSE[2]))
+    captioned, bare = cv2.imread(str(tmp_path / "a" / "crowd.png")), cv2.imread(str(tmp_path / "b" / "crowd.png"))
+    assert captioned.shape[:2] == bare.shape[:2] == (2 * original.shape[0], 2 * original.shape[1])
+    green = np.array(colour("with_mask", []), np.uint8)
+    filled = lambda image: int((image == green).all(axis=2).sum())  # caption backgrounds and boxes
+    assert filled(bare) < filled(captioned) / 3  # no captions: only the boxes (and the legend's square)
+    bad = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(tmp_path / "c"), "--labels", "tiny"])
+    assert bad.exit_code == 2
+
+
+def test_legend_keeps_off_faces():
+    """A face in the top-left corner pushes the legend to another corner; captions keep off it."""
+    face = Face((0.0, 0.0, 120.0, 120.0), 0.9, "without_mask", {"with_mask": 0.1, "without_mask": 0.9})
+    _, _, labels, _, legend = label_layout((400, 600, 3), [face], ["with_mask", "without_mask"], LabelStyle())
+    assert legend.rect[:2] != (0, 0) and not _overlaps(legend.rect, face.box)
+    assert labels and not _overlaps(labels[0].rect, legend.rect)
