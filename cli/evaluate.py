@@ -93,7 +93,8 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
 
     from tqdm import tqdm
 
-    from maskmodel.annotate import AnnotateSettings, iter_annotate
+    from maskmodel.engines import iter_annotate
+    from maskmodel.worker import AnnotateSettings
     from maskmodel.crawl import InputFile
     from maskmodel.exports import box, probabilities
     from maskmodel.pipeline import Face

@@ -10,7 +10,8 @@ batch retried; a batch that fails `MAX_ATTEMPTS` times is taken apart and its im
 by one, so one image that kills its worker every time ends as an `error` row and the rest complete.
 
 For users who already run Ray jobs: `annotate(inputs, settings, engine="ray")` from
-`maskmodel.annotate`, or `iter_annotate_ray(items, settings)` for the rows as a stream.
+`maskmodel.annotate`, or `iter_annotate_ray(items, settings)` for the rows as a stream. Each actor
+holds a `maskmodel.worker.Annotator`, the same object the local engine's processes hold.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from maskmodel.annotate import DIED, MAX_ATTEMPTS, AnnotateSettings, _process, _start_worker
+from maskmodel.engines import MAX_ATTEMPTS, start_worker_process
 from maskmodel.crawl import InputFile
-from maskmodel.report import error_row
+from maskmodel.report import WORKER_DIED, error_row
+from maskmodel.worker import AnnotateSettings
 
 INSTALL_HINT = "the Ray engine needs Ray: pip install '.[ray]' (from a checkout)"
 BATCH_SIZE = 4  # images per call of an actor
@@ -35,11 +37,11 @@ class _Annotator:
     """A Ray actor: one `MaskDetector`, many images."""
 
     def __init__(self, settings: AnnotateSettings) -> None:
-        _start_worker(settings, 1)
+        self._annotate = start_worker_process(settings)
 
     def __call__(self, batch: dict) -> dict:
         fields = zip(batch["path"], batch["relative"], batch["source"], batch["output"], batch["error"])
-        rows = [_process(_item(*values)) for values in fields]
+        rows = [self._annotate(_item(*values)) for values in fields]
         return {"index": batch["index"], "rows": [json.dumps(r) for r in rows]}
 
 
@@ -58,8 +60,8 @@ def _item(path: bytes, relative: bytes, source: str, output: bytes, error: str) 
 
 def _annotate_alone(record: dict, settings: AnnotateSettings) -> list[dict]:
     """One image in a Ray task of its own: the retry of the images of a failed batch."""
-    _start_worker(settings, 1)
-    return _process(_item(record["path"], record["relative"], record["source"], record["output"], record["error"]))
+    annotate = start_worker_process(settings)
+    return annotate(_item(record["path"], record["relative"], record["source"], record["output"], record["error"]))
 
 
 def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, address: str | None = None,
@@ -118,4 +120,4 @@ def _retry(ray, alone, record: dict, settings: AnnotateSettings) -> list[dict]:
     except ray.exceptions.RayTaskError as error:
         raise error.cause from None
     except ray.exceptions.RayError:
-        return [error_row(os.fsdecode(record["relative"]), DIED.format(MAX_ATTEMPTS))]
+        return [error_row(os.fsdecode(record["relative"]), WORKER_DIED.format(MAX_ATTEMPTS))]

@@ -4,6 +4,7 @@ overlapping each other), a legend with counts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -19,7 +20,9 @@ from maskmodel.labels import (
     line_width,
     text_box,
 )
-from maskmodel.results import Face
+
+if TYPE_CHECKING:  # the Face records (maskmodel.results draws with this module)
+    from maskmodel.results import Face
 
 COLOURS = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220), "mask_incorrect": (0, 200, 255)}  # BGR
 PALETTE = ((255, 140, 0), (200, 60, 200), (0, 160, 160), (120, 120, 255), (160, 100, 40), (90, 200, 200))

@@ -12,6 +12,7 @@ import numpy as np
 from maskmodel.classifier import MaskClassifier
 from maskmodel.faces import FaceDetector, create_face_detector
 from maskmodel.imageio import ImageLike, as_bgr
+from maskmodel.loading import load
 from maskmodel.local_models import is_local_model, model_record
 from maskmodel.results import Detections, Face
 from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, list_models, model_info
@@ -36,8 +37,6 @@ class MaskDetector:
         backend: str = "auto",
         **detector_options: object,
     ) -> None:
-        from maskmodel import load
-
         if isinstance(model, str):
             info = classifier_info(model)
             self.model_name = info["name"] if info["version"] == "local" else f"{info['name']}@{info['version']}"

@@ -187,7 +187,9 @@ def die_in_worker(path, marker):
 
 
 def test_dead_worker_processes_are_replaced_and_their_images_retried(tmp_path):
-    from maskmodel.annotate import DIED, MAX_ATTEMPTS, AnnotateSettings, iter_annotate
+    from maskmodel.engines import MAX_ATTEMPTS, iter_annotate
+    from maskmodel.report import WORKER_DIED as DIED
+    from maskmodel.worker import AnnotateSettings
     from maskmodel.crawl import InputFile
 
     photos = sorted((CROWD_DEV / "images").glob("*.png"))[:7]
