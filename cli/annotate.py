@@ -11,7 +11,7 @@ import click
 from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
 from maskmodel.exports import EXPORT_FORMATS
 from maskmodel.imageio import DEFAULT_MAX_PIXELS
-from maskmodel.outputs import is_uri, open_folder
+from maskmodel.storage import is_uri, open_folder
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 

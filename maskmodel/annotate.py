@@ -29,7 +29,7 @@ from maskmodel.exports import CROPS_KEY, ExportWriter, label_names
 from maskmodel.faces import detector_options
 from maskmodel.html_report import HTML_NAME, build_html
 from maskmodel.layout import OutputNames, input_file, output_name, resolve_inputs
-from maskmodel.outputs import LocalFolder, RemoteFolder, local_path, open_folder
+from maskmodel.storage import LocalFolder, RemoteFolder, local_path, open_folder
 from maskmodel.pipeline import MaskDetector
 from maskmodel.report import (ReportMirror, ReportWriter, Summary, original_path,
                               is_video_path, prepare_resume, read_report, report_path_text)

@@ -3,7 +3,7 @@
 Extensions match case-insensitively; hidden files and folders are skipped unless asked; directory
 symlink loops are visited once; the output directory is never crawled, even inside an input; a folder
 that cannot be listed (permissions) becomes an item with an error, not a silent gap. A folder
-URI (`s3://bucket/photos`, any filesystem of `maskmodel.outputs`) is listed in the same order as the
+URI (`s3://bucket/photos`, any filesystem of `maskmodel.storage`) is listed in the same order as the
 same tree on disk; a file URI is taken as a file.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from maskmodel.layout import InputRoot, resolve_inputs
-from maskmodel.outputs import local_path, open_folder
+from maskmodel.storage import local_path, open_folder
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jp2", ".pbm",
                               ".pgm", ".ppm"})

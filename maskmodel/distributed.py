@@ -2,7 +2,7 @@
 
 The listing becomes a Ray dataset; `MaskDetector` lives in actors (models loaded once per actor);
 each actor writes the annotated copies itself, to a folder every node reaches: a shared file system
-or a URI such as `s3://bucket/run` (`maskmodel.outputs`). Results come back in input order, so the
+or a URI such as `s3://bucket/run` (`maskmodel.storage`). Results come back in input order, so the
 report is the same as the local engine's, row for row; bad files become the same `error` rows.
 
 A worker process that dies (a crash in native code, the OOM killer, a lost node) is replaced and its

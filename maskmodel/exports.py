@@ -28,7 +28,7 @@ from xml.etree import ElementTree
 from maskmodel.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path
 
 if TYPE_CHECKING:
-    from maskmodel.outputs import LocalFolder, RemoteFolder
+    from maskmodel.storage import LocalFolder, RemoteFolder
     from maskmodel.runstate import RunState
 
 EXPORT_FORMATS = ("coco", "yolo", "voc")

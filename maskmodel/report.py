@@ -25,7 +25,7 @@ from maskmodel.errors import UsageError
 from maskmodel.results import Face
 
 if TYPE_CHECKING:
-    from maskmodel.outputs import RemoteFolder
+    from maskmodel.storage import RemoteFolder
 
 COLUMNS = (
     "path", "status", "face", "frame", "time_s", "track", "x1", "y1", "x2", "y2", "score", "label",

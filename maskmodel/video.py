@@ -59,7 +59,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
                    codec: str | None = None, blur: bool = False, style: LabelStyle = DEFAULT_STYLE
                    ) -> tuple[list[tuple[int, float, int, Face]], tuple[int, int]]:
     """Detect, track and classify faces in a video file; write the annotated video to `out_path`
-    (the caller makes that write atomic: see `maskmodel.outputs`), drawn with `style` (its size
+    (the caller makes that write atomic: see `maskmodel.storage`), drawn with `style` (its size
     is the input's: `style.enlarge` is not used for videos).
 
     Returns:

@@ -12,7 +12,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -26,7 +25,7 @@ from maskmodel.faces import detector_options
 from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image, read_image
 from maskmodel.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.layout import output_name
-from maskmodel.outputs import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder
+from maskmodel.storage import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder, source_folder
 from maskmodel.pipeline import MaskDetector
 from maskmodel.report import error_row, image_rows, original_path
 from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
@@ -41,7 +40,7 @@ RUN_STOPPING_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.
 @dataclass(frozen=True)
 class AnnotateSettings:
     """Everything a worker needs to process one image. `out_dir` is a local path or a URI
-    (`s3://bucket/run`, see `maskmodel.outputs`)."""
+    (`s3://bucket/run`, see `maskmodel.storage`)."""
 
     out_dir: str
     face_detector: str = "yunet"
@@ -186,7 +185,7 @@ def _read_input(item: InputFile, max_pixels: int) -> np.ndarray:
     if item.source is None:
         return read_image(item.path, max_pixels)
     try:
-        data = _source_folder(item.source).read_bytes(item.path.as_posix())
+        data = source_folder(item.source).read_bytes(item.path.as_posix())
     except OSError as error:
         raise ImageReadError(f"cannot read file: {error}") from error
     if data is None:
@@ -209,14 +208,11 @@ def _local_copy(item: InputFile) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="maskmodel-input-") as folder:
         local = Path(folder) / item.path.name
         try:
-            _source_folder(item.source).download(item.path.as_posix(), local)
+            source_folder(item.source).download(item.path.as_posix(), local)
         except OSError as error:
             raise VideoReadError(f"cannot read file: {error}") from error
         yield local
 
 
-@lru_cache(maxsize=16)
-def _source_folder(uri: str) -> RemoteFolder:
-    return RemoteFolder(uri)
 
 

@@ -1,6 +1,7 @@
-"""Where `annotate` writes: a local folder, or a folder named by a URI on any filesystem that pyarrow
-or fsspec opens (`s3://`, `gs://`, `abfs://`, `hdfs://`, `ftp://`, ...), so that workers on many
-machines write to one place.
+"""Folders `annotate` reads from and writes to: a local folder, or a folder named by a URI on any
+filesystem that pyarrow or fsspec opens (`s3://`, `gs://`, `abfs://`, `hdfs://`, `ftp://`, ...), so
+that workers on many machines read and write one place. `source_folder` gives the (cached) folder an
+input URI names; `open_folder` any folder.
 
 A file appears under its final name only when complete: local folders and ordinary filesystems get
 a temporary name first, then a rename; object stores (S3, GCS, Azure) publish an object only when
@@ -18,6 +19,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"  # files being written (remote folders; local ones use their run token)
@@ -44,6 +46,12 @@ def open_folder(location: str | os.PathLike) -> LocalFolder | RemoteFolder:
     """The folder named by a local path or a URI."""
     path = local_path(location)
     return RemoteFolder(os.fspath(location)) if path is None else LocalFolder(path)
+
+
+@lru_cache(maxsize=16)
+def source_folder(uri: str) -> RemoteFolder:
+    """The folder of an input URI, opened once per process (workers read many files from it)."""
+    return RemoteFolder(uri)
 
 
 class LocalFolder:
