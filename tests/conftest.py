@@ -1,4 +1,10 @@
-"""Shared fixtures. Real models and photos come from ../shared (beside the project root)."""
+"""Fixtures. Real models and photos come from ../shared (beside the project root), see helpers.py.
+
+The environment the tests need is set when pytest starts (`pytest_configure`), before any test module
+imports Keras, and restored when it ends: `KERAS_HOME` points at a temporary folder holding the ImageNet
+files from ../shared (so `weights="imagenet"` works offline through Keras' own cache), and
+`MASKMODEL_HOME` at a session-wide model cache holding the face detectors.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +13,38 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-FACE_MODELS = SHARED / "models" / "face"
-CROWD_DEV = SHARED / "datasets" / "crowd-dev"
-COVID = SHARED / "datasets" / "covid19-facemask"
+from helpers import FACE_MODELS, SHARED
 
-# Keras reads KERAS_HOME when it is imported: point it at a temporary folder holding the ImageNet
-# files from ../shared, so that weights="imagenet" works offline through Keras' own cache.
-_KERAS_HOME = Path(tempfile.mkdtemp(prefix="keras-home-"))
-(_KERAS_HOME / "models").mkdir()
-for _h5 in (SHARED / "models" / "keras").glob("*.h5"):
-    shutil.copy(_h5, _KERAS_HOME / "models" / _h5.name)
-os.environ["KERAS_HOME"] = str(_KERAS_HOME)
-# Module-scoped fixtures run before the per-test `model_home`: give them a session-wide cache too.
-_SESSION_HOME = Path(tempfile.mkdtemp(prefix="maskmodel-home-"))
-for _file in FACE_MODELS.iterdir():
-    shutil.copyfile(_file, _SESSION_HOME / _file.name)
-os.environ["MASKMODEL_HOME"] = str(_SESSION_HOME)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_SAVED: dict[str, str | None] = {}
+_TEMPORARY: list[Path] = []
+
+
+def pytest_configure(config) -> None:
+    keras_home = Path(tempfile.mkdtemp(prefix="keras-home-"))
+    (keras_home / "models").mkdir()
+    for weights in (SHARED / "models" / "keras").glob("*.h5"):
+        shutil.copy(weights, keras_home / "models" / weights.name)
+    session_home = Path(tempfile.mkdtemp(prefix="maskmodel-home-"))  # for module-scoped fixtures
+    for file in FACE_MODELS.iterdir():
+        shutil.copyfile(file, session_home / file.name)
+    _TEMPORARY.extend([keras_home, session_home])
+    settings = {"KERAS_HOME": str(keras_home), "MASKMODEL_HOME": str(session_home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for key, value in settings.items():
+        _SAVED[key] = os.environ.get(key)
+        if key != "TF_CPP_MIN_LOG_LEVEL" or key not in os.environ:
+            os.environ[key] = value
+
+
+def pytest_unconfigure(config) -> None:
+    for key, value in _SAVED.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    for folder in _TEMPORARY:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -40,22 +56,6 @@ def model_home(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("MASKMODEL_HOME", str(home))
     monkeypatch.delenv("MASKMODEL_BASE_URL", raising=False)
     return home
-
-
-def write_image(path: Path, image: np.ndarray) -> Path:
-    """Write `image` by its suffix (works for non-ASCII names)."""
-    import cv2
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(path.suffix if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp") else ".png", image)
-    assert ok
-    path.write_bytes(data.tobytes())
-    return path
-
-
-def crowd_images(count: int) -> list[Path]:
-    """The first `count` crowd-dev photos (sorted), real street scenes with annotated faces."""
-    return sorted((CROWD_DEV / "images").glob("*.png"))[:count]
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +81,3 @@ def s3_uri():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-
-
-def upload_tree(folder: Path, uri: str) -> None:
-    """Copy a local tree into a remote folder with pyarrow itself (not maskmodel's code)."""
-    import pyarrow.fs as pafs
-
-    filesystem, root = pafs.FileSystem.from_uri(uri)
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            with filesystem.open_output_stream(f"{root}/{path.relative_to(folder).as_posix()}") as stream:
-                stream.write(path.read_bytes())

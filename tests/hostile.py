@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conftest import CROWD_DEV
+from helpers import CROWD_DEV
 
 PHOTO = CROWD_DEV / "images" / "maksssksksss148.png"
 

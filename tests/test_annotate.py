@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import maskmodel
 from maskmodel.cli.main import main
-from conftest import CROWD_DEV, crowd_images, write_image
+from helpers import CROWD_DEV, crowd_images, write_image
 from maskmodel.annotations import read_voc
 from maskmodel.imageio import read_image
 

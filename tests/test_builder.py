@@ -24,7 +24,7 @@ def test_imagenet_weights_offline_through_keras_cache():
     kernel = from_imagenet.get_layer("Conv1").get_weights()[0]
     assert not np.allclose(kernel, random_init.get_layer("Conv1").get_weights()[0])
     import h5py
-    from conftest import SHARED
+    from helpers import SHARED
 
     h5 = SHARED / "models/keras/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
     with h5py.File(h5, "r") as stored:

@@ -1,7 +1,7 @@
 import cv2
 import numpy as np
 
-from conftest import write_image
+from helpers import write_image
 from maskmodel.training.data import load_dataset
 
 

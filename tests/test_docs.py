@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import CROWD_DEV, ROOT
+from helpers import CROWD_DEV, ROOT
 
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 # docs/opencv.md's example takes command-line arguments: tests/test_opencv_examples.py runs it.

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 
 import maskmodel
-from conftest import FACE_MODELS
+from helpers import FACE_MODELS
 from maskmodel import zoo
 
 YUNET = "face_detection_yunet_2026may.onnx"

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskmodel.cli.main import main
-from conftest import COVID, CROWD_DEV
+from helpers import COVID, CROWD_DEV
 from maskmodel.annotations import read_voc_folder
 
 NAMES = ["with_mask", "without_mask", "mask_weared_incorrect"]

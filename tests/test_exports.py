@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import maskmodel
 from maskmodel.cli.main import main
-from conftest import CROWD_DEV, write_image
+from helpers import CROWD_DEV, write_image
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 CLASSES = maskmodel.model_info(DEFAULT_CLASSIFIER)["classes"]  # the classifier's, in its order

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskmodel.cli.main import main
-from conftest import crowd_images
+from helpers import crowd_images
 from maskmodel.evaluate import box_iou
 from maskmodel.faces import create_face_detector, mirror_boxes
 from maskmodel.imageio import read_image

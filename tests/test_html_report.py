@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskmodel.cli.main import main
-from conftest import CROWD_DEV, write_image
+from helpers import CROWD_DEV, write_image
 from maskmodel.html_report import MAX_GALLERY, MAX_REVIEW, build_html
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskmodel.cli.main import main
-from conftest import CROWD_DEV
+from helpers import CROWD_DEV
 from maskmodel.draw import PALETTE, colour, draw_faces, label_layout
 from maskmodel.labels import LabelStyle, caption, class_tags, place_labels
 from maskmodel.pipeline import Face, MaskDetector

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import maskmodel
-from conftest import ROOT
+from helpers import ROOT
 from test_published import PUBLISHED, real_crops
 
 TARGET = ROOT / ".cache" / "opencv4"

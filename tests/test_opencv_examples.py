@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import maskmodel
-from conftest import CROWD_DEV, ROOT
+from helpers import CROWD_DEV, ROOT
 from maskmodel.imageio import read_image
 from maskmodel.pipeline import MaskDetector
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskmodel.cli.main import main
-from conftest import CROWD_DEV, crowd_images, write_image
+from helpers import CROWD_DEV, crowd_images, write_image
 from maskmodel.report import COLUMNS, original_path
 from maskmodel.runstate import RunState
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import maskmodel
-from conftest import COVID, CROWD_DEV
+from helpers import COVID, CROWD_DEV
 from maskmodel.annotations import read_voc_folder
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.imageio import read_image

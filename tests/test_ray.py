@@ -11,7 +11,7 @@ from click.testing import CliRunner
 pytest.importorskip("ray")
 
 from maskmodel.cli.main import main  # noqa: E402
-from conftest import CROWD_DEV, upload_tree  # noqa: E402
+from helpers import CROWD_DEV, upload_tree  # noqa: E402
 
 
 def read(path):

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskmodel.cli.main import main
-from conftest import crowd_images, upload_tree
+from helpers import crowd_images, upload_tree
 from maskmodel.storage import RemoteFolder, open_folder
 from maskmodel.report import PARTS_FOLDER, ReportMirror, ReportWriter
 from test_video import FRAMES, SIZE, frame_count, make_clip

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import maskmodel
 from maskmodel.cli.main import main
-from conftest import CROWD_DEV
+from helpers import CROWD_DEV
 from hostile import make_hostile_folder
 from maskmodel import zoo
 from maskmodel.report import error_row

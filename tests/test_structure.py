@@ -4,7 +4,7 @@ names (issue 15); imports under `if TYPE_CHECKING:` are for type hints only and 
 import ast
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 
 PACKAGE = ROOT / "maskmodel"
 

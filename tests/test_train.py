@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("keras")
 
-from conftest import COVID, write_image  # noqa: E402
+from helpers import COVID, write_image  # noqa: E402
 from maskmodel.faces import one_face_detector  # noqa: E402
 from maskmodel.training.train import TrainConfig, TrainingDataError, train  # noqa: E402
 
@@ -86,7 +86,7 @@ def test_the_run_directory_is_a_model_everything_accepts(tiny_run, tmp_path):
 
     import maskmodel
     from maskmodel.cli.main import main
-    from conftest import crowd_images
+    from helpers import crowd_images
 
     out, metrics = tiny_run
     contract = json.loads((out / "model.json").read_text())

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import maskmodel
 from maskmodel.cli.main import main
-from conftest import CROWD_DEV, crowd_images
+from helpers import CROWD_DEV, crowd_images
 
 MIXED = CROWD_DEV / "images" / "maksssksksss148.png"  # five faces, masked and unmasked
 
@@ -120,7 +120,7 @@ def test_a_uri_scheme_without_its_packages_is_one_clear_line(tmp_path):
 
 
 def test_training_offline_says_how_to_provide_the_imagenet_weights(tmp_path, monkeypatch):
-    from conftest import SHARED
+    from helpers import SHARED
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     data = tmp_path / "data"

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskmodel.cli.main import main
-from conftest import CROWD_DEV
+from helpers import CROWD_DEV
 
 FRAMES, SIZE = 24, (320, 240)
 

@@ -8,7 +8,7 @@ import sys
 import venv
 import zipfile
 
-from conftest import CROWD_DEV, ROOT
+from helpers import CROWD_DEV, ROOT
 
 
 def test_wheel_without_tensorflow(tmp_path, model_home):

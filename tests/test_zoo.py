@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 import maskmodel
-from conftest import FACE_MODELS
+from helpers import FACE_MODELS
 from maskmodel import zoo
 
 
