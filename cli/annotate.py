@@ -122,7 +122,8 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     result = summary.to_dict()
     if not quiet:
         click.echo(f"{result['images']} images, {result['faces']} faces: {result['with_mask']} with mask, "
-                   f"{result['without_mask']} without (compliance {result['compliance_rate']}), "
+                   f"{result['without_mask']} without, {result['mask_incorrect']} mask incorrect "
+                   f"(compliance {result['compliance_rate']}), "
                    f"{result['images_without_faces']} without faces, {result['errors']} errors, "
                    f"{result['seconds']} s ({result['images_per_second']} images/s)")
         click.echo(f"written: {folder.show(REPORT_NAME)}, {folder.show(SUMMARY_NAME)}"

@@ -80,22 +80,29 @@ def classify(root, out_dir, model, face_detector) -> None:
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
 @detector_options
 @click.option("--incorrect-as", type=click.Choice(["ignore", "with_mask", "without_mask"]), default="ignore",
-              show_default=True, help="How to treat mask_weared_incorrect faces (ignore: neither found nor missed).")
+              show_default=True, help="How to treat incorrectly worn masks (mask_weared_incorrect, with_incorrect_mask) "
+                                      "for a two-class model (ignore: neither found nor missed); a model with a "
+                                      "mask_incorrect class scores them as that class unless relabelled here.")
 @click.option("--classifier-only", is_flag=True, help="Classify the annotated boxes; no face detection.")
 @click.option("--exclude", multiple=True, help="Image file name to leave out (repeatable).")
 def detect(dataset, out_dir, data_format, names, model, face_detector, preset, threshold, scales, flip, nms_iou,
            incorrect_as, classifier_only, exclude) -> None:
     """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves.
 
-    Writes metrics.json and pr_curves.png into OUT.
+    With --classifier-only also the classification report over the model's classes (for a three-class
+    model, the 3x3 confusion) and the with_mask/without_mask report with the other faces and outputs
+    left out (`classification_two_class`). Writes metrics.json, pr_curves.png (and confusion.png) into OUT.
     """
     import cv2
 
     import maskmodel
-    from maskmodel.annotations import read_voc_folder, read_yolo_folder, relabel
-    from maskmodel.evaluate import classification_report, classify_annotated_boxes, evaluate_detections
+    import numpy as np
+
+    from maskmodel.annotations import canonical_labels, read_voc_folder, read_yolo_folder, relabel
+    from maskmodel.evaluate import (classification_report, classify_annotated_boxes, evaluate_detections,
+                                    two_class_report)
     from maskmodel.imageio import read_image
-    from maskmodel.plots import curve_plot
+    from maskmodel.plots import confusion_image, curve_plot
 
     if data_format == "voc":
         images = read_voc_folder(dataset, frozenset(exclude))
@@ -106,30 +113,39 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, preset, t
         class_names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
         images = [i for i in read_yolo_folder(dataset / "images", dataset / "labels", class_names)
                   if i.image_path.name not in exclude]
+    images = canonical_labels(images)
     if incorrect_as != "ignore":
-        images = relabel(images, {"mask_weared_incorrect": incorrect_as})
+        images = relabel(images, {"mask_incorrect": incorrect_as})
     if classifier_only:
         classifier = maskmodel.load(model)
+        classes = list(classifier.contract.classes)
         predictions = classify_annotated_boxes(classifier, images)
         setup = {"mode": "classifier-only", "model": model}
     else:
         settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
         detector = mask_detector(model, settings)
+        classes = detector.classes
         predictions = [detector.detect(read_image(i.image_path)) for i in images]
         setup = {"mode": "pipeline", "model": detector.model_name,
                  **{key: "detector default" if value is None else value for key, value in settings.items()}}
-    result = evaluate_detections(images, predictions)
+    result = evaluate_detections(images, predictions, tuple(classes))
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
+    out_dir.mkdir(parents=True, exist_ok=True)
     if classifier_only:
-        import numpy as np
-
-        classes = ["with_mask", "without_mask"]
         pairs = [(classes.index(f.label), [p.probabilities[c] for c in classes])
                  for i, preds in zip(images, predictions) for f, p in zip(i.faces, preds) if f.label in classes]
-        result["classification"] = classification_report(np.array([a for a, _ in pairs]),
-                                                         np.array([b for _, b in pairs]), classes)
+        labels, probabilities = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+        result["classification"] = classification_report(labels, probabilities, classes)
+        result["classification_two_class"] = two_class_report(labels, probabilities, classes)
+        matrix = np.array(result["classification"]["confusion_matrix"])
+        cv2.imwrite(str(out_dir / "confusion.png"), confusion_image(matrix, classes, setup["model"]))
+        click.echo("confusion (rows: truth, columns: predicted " + ", ".join(classes) + "):")
+        for name, row in zip(classes, matrix):
+            click.echo(f"  {name:>14s} " + " ".join(f"{v:5d}" for v in row))
+        two = result["classification_two_class"]
+        click.echo(f"with/without balanced accuracy {two['balanced_accuracy']:.4f} (recall "
+                   + ", ".join(f"{c} {r['recall']:.4f}" for c, r in two["per_class"].items()) + ")")
     curves = result.pop("curves")
-    out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "metrics.json", result)
     plot = curve_plot({f"{name} (AP50 {result['face_ap50'] if name == 'face' else result['ap50'][name]:.3f})":
                        (c["recall"], c["precision"]) for name, c in curves.items()},

@@ -28,18 +28,21 @@ import click
               help="Face crop margin (fraction of the box on each side).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--exclude", multiple=True, help="File name to leave out (repeatable).")
+@click.option("--photos", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Photo set with face boxes (images/ + annotations/ in PASCAL VOC), repeatable: each "
+                   "face is cut at the runtime detector's matching box, labels from the annotation.")
 @click.option("--face-detector", type=click.Choice(["yunet", "ssd"]), default="yunet", show_default=True,
               help="Detector that cuts the training crops (use the runtime's).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epochs, first_block, copies,
-          margin, seed, exclude, face_detector, quiet) -> None:
-    """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test).
+          margin, seed, exclude, photos, face_detector, quiet) -> None:
+    """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test) and --photos.
 
     Phase 1 trains the head on cached features of the frozen backbone; phase 2 unfreezes the top
     blocks at a low learning rate. Writes model.keras, model.onnx, metrics.json, curves.png,
     confusion.png and dataset_report.json into OUT.
     """
-    from maskmodel.faces import one_face_detector
+    from maskmodel.faces import create_face_detector, one_face_detector
     from maskmodel.training.train import TrainConfig, TrainingDataError
     from maskmodel.training.train import train as run_training
 
@@ -49,7 +52,8 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
         head_epochs=head_epochs, finetune_epochs=finetune_epochs, seed=seed, exclude=list(exclude),
     )
     try:
-        metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet)
+        metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet,
+                               photos=list(photos), photo_detector=create_face_detector(face_detector))
     except (TrainingDataError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     for split, result in metrics["splits"].items():

@@ -7,7 +7,7 @@ import numpy as np
 
 from maskmodel.pipeline import Face
 
-COLOURS = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220)}  # BGR
+COLOURS = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220), "mask_incorrect": (200, 60, 200)}  # BGR
 OTHER_COLOUR = (0, 200, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "path", "status", "face", "frame", "time_s", "track", "x1", "y1", "x2", "y2", "score", "label",
-    "p_with_mask", "p_without_mask", "width", "height", "detector", "model", "message",
+    "p_with_mask", "p_without_mask", "p_mask_incorrect", "width", "height", "detector", "model", "message",
 )
 STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
 PARTS_FOLDER = "report.parts"  # a remote report's records, uploaded during the run (`ReportMirror`)
@@ -50,6 +50,8 @@ def image_rows(relative: str, faces: list[Face], width: int, height: int, detect
             "label": face.label,
             "p_with_mask": round(face.probabilities.get("with_mask", float("nan")), 4),
             "p_without_mask": round(face.probabilities.get("without_mask", float("nan")), 4),
+            **({"p_mask_incorrect": round(face.probabilities["mask_incorrect"], 4)}
+               if "mask_incorrect" in face.probabilities else {}),
         }
         for index, face in enumerate(faces)
     ]
@@ -135,7 +137,10 @@ class ReportWriter:
 @dataclass
 class Summary:
     """Counts of one run. In videos, people are counted, not face-frames: a face tracked over at least
-    `MIN_TRACK_FRAMES` processed frames counts once, with the label it carried most often."""
+    `MIN_TRACK_FRAMES` processed frames counts once, with the label it carried most often.
+
+    Only `with_mask` faces are compliant: `mask_incorrect` (a three-class model's mask below the nose)
+    is counted on its own and, like `without_mask`, lowers the compliance rate."""
 
     images: int = 0
     faces: int = 0
@@ -169,6 +174,7 @@ class Summary:
             "faces": self.faces,
             "with_mask": masked,
             "without_mask": self.labels.get("without_mask", 0),
+            "mask_incorrect": self.labels.get("mask_incorrect", 0),
             "compliance_rate": round(masked / self.faces, 4) if self.faces else None,
             "images_without_faces": self.no_face,
             "errors": len(self.errors),
