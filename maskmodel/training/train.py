@@ -202,8 +202,10 @@ def train(
     metrics = {"classes": classes, "crop_policy": policy.to_dict(), "splits": {}, "photo_splits": {}}
     for split in SPLITS:
         if split in crop_sets:
-            crops = np.stack([runtime_crop(c, policy, size) for c in crop_sets[split].crops])
-            probabilities = model.predict(crops.astype(np.float32), batch_size=64, verbose=0)
+            probabilities = np.concatenate([  # in chunks: a whole split as float32 crops can exhaust memory
+                model.predict(np.stack([runtime_crop(c, policy, size) for c in chunk]).astype(np.float32),
+                              batch_size=64, verbose=0)
+                for chunk in np.array_split(crop_sets[split].crops, -(-len(crop_sets[split].crops) // 256))])
             metrics["splits"][split] = classification_report(crop_sets[split].labels, probabilities, classes)
             from_photos = np.array([p in photo_paths for p in crop_sets[split].paths])
             if from_photos.any():
