@@ -113,3 +113,26 @@ def test_three_class_model_through_the_runtime(three_class_run, tmp_path):
     assert (counts["faces"], counts["with_mask"], counts["mask_incorrect"], counts["compliance_rate"]) == (2, 1, 1, 0.5)
     drawn = draw_faces(np.zeros((200, 200, 3), np.uint8), [incorrect], list(classes))
     assert tuple(drawn[60, 20]) == COLOURS["mask_incorrect"]  # left edge of the box
+
+
+def test_evaluate_cli_on_the_published_three_class_model(tmp_path):
+    from click.testing import CliRunner
+
+    import maskmodel
+    from cli.main import main
+
+    assert maskmodel.load("mask-mobilenetv2-0.35@1.0.0").contract.classes == ("with_mask", "without_mask")
+    (tmp_path / "voc" / "images").mkdir(parents=True)
+    (tmp_path / "voc" / "annotations").mkdir()
+    for stem in ("maksssksksss148", "maksssksksss11", "maksssksksss200"):  # 25 faces, 1 mask_weared_incorrect
+        shutil.copy(CROWD_DEV / "images" / f"{stem}.png", tmp_path / "voc" / "images")
+        shutil.copy(CROWD_DEV / "annotations" / f"{stem}.xml", tmp_path / "voc" / "annotations")
+    result = CliRunner().invoke(main, ["evaluate", "detect", str(tmp_path / "voc"), "--out", str(tmp_path / "e"),
+                                       "--classifier-only", "--model", "mask-mobilenetv2-0.35@2.0.0"])
+    assert result.exit_code == 0, result.output
+    assert "mask_incorrect" in result.output and "with/without balanced accuracy" in result.output
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["faces"] == 25 and set(metrics["ap50"]) == {"with_mask", "without_mask", "mask_incorrect"}
+    assert np.array(metrics["classification"]["confusion_matrix"]).shape == (3, 3)
+    assert metrics["classification_two_class"]["count"] == 24
+    assert (tmp_path / "e" / "confusion.png").stat().st_size > 0
