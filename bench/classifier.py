@@ -41,12 +41,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 import common  # noqa: E402
 
 import maskmodel  # noqa: E402
-from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder  # noqa: E402
+from maskmodel.annotations import read_voc_folder  # noqa: E402
 from maskmodel.classifier import onnxruntime_available  # noqa: E402
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces  # noqa: E402
-from maskmodel.faces import largest_face, one_face_detector  # noqa: E402
 from maskmodel.imageio import read_image  # noqa: E402
 from maskmodel.training.photos import split_photos  # noqa: E402
+from maskmodel.training.publish import folder_as_annotations  # noqa: E402
 from maskmodel.zoo import manifest  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -99,17 +99,6 @@ class KerasClassifier:
         return self.predict_crops(self.crops(image_bgr, boxes))
 
 
-def covid_test_as_annotations(detector) -> list[AnnotatedImage]:
-    """covid19-facemask/test as face annotations: largest YuNet face, or the whole image."""
-    images = []
-    for label in CLASSES:
-        for path in sorted((SHARED / "datasets/covid19-facemask/test" / label).iterdir()):
-            image = read_image(path)
-            box, _ = largest_face(detector.detect(image), image)
-            images.append(AnnotatedImage(path, (AnnotatedFace(box, label),)))
-    return images
-
-
 def per_face_ms(model, image: np.ndarray, boxes: np.ndarray, repeats: int = 5) -> float:
     crops = model.crops(image, boxes)
     model.predict_crops(crops)
@@ -156,8 +145,7 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="Skip Keras: the seed peer and the Keras files.")
     args = parser.parse_args()
 
-    detector = one_face_detector()
-    covid = covid_test_as_annotations(detector)
+    covid = folder_as_annotations(SHARED / "datasets/covid19-facemask/test", CLASSES)
     crowd = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
     ilc_val = [p.annotated for p in split_photos(SHARED / "datasets/ilc-2021") if p.split == "val"]
     models = {}
