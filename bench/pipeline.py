@@ -56,6 +56,8 @@ CONFIGS = {
 class SeedPipeline:
     """The seed design's pipeline: res10 SSD 300x300, then the peer classifier per image (Keras)."""
 
+    classes = ["with_mask", "without_mask"]
+
     def __init__(self, threshold: float) -> None:
         from seed_peer import fetch_model, load_peer
 
@@ -69,9 +71,8 @@ class SeedPipeline:
         if not len(boxes):
             return []
         probabilities = self.model.predict(peer_crops(image, boxes[:, :4]), verbose=0)
-        classes = ("with_mask", "without_mask")
-        return [Face(tuple(map(float, b[:4])), float(b[4]), classes[int(np.argmax(p))],
-                     dict(zip(classes, map(float, p)))) for b, p in zip(boxes, probabilities)]
+        return [Face(tuple(map(float, b[:4])), float(b[4]), self.classes[int(np.argmax(p))],
+                     dict(zip(self.classes, map(float, p)))) for b, p in zip(boxes, probabilities)]
 
 
 def run(pipeline, images) -> tuple[dict, float, list[float]]:
@@ -82,7 +83,7 @@ def run(pipeline, images) -> tuple[dict, float, list[float]]:
         started = time.perf_counter()
         predictions.append(pipeline.detect(read_image(annotated.image_path)))
         seconds.append(time.perf_counter() - started)
-    metrics = evaluate_detections(images, predictions)
+    metrics = evaluate_detections(images, predictions, tuple(pipeline.classes))
     metrics.pop("curves")
     return metrics, len(images) / sum(seconds), seconds
 

@@ -151,7 +151,8 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         videos = f"{result['videos']} videos ({result['video_frames_with_faces']} frames with faces), " \
             if result["videos"] else ""
         click.echo(f"{result['images']} images, {videos}{result['faces']} faces: {result['with_mask']} with mask, "
-                   f"{result['without_mask']} without (compliance {result['compliance_rate']}), "
+                   f"{result['without_mask']} without, {result['mask_incorrect']} mask incorrect "
+                   f"(compliance {result['compliance_rate']}), "
                    f"{result['images_without_faces']} without faces, {result['errors']} errors; "
                    f"{result['processed_this_run']} processed in this run, "
                    f"{result['seconds']} s ({result['images_per_second']} images/s)")

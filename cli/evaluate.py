@@ -129,7 +129,9 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
 @detector_options
 @click.option("--incorrect-as", type=click.Choice(["ignore", "with_mask", "without_mask"]), default="ignore",
-              show_default=True, help="How to treat mask_weared_incorrect faces (ignore: neither found nor missed).")
+              show_default=True, help="How to treat incorrectly worn masks (mask_weared_incorrect, with_incorrect_mask) "
+                                      "for a two-class model (ignore: neither found nor missed); a model with a "
+                                      "mask_incorrect class scores them as that class unless relabelled here.")
 @click.option("--classifier-only", is_flag=True, help="Classify the annotated boxes; no face detection.")
 @click.option("--exclude", multiple=True, help="Image file name to leave out (repeatable).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
@@ -140,15 +142,21 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
     """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves.
 
     Writes metrics.json, pr_curves.png and (except with --classifier-only) the predictions as
-    predictions.coco.json into OUT, which must be empty or new unless --overwrite is given.
+    predictions.coco.json into OUT, which must be empty or new unless --overwrite is given. With
+    --classifier-only also the classification report over the model's classes (for a three-class
+    model, the 3x3 confusion, in confusion.png too) and the with_mask/without_mask report with the other
+    faces and outputs left out (`classification_two_class`).
     """
     import cv2
 
     import maskmodel
-    from maskmodel.annotations import DatasetError, read_voc_folder, read_yolo_folder, relabel
-    from maskmodel.evaluate import classification_report, classify_annotated_boxes, evaluate_detections
+    import numpy as np
+
+    from maskmodel.annotations import DatasetError, canonical_labels, read_voc_folder, read_yolo_folder, relabel
+    from maskmodel.evaluate import (classification_report, classify_annotated_boxes, evaluate_detections,
+                                    two_class_report)
     from maskmodel.imageio import ImageReadError
-    from maskmodel.plots import curve_plot
+    from maskmodel.plots import confusion_image, curve_plot
 
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise click.UsageError(f"{out_dir} is not empty: use --overwrite or another --out")
@@ -162,10 +170,12 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
                       if i.image_path.name not in exclude]
     except DatasetError as error:
         raise click.UsageError(str(error)) from error
+    images = canonical_labels(images)
     if incorrect_as != "ignore":
-        images = relabel(images, {"mask_weared_incorrect": incorrect_as})
+        images = relabel(images, {"mask_incorrect": incorrect_as})
     if classifier_only:
         classifier = maskmodel.load(model)
+        classes = list(classifier.contract.classes)
         readable, predictions = [], []
         for image in images:
             try:
@@ -178,22 +188,29 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
     else:
         settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
         detector = mask_detector(model, settings)
+        classes = detector.classes
         images, predictions, blocks = _detect_all(images, detector, model, settings, jobs, quiet, skipped)
         setup = {"mode": "pipeline", "model": detector.model_name,
                  **{key: "detector default" if value is None else value for key, value in settings.items()}}
-    result = evaluate_detections(images, predictions)
+    result = evaluate_detections(images, predictions, tuple(classes))
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
     result["skipped"] = [{"file": file, "reason": reason} for file, reason in skipped]
+    out_dir.mkdir(parents=True, exist_ok=True)
     if classifier_only:
-        import numpy as np
-
-        classes = ["with_mask", "without_mask"]
         pairs = [(classes.index(f.label), [p.probabilities[c] for c in classes])
                  for i, preds in zip(images, predictions) for f, p in zip(i.faces, preds) if f.label in classes]
-        result["classification"] = classification_report(np.array([a for a, _ in pairs]),
-                                                         np.array([b for _, b in pairs]), classes)
+        labels, probabilities = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+        result["classification"] = classification_report(labels, probabilities, classes)
+        result["classification_two_class"] = two_class_report(labels, probabilities, classes)
+        matrix = np.array(result["classification"]["confusion_matrix"])
+        cv2.imwrite(str(out_dir / "confusion.png"), confusion_image(matrix, classes, setup["model"]))
+        click.echo("confusion (rows: truth, columns: predicted " + ", ".join(classes) + "):")
+        for name, row in zip(classes, matrix):
+            click.echo(f"  {name:>14s} " + " ".join(f"{v:5d}" for v in row))
+        two = result["classification_two_class"]
+        click.echo(f"with/without balanced accuracy {two['balanced_accuracy']:.4f} (recall "
+                   + ", ".join(f"{c} {r['recall']:.4f}" for c, r in two["per_class"].items()) + ")")
     curves = result.pop("curves")
-    out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "metrics.json", result)
     if not classifier_only:
         from maskmodel.exports import COCO_NAME, coco_json

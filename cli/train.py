@@ -28,13 +28,16 @@ import click
               help="Face crop margin (fraction of the box on each side).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--exclude", multiple=True, help="File name to leave out (repeatable).")
+@click.option("--photos", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Photo set with face boxes (images/ + annotations/ in PASCAL VOC), repeatable: each "
+                   "face is cut at the runtime detector's matching box, labels from the annotation.")
 @click.option("--face-detector", type=click.Choice(["yunet", "ssd"]), default="yunet", show_default=True,
               help="Detector that cuts the training crops (use the runtime's).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no per-epoch lines.")
 @click.option("--verbose", is_flag=True, help="Also TensorFlow's own start-up and device logs.")
 def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epochs, first_block, copies,
-          margin, seed, exclude, face_detector, quiet, verbose) -> None:
-    """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test).
+          margin, seed, exclude, photos, face_detector, quiet, verbose) -> None:
+    """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test) and --photos.
 
     Phase 1 trains the head on cached features of the frozen backbone; phase 2 unfreezes the top
     blocks at a low learning rate. Writes model.keras, model.onnx, metrics.json, curves.png,
@@ -45,7 +48,7 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
     if not verbose:  # read by TensorFlow when it loads, below
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    from maskmodel.faces import one_face_detector
+    from maskmodel.faces import create_face_detector, one_face_detector
     from maskmodel.training.train import TrainConfig, TrainingDataError
     from maskmodel.training.train import train as run_training
 
@@ -59,7 +62,8 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
 
         check_imagenet_weights(config.alpha, config.input_size)
     try:
-        metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet)
+        metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet,
+                               photos=list(photos), photo_detector=create_face_detector(face_detector))
     except (TrainingDataError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     for split, result in metrics["splits"].items():

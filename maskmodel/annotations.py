@@ -179,3 +179,12 @@ def relabel(images: list[AnnotatedImage], mapping: dict[str, str]) -> list[Annot
         AnnotatedImage(image.image_path, tuple(AnnotatedFace(f.box, mapping.get(f.label, f.label)) for f in image.faces))
         for image in images
     ]
+
+
+# Names that annotated sets give to a mask worn below the nose or on the chin.
+CANONICAL_LABELS = {"with_incorrect_mask": "mask_incorrect", "mask_weared_incorrect": "mask_incorrect"}
+
+
+def canonical_labels(images: list[AnnotatedImage]) -> list[AnnotatedImage]:
+    """`relabel` by `CANONICAL_LABELS`: every set's incorrectly-worn mask becomes `mask_incorrect`."""
+    return relabel(images, CANONICAL_LABELS)

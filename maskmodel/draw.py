@@ -3,7 +3,7 @@ overlapping each other), a legend with counts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import cv2
@@ -88,7 +88,7 @@ def label_layout(canvas_shape: tuple[int, ...], faces: list[Face], classes: list
     the faces in canvas pixels, the classes (unknown labels appended), the placed captions, their
     font scale and the legend."""
     if style.enlarge != 1:
-        faces = [Face(tuple(v * style.enlarge for v in f.box), f.score, f.label, f.probabilities) for f in faces]
+        faces = [replace(f, box=tuple(v * style.enlarge for v in f.box)) for f in faces]
     classes = list(classes) + sorted({f.label for f in faces} - set(classes))
     boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
     tags = class_tags(classes) if label_mode(style, boxes) == "short" else None

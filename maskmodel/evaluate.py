@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmodel.annotations import AnnotatedImage
+from maskmodel.annotations import AnnotatedImage, canonical_labels
 from maskmodel.classifier import MaskClassifier
 from maskmodel.faces import NO_FACES, FaceDetector, largest_face
 from maskmodel.imageio import read_image
@@ -17,6 +17,7 @@ from maskmodel.metrics import classification_report
 # crowd-dev photos that also appear (whole, or a near-identical face) in real-facemask: left out of
 # every crowd-dev evaluation.
 CROWD_DEV_OVERLAP = frozenset({"maksssksksss71.png", "maksssksksss758.png"})
+TWO_CLASSES = ("with_mask", "without_mask")
 SIZE_BUCKETS = (("<16", 0, 16), ("16-32", 16, 32), (">=32", 32, float("inf")))
 
 
@@ -25,17 +26,44 @@ def face_size(box: tuple[float, float, float, float]) -> float:
     return max(box[2] - box[0], box[3] - box[1])
 
 
-def evaluate_annotated_faces(classifier: MaskClassifier, images: list[AnnotatedImage]) -> dict:
-    """Classify every annotated face whose label is one of the classifier's classes.
+def two_class_report(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:
+    """`classification_report` over `TWO_CLASSES` for a model with those and possibly more classes.
 
-    Faces with other labels (for example `mask_weared_incorrect`) are counted and left out.
+    Faces of other classes are left out, and so are the model's other outputs (each face is called
+    by the larger of its two probabilities): for a two-class model this is the plain report.
+    """
+    columns = [classes.index(name) for name in TWO_CLASSES]
+    labels = np.asarray(labels, int)
+    keep = np.isin(labels, columns)
+    remapped = np.array([columns.index(label) for label in labels[keep]], dtype=int)
+    return classification_report(remapped, np.asarray(probabilities)[keep][:, columns], list(TWO_CLASSES))
+
+
+def _report_by_size(labels: np.ndarray, probabilities: np.ndarray, sizes: np.ndarray, classes: list[str],
+                    report=classification_report) -> dict:
+    """`report` over all faces, plus one per size bucket under `by_size`."""
+    result = report(labels, probabilities, classes)
+    result["by_size"] = {}
+    for name, low, high in SIZE_BUCKETS:
+        inside = (sizes >= low) & (sizes < high)
+        result["by_size"][name] = report(labels[inside], probabilities[inside], classes)
+    return result
+
+
+def evaluate_annotated_faces(classifier: MaskClassifier, images: list[AnnotatedImage]) -> dict:
+    """Classify every annotated face whose label (made canonical) is one of the classifier's classes.
+
+    Labels are mapped by `annotations.CANONICAL_LABELS` (crowd-dev's `mask_weared_incorrect` becomes
+    `mask_incorrect`); faces with other labels (for a two-class model, `mask_incorrect`) are counted
+    and left out.
 
     Returns:
-        `classification_report` over all faces, plus one per size bucket (`<16`, `16-32`, `>=32` px).
+        `classification_report` over all faces, plus one per size bucket (`<16`, `16-32`, `>=32` px),
+        and the same for `with_mask` / `without_mask` alone under `two_class` (see `two_class_report`).
     """
     classes = list(classifier.contract.classes)
     labels, probabilities, sizes, skipped = [], [], [], 0
-    for annotated in images:
+    for annotated in canonical_labels(images):
         faces = [f for f in annotated.faces if f.label in classes]
         skipped += len(annotated.faces) - len(faces)
         if not faces:
@@ -44,16 +72,11 @@ def evaluate_annotated_faces(classifier: MaskClassifier, images: list[AnnotatedI
         probabilities.append(classifier.predict(image, [f.box for f in faces]))
         labels += [classes.index(f.label) for f in faces]
         sizes += [face_size(f.box) for f in faces]
-    labels_array, sizes_array = np.array(labels), np.array(sizes)
+    labels_array, sizes_array = np.array(labels, dtype=int), np.array(sizes)
     probabilities_array = np.concatenate(probabilities)
-    result = classification_report(labels_array, probabilities_array, classes)
+    result = _report_by_size(labels_array, probabilities_array, sizes_array, classes)
     result["skipped_other_labels"] = skipped
-    result["by_size"] = {}
-    for name, low, high in SIZE_BUCKETS:
-        inside = (sizes_array >= low) & (sizes_array < high)
-        result["by_size"][name] = classification_report(
-            labels_array[inside], probabilities_array[inside], classes
-        )
+    result["two_class"] = _report_by_size(labels_array, probabilities_array, sizes_array, classes, two_class_report)
     return result
 
 

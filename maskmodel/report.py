@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "path", "status", "face", "frame", "time_s", "track", "x1", "y1", "x2", "y2", "score", "label",
-    "p_with_mask", "p_without_mask", "width", "height", "detector", "model", "message", "output", "rows",
+    "p_with_mask", "p_without_mask", "p_mask_incorrect", "width", "height", "detector", "model", "message",
+    "output", "rows",
 )
 STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
 WORKER_DIED = "the worker process died {} times on this file"  # retried by --resume
@@ -69,6 +70,8 @@ def image_rows(relative: str, faces: list[Face], width: int, height: int, detect
             "label": face.label,
             "p_with_mask": round(face.probabilities.get("with_mask", float("nan")), 4),
             "p_without_mask": round(face.probabilities.get("without_mask", float("nan")), 4),
+            **({"p_mask_incorrect": round(face.probabilities["mask_incorrect"], 4)}
+               if "mask_incorrect" in face.probabilities else {}),
         }
         for index, face in enumerate(faces)
     ]
@@ -225,7 +228,9 @@ class Summary:
     `images` counts images and `videos` videos (with `video_frames`, their processed frames that hold a
     face); these and the other counts describe the whole report (after `--resume` too); `processed` and
     `seconds` describe this run, and `skipped_files` the files of the input folders that were not
-    images or videos, by extension.
+    images or videos, by extension. Only `with_mask` faces are compliant: `mask_incorrect` (a
+    three-class model's mask below the nose) is counted on its own and, like `without_mask`, lowers
+    the compliance rate.
     """
 
     images: int = 0
@@ -278,6 +283,7 @@ class Summary:
             "faces": self.faces,
             "with_mask": masked,
             "without_mask": self.labels.get("without_mask", 0),
+            "mask_incorrect": self.labels.get("mask_incorrect", 0),
             "compliance_rate": round(masked / self.faces, 4) if self.faces else None,
             "images_without_faces": self.no_face,
             "errors": len(self.errors),

@@ -12,6 +12,7 @@ from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.imageio import read_image
 
 PUBLISHED = maskmodel.list_models(task="classification")
+VERSIONS = [f"{name}@{version}" for name in PUBLISHED for version in maskmodel.zoo.manifest()["models"][name]["versions"]]
 
 
 def real_crops(classifier, count: int = 24) -> list[np.ndarray]:
@@ -35,7 +36,7 @@ BACKENDS += [("onnxruntime", "auto")]
 
 
 @pytest.mark.parametrize("backend,engine", BACKENDS)
-@pytest.mark.parametrize("name", PUBLISHED)
+@pytest.mark.parametrize("name", VERSIONS)
 def test_keras_and_onnx_backends_agree(name, backend, engine):
     keras = pytest.importorskip("keras")
     if backend == "onnxruntime":

@@ -92,7 +92,7 @@ def difference_hash(image: np.ndarray) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def _group_duplicates(samples: list[Sample]) -> tuple[int, int]:
+def group_duplicates(samples: list[Sample]) -> tuple[int, int]:
     """Union exact and near duplicates into groups (sets `Sample.group`); returns both counts."""
     parent = list(range(len(samples)))
 
@@ -130,7 +130,7 @@ def _group_duplicates(samples: list[Sample]) -> tuple[int, int]:
     return exact, near
 
 
-def _assign_splits(samples: list[Sample], fractions: tuple[float, float, float], seed: int) -> None:
+def assign_splits(samples: list[Sample], fractions: tuple[float, float, float], seed: int) -> None:
     """Give every group one split: the strictest given split of a member, else a seeded draw."""
     priority = {"test": 0, "val": 1, "train": 2}
     given: dict[int, str] = {}
@@ -185,8 +185,8 @@ def load_dataset(
         sample.sha256 = hashlib.sha256(sample.path.read_bytes()).hexdigest()
         sample.dhash = difference_hash(image)
         samples.append(sample)
-    report.exact_duplicates, report.near_duplicates = _group_duplicates(samples)
-    _assign_splits(samples, fractions, seed)
+    report.exact_duplicates, report.near_duplicates = group_duplicates(samples)
+    assign_splits(samples, fractions, seed)
     labels_by_content: dict[str, set[str]] = {}
     labels_by_group: dict[int, set[str]] = {}
     for sample in samples:

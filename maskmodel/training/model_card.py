@@ -10,17 +10,23 @@ Generated from `weights/manifest.json` by `python -m maskmodel.training.model_ca
 step); edit the text in `maskmodel/training/model_card.py`, never the numbers here.
 
 ## What they do
-Classify a face crop as `with_mask` or `without_mask`. They are the second stage of the maskmodel
+Classify a face crop as `with_mask` or `without_mask` (1.x versions), or as `with_mask`, `without_mask` or
+`mask_incorrect` (2.x versions: a mask worn below the nose or on the chin). The classes of each version are
+listed in the manifest, in the order of the model's outputs. They are the second stage of the maskmodel
 pipeline: a face detector (YuNet by default) finds faces, each face box is cut by the project's one crop
 function (square, margin on every side, border replicated, area/bilinear resize) and classified.
 
 ## Intended use and limits
 - Counting mask wearing in photos and video of public places, privacy-safe reporting (`--blur-faces`),
   research. Not for decisions about individual people.
-- Trained on face photos from the web (covid19-facemask, real-facemask); a part of covid19-facemask has
-  synthetic (pasted) masks. Measured on real street and crowd photos (crowd-dev) and reported by face size:
-  faces under 16 px are guesses more often, and masks worn incorrectly are not a class (they are left out
-  of the two-class metrics).
+- 1.x: trained on face photos from the web (covid19-facemask, real-facemask); a part of covid19-facemask
+  has synthetic (pasted) masks. 2.x: the same plus the faces of ilc-2021's real photos (street, groups,
+  portraits), cut at the runtime detector's boxes; ilc-2021 states **no licence**: it was used for training
+  and measuring only, and none of its images are redistributed. Each version lists its data and what is
+  known of their licences.
+- Measured on real street and crowd photos (crowd-dev) and reported by face size: faces under 16 px are
+  guesses more often. The with/without metrics leave incorrectly worn masks out (and a three-class model's
+  third output); "own classes" rows score a three-class model on all of its classes.
 - Errors seen on crowd-dev: unmasked faces that are dark, turned away, or cut by a head in front are the
   most frequent mistakes (called `with_mask`).
 
@@ -30,12 +36,37 @@ splits (exact and perceptual-hash near duplicates never straddle train/val/test)
 photos (flips, small rotations/scales/shifts, colour and low-light jitter, blur, JPEG artefacts, occluding
 heads pasted over an edge, and low-resolution simulation: faces shrunk to 8-48 px and enlarged again),
 ImageNet MobileNetV2, phase 1 head only on cached backbone features, phase 2 top blocks unfrozen at a low
-learning rate, early stopping on validation loss.
+learning rate, early stopping on validation loss. 2.x adds the faces of annotated photos (`--photos`), each
+cut at the runtime detector's box (YuNet at 640 and 1024 px) that matches its annotated box (IoU >= 0.3), or
+at the annotated box where the detector misses it, with its annotated label; photos are split into
+train/val/test duplicate-aware by a seeded hash, and the val part is reported apart.
 """
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _row(name: str, result: dict) -> str:
+    """A table row of a with/without summary."""
+    return (f"| {name} | {result['count']} | {_pct(result['accuracy'])} | {_pct(result['balanced_accuracy'])} | "
+            f"{_pct(result['roc_auc'])} | {_pct(result['recall']['with_mask'])} / "
+            f"{_pct(result['recall']['without_mask'])} |")
+
+
+def _own_classes(metrics: dict) -> list[str]:
+    """Recall per class and the confusion matrix of each data set measured on all of a model's classes."""
+    lines = []
+    for name, result in metrics.items():
+        own = result.get("own_classes")
+        if own:
+            classes = list(own["recall"])
+            lines += ["", f"{name}, all {len(classes)} classes ({own['count']} faces, balanced accuracy "
+                      f"{_pct(own['balanced_accuracy'])}; rows: truth, columns: predicted):", "",
+                      "| truth | " + " | ".join(classes) + " | recall |", "|---" * (len(classes) + 2) + "|"]
+            lines += [f"| {c} | " + " | ".join(map(str, row)) + f" | {_pct(own['recall'][c])} |"
+                      for c, row in zip(classes, own["confusion_matrix"])]
+    return lines
 
 
 def render(manifest: dict) -> str:
@@ -48,6 +79,7 @@ def render(manifest: dict) -> str:
             default = " (default)" if version == entry["default"] else ""
             metrics = record["metrics"]
             test, crowd = metrics["training-data-test-split"], metrics.get("crowd-dev-faces")
+            licences = record["training_data"].get("licences", {})
             lines = [
                 f"## {name} {version}{default}",
                 "",
@@ -64,7 +96,8 @@ def render(manifest: dict) -> str:
                                         for f in record["files"].values()),
                 f"- Training data: {', '.join(record['training_data']['datasets'])} "
                 f"(images per split {record['training_data']['samples']}; excluded: "
-                f"{', '.join(record['training_data']['excluded_files']) or 'none'}).",
+                f"{', '.join(record['training_data']['excluded_files']) or 'none'})"
+                + ("; licences: " + "; ".join(f"{k}: {v}" for k, v in licences.items()) if licences else "") + ".",
                 f"- Recipe: {record['recipe']}; {record['training_seconds'] / 60:.1f} min on 2 CPU cores.",
                 f"- Command: `{record['command']}`.",
                 f"- Date: {record['date']}. Licence: {record['license']}.",
@@ -75,6 +108,9 @@ def render(manifest: dict) -> str:
                 f"{_pct(test['balanced_accuracy'])} | {_pct(test['roc_auc'])} | "
                 f"{_pct(test['recall']['with_mask'])} / {_pct(test['recall']['without_mask'])} |",
             ]
+            for key, result in metrics.items():
+                if key.endswith("-val-faces") or key == "covid19-facemask-test":
+                    lines.append(_row(key, result))
             if crowd:
                 lines.append(
                     f"| crowd-dev annotated faces | {crowd['count']} | {_pct(crowd['accuracy'])} | "
@@ -85,6 +121,7 @@ def render(manifest: dict) -> str:
                     lines.append(f"| crowd-dev faces {bucket} px | {result['count']} | | "
                                  f"{_pct(result['balanced_accuracy'])} | | |")
                 lines += ["", f"crowd-dev: {crowd['note']}."]
+            lines += _own_classes(metrics)
             parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 

@@ -3,11 +3,14 @@
 Usage::
 
     python -m maskmodel.training.publish runs/NAME --name mask-mobilenetv2-1.0 --version 1.0.0 \
-        --crowd-dev ../shared/datasets/crowd-dev
+        --crowd-dev ../shared/datasets/crowd-dev [--covid19-test ../shared/datasets/covid19-facemask/test] \
+        [--make-default]
 
-`weights/MODEL_CARD.md` is rendered again from the manifest. The manifest entry records the files (sha256, size, URL), the input contract, the classes, the metrics
-of the run's own test split and, with `--crowd-dev`, the classifier-only metrics on that set's annotated
-faces, measured here through OpenCV DNN on the published ONNX file.
+`weights/MODEL_CARD.md` is rendered again from the manifest. The manifest entry records the files (sha256, size,
+URL), the input contract, the classes, the metrics of the run's own test split, of the validation part of each
+photo set it trained on (`--photos`) and, with `--crowd-dev` / `--covid19-test`, the classifier-only metrics
+on those sets, measured here through OpenCV DNN on the published ONNX file. A model's default version moves
+to the new one only with `make_default` (or when it is the model's first version).
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ import json
 import shutil
 from pathlib import Path
 
-from maskmodel.annotations import read_voc_folder
+from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.crops import CropPolicy
-from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces
+from maskmodel.evaluate import CROWD_DEV_OVERLAP, TWO_CLASSES, evaluate_annotated_faces
+from maskmodel.faces import largest_face, one_face_detector
+from maskmodel.imageio import read_image
+from maskmodel.training.photos import split_photos
 from maskmodel.training.model_card import render
 from maskmodel.zoo import SEMVER, sha256_of
 
 FORMATS = {"onnx": "model.onnx", "keras": "model.keras"}
+# What is known about each training set's licence (for the manifest and the model card).
+DATA_LICENCES = {
+    "covid19-facemask": "free for non-commercial use (data-flair)",
+    "real-facemask": "MIT repository (chandrikadeb7/Face-Mask-Detection)",
+    "ilc-2021": "no licence stated: used here for training and measuring only, its images are not redistributed",
+}
 
 
 def _summary(report: dict) -> dict:
@@ -37,8 +49,30 @@ def _summary(report: dict) -> dict:
     return summary
 
 
+def _with_own_classes(report: dict) -> dict:
+    """The with/without summary of `report`, plus the model's own classes when it has more."""
+    summary = _summary(report["two_class"])
+    if len(report["per_class"]) > len(TWO_CLASSES):
+        summary["own_classes"] = {"count": report["count"], "balanced_accuracy": report["balanced_accuracy"],
+                                  "recall": {n: c["recall"] for n, c in report["per_class"].items()},
+                                  "confusion_matrix": report["confusion_matrix"]}
+    return summary
+
+
+def folder_as_annotations(root: Path, classes: tuple[str, ...]) -> list[AnnotatedImage]:
+    """`root/<class>/*` images as annotations: the largest one-pass YuNet face, or the whole image."""
+    detector = one_face_detector()
+    images = []
+    for label in classes:
+        folder = Path(root) / label
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            image = read_image(path)
+            images.append(AnnotatedImage(path, (AnnotatedFace(largest_face(detector.detect(image), image)[0], label),)))
+    return images
+
+
 def publish(run_dir: Path, name: str, version: str, weights_dir: Path, description: str,
-            crowd_dev: Path | None = None) -> dict:
+            crowd_dev: Path | None = None, covid19_test: Path | None = None, make_default: bool = False) -> dict:
     """Copy the run's model files into `weights_dir` and add `name@version` to its manifest."""
     if not SEMVER.match(version):
         raise ValueError(f"Expected a semantic version like 1.0.0. Received: version={version!r}")
@@ -68,11 +102,15 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
         "output": "softmax probabilities in the order of classes",
         "architecture": {"backbone": "MobileNetV2", "alpha": config["alpha"], "head": "global average pool, dropout, dense softmax"},
         "metrics": {"training-data-test-split": _summary(metrics["splits"]["test"])},
-        "training_data": {"datasets": [Path(p).name for p in run["data"]], "excluded_files": config["exclude"],
-                          "samples": {s: r["count"] for s, r in metrics["splits"].items()}},
+        "training_data": {"datasets": [Path(p).name for p in run["data"] + run.get("photos", [])],
+                          "excluded_files": config["exclude"],
+                          "samples": {s: r["count"] for s, r in metrics["splits"].items()},
+                          "licences": {Path(p).name: DATA_LICENCES.get(Path(p).name, "not recorded")
+                                       for p in run["data"] + run.get("photos", [])}},
         "recipe": {k: config[k] for k in ("crop_margin", "first_trainable_block", "augmented_copies",
                                            "head_epochs", "finetune_epochs", "head_lr", "finetune_lr", "seed")},
-        "command": " ".join(["maskmodel train", *run["data"], f"--out {run_dir}", f"--alpha {config['alpha']}",
+        "command": " ".join(["maskmodel train", *run["data"], *[f"--photos {p}" for p in run.get("photos", [])],
+                             f"--out {run_dir}", f"--alpha {config['alpha']}",
                              f"--input-size {config['input_size']}", f"--unfreeze-from {config['first_trainable_block']}",
                              f"--copies {config['augmented_copies']}", f"--margin {config['crop_margin']}",
                              f"--seed {config['seed']}", *[f"--exclude {name}" for name in config["exclude"]]]),
@@ -80,16 +118,30 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
         "date": datetime.date.today().isoformat(),
         "license": "MIT",
     }
+    classifier = MaskClassifier(weights_dir / files["onnx"]["file"], InputContract.from_manifest(record))
+    for photos in run.get("photos", []):
+        val = [p.annotated for p in split_photos(Path(photos), tuple(config["split_fractions"]), config["seed"],
+                                                 frozenset(config["exclude"])) if p.split == "val"]
+        record["metrics"][f"{Path(photos).name}-val-faces"] = {
+            **_with_own_classes(evaluate_annotated_faces(classifier, val)),
+            "note": "annotated faces of the validation photos (duplicate-aware seeded split, never trained on) "
+                    "classified from their boxes",
+        }
+    if covid19_test is not None:
+        faces = evaluate_annotated_faces(classifier, folder_as_annotations(covid19_test, TWO_CLASSES))
+        record["metrics"]["covid19-facemask-test"] = {
+            **_summary(faces["two_class"]), "note": "largest YuNet face of each image (the whole image if none)"}
     if crowd_dev is not None:
-        classifier = MaskClassifier(weights_dir / files["onnx"]["file"], InputContract.from_manifest(record))
         faces = evaluate_annotated_faces(classifier, read_voc_folder(crowd_dev, CROWD_DEV_OVERLAP))
         record["metrics"]["crowd-dev-faces"] = {
-            **_summary(faces),
-            "note": "annotated faces classified from their boxes; mask_weared_incorrect and the two images "
-                    "that also appear in real-facemask left out",
+            **_with_own_classes(faces),
+            "note": "annotated faces classified from their boxes; the two images that also appear in "
+                    "real-facemask left out; with/without metrics leave out mask_weared_incorrect faces (and a "
+                    "three-class model's third output), own_classes scores them as mask_incorrect",
         }
     entry["versions"][version] = record
-    entry["default"] = version
+    if make_default or len(entry["versions"]) == 1:
+        entry["default"] = version
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     (weights_dir / "MODEL_CARD.md").write_text(render(manifest))
     return record
@@ -103,8 +155,11 @@ def main() -> None:
     parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
     parser.add_argument("--description", default="Face-mask classifier (with_mask / without_mask).")
     parser.add_argument("--crowd-dev", type=Path)
+    parser.add_argument("--covid19-test", type=Path, help="covid19-facemask/test (folder per class).")
+    parser.add_argument("--make-default", action="store_true", help="Make this the model's default version.")
     args = parser.parse_args()
-    record = publish(args.run_dir, args.name, args.version, args.weights_dir, args.description, args.crowd_dev)
+    record = publish(args.run_dir, args.name, args.version, args.weights_dir, args.description, args.crowd_dev,
+                     args.covid19_test, args.make_default)
     print(json.dumps(record["metrics"], indent=2))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from maskmodel.faces import FaceDetector
 from maskmodel.local_models import CONTRACT_NAME
 from maskmodel.metrics import classification_report
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
-from maskmodel.training.data import SPLITS, CropSet, Sample, build_crop_sets, load_dataset
+from maskmodel.training.data import SPLITS, CropSet, build_crop_sets, load_dataset
+from maskmodel.training.photos import build_photo_crop_sets, face_counts, split_photos
 from maskmodel.zoo import cache_dir as model_cache
 
 
@@ -61,18 +63,34 @@ class TrainConfig:
         return CropPolicy(margin=self.crop_margin, square=True)
 
 
-def check_trainable(samples: list[Sample], classes: list[str]) -> None:
-    """Raise `TrainingDataError` unless there are two classes with training and validation images."""
+def check_trainable(counts: dict[str, Counter], classes: list[str]) -> None:
+    """Raise `TrainingDataError` unless there are two classes, each with training and validation images.
+
+    Args:
+        counts: images (or photo faces) per split and class.
+        classes: the class names.
+    """
     if len(classes) < 2:
-        raise TrainingDataError(f"Expected at least 2 class folders. Received: classes={classes}")
+        raise TrainingDataError(f"Expected at least 2 class folders or photo labels. Received: classes={classes}")
     for split in ("train", "val"):
-        counts = [sum(s.split == split and s.label == name for s in samples) for name in classes]
-        empty = [name for name, count in zip(classes, counts) if count == 0]
+        split_counts = {name: int(counts.get(split, Counter())[name]) for name in classes}
+        empty = [name for name, count in split_counts.items() if count == 0]
         if empty:
             raise TrainingDataError(
                 f"Expected images of every class in the {split} split. "
-                f"Received: no {split} images for {empty} (counts {dict(zip(classes, map(int, counts)))})"
+                f"Received: no {split} images for {empty} (counts {split_counts})"
             )
+
+
+def merge_crop_sets(*parts: dict[str, CropSet]) -> dict[str, CropSet]:
+    """Concatenate crop sets split by split."""
+    merged = {}
+    for split in SPLITS:
+        sets = [part[split] for part in parts if split in part]
+        if sets:
+            merged[split] = CropSet(np.concatenate([s.crops for s in sets]), np.concatenate([s.labels for s in sets]),
+                                    [p for s in sets for p in s.paths])
+    return merged
 
 
 def train(
@@ -82,17 +100,25 @@ def train(
     config: TrainConfig | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    photos: list[Path] = (),
+    photo_detector: FaceDetector | None = None,
 ) -> dict:
-    """Fine-tune MobileNetV2 on folder-per-class `data` and write a complete run directory.
+    """Fine-tune MobileNetV2 on folder-per-class `data` and annotated `photos`; write a run directory.
+
+    Classes are the class folders (sorted), then photo labels not among them (sorted), for example
+    `mask_incorrect` (see `annotations.CANONICAL_LABELS`).
 
     Args:
         data: dataset roots (`ROOT/<class>/*` or `ROOT/{train,val,test}/<class>/*`).
         out_dir: run directory to create.
-        detector: face detector used to cut detector-aligned training crops.
+        detector: face detector used to cut detector-aligned training crops of one-face images.
         config: training settings. Defaults to `TrainConfig()`.
         cache_dir: where face crops are cached (in a `crops-<settings>` folder). Defaults to the model
             cache, `$MASKMODEL_HOME` or `~/.cache/maskmodel`.
         progress: show progress bars.
+        photos: VOC photo sets (`images/`, `annotations/`), split by `photos.split_photos`.
+        photo_detector: the runtime's face detector, whose boxes the photo faces take (see
+            `photos.aligned_boxes`); required with `photos`.
 
     Returns:
         The metrics written to `metrics.json`.
@@ -113,10 +139,27 @@ def train(
     samples, report = load_dataset(
         [Path(p) for p in data], set(config.exclude), config.split_fractions, config.seed
     )
-    classes = report.classes
-    check_trainable(samples, classes)
+    photo_sets = [split_photos(Path(p), config.split_fractions, config.seed, frozenset(config.exclude))
+                  for p in photos]
+    counts = {split: Counter(s.label for s in samples if s.split == split) for split in SPLITS}
+    for photo_set in photo_sets:
+        for split, faces in face_counts(photo_set).items():
+            counts[split].update(faces)
+    photo_labels = sorted(set().union(*(c.keys() for c in counts.values())) - set(report.classes))
+    classes = report.classes + photo_labels
+    check_trainable(counts, classes)
+    if photos and photo_detector is None:
+        raise ValueError("Expected a photo_detector with photos. Received: photo_detector=None")
     crop_sets = build_crop_sets(samples, classes, detector, cache_dir, report, progress)
-    (out_dir / "dataset_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    photo_crops, photo_summaries = [], {}
+    for root, photo_set in zip(photos, photo_sets):
+        sets, photo_summaries[str(root)] = build_photo_crop_sets(photo_set, classes, photo_detector, cache_dir,
+                                                                 progress)
+        photo_crops.append(sets)
+    crop_sets = merge_crop_sets(crop_sets, *photo_crops)
+    photo_paths = {path for sets in photo_crops for crop_set in sets.values() for path in crop_set.paths}
+    (out_dir / "dataset_report.json").write_text(
+        json.dumps({**report.to_dict(), "classes": classes, "photos": photo_summaries}, indent=2))
     prepared = time.time()
 
     model = build_model(config.alpha, config.input_size, config.weights, len(classes), config.dropout)
@@ -159,12 +202,18 @@ def train(
         history.setdefault("phase", []).extend([phase] * len(fit.history["loss"]))
     trained = time.time()
 
-    metrics = {"classes": classes, "crop_policy": policy.to_dict(), "splits": {}}
+    metrics = {"classes": classes, "crop_policy": policy.to_dict(), "splits": {}, "photo_splits": {}}
     for split in SPLITS:
         if split in crop_sets:
-            crops = np.stack([runtime_crop(c, policy, size) for c in crop_sets[split].crops])
-            probabilities = model.predict(crops.astype(np.float32), batch_size=64, verbose=0)
+            probabilities = np.concatenate([  # in chunks: a whole split as float32 crops can exhaust memory
+                model.predict(np.stack([runtime_crop(c, policy, size) for c in chunk]).astype(np.float32),
+                              batch_size=64, verbose=0)
+                for chunk in np.array_split(crop_sets[split].crops, -(-len(crop_sets[split].crops) // 256))])
             metrics["splits"][split] = classification_report(crop_sets[split].labels, probabilities, classes)
+            from_photos = np.array([p in photo_paths for p in crop_sets[split].paths])
+            if from_photos.any():
+                metrics["photo_splits"][split] = classification_report(
+                    crop_sets[split].labels[from_photos], probabilities[from_photos], classes)
     model.save(out_dir / "model.keras")
     export_onnx(model, out_dir / "model.onnx")
     plot_curves(history, out_dir / "curves.png")
@@ -175,6 +224,7 @@ def train(
     run = {
         "config": asdict(config),
         "data": [str(p) for p in data],
+        "photos": [str(p) for p in photos],
         "classes": classes,
         "training_samples": int(len(y_train)),
         "history": history,
