@@ -10,7 +10,7 @@ import numpy as np
 
 from maskmodel.annotations import AnnotatedImage
 from maskmodel.classifier import MaskClassifier
-from maskmodel.faces import NO_FACES, FaceDetector, largest_face
+from maskmodel.faces import NO_FACES, FaceDetector, box_iou, largest_face
 from maskmodel.imageio import read_image
 from maskmodel.metrics import classification_report
 
@@ -55,20 +55,6 @@ def evaluate_annotated_faces(classifier: MaskClassifier, images: list[AnnotatedI
             labels_array[inside], probabilities_array[inside], classes
         )
     return result
-
-
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one `(4,)` box with each of `(N, 4)` boxes (x1, y1, x2, y2)."""
-    if len(boxes) == 0:
-        return np.zeros(0)
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
 
 
 def precision_recall_curve(scores: np.ndarray, hits: np.ndarray, positives: int) -> tuple[np.ndarray, np.ndarray]:
