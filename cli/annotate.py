@@ -64,9 +64,9 @@ INPUT = InputType()
 @click.option("--address", default=None, help="Ray cluster address (auto, ray://host:port); default: a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray (default: all).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
-def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, model, backend, jobs, resume,
-             overwrite, dry_run, image_format, blur_faces, include, exclude, hidden, max_pixels, every, codec, engine,
-             address, num_cpus, quiet) -> None:
+def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, model, backend, jobs,
+             resume, overwrite, dry_run, image_format, blur_faces, include, exclude, hidden, max_pixels, every, codec,
+             engine, address, num_cpus, quiet) -> None:
     """Find and classify every face in INPUTS (images and videos, files or directories, recursively;
     or folder URIs such as s3://bucket/photos).
 
@@ -81,7 +81,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     from maskmodel.annotate import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
     from maskmodel.annotate import annotate as run_annotate
 
-    detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
+    detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
     if engine == "ray":
         import importlib.util
 
@@ -137,11 +137,11 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @detector_options
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
-def predict(image, face_detector, preset, threshold, scales, flip, nms_iou, model) -> None:
+def predict(image, face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, model) -> None:
     """Print the faces of one IMAGE as JSON (box, score, label, probabilities)."""
     from maskmodel.imageio import ImageReadError, read_image
 
-    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
+    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
     try:
         pixels = read_image(image)
     except ImageReadError as error:

@@ -83,17 +83,24 @@ def classify(root, out_dir, model, face_detector) -> None:
               show_default=True, help="How to treat mask_weared_incorrect faces (ignore: neither found nor missed).")
 @click.option("--classifier-only", is_flag=True, help="Classify the annotated boxes; no face detection.")
 @click.option("--exclude", multiple=True, help="Image file name to leave out (repeatable).")
+@click.option("--fit-box", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Fit the box adjustment (median offset and scale) that makes the detector's boxes match this "
+                   "set's, write it to this calibration file (for --box-adjust) and report the metrics with it.")
 def detect(dataset, out_dir, data_format, names, model, face_detector, preset, threshold, scales, flip, nms_iou,
-           incorrect_as, classifier_only, exclude) -> None:
-    """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves.
+           box_adjust, incorrect_as, classifier_only, exclude, fit_box) -> None:
+    """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves, and the box
+    style: face AP at IoU 0.3, 0.5 and 0.5:0.95 and the median offset and scale between matched predicted
+    and annotated boxes.
 
     Writes metrics.json and pr_curves.png into OUT.
     """
+    import dataclasses
+
     import cv2
 
     import maskmodel
     from maskmodel.annotations import read_voc_folder, read_yolo_folder, relabel
-    from maskmodel.evaluate import classification_report, classify_annotated_boxes, evaluate_detections
+    from maskmodel.evaluate import box_style, classification_report, classify_annotated_boxes, evaluate_detections
     from maskmodel.imageio import read_image
     from maskmodel.plots import curve_plot
 
@@ -108,17 +115,23 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, preset, t
                   if i.image_path.name not in exclude]
     if incorrect_as != "ignore":
         images = relabel(images, {"mask_weared_incorrect": incorrect_as})
+    if classifier_only and fit_box:
+        raise click.BadParameter("needs detected boxes, not --classifier-only", param_hint="--fit-box")
     if classifier_only:
         classifier = maskmodel.load(model)
         predictions = classify_annotated_boxes(classifier, images)
         setup = {"mode": "classifier-only", "model": model}
     else:
-        settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
+        settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
         detector = mask_detector(model, settings)
         predictions = [detector.detect(read_image(i.image_path)) for i in images]
         setup = {"mode": "pipeline", "model": detector.model_name,
-                 **{key: "detector default" if value is None else value for key, value in settings.items()}}
+                 **{key: "detector default" if value is None else value for key, value in settings.items()},
+                 "box_adjust": dataclasses.asdict(detector.box_adjust)}
     result = evaluate_detections(images, predictions)
+    result["box_style"] = box_style(images, predictions)
+    if fit_box:
+        result["fitted"] = _fit_box(images, predictions, detector.box_adjust, fit_box, dataset)
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
     if classifier_only:
         import numpy as np
@@ -135,6 +148,41 @@ def detect(dataset, out_dir, data_format, names, model, face_detector, preset, t
                        (c["recall"], c["precision"]) for name, c in curves.items()},
                       f"precision-recall at IoU 0.5: {setup['model']}", "recall", "precision")
     cv2.imwrite(str(out_dir / "pr_curves.png"), plot)
+    style = result["box_style"]
     click.echo(f"face AP50 {result['face_ap50']:.4f}, mAP50 {result['map50']:.4f}, precision {result['precision']:.4f}, "
-               f"recall {result['recall']:.4f}, label accuracy {result['label_accuracy_on_matched']:.4f}; "
-               f"written to {out_dir}")
+               f"recall {result['recall']:.4f}, label accuracy {result['label_accuracy_on_matched']:.4f}")
+    click.echo("face AP at IoU 0.3 / 0.5 / 0.5:0.95: " + " / ".join(f"{v:.4f}" for v in style["face_ap"].values())
+               + "; annotated vs predicted boxes (median): " + _offset_text(style["offset"]))
+    if fit_box:
+        fitted = result["fitted"]
+        click.echo(f"fitted box adjustment {fitted['box_adjust']} written to {fit_box}; with it: face AP50 "
+                   f"{fitted['face_ap50']:.4f}, mAP50 {fitted['map50']:.4f}, face AP at IoU 0.3 / 0.5 / 0.5:0.95: "
+                   + " / ".join(f"{v:.4f}" for v in fitted["face_ap"].values()))
+    click.echo(f"written to {out_dir}")
+
+
+def _offset_text(offset: dict) -> str:
+    return (f"centre offset {offset['dx']:+.3f} widths, {offset['dy']:+.3f} heights; scale {offset['sw']:.3f} wide, "
+            f"{offset['sh']:.3f} high ({offset['pairs']} faces matched at IoU 0.3)")
+
+
+def _fit_box(images: list, predictions: list, current, path: Path, dataset: Path) -> dict:
+    """Fit a box adjustment on top of `current` (so it applies to the detector's own boxes), save it and
+    measure the predictions with it."""
+    import dataclasses
+
+    import numpy as np
+
+    from maskmodel.boxstyle import fit_box_adjust
+    from maskmodel.evaluate import box_style, evaluate_detections, face_matches
+
+    _, _, _, predicted, truth = face_matches(images, predictions, ("with_mask", "without_mask"), 0.3)
+    extra = fit_box_adjust(predicted, truth)
+    fitted = current.then(extra)
+    adjusted = [[dataclasses.replace(f, box=tuple(map(float, extra.apply(np.array([f.box]))[0]))) for f in faces]
+                for faces in predictions]
+    fitted.save(path, fitted_on=str(dataset), pairs=len(predicted))
+    result = evaluate_detections(images, adjusted)
+    return {"box_adjust": dataclasses.asdict(fitted), "face_ap50": result["face_ap50"], "map50": result["map50"],
+            "precision": result["precision"], "recall": result["recall"],
+            "face_ap": box_style(images, adjusted)["face_ap"]}

@@ -25,9 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskmodel.boxstyle import BoxAdjust
 from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.draw import draw_faces
-from maskmodel.faces import detector_options
+from maskmodel.faces import DEFAULT_FACE_DETECTOR, detector_options
 from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, decode_image, encode_image, read_image
 from maskmodel.outputs import LocalFolder, RemoteFolder, open_folder
 from maskmodel.pipeline import MaskDetector
@@ -47,13 +48,14 @@ class AnnotateSettings:
     (`s3://bucket/run`, see `maskmodel.outputs`)."""
 
     out_dir: str
-    face_detector: str = "yunet"
+    face_detector: str = DEFAULT_FACE_DETECTOR
     model: str = DEFAULT_CLASSIFIER
     backend: str = "auto"
     score_threshold: float | None = None
     scales: tuple[int, ...] | None = None
     flip: bool = False
     nms_threshold: float | None = None
+    box_adjust: BoxAdjust | None = None
     image_format: str = "same"
     blur_faces: bool = False
     dry_run: bool = False
@@ -86,7 +88,7 @@ def _start_worker(settings: AnnotateSettings, threads: int | None = None) -> Non
         cv2.setNumThreads(threads)
     options = detector_options(settings.face_detector, settings.score_threshold, settings.scales, settings.flip,
                                settings.nms_threshold)
-    detector = MaskDetector(settings.face_detector, settings.model, settings.backend, **options)
+    detector = MaskDetector(settings.face_detector, settings.model, settings.backend, settings.box_adjust, **options)
     _worker = (detector, settings, open_folder(settings.out_dir))
 
 

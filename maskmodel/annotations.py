@@ -73,3 +73,17 @@ def relabel(images: list[AnnotatedImage], mapping: dict[str, str]) -> list[Annot
         AnnotatedImage(image.image_path, tuple(AnnotatedFace(f.box, mapping.get(f.label, f.label)) for f in image.faces))
         for image in images
     ]
+
+
+def split_by_name(images: list[AnnotatedImage], val_percent: int = 20) -> tuple[list[AnnotatedImage], list[AnnotatedImage]]:
+    """Deterministic train/val split by a hash of each image's file name (stable when files are added).
+
+    Returns:
+        `(train, val)`, about `val_percent` % of the images in `val`.
+    """
+    import hashlib
+
+    def in_val(image: AnnotatedImage) -> bool:
+        return int(hashlib.sha256(Path(image.image_path).name.encode()).hexdigest()[:8], 16) % 100 < val_percent
+
+    return [i for i in images if not in_val(i)], [i for i in images if in_val(i)]

@@ -255,19 +255,24 @@ class HaarDetector:
 
 
 FACE_DETECTORS = {"centerface": "centerface", "yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
+DEFAULT_FACE_DETECTOR = "centerface"
 MULTI_PASS = ("centerface", "yunet")  # detectors with scales, flip and nms_threshold
-# Runtime defaults, chosen on crowd-dev (docs/benchmarks.md): a second YuNet pass with the image
-# enlarged to 1024 px finds many of the small faces of crowd photos that one pass at 640 px misses.
-# More passes find more at a price: the "accuracy" preset below (about 3x slower) finds more
-# faces at the same precision; with its threshold lowered to 0.3 it ranks best (face AP50 0.80) but
-# most of the extra boxes are wrong or unlabelled, so that is not the preset.
-DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1024)}}
-# Named YuNet settings (`--preset`), measured on crowd-dev in docs/benchmarks.md.
-YUNET_PRESETS = {
-    "speed": {"scales": (640,)},
-    "default": {},
-    "accuracy": {"scales": (640, 1024, 1600), "flip": True, "score_threshold": 0.7, "nms_threshold": 0.5},
+# Runtime defaults, chosen on crowd-dev and ILC val (docs/benchmarks.md). YuNet: a second pass with
+# the image enlarged to 1024 px finds many of the small faces of crowd photos that one pass at 640 px
+# misses. CenterFace (the default detector): see PRESETS.
+DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1024)}, "centerface": {}}
+# Named settings per detector (`--preset`), measured in docs/benchmarks.md; "default" is the
+# detector's defaults. YuNet's accuracy preset (about 3x slower) finds more faces at the default's
+# precision; with its threshold lowered to 0.3 it ranks better but most extra boxes are wrong.
+PRESETS = {
+    "centerface": {"speed": {"scales": (640,)}, "default": {}, "accuracy": {"scales": (1024,), "flip": True}},
+    "yunet": {
+        "speed": {"scales": (640,)},
+        "default": {},
+        "accuracy": {"scales": (640, 1024, 1600), "flip": True, "score_threshold": 0.7, "nms_threshold": 0.5},
+    },
 }
+PRESET_NAMES = ("speed", "default", "accuracy")
 
 
 def detector_options(face_detector: str, score_threshold: float | None = None, scales: tuple[int, ...] | None = None,
@@ -285,8 +290,8 @@ def detector_options(face_detector: str, score_threshold: float | None = None, s
     return options
 
 
-def create_face_detector(name: str = "yunet", **options) -> FaceDetector:
-    """A face detector by short name (`yunet`, `ssd`, `haar`), its files resolved by the zoo.
+def create_face_detector(name: str = DEFAULT_FACE_DETECTOR, **options) -> FaceDetector:
+    """A face detector by short name (`centerface`, `yunet`, `ssd`, `haar`), its files resolved by the zoo.
 
     Keyword options go to the detector class (for example `scales=` or `score_threshold=`); those not
     given take the runtime defaults of `DETECTOR_DEFAULTS`.

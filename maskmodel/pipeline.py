@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maskmodel.boxstyle import BOX_STYLES, BoxAdjust
 from maskmodel.classifier import MaskClassifier
-from maskmodel.faces import FaceDetector, create_face_detector
+from maskmodel.faces import DEFAULT_FACE_DETECTOR, FaceDetector, create_face_detector
 
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
@@ -26,18 +27,22 @@ class MaskDetector:
     """Find every face in a BGR image and classify it `with_mask` / `without_mask`.
 
     Args:
-        face_detector: `"yunet"` (default), `"ssd"`, `"haar"`, or any object with
+        face_detector: `"centerface"` (default), `"yunet"`, `"ssd"`, `"haar"`, or any object with
             `detect(image) -> (N, 5) array` and a `name`.
         model: zoo name of the classifier (`name@version` accepted), or a `MaskClassifier`.
         backend: classifier backend when `model` is a name (`"auto"`, `"opencv"`, `"onnxruntime"`).
+        box_adjust: how the reported boxes are moved and scaled from the detector's (see
+            `maskmodel.boxstyle`); `None` takes the detector's default box style (`BOX_STYLES`).
+            The classifier always crops the detector's own box.
         **detector_options: passed to the face detector (for example `score_threshold=`).
     """
 
     def __init__(
         self,
-        face_detector: str | FaceDetector = "yunet",
+        face_detector: str | FaceDetector = DEFAULT_FACE_DETECTOR,
         model: str | MaskClassifier = DEFAULT_CLASSIFIER,
         backend: str = "auto",
+        box_adjust: BoxAdjust | None = None,
         **detector_options: object,
     ) -> None:
         from maskmodel import load, model_info
@@ -45,6 +50,7 @@ class MaskDetector:
         if isinstance(face_detector, str):
             face_detector = create_face_detector(face_detector, **detector_options)
         self.face_detector = face_detector
+        self.box_adjust = BOX_STYLES.get(face_detector.name, BoxAdjust()) if box_adjust is None else box_adjust
         if isinstance(model, str):
             info = model_info(model)
             self.model_name = f"{info['name']}@{info['version']}"
@@ -64,7 +70,8 @@ class MaskDetector:
         boxes = [self.face_detector.detect(image) for image in images]
         crops = [c for image, b in zip(images, boxes) for c in self.classifier.crops(image, b[:, :4])]
         probabilities = iter(self.classifier.predict_crops(crops))
-        return [[self._face(row, next(probabilities)) for row in image_boxes] for image_boxes in boxes]
+        return [[self._face(row, next(probabilities)) for row in self.box_adjust.apply(image_boxes)]
+                for image_boxes in boxes]
 
     def _face(self, row: np.ndarray, probabilities: np.ndarray) -> Face:
         return Face(
