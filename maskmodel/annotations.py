@@ -75,7 +75,8 @@ def relabel(images: list[AnnotatedImage], mapping: dict[str, str]) -> list[Annot
     ]
 
 
-def split_by_name(images: list[AnnotatedImage], val_percent: int = 20) -> tuple[list[AnnotatedImage], list[AnnotatedImage]]:
+def split_by_name(images: list[AnnotatedImage],
+                  val_percent: int = 20) -> tuple[list[AnnotatedImage], list[AnnotatedImage]]:
     """Deterministic train/val split by a hash of each image's file name (stable when files are added).
 
     Returns:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ from maskmodel.crops import resize_image
 from maskmodel.faces import MIN_DETECTION_SIDE, NO_FACES, merge_passes, mirror_boxes, mirror_landmarks
 
 STRIDE, PAD = 4, 32
+OUTPUTS = ("537", "538", "539", "540")  # heat, scale, offset, landmarks
 BACKENDS = ("auto", "opencv", "onnxruntime")
 NO_LANDMARKS = np.zeros((0, 10), dtype=np.float32)
 
@@ -87,7 +89,7 @@ def _dynamic_shape(shape: bytes) -> bytes:
     return b"".join(_message(1, _message(2, names[i]) if i in names else dim) for i, dim in enumerate(dims))
 
 
-def dynamic_onnx(model: bytes, image_input: str = "input.1", outputs: tuple[str, ...] = ("537", "538", "539", "540")) -> bytes:
+def dynamic_onnx(model: bytes, image_input: str = "input.1", outputs: tuple[str, ...] = OUTPUTS) -> bytes:
     """The ONNX `model` with `image_input` and `outputs` given shape `[N, C, H, W]`.
 
     The other graph inputs of the upstream file are its weights (initializers listed as inputs, as
@@ -95,6 +97,7 @@ def dynamic_onnx(model: bytes, image_input: str = "input.1", outputs: tuple[str,
     Path: ModelProto.graph (7) → GraphProto.input (11) / output (12) → ValueInfoProto.type (2) →
     TypeProto.tensor_type (1) → shape (2).
     """
+
     def name_of(value_info: bytes) -> str:
         return next(p for f, p, _ in _fields(value_info) if f == 1).decode()
 
@@ -150,7 +153,7 @@ class CenterFaceDetector:
         self.scales, self.score_threshold, self.nms_threshold = scales, score_threshold, nms_threshold
         self.flip, self.merge = flip, merge
         self.backend = ("onnxruntime" if onnxruntime_available() else "opencv") if backend == "auto" else backend
-        model = dynamic_onnx(open(model_path, "rb").read())
+        model = dynamic_onnx(Path(model_path).read_bytes())
         if self.backend == "onnxruntime":
             import onnxruntime
 
@@ -175,7 +178,7 @@ class CenterFaceDetector:
         if self.backend == "onnxruntime":
             return self._session.run(None, {"input.1": blob})
         self._net.setInput(blob)
-        return list(self._net.forward(["537", "538", "539", "540"]))
+        return list(self._net.forward(list(OUTPUTS)))
 
     def _detect_at(self, image: np.ndarray, longer_side: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
         height, width = image.shape[:2]
