@@ -122,7 +122,9 @@ class CenterFaceDetector:
         model_path: the upstream `centerface_bnmerged.onnx` (made dynamic in memory).
         scales: longer image side, in pixels, of each detection pass (`None`: native size).
             Defaults to `(800,)`.
-        score_threshold: minimum face score (CenterFace scores run lower than YuNet's). Defaults to `0.35`.
+        score_threshold: minimum face score (CenterFace scores run lower than YuNet's). With several
+            passes it applies to the merged score; each pass keeps candidates from half of it, so a face
+            found weakly by one pass still adds to the fusion. Defaults to `0.3`.
         nms_threshold: IoU of the greedy NMS within one pass and of the merge across passes.
             Defaults to `0.3`.
         flip: also detect in the mirrored image at each scale (batched with the plain pass). Defaults to
@@ -138,7 +140,7 @@ class CenterFaceDetector:
         self,
         model_path: str | os.PathLike,
         scales: tuple[int | None, ...] = (800,),
-        score_threshold: float = 0.35,
+        score_threshold: float = 0.3,
         nms_threshold: float = 0.3,
         flip: bool = False,
         merge: str = "wbf",
@@ -151,6 +153,7 @@ class CenterFaceDetector:
         if merge not in ("wbf", "nms"):
             raise ValueError(f"Expected merge in ('wbf', 'nms'). Received: merge={merge!r}")
         self.scales, self.score_threshold, self.nms_threshold = scales, score_threshold, nms_threshold
+        self._pass_threshold = score_threshold / 2 if len(scales) > 1 or flip else score_threshold
         self.flip, self.merge = flip, merge
         self.backend = ("onnxruntime" if onnxruntime_available() else "opencv") if backend == "auto" else backend
         model = dynamic_onnx(Path(model_path).read_bytes())
@@ -159,6 +162,7 @@ class CenterFaceDetector:
 
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = max(1, cv2.getNumThreads())  # share OpenCV's thread budget
+            options.log_severity_level = 3  # errors only: the upstream graph draws harmless warnings
             self._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         else:
             self._net = cv2.dnn.readNetFromONNX(np.frombuffer(model, np.uint8))
@@ -171,7 +175,9 @@ class CenterFaceDetector:
         """Boxes as `detect`, and `(N, 10)` landmarks: (x, y) of right eye, left eye, nose tip, right and
         left mouth corner."""
         passes = [p for scale in self.scales for p in self._detect_at(image, scale)]
-        return merge_passes(passes, self.nms_threshold, self.merge)
+        boxes, landmarks = merge_passes(passes, self.nms_threshold, self.merge)
+        keep = boxes[:, 4] >= self.score_threshold
+        return boxes[keep], landmarks[keep]
 
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         """The four raw maps (heat, scale, offset, landmarks) of an NCHW RGB float32 blob."""
@@ -202,7 +208,7 @@ class CenterFaceDetector:
 
     def _decode(self, maps: list[np.ndarray], factor: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         heat, scale, offset, marks = maps
-        ys, xs = np.nonzero(heat[0] > self.score_threshold)
+        ys, xs = np.nonzero(heat[0] > self._pass_threshold)
         if len(ys) == 0:
             return NO_FACES.copy(), NO_LANDMARKS.copy()
         h, w = np.exp(scale[0, ys, xs]) * STRIDE, np.exp(scale[1, ys, xs]) * STRIDE
