@@ -1,12 +1,13 @@
 """Speed and memory of `maskmodel annotate` on crowd-dev, and `import maskmodel` time.
 
-    python bench/annotate_speed.py [--runs 1:opencv,2:opencv,...] [--out bench/results/annotate_speed.json]
+    python bench/annotate_speed.py [--runs 1:opencv,2:opencv,...] [--repeat N] [--out bench/results/annotate_speed.json]
 
 Runs the installed `maskmodel annotate` command (as a user would) over the 150 crowd-dev photos for
 each `--jobs` / `--backend` pair (plus extra flags), timing the whole command (start-up and model loading
-included) and sampling the resident memory of the process tree every 20 ms. Speed ratios are against the
-old default (`--face-detector yunet`, jobs 2, ONNX Runtime) run in the same command. `import maskmodel` time is the median of 7 fresh
-interpreters minus that of an empty one.
+included) and sampling the resident memory of the process tree every 20 ms; with `--repeat N` the list
+runs N times round robin and each command's median run is reported. Speed ratios are against the old
+default (`--face-detector yunet`, jobs 2, ONNX Runtime) run in the same command. `import maskmodel` time
+is the median of 7 fresh interpreters minus that of an empty one.
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ def main() -> None:
     parser.add_argument("--runs", default="2:onnxruntime:--face-detector+yunet,1:opencv,2:opencv,1:onnxruntime,"
                         "2:onnxruntime,2:onnxruntime:--preset+speed,2:onnxruntime:--preset+accuracy",
                         help="Comma-separated JOBS:BACKEND[:FLAGS] (FLAGS with '+' for spaces).")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="Run the whole list this many times, round robin; report each command's median run.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/annotate_speed.json")
     args = parser.parse_args()
-    runs = []
-    for spec in args.runs.split(","):
-        jobs, backend, *extra = spec.split(":")
-        runs.append(run_annotate(int(jobs), backend, extra[0].split("+") if extra else []))
+    specs = [(int(jobs), backend, extra[0].split("+") if extra else [])
+             for jobs, backend, *extra in (spec.split(":") for spec in args.runs.split(","))]
+    repeats = [[run_annotate(*spec) for spec in specs] for _ in range(args.repeat)]
+    runs = [sorted((r[i] for r in repeats), key=lambda run: run["seconds"])[args.repeat // 2]
+            for i in range(len(specs))]
     imported = import_seconds()
     reference = next((r for r in runs if r["flags"] == OLD_DEFAULT), None)
     lines = ["| command | images | faces | seconds (whole command) | images/s | faces/s | peak RSS (MiB) |"

@@ -6,7 +6,8 @@
 Each configuration runs `MaskDetector` over the 148 crowd-dev photos (the two that overlap the
 training data left out) and over ILC val (the images of ilc-2021 whose file-name hash puts them in its
 20 % validation part, `maskmodel.annotations.split_by_name`), one image at a time in one process, timing
-decode + detection + classification (one warm-up image first); the first configuration is also timed by
+decode + detection + classification (one warm-up image first; the configurations take turns image by
+image, so that load changes on a shared machine hit them alike); the first configuration is also timed by
 faces per image and by image size (one photo resized up to 5120 px). Metrics: face AP50 (class-agnostic),
 per-class AP50 and their mean, recall by face size, label accuracy on matched faces, face AP at IoU 0.3
 and 0.5:0.95 and the median offset/scale of the annotated boxes from the reported ones
@@ -46,13 +47,15 @@ FAST, ACCURATE = "mask-mobilenetv2-0.35", "mask-mobilenetv2-1.0"
 
 # name -> (face detector, detector options, classifier, box adjustment: None = the detector's default)
 YUNET, CENTERFACE = PRESETS["yunet"], PRESETS["centerface"]
-OLD_DEFAULT = "old default: yunet 640+1024"
+OLD_DEFAULT = "old default: yunet 640+1024 t0.6 with own boxes"
 CONFIGS = {
-    "default: centerface": ("centerface", {}, FAST, None),
-    "speed: centerface": ("centerface", CENTERFACE["speed"], FAST, None),
-    "accuracy: centerface": ("centerface", CENTERFACE["accuracy"], FAST, None),
-    "default centerface, own boxes (--box-adjust none)": ("centerface", {}, FAST, BoxAdjust()),
-    OLD_DEFAULT: ("yunet", {}, FAST, None),
+    "default: centerface 800 t0.3": ("centerface", {}, FAST, None),
+    "speed: centerface 512 t0.3": ("centerface", CENTERFACE["speed"], FAST, None),
+    "centerface 640 t0.3": ("centerface", {"scales": (640,)}, FAST, None),
+    "accuracy: centerface 1024 mirrored t0.2": ("centerface", CENTERFACE["accuracy"], FAST, None),
+    "default centerface with own boxes (--box-adjust none)": ("centerface", {}, FAST, BoxAdjust()),
+    OLD_DEFAULT: ("yunet", {}, FAST, BoxAdjust()),
+    "yunet 640+1024 with its default box style": ("yunet", {}, FAST, None),
     "yunet --preset speed": ("yunet", YUNET["speed"], FAST, None),
     "yunet --preset accuracy": ("yunet", YUNET["accuracy"], FAST, None),
     "default with alpha 1.0": ("centerface", {}, ACCURATE, None),
@@ -94,18 +97,27 @@ class SeedPipeline:
                      dict(zip(classes, map(float, p)))) for b, p in zip(boxes, probabilities)]
 
 
-def run(pipeline, images) -> tuple[dict, float, list[float]]:
-    """Metrics, images per second, and seconds per image (decode included)."""
-    pipeline.detect(read_image(images[0].image_path))  # warm-up
-    predictions, seconds = [], []
+def run(pipelines: dict, images) -> dict:
+    """Per pipeline: metrics, images per second, and seconds per image (decode included).
+
+    The pipelines take turns image by image, so a change of load on a shared machine slows them alike
+    and their speed ratios stay fair."""
+    for pipeline in pipelines.values():
+        pipeline.detect(read_image(images[0].image_path))  # warm-up
+    predictions = {name: [] for name in pipelines}
+    seconds = {name: [] for name in pipelines}
     for annotated in images:
-        started = time.perf_counter()
-        predictions.append(pipeline.detect(read_image(annotated.image_path)))
-        seconds.append(time.perf_counter() - started)
-    metrics = evaluate_detections(images, predictions)
-    metrics.pop("curves")
-    metrics["box_style"] = box_style(images, predictions)
-    return metrics, len(images) / sum(seconds), seconds
+        for name, pipeline in pipelines.items():
+            started = time.perf_counter()
+            predictions[name].append(pipeline.detect(read_image(annotated.image_path)))
+            seconds[name].append(time.perf_counter() - started)
+    results = {}
+    for name in pipelines:
+        metrics = evaluate_detections(images, predictions[name])
+        metrics.pop("curves")
+        metrics["box_style"] = box_style(images, predictions[name])
+        results[name] = (metrics, len(images) / sum(seconds[name]), seconds[name])
+    return results
 
 
 def cost_growth(pipeline, images, seconds: list[float]) -> str:
@@ -173,12 +185,11 @@ def main() -> None:
     results, growth, parts = {}, "", []
     for set_name, images in sets.items():
         results[set_name] = {}
-        for index, (name, pipeline) in enumerate(pipelines.items()):
-            metrics, images_per_second, seconds = run(pipeline, images)
+        for index, (name, (metrics, images_per_second, seconds)) in enumerate(run(pipelines, images).items()):
             results[set_name][name] = {**metrics, "images_per_second": images_per_second}
             if index == 0 and set_name == "crowd-dev" and not args.no_growth:
-                growth = f"Cost growth of `{name}`:\n\n" + cost_growth(pipeline, images, seconds)
-            print(f"done: {set_name} {name}", file=sys.stderr)
+                growth = f"Cost growth of `{name}`:\n\n" + cost_growth(pipelines[name], images, seconds)
+        print(f"done: {set_name}", file=sys.stderr)
         found = results[set_name]
         reference = next((r for n, r in found.items() if n.startswith(OLD_DEFAULT)), None)
         faces = sum(len(i.faces) for i in images)

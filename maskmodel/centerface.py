@@ -132,9 +132,9 @@ class CenterFaceDetector:
         merge: how passes are merged: `"wbf"` (weighted box fusion) or `"nms"`. Defaults to `"wbf"`.
         backend: `"onnxruntime"`, `"opencv"` (`cv2.dnn`) or `"auto"` (ONNX Runtime when installed, about
             2x faster). Defaults to `"auto"`.
+        name: the detector's name in reports (`"centerface"`, or `"centerface-int8"` for the int8 file).
+            Defaults to `"centerface"`.
     """
-
-    name = "centerface"
 
     def __init__(
         self,
@@ -145,6 +145,7 @@ class CenterFaceDetector:
         flip: bool = False,
         merge: str = "wbf",
         backend: str = "auto",
+        name: str = "centerface",
     ) -> None:
         from maskmodel.classifier import onnxruntime_available
 
@@ -154,7 +155,7 @@ class CenterFaceDetector:
             raise ValueError(f"Expected merge in ('wbf', 'nms'). Received: merge={merge!r}")
         self.scales, self.score_threshold, self.nms_threshold = scales, score_threshold, nms_threshold
         self._pass_threshold = score_threshold / 2 if len(scales) > 1 or flip else score_threshold
-        self.flip, self.merge = flip, merge
+        self.flip, self.merge, self.name = flip, merge, name
         self.backend = ("onnxruntime" if onnxruntime_available() else "opencv") if backend == "auto" else backend
         model = dynamic_onnx(Path(model_path).read_bytes())
         if self.backend == "onnxruntime":

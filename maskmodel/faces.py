@@ -265,7 +265,8 @@ DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1024)}, "centerface": {}}
 # detector's defaults. YuNet's accuracy preset (about 3x slower) finds more faces at the default's
 # precision; with its threshold lowered to 0.3 it ranks better but most extra boxes are wrong.
 PRESETS = {
-    "centerface": {"speed": {"scales": (640,)}, "default": {}, "accuracy": {"scales": (1024,), "flip": True}},
+    "centerface": {"speed": {"scales": (512,)}, "default": {},
+                   "accuracy": {"scales": (1024,), "flip": True, "score_threshold": 0.2}},
     "yunet": {
         "speed": {"scales": (640,)},
         "default": {},
