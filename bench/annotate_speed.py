@@ -56,10 +56,10 @@ def import_seconds() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="2:onnxruntime:--face-detector+yunet,1:opencv,2:opencv,1:onnxruntime,"
-                        "2:onnxruntime,2:onnxruntime:--preset+speed,2:onnxruntime:--preset+accuracy",
+    parser.add_argument("--runs", default="2:onnxruntime:--face-detector+yunet,2:opencv,2:onnxruntime,"
+                        "2:onnxruntime:--preset+speed,2:onnxruntime:--preset+accuracy",
                         help="Comma-separated JOBS:BACKEND[:FLAGS] (FLAGS with '+' for spaces).")
-    parser.add_argument("--repeat", type=int, default=1,
+    parser.add_argument("--repeat", type=int, default=3,
                         help="Run the whole list this many times, round robin; report each command's median run.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/annotate_speed.json")
     args = parser.parse_args()
