@@ -4,8 +4,8 @@
 
 Runs the installed `maskmodel annotate` command (as a user would) over the 150 crowd-dev photos for
 each `--jobs` / `--backend` pair (plus extra flags), timing the whole command (start-up and model loading
-included) and sampling the resident memory of the process tree every 20 ms; with `--repeat N` the list
-runs N times round robin and each command's median run is reported. Speed ratios are against the old
+included), its CPU seconds, and sampling the resident memory of the process tree every 20 ms; with
+`--repeat N` the list runs N times round robin and each command's median run is reported. Speed ratios are against the old
 default (`--face-detector yunet`, jobs 2, ONNX Runtime) run in the same command. `import maskmodel` time
 is the median of 7 fresh interpreters minus that of an empty one.
 """
@@ -70,14 +70,15 @@ def main() -> None:
             for i in range(len(specs))]
     imported = import_seconds()
     reference = next((r for r in runs if r["flags"] == OLD_DEFAULT), None)
-    lines = ["| command | images | faces | seconds (whole command) | images/s | faces/s | peak RSS (MiB) |"
-             + (" speed vs old default |" if reference else ""),
-             "|---|---|---|---|---|---|---|" + ("---|" if reference else "")]
+    lines = ["| command | images | faces | seconds (whole command) | images/s | faces/s | peak RSS (MiB) | CPU seconds |"
+             + (" speed vs old default (wall / CPU time) |" if reference else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if reference else "")]
     for r in runs:
         lines.append(f"| `maskmodel annotate crowd-dev/images {r['flags']}` | {r['images']} | {r['faces']} | "
                      f"{r['seconds']:.1f} | {r['images_per_second']:.1f} | {r['faces_per_second']:.1f} | "
-                     f"{r['peak_rss_mib']:.0f} |"
-                     + (f" {r['images_per_second'] / reference['images_per_second']:.2f}x |" if reference else ""))
+                     f"{r['peak_rss_mib']:.0f} | {r['cpu_seconds']:.1f} |"
+                     + (f" {r['images_per_second'] / reference['images_per_second']:.2f}x / "
+                        f"{reference['cpu_seconds'] / r['cpu_seconds']:.2f}x |" if reference else ""))
     table = "\n".join(lines) + f"\n\n`import maskmodel`: {imported * 1000:.0f} ms"
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     common.publish(table, {"runs": runs, "import_seconds": imported}, args.out)
