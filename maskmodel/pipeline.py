@@ -70,8 +70,15 @@ class MaskDetector:
         boxes = [self.face_detector.detect(image) for image in images]
         crops = [c for image, b in zip(images, boxes) for c in self.classifier.crops(image, b[:, :4])]
         probabilities = iter(self.classifier.predict_crops(crops))
-        return [[self._face(row, next(probabilities)) for row in self.box_adjust.apply(image_boxes)]
-                for image_boxes in boxes]
+        return [[self._face(row, next(probabilities)) for row in self._reported(image_boxes, image.shape)]
+                for image, image_boxes in zip(images, boxes)]
+
+    def _reported(self, boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The detector's boxes in the reported box style, clipped to the image."""
+        reported = self.box_adjust.apply(boxes)
+        reported[:, [0, 2]] = reported[:, [0, 2]].clip(0, shape[1])
+        reported[:, [1, 3]] = reported[:, [1, 3]].clip(0, shape[0])
+        return reported
 
     def _face(self, row: np.ndarray, probabilities: np.ndarray) -> Face:
         return Face(
