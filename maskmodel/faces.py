@@ -257,10 +257,12 @@ class HaarDetector:
 FACE_DETECTORS = {"centerface": "centerface", "yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
 DEFAULT_FACE_DETECTOR = "centerface"
 MULTI_PASS = ("centerface", "yunet")  # detectors with scales, flip and nms_threshold
-# Runtime defaults, chosen on crowd-dev and ILC val (docs/benchmarks.md). YuNet: a second pass with
-# the image enlarged to 1024 px finds many of the small faces of crowd photos that one pass at 640 px
-# misses. CenterFace (the default detector): see PRESETS.
-DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1024)}, "centerface": {}}
+# Runtime defaults, chosen by measurement (docs/benchmarks.md). YuNet: a second pass with the image
+# enlarged to 1024 px finds many of the small faces of crowd photos that one pass at 640 px misses.
+# CenterFace, the default detector, runs with its class defaults (one pass at 800 px, threshold 0.3):
+# on crowd-dev and ILC val the most accurate single pass whose drawn boxes are at least as precise as
+# the previous default's (YuNet 640+1024), at the same CPU cost.
+DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1024)}}
 # Named settings per detector (`--preset`), measured in docs/benchmarks.md; "default" is the
 # detector's defaults. YuNet's accuracy preset (about 3x slower) finds more faces at the default's
 # precision; with its threshold lowered to 0.3 it ranks better but most extra boxes are wrong.
