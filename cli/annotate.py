@@ -83,7 +83,7 @@ INPUT = InputType()
 @click.option("--address", default=None, help="Ray cluster address (auto, ray://host:port); default: a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray (default: all).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
-def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, model, backend, jobs, resume,
+def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, model, backend, jobs, resume,
              overwrite, dry_run, image_format, blur_faces, label_mode, no_conf, line_width, font_scale, enlarge, save_formats,
              save_json, save_crops, include, exclude, hidden, max_pixels, every, codec, engine,
              address, num_cpus, quiet) -> None:
@@ -108,7 +108,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     from maskmodel.exports import run_names
     from maskmodel.labels import LabelStyle
 
-    detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
+    detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
     if engine == "ray":
         import importlib.util
 
@@ -183,7 +183,7 @@ def _crop_classes(value: str | None) -> tuple[str, ...] | None:
 @detector_options
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True,
               help="Classifier: NAME[@VERSION] from the zoo, or a run directory / .onnx of `maskmodel train`.")
-def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, model) -> None:
+def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, model) -> None:
     """Print the faces of IMAGES as JSON lines, one per image: box, score, label, probabilities
     (rounded as in the report). IMAGES are files, folders (crawled as annotate does) or `-` (one
     image's bytes on standard input). Exit code 1 if an image could not be read (its line has an
@@ -193,7 +193,7 @@ def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, mod
     from maskmodel.crawl import iter_inputs
     from maskmodel.imageio import ImageReadError, decode_image, read_image
 
-    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
+    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
     detector = mask_detector(model, settings)
     failed = False
     for source in images:

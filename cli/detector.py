@@ -6,46 +6,61 @@ from collections.abc import Callable
 
 import click
 
-from maskmodel.faces import YUNET_PRESETS
+from maskmodel.faces import DEFAULT_FACE_DETECTOR, FACE_DETECTORS, MULTI_PASS, PRESET_NAMES, PRESETS
 
 OPTIONS = (
-    click.option("--face-detector", type=click.Choice(["yunet", "ssd", "haar"]), default="yunet", show_default=True),
-    click.option("--preset", type=click.Choice(list(YUNET_PRESETS)), default="default", show_default=True,
-                 help="YuNet settings measured on crowd-dev: speed (one pass at 640 px, about 2x faster), "
-                      "accuracy (3 scales, mirrored passes, threshold 0.7, NMS IoU 0.5; about 3x slower). "
+    click.option("--face-detector", type=click.Choice(list(FACE_DETECTORS)), default=DEFAULT_FACE_DETECTOR,
+                 show_default=True),
+    click.option("--preset", type=click.Choice(PRESET_NAMES), default="default", show_default=True,
+                 help="centerface and yunet settings measured on crowd-dev and ILC val (docs/benchmarks.md): "
+                      "speed (fewer or smaller passes), accuracy (more passes, mirrored; several times slower). "
                       "Options given explicitly override it."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-                 help="Face detector score threshold (detector default if not given)."),
+                 help="Face detector score threshold (detector default if not given; CenterFace scores run "
+                      "lower than YuNet's)."),
     click.option("--scales", default=None, metavar="PX[,PX...]",
-                 help="YuNet detection passes: longer image side of each, merged by NMS (default 640,1024)."),
+                 help="centerface/yunet detection passes: longer image side of each, merged (detector default "
+                      "if not given)."),
     click.option("--flip/--no-flip", default=None,
-                 help="YuNet: also detect in the mirrored image (about 2x the detection work; finds more faces)."),
+                 help="centerface/yunet: also detect in the mirrored image (about 2x the detection work; finds "
+                      "more faces)."),
     click.option("--nms-iou", type=click.FloatRange(0, 1, min_open=True), default=None,
-                 help="YuNet: IoU above which overlapping boxes are merged (default 0.3; higher keeps more "
-                      "faces of dense crowds)."),
+                 help="centerface/yunet: IoU above which overlapping boxes are merged (default 0.3; higher keeps "
+                      "more faces of dense crowds)."),
+    click.option("--box-adjust", default=None, metavar="DX,DY,SW,SH|FILE|none",
+                 help="Move and scale the reported boxes (centre by DX widths and DY heights, then width x SW, "
+                      "height x SH), or a calibration file from `evaluate detect --fit-box`; 'none': the "
+                      "detector's own boxes. Default: the detector's measured box style."),
 )
 
 
 def detector_options(command: Callable) -> Callable:
     """Add the face-detector options to a Click command (parameters face_detector, preset, threshold,
-    scales, flip, nms_iou)."""
+    scales, flip, nms_iou, box_adjust)."""
     for option in reversed(OPTIONS):
         command = option(command)
     return command
 
 
 def detector_settings(face_detector: str, preset: str, threshold: float | None, scales: str | None,
-                      flip: bool | None, nms_iou: float | None) -> dict:
-    """The options as `AnnotateSettings` fields (and `maskmodel.faces.detector_options` arguments):
-    those given explicitly, then the preset's."""
-    if face_detector != "yunet":
+                      flip: bool | None, nms_iou: float | None, box_adjust: str | None) -> dict:
+    """The options as `AnnotateSettings` fields (and, but for `box_adjust`, `maskmodel.faces.detector_options`
+    arguments): those given explicitly, then the preset's."""
+    from maskmodel.boxstyle import BoxAdjust
+
+    if face_detector not in MULTI_PASS:
         for name, value in (("--preset", preset != "default"), ("--scales", scales), ("--flip", flip),
                             ("--nms-iou", nms_iou)):
             if value:
-                raise click.BadParameter("applies to --face-detector yunet only", param_hint=name)
+                raise click.BadParameter(f"applies to --face-detector {' or '.join(MULTI_PASS)} only", param_hint=name)
+    try:
+        adjust = None if box_adjust is None else BoxAdjust.parse(box_adjust)
+    except (ValueError, OSError) as error:
+        raise click.BadParameter(str(error), param_hint="--box-adjust") from None
     given = {"score_threshold": threshold, "scales": _parse_scales(scales), "flip": flip, "nms_threshold": nms_iou}
-    chosen = {key: YUNET_PRESETS[preset].get(key) if value is None else value for key, value in given.items()}
-    return {"face_detector": face_detector, **chosen, "flip": bool(chosen["flip"])}
+    preset_options = PRESETS.get(face_detector, {}).get(preset, {})
+    chosen = {key: preset_options.get(key) if value is None else value for key, value in given.items()}
+    return {"face_detector": face_detector, **chosen, "flip": bool(chosen["flip"]), "box_adjust": adjust}
 
 
 def _parse_scales(text: str | None) -> tuple[int, ...] | None:
@@ -66,8 +81,10 @@ def mask_detector(model: str, settings: dict, backend: str = "auto"):
     from maskmodel.faces import detector_options as options
     from maskmodel.pipeline import MaskDetector
 
+    settings = dict(settings)
+    box_adjust = settings.pop("box_adjust")
     try:
-        return MaskDetector(settings["face_detector"], model, backend, **options(**settings))
+        return MaskDetector(settings["face_detector"], model, backend, box_adjust, **options(**settings))
     except zoo.ModelNotFoundError as error:
         raise click.UsageError(str(error)) from error
     except (zoo.WeightsUnavailableError, zoo.ChecksumError, ValueError) as error:

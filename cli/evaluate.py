@@ -134,12 +134,17 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
                                       "mask_incorrect class scores them as that class unless relabelled here.")
 @click.option("--classifier-only", is_flag=True, help="Classify the annotated boxes; no face detection.")
 @click.option("--exclude", multiple=True, help="Image file name to leave out (repeatable).")
+@click.option("--fit-box", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Fit the box adjustment (median offset and scale) that makes the detector's boxes match this "
+                   "set's, write it to this calibration file (for --box-adjust) and report the metrics with it.")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT (its files of the same names are replaced).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def detect(dataset, out_dir, data_format, names, images_dir, model, face_detector, preset, threshold, scales, flip,
-           nms_iou, incorrect_as, classifier_only, exclude, jobs, overwrite, quiet) -> None:
-    """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves.
+           nms_iou, box_adjust, incorrect_as, classifier_only, exclude, fit_box, jobs, overwrite, quiet) -> None:
+    """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves, and the box
+    style: face AP at IoU 0.3, 0.5 and 0.5:0.95 and the median offset and scale between matched predicted
+    and annotated boxes.
 
     Writes metrics.json, pr_curves.png and (except with --classifier-only) the predictions as
     predictions.coco.json into OUT, which must be empty or new unless --overwrite is given. With
@@ -147,13 +152,16 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
     model, the 3x3 confusion, in confusion.png too) and the with_mask/without_mask report with the other
     faces and outputs left out (`classification_two_class`).
     """
+    import dataclasses
+
     import cv2
 
     import maskmodel
+
     import numpy as np
 
     from maskmodel.annotations import DatasetError, canonical_labels, read_voc_folder, read_yolo_folder, relabel
-    from maskmodel.evaluate import (classification_report, classify_annotated_boxes, evaluate_detections,
+    from maskmodel.evaluate import (box_style, classification_report, classify_annotated_boxes, evaluate_detections,
                                     two_class_report)
     from maskmodel.imageio import ImageReadError
     from maskmodel.plots import confusion_image, curve_plot
@@ -173,6 +181,8 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
     images = canonical_labels(images)
     if incorrect_as != "ignore":
         images = relabel(images, {"mask_incorrect": incorrect_as})
+    if classifier_only and fit_box:
+        raise click.BadParameter("needs detected boxes, not --classifier-only", param_hint="--fit-box")
     if classifier_only:
         classifier = maskmodel.load(model)
         classes = list(classifier.contract.classes)
@@ -186,13 +196,17 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         images = readable
         setup = {"mode": "classifier-only", "model": model}
     else:
-        settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
+        settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
         detector = mask_detector(model, settings)
         classes = detector.classes
         images, predictions, blocks = _detect_all(images, detector, model, settings, jobs, quiet, skipped)
         setup = {"mode": "pipeline", "model": detector.model_name,
-                 **{key: "detector default" if value is None else value for key, value in settings.items()}}
+                 **{key: "detector default" if value is None else value for key, value in settings.items()},
+                 "box_adjust": dataclasses.asdict(detector.box_adjust)}
     result = evaluate_detections(images, predictions, tuple(classes))
+    result["box_style"] = box_style(images, predictions, tuple(classes))
+    if fit_box:
+        result["fitted"] = _fit_box(images, predictions, detector.box_adjust, fit_box, dataset)
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
     result["skipped"] = [{"file": file, "reason": reason} for file, reason in skipped]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -224,6 +238,41 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         click.echo(f"skipped {file}: {reason}", err=True)
     if skipped:
         click.echo(f"{len(skipped)} image(s) left out of the evaluation (listed in metrics.json 'skipped')", err=True)
+    style = result["box_style"]
     click.echo(f"face AP50 {result['face_ap50']:.4f}, mAP50 {result['map50']:.4f}, precision {result['precision']:.4f}, "
-               f"recall {result['recall']:.4f}, label accuracy {result['label_accuracy_on_matched']:.4f}; "
-               f"written to {out_dir}")
+               f"recall {result['recall']:.4f}, label accuracy {result['label_accuracy_on_matched']:.4f}")
+    click.echo("face AP at IoU 0.3 / 0.5 / 0.5:0.95: " + " / ".join(f"{v:.4f}" for v in style["face_ap"].values())
+               + "; annotated vs predicted boxes (median): " + _offset_text(style["offset"]))
+    if fit_box:
+        fitted = result["fitted"]
+        click.echo(f"fitted box adjustment {fitted['box_adjust']} written to {fit_box}; with it: face AP50 "
+                   f"{fitted['face_ap50']:.4f}, mAP50 {fitted['map50']:.4f}, face AP at IoU 0.3 / 0.5 / 0.5:0.95: "
+                   + " / ".join(f"{v:.4f}" for v in fitted["face_ap"].values()))
+    click.echo(f"written to {out_dir}")
+
+
+def _offset_text(offset: dict) -> str:
+    return (f"centre offset {offset['dx']:+.3f} widths, {offset['dy']:+.3f} heights; scale {offset['sw']:.3f} wide, "
+            f"{offset['sh']:.3f} high ({offset['pairs']} faces matched at IoU 0.3)")
+
+
+def _fit_box(images: list, predictions: list, current, path: Path, dataset: Path) -> dict:
+    """Fit a box adjustment on top of `current` (so it applies to the detector's own boxes), save it and
+    measure the predictions with it."""
+    import dataclasses
+
+    import numpy as np
+
+    from maskmodel.boxstyle import fit_box_adjust
+    from maskmodel.evaluate import box_style, evaluate_detections, face_matches
+
+    _, _, _, predicted, truth = face_matches(images, predictions, ("with_mask", "without_mask"), 0.3)
+    extra = fit_box_adjust(predicted, truth)
+    fitted = current.then(extra)
+    adjusted = [[dataclasses.replace(f, box=tuple(map(float, extra.apply(np.array([f.box]))[0]))) for f in faces]
+                for faces in predictions]
+    fitted.save(path, fitted_on=str(dataset), pairs=len(predicted))
+    result = evaluate_detections(images, adjusted)
+    return {"box_adjust": dataclasses.asdict(fitted), "face_ap50": result["face_ap50"], "map50": result["map50"],
+            "precision": result["precision"], "recall": result["recall"],
+            "face_ap": box_style(images, adjusted)["face_ap"]}

@@ -21,7 +21,7 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER
 @detector_options
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
 def watch(source, no_display, out_path, every, model, face_detector, preset, threshold, scales, flip, nms_iou,
-          max_frames) -> None:
+          box_adjust, max_frames) -> None:
     """Show (or write) the annotated stream with frames per second; press q in the window to quit."""
     import cv2
 
@@ -29,7 +29,7 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     from maskmodel.tracking import IoUTracker
     from maskmodel.video import VideoReadError, iter_frames, open_capture, tracked_faces
 
-    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou)
+    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
     try:
         capture = open_capture(int(source) if source.isdigit() else source)
     except VideoReadError as error:

@@ -220,7 +220,7 @@ def _load_models(settings: AnnotateSettings) -> MaskDetector:
     """The detector and classifier, loaded and checked once here, before any worker starts."""
     options = detector_options(settings.face_detector, settings.score_threshold, settings.scales, settings.flip,
                                settings.nms_threshold)
-    return MaskDetector(settings.face_detector, settings.model, settings.backend, **options)
+    return MaskDetector(settings.face_detector, settings.model, settings.backend, settings.box_adjust, **options)
 
 
 def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, settings: AnnotateSettings,

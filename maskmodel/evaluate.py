@@ -10,7 +10,8 @@ import numpy as np
 
 from maskmodel.annotations import AnnotatedImage, canonical_labels
 from maskmodel.classifier import MaskClassifier
-from maskmodel.faces import NO_FACES, FaceDetector, largest_face
+from maskmodel.boxes import NO_FACES, box_iou
+from maskmodel.faces import FaceDetector, largest_face
 from maskmodel.imageio import read_image
 from maskmodel.metrics import classification_report
 
@@ -80,20 +81,6 @@ def evaluate_annotated_faces(classifier: MaskClassifier, images: list[AnnotatedI
     return result
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one `(4,)` box with each of `(N, 4)` boxes (x1, y1, x2, y2)."""
-    if len(boxes) == 0:
-        return np.zeros(0)
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
 def precision_recall_curve(scores: np.ndarray, hits: np.ndarray, positives: int) -> tuple[np.ndarray, np.ndarray]:
     """Recall and precision after each prediction, predictions ranked by descending score."""
     order = np.argsort(-np.asarray(scores), kind="mergesort")
@@ -135,6 +122,55 @@ def match_detections(
         elif len(truth) and np.any((overlaps >= iou_threshold) & ignore):
             outcome[index] = -1
     return outcome, matched
+
+
+def face_matches(images: list[AnnotatedImage], predictions: list[list], classes: tuple[str, ...],
+                 iou_threshold: float) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """Class-agnostic matching of every image's faces at one IoU.
+
+    Returns:
+        Scores and hits of the predictions that count (not on an ignore region), the number of faces to
+        find, and the matched `(M, 4)` predicted and annotated boxes.
+    """
+    scores, hits, positives, matched_pred, matched_truth = [], [], 0, [], []
+    for annotated, faces in zip(images, predictions):
+        truth = np.array([f.box for f in annotated.faces], dtype=np.float64).reshape(-1, 4)
+        ignore = np.array([f.label not in classes for f in annotated.faces], dtype=bool)
+        faces = sorted(faces, key=lambda f: -f.score)
+        boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+        outcome, matched = match_detections(boxes, truth, ignore, iou_threshold)
+        positives += int((~ignore).sum())
+        scores += [f.score for f, o in zip(faces, outcome) if o >= 0]
+        hits += [o == 1 for o in outcome if o >= 0]
+        matched_pred += [boxes[p] for p in matched if p >= 0]
+        matched_truth += [truth[g] for g, p in enumerate(matched) if p >= 0]
+    return (np.array(scores), np.array(hits, dtype=bool), positives, np.array(matched_pred).reshape(-1, 4),
+            np.array(matched_truth).reshape(-1, 4))
+
+
+def box_style(images: list[AnnotatedImage], predictions: list[list],
+              classes: tuple[str, ...] = ("with_mask", "without_mask")) -> dict:
+    """How the predicted boxes sit relative to the annotated ones, and what that costs in AP.
+
+    Returns:
+        `face_ap`: class-agnostic AP at IoU 0.3, 0.5 and averaged over 0.5:0.95 (step 0.05);
+        `offset`: medians over the faces matched at IoU 0.3 of `dx`, `dy` (centre offset of the annotation
+        in predicted widths/heights; positive = annotation lower/right) and `sw`, `sh` (annotated over
+        predicted width/height), with the number of pairs: the `BoxAdjust` that `--fit-box` fits.
+    """
+    from maskmodel.boxstyle import box_offsets
+
+    def ap(iou: float) -> float:
+        scores, hits, positives, _, _ = face_matches(images, predictions, classes, iou)
+        return average_precision(scores, hits, positives)
+
+    _, _, _, predicted, truth = face_matches(images, predictions, classes, 0.3)
+    offsets = np.median(box_offsets(predicted, truth), axis=0) if len(predicted) else np.array([0.0, 0.0, 1.0, 1.0])
+    return {
+        "face_ap": {"0.3": ap(0.3), "0.5": ap(0.5),
+                    "0.5:0.95": float(np.mean([ap(t) for t in np.arange(0.5, 0.951, 0.05)]))},
+        "offset": {**dict(zip(("dx", "dy", "sw", "sh"), map(float, offsets))), "pairs": len(predicted)},
+    }
 
 
 def evaluate_detections(

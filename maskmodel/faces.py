@@ -13,10 +13,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, mirror_boxes, non_max_suppression
 from maskmodel.crops import resize_image
-
-NO_FACES = np.zeros((0, 5), dtype=np.float32)
-MIN_DETECTION_SIDE = 10
 
 
 class FaceDetector(Protocol):
@@ -25,23 +23,6 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, image: np.ndarray) -> np.ndarray: ...
-
-
-def non_max_suppression(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Keep the best-scoring of overlapping `(N, 5)` boxes; result sorted by score."""
-    if len(boxes) == 0:
-        return NO_FACES
-    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]]).tolist()
-    keep = cv2.dnn.NMSBoxes(xywh, boxes[:, 4].tolist(), 0.0, iou_threshold)
-    kept = boxes[np.asarray(keep, dtype=int).reshape(-1)]
-    return kept[np.argsort(-kept[:, 4])].astype(np.float32)
-
-
-def mirror_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
-    """`(N, 5)` boxes found in a left-right mirrored image, in the coordinates of the original."""
-    mirrored = boxes.copy()
-    mirrored[:, 0], mirrored[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
-    return mirrored
 
 
 class YuNetDetector:
@@ -170,37 +151,47 @@ class HaarDetector:
         return np.column_stack([x, y, x + w, y + h, np.ones_like(x)]).astype(np.float32)
 
 
-FACE_DETECTORS = {"yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
-# Runtime defaults, chosen on crowd-dev (docs/benchmarks.md): a second YuNet pass with the image
+FACE_DETECTORS = {"centerface": "centerface", "yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
+DEFAULT_FACE_DETECTOR = "centerface"
+MULTI_PASS = ("centerface", "yunet")  # detectors with scales, flip and nms_threshold
+# Runtime defaults, chosen by measurement (docs/benchmarks.md). YuNet: a second pass with the image
 # enlarged to 1024 px finds many of the small faces of crowd photos that one pass at 640 px misses.
-# More passes find more at a price: the "accuracy" preset below (about 3x slower) finds more
-# faces at the same precision; with its threshold lowered to 0.3 it ranks best (face AP50 0.80) but
-# most of the extra boxes are wrong or unlabelled, so that is not the preset.
+# CenterFace, the default detector, runs with its class defaults (one pass at 800 px, threshold 0.3):
+# on crowd-dev and ILC val the most accurate single pass whose drawn boxes are at least as precise as
+# the previous default's (YuNet 640+1024), at the same CPU cost.
 DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1024)}}
-# Named YuNet settings (`--preset`), measured on crowd-dev in docs/benchmarks.md.
-YUNET_PRESETS = {
-    "speed": {"scales": (640,)},
-    "default": {},
-    "accuracy": {"scales": (640, 1024, 1600), "flip": True, "score_threshold": 0.7, "nms_threshold": 0.5},
+# Named settings per detector (`--preset`), measured in docs/benchmarks.md; "default" is the
+# detector's defaults. YuNet's accuracy preset (about 3x slower) finds more faces at the default's
+# precision; with its threshold lowered to 0.3 it ranks better but most extra boxes are wrong.
+PRESETS = {
+    "centerface": {"speed": {"scales": (512,)}, "default": {},
+                   "accuracy": {"scales": (1024,), "flip": True, "score_threshold": 0.2}},
+    "yunet": {
+        "speed": {"scales": (640,)},
+        "default": {},
+        "accuracy": {"scales": (640, 1024, 1600), "flip": True, "score_threshold": 0.7, "nms_threshold": 0.5},
+    },
 }
+PRESET_NAMES = ("speed", "default", "accuracy")
 
 
 def detector_options(face_detector: str, score_threshold: float | None = None, scales: tuple[int, ...] | None = None,
                      flip: bool = False, nms_threshold: float | None = None) -> dict:
     """Keyword options for `create_face_detector` from command-line style settings (`None`: the
-    detector's default). `scales`, `flip` and `nms_threshold` apply to YuNet only."""
+    detector's default). `scales`, `flip` and `nms_threshold` apply to the `MULTI_PASS` detectors only."""
     options: dict = {} if score_threshold is None else {"score_threshold": score_threshold}
-    yunet_only = {"scales": tuple(scales) if scales else None, "flip": flip or None, "nms_threshold": nms_threshold}
-    for key, value in yunet_only.items():
+    multi_pass = {"scales": tuple(scales) if scales else None, "flip": flip or None, "nms_threshold": nms_threshold}
+    for key, value in multi_pass.items():
         if value is not None:
-            if face_detector != "yunet":
-                raise ValueError(f"{key} applies to the yunet detector only. Received: face_detector={face_detector!r}")
+            if face_detector not in MULTI_PASS:
+                raise ValueError(f"{key} applies to the {' and '.join(MULTI_PASS)} detectors only. "
+                                 f"Received: face_detector={face_detector!r}")
             options[key] = value
     return options
 
 
-def create_face_detector(name: str = "yunet", **options) -> FaceDetector:
-    """A face detector by short name (`yunet`, `ssd`, `haar`), its files resolved by the zoo.
+def create_face_detector(name: str = DEFAULT_FACE_DETECTOR, **options) -> FaceDetector:
+    """A face detector by short name (`centerface`, `yunet`, `ssd`, `haar`), its files resolved by the zoo.
 
     Keyword options go to the detector class (for example `scales=` or `score_threshold=`); those not
     given take the runtime defaults of `DETECTOR_DEFAULTS`.
@@ -211,6 +202,10 @@ def create_face_detector(name: str = "yunet", **options) -> FaceDetector:
         raise ValueError(f"Expected face_detector in {sorted(FACE_DETECTORS)}. Received: {name!r}")
     model = FACE_DETECTORS[name]
     options = {**DETECTOR_DEFAULTS.get(name, {}), **options}
+    if name == "centerface":
+        from maskmodel.centerface import CenterFaceDetector
+
+        return CenterFaceDetector(zoo.weights_path(model, format="onnx"), **options)
     if name == "yunet":
         return YuNetDetector(zoo.weights_path(model, format="onnx"), **options)
     if name == "ssd":

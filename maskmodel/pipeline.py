@@ -9,8 +9,9 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
+from maskmodel.boxstyle import BOX_STYLES, BoxAdjust
 from maskmodel.classifier import MaskClassifier
-from maskmodel.faces import FaceDetector, create_face_detector
+from maskmodel.faces import DEFAULT_FACE_DETECTOR, FaceDetector, create_face_detector
 from maskmodel.imageio import ImageLike, as_bgr
 from maskmodel.loading import load
 from maskmodel.local_models import is_local_model, model_record
@@ -22,19 +23,23 @@ class MaskDetector:
     """Find every face in an image and classify it `with_mask` / `without_mask`.
 
     Args:
-        face_detector: `"yunet"` (default), `"ssd"`, `"haar"`, or any object with
+        face_detector: `"centerface"` (default), `"yunet"`, `"ssd"`, `"haar"`, or any object with
             `detect(image) -> (N, 5) array` and a `name`.
         model: zoo name of the classifier (`name@version` accepted), a model you trained (its run
             directory or `.onnx`), or a `MaskClassifier`.
         backend: classifier backend when `model` is a name (`"auto"`, `"opencv"`, `"onnxruntime"`).
+        box_adjust: how the reported boxes are moved and scaled from the detector's (see
+            `maskmodel.boxstyle`); `None` takes the detector's default box style (`BOX_STYLES`).
+            The classifier always crops the detector's own box.
         **detector_options: passed to the face detector (for example `score_threshold=`).
     """
 
     def __init__(
         self,
-        face_detector: str | FaceDetector = "yunet",
+        face_detector: str | FaceDetector = DEFAULT_FACE_DETECTOR,
         model: str | MaskClassifier = DEFAULT_CLASSIFIER,
         backend: str = "auto",
+        box_adjust: BoxAdjust | None = None,
         **detector_options: object,
     ) -> None:
         if isinstance(model, str):
@@ -48,6 +53,7 @@ class MaskDetector:
             with quiet_opencv():
                 face_detector = create_face_detector(face_detector, **detector_options)
         self.face_detector = face_detector
+        self.box_adjust = BOX_STYLES.get(face_detector.name, BoxAdjust()) if box_adjust is None else box_adjust
         self.classifier = model
         self.classes = list(model.contract.classes)
 
@@ -69,8 +75,16 @@ class MaskDetector:
         boxes = [self.face_detector.detect(image) for image in images]
         crops = [c for image, b in zip(images, boxes) for c in self.classifier.crops(image, b[:, :4])]
         probabilities = iter(self.classifier.predict_crops(crops))
-        return [Detections([self._face(row, next(probabilities)) for row in image_boxes], self.classes, image)
+        return [Detections([self._face(row, next(probabilities)) for row in self._reported(image_boxes, image.shape)],
+                           self.classes, image)
                 for image, image_boxes in zip(images, boxes)]
+
+    def _reported(self, boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The detector's boxes in the reported box style, clipped to the image."""
+        reported = self.box_adjust.apply(boxes)
+        reported[:, [0, 2]] = reported[:, [0, 2]].clip(0, shape[1])
+        reported[:, [1, 3]] = reported[:, [1, 3]].clip(0, shape[0])
+        return reported
 
     def _face(self, row: np.ndarray, probabilities: np.ndarray) -> Face:
         return Face(

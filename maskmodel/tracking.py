@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maskmodel.evaluate import box_iou
+from maskmodel.boxes import box_iou
 from maskmodel.pipeline import Face
 
 

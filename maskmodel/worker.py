@@ -17,11 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskmodel.boxstyle import BoxAdjust
 from maskmodel.crawl import InputFile
 from maskmodel.crops import crop_face, expand_box
 from maskmodel.draw import draw_faces
 from maskmodel.exports import CROPS_KEY, crop_name
-from maskmodel.faces import detector_options
+from maskmodel.faces import DEFAULT_FACE_DETECTOR, detector_options
 from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image, read_image
 from maskmodel.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.layout import output_name
@@ -43,13 +44,14 @@ class AnnotateSettings:
     (`s3://bucket/run`, see `maskmodel.storage`)."""
 
     out_dir: str
-    face_detector: str = "yunet"
+    face_detector: str = DEFAULT_FACE_DETECTOR
     model: str = DEFAULT_CLASSIFIER
     backend: str = "auto"
     score_threshold: float | None = None
     scales: tuple[int, ...] | None = None
     flip: bool = False
     nms_threshold: float | None = None
+    box_adjust: BoxAdjust | None = None
     image_format: str = "same"
     blur_faces: bool = False
     dry_run: bool = False
@@ -85,7 +87,8 @@ class Annotator:
         if detector is None:
             options = detector_options(settings.face_detector, settings.score_threshold, settings.scales,
                                        settings.flip, settings.nms_threshold)
-            detector = MaskDetector(settings.face_detector, settings.model, settings.backend, **options)
+            detector = MaskDetector(settings.face_detector, settings.model, settings.backend, settings.box_adjust,
+                                    **options)
         self.detector, self.settings = detector, settings
         self.folder = open_folder(settings.out_dir)
         if isinstance(self.folder, LocalFolder):

@@ -43,7 +43,7 @@ def test_pipeline_detection_metrics(small_voc, tmp_path):
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert metrics["images"] == 3 and metrics["faces"] == 24  # 25 boxes, 1 mask_weared_incorrect ignored
     assert 0.5 < metrics["face_ap50"] <= 1.0 and 0.0 < metrics["map50"] <= 1.0
-    assert metrics["setup"]["face_detector"] == "yunet" and metrics["setup"]["mask_weared_incorrect"] == "ignore"
+    assert metrics["setup"]["face_detector"] == "centerface" and metrics["setup"]["mask_weared_incorrect"] == "ignore"
     assert cv2.imread(str(tmp_path / "e" / "pr_curves.png")).shape == (480, 640, 3)
 
 

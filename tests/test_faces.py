@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import crowd_images
-from maskmodel.evaluate import box_iou
-from maskmodel.faces import create_face_detector, mirror_boxes
+from maskmodel.boxes import box_iou, mirror_boxes
+from maskmodel.faces import PRESETS, create_face_detector
 from maskmodel.imageio import read_image
 
 
@@ -47,17 +47,19 @@ def test_flip_keeps_every_face_of_the_plain_passes(photos):
 def test_detector_options_on_the_command_line(tmp_path):
     photo = str(crowd_images(1)[0])
     wrong = CliRunner().invoke(main, ["predict", photo, "--face-detector", "ssd", "--flip"])
-    assert wrong.exit_code == 2 and "--flip" in wrong.output and "yunet only" in wrong.output
-    result = CliRunner().invoke(main, ["predict", photo, "--flip", "--scales", "640,1024", "--nms-iou", "0.5"])
-    assert result.exit_code == 0, result.output
-    assert '"faces"' in result.output
+    assert wrong.exit_code == 2 and "--flip" in wrong.output and "centerface or yunet only" in wrong.output
+    for detector in ("centerface", "yunet"):
+        result = CliRunner().invoke(main, ["predict", photo, "--face-detector", detector, "--flip", "--scales",
+                                           "640,1024", "--nms-iou", "0.5"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["detector"] == detector and json.loads(result.output)["faces"]
 
 
 def test_presets_are_the_options_they_stand_for_and_explicit_options_win():
     photo = str(crowd_images(2)[1])
 
     def faces(*options):
-        result = CliRunner().invoke(main, ["predict", photo, *options])
+        result = CliRunner().invoke(main, ["predict", photo, "--face-detector", "yunet", *options])
         assert result.exit_code == 0, result.output
         return json.loads(result.output)["faces"]
 
@@ -68,3 +70,20 @@ def test_presets_are_the_options_they_stand_for_and_explicit_options_win():
     assert len(faces("--preset", "accuracy")) > len(faces("--preset", "speed"))
     wrong = CliRunner().invoke(main, ["predict", photo, "--face-detector", "ssd", "--preset", "accuracy"])
     assert wrong.exit_code == 2 and "--preset" in wrong.output
+
+
+def test_centerface_presets_are_the_options_they_stand_for():
+    photo = str(crowd_images(2)[1])
+
+    def faces(*options):
+        result = CliRunner().invoke(main, ["predict", photo, *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["faces"]
+
+    flags = {"score_threshold": "--threshold", "nms_threshold": "--nms-iou", "scales": "--scales"}
+    for preset, options in PRESETS["centerface"].items():
+        arguments = ["--flip" if options.get("flip") else "--no-flip"]
+        for key, value in options.items():
+            if key != "flip":
+                arguments += [flags[key], ",".join(map(str, value)) if key == "scales" else str(value)]
+        assert faces("--preset", preset) == faces(*arguments), preset

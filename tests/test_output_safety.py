@@ -21,6 +21,8 @@ from click.testing import CliRunner
 from maskmodel.cli.main import main
 from helpers import CROWD_DEV, crowd_images, write_image
 from maskmodel.report import COLUMNS, original_path
+from maskmodel import zoo
+from maskmodel.faces import DEFAULT_FACE_DETECTOR, FACE_DETECTORS
 from maskmodel.runstate import RunState
 
 MIXED = CROWD_DEV / "images" / "maksssksksss148.png"  # five faces
@@ -329,12 +331,13 @@ def test_models_are_checked_once_before_any_worker_and_died_rows_are_retried(tmp
     folder = tmp_path / "in"
     for name in ("a.png", "b.png", "c.png"):
         image(folder / name)
-    cached = model_home / "face_detection_yunet_2026may.onnx"
+    record = zoo.weights_file(FACE_DETECTORS[DEFAULT_FACE_DETECTOR])  # the default detector's file
+    cached = model_home / record.file
     good = cached.read_bytes()
     cached.write_bytes(b"truncated")
     out = tmp_path / "out"
     result = annotate(folder, "--out", out, "--jobs", "2")
-    assert result.exit_code == 1 and "expected ebafce4e" in result.output
+    assert result.exit_code == 1 and f"expected {record.sha256[:8]}" in result.output
     assert result.output.count("\n") == 1 and "Traceback" not in result.output and not out.exists()
     cached.write_bytes(good)
     assert annotate(folder, "--out", out).exit_code == 0

@@ -5,8 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maskmodel.crops import CropPolicy, crop_face, expand_box
-from maskmodel.evaluate import box_iou
-from maskmodel.faces import non_max_suppression
+from maskmodel.boxes import box_iou, non_max_suppression
 from maskmodel.report import COLUMNS, ReportWriter, error_row, original_path, prepare_resume, report_path_text
 
 coordinate = st.floats(-50, 700, allow_nan=False)

@@ -130,11 +130,14 @@ def test_corrupt_model_file_names_file_and_hash(tmp_path):
 
 
 def test_corrupt_cached_detector_is_named(model_home):
-    cached = model_home / "face_detection_yunet_2026may.onnx"
-    cached.write_bytes(b"truncated")
-    result = CliRunner().invoke(main, ["predict", str(CROWD_DEV / "images" / "maksssksksss148.png")])
-    assert result.exit_code == 1 and result.exception.__class__ is SystemExit
-    assert str(cached) in result.output and "expected ebafce4e" in result.output
+    for name, digest, detector in (("centerface_bnmerged.onnx", "09189dea", "centerface"),
+                                   ("face_detection_yunet_2026may.onnx", "ebafce4e", "yunet")):
+        cached = model_home / name
+        cached.write_bytes(b"truncated")
+        result = CliRunner().invoke(main, ["predict", str(CROWD_DEV / "images" / "maksssksksss148.png"),
+                                           "--face-detector", detector])
+        assert result.exit_code == 1 and result.exception.__class__ is SystemExit
+        assert str(cached) in result.output and f"expected {digest}" in result.output
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ from maskmodel import zoo
 def test_manifest_lint():
     """Every model: a default version that exists, semver versions, hashed files present or downloadable."""
     models = zoo.manifest()["models"]
-    assert {"yunet-2026may", "opencv-ssd-uint8", "haar"} <= set(models)
+    assert {"centerface", "yunet-2026may", "opencv-ssd-uint8", "haar"} <= set(models)
     for name, entry in models.items():
         assert entry["default"] in entry["versions"], name
         for version, record in entry["versions"].items():
@@ -73,7 +73,7 @@ def test_install_from_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("MASKMODEL_HOME", str(tmp_path / "home"))
     installed = zoo.install_from(FACE_MODELS)
     assert {p.name for p in installed} == {"face_detection_yunet_2026may.onnx", "opencv_face_detector_uint8.pb",
-                                           "opencv_face_detector.pbtxt"}
+                                           "opencv_face_detector.pbtxt", "centerface_bnmerged.onnx"}
     corrupt = tmp_path / "corrupt"
     shutil.copytree(FACE_MODELS, corrupt)
     (corrupt / "opencv_face_detector.pbtxt").write_text("tampered")
