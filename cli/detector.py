@@ -6,11 +6,13 @@ from collections.abc import Callable
 
 import click
 
-from maskmodel.faces import DEFAULT_FACE_DETECTOR, FACE_DETECTORS, MULTI_PASS, PRESET_NAMES, PRESETS
+from maskmodel.faces import DEFAULT_FACE_DETECTOR, MULTI_PASS, PRESET_NAMES, PRESETS, available_detectors
 
 OPTIONS = (
-    click.option("--face-detector", type=click.Choice(list(FACE_DETECTORS)), default=DEFAULT_FACE_DETECTOR,
-                 show_default=True),
+    click.option("--face-detector", type=click.Choice(available_detectors()), default=DEFAULT_FACE_DETECTOR,
+                 show_default=True,
+                 help="Face detector. haar is offered only where OpenCV has a cascade classifier "
+                      "(pip install opencv-contrib-python; OpenCV 5's opencv-python has none)."),
     click.option("--preset", type=click.Choice(PRESET_NAMES), default="default", show_default=True,
                  help="centerface and yunet settings measured on crowd-dev and ILC val (docs/benchmarks.md): "
                       "speed (fewer or smaller passes), accuracy (more passes, mirrored; several times slower). "

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import click
 
+from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
+
 
 @click.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory to write.")
-@click.option("--alpha", type=click.Choice(["0.35", "0.5", "0.75", "1.0", "1.3", "1.4"]), default="1.0",
-              show_default=True, help="MobileNetV2 width multiplier.")
+@click.option("--alpha", type=click.Choice(["0.35", "0.5", "0.75", "1.0", "1.3", "1.4"]),
+              default=str(model_info(DEFAULT_CLASSIFIER)["architecture"]["alpha"]), show_default=True,
+              help="MobileNetV2 width multiplier (default: the published default classifier's).")
 @click.option("--input-size", type=click.Choice(["96", "128", "160", "192", "224"]), default="224",
               show_default=True, help="Classifier input side in pixels.")
 @click.option("--weights", default="imagenet", show_default=True,

@@ -15,6 +15,11 @@ import numpy as np
 
 from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, mirror_boxes, non_max_suppression
 from maskmodel.crops import resize_image
+from maskmodel.errors import MaskmodelError
+
+
+class DetectorUnavailableError(MaskmodelError, RuntimeError):
+    """A face detector cannot run with the OpenCV installed here (the message says what to install)."""
 
 
 class FaceDetector(Protocol):
@@ -133,9 +138,9 @@ class HaarDetector:
 
     def __init__(self, model_path: str | os.PathLike, min_size: int = 16) -> None:
         if not hasattr(cv2, "CascadeClassifier"):
-            raise RuntimeError(
+            raise DetectorUnavailableError(
                 f"OpenCV {cv2.__version__} has no cascade classifier (OpenCV 5 moved it out of "
-                "opencv-python): install opencv-contrib-python, or use face_detector='yunet'"
+                "opencv-python): install opencv-contrib-python, or use another face detector"
             )
         self.min_size = min_size
         self._cascade = cv2.CascadeClassifier(str(model_path))
@@ -152,6 +157,12 @@ class HaarDetector:
 
 
 FACE_DETECTORS = {"centerface": "centerface", "yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
+
+
+def available_detectors() -> list[str]:
+    """The short names of the face detectors that run with this OpenCV (Haar needs a cascade
+    classifier, which OpenCV 5's opencv-python lacks: opencv-contrib-python has it)."""
+    return [name for name in FACE_DETECTORS if name != "haar" or hasattr(cv2, "CascadeClassifier")]
 DEFAULT_FACE_DETECTOR = "centerface"
 MULTI_PASS = ("centerface", "yunet")  # detectors with scales, flip and nms_threshold
 # Runtime defaults, chosen by measurement (docs/benchmarks.md). YuNet: a second pass with the image

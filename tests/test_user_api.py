@@ -135,3 +135,16 @@ def test_training_offline_says_how_to_provide_the_imagenet_weights(tmp_path, mon
     installed = CliRunner().invoke(main, ["models", "install", "--from", str(SHARED / "models" / "keras")])
     assert installed.exit_code == 0, installed.output
     assert (tmp_path / "keras" / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5").is_file()
+
+
+def test_haar_is_offered_only_where_opencv_can_run_it():
+    from maskmodel.faces import DetectorUnavailableError, available_detectors
+
+    result = CliRunner().invoke(main, ["predict", str(MIXED), "--face-detector", "haar"])
+    if hasattr(cv2, "CascadeClassifier"):  # opencv-contrib-python
+        assert "haar" in available_detectors() and result.exit_code == 0, result.output
+    else:
+        assert "haar" not in available_detectors() and result.exit_code == 2
+        assert "opencv-contrib-python" in CliRunner().invoke(main, ["predict", "--help"]).output
+        with pytest.raises(DetectorUnavailableError, match="opencv-contrib-python"):
+            maskmodel.create_face_detector("haar")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from maskmodel.zoo import DEFAULT_CLASSIFIER
+
 INTRO = """# Model card: maskmodel face-mask classifiers
 
 Generated from `weights/manifest.json` by `python -m maskmodel.training.model_card` (run by the publish
@@ -13,7 +15,7 @@ step); edit the text in `maskmodel/training/model_card.py`, never the numbers he
 Classify a face crop as `with_mask` or `without_mask` (1.x versions), or as `with_mask`, `without_mask` or
 `mask_incorrect` (2.x versions: a mask worn below the nose or on the chin). The classes of each version are
 listed in the manifest, in the order of the model's outputs. They are the second stage of the maskmodel
-pipeline: a face detector (YuNet by default) finds faces, each face box is cut by the project's one crop
+pipeline: a face detector (CenterFace by default) finds faces, each face box is cut by the project's one crop
 function (square, margin on every side, border replicated, area/bilinear resize) and classified.
 
 ## Intended use and limits
@@ -69,6 +71,15 @@ def _own_classes(metrics: dict) -> list[str]:
     return lines
 
 
+def _default_mark(name: str, version: str, entry: dict) -> str:
+    """What a version's heading says of defaults: only the one the runtime uses is "the default"."""
+    if version != entry["default"]:
+        return ""
+    if name == DEFAULT_CLASSIFIER:
+        return " (the default classifier)"
+    return " (default version of this name)" if len(entry["versions"]) > 1 else ""
+
+
 def render(manifest: dict) -> str:
     """The model card text for every classification model of `manifest`."""
     parts = [INTRO]
@@ -76,7 +87,7 @@ def render(manifest: dict) -> str:
         if entry["task"] != "classification":
             continue
         for version, record in entry["versions"].items():
-            default = " (default)" if version == entry["default"] else ""
+            default = _default_mark(name, version, entry)
             metrics = record["metrics"]
             test, crowd = metrics["training-data-test-split"], metrics.get("crowd-dev-faces")
             licences = record["training_data"].get("licences", {})
