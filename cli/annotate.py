@@ -103,6 +103,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     from tqdm import tqdm
 
     from maskmodel.annotate import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
+    from maskmodel.html_report import HTML_NAME
     from maskmodel.annotate import annotate as run_annotate
     from maskmodel.errors import UsageError
     from maskmodel.exports import run_names
@@ -151,8 +152,9 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         videos = f"{result['videos']} videos ({result['video_frames_with_faces']} frames with faces), " \
             if result["videos"] else ""
         click.echo(f"{result['images']} images, {videos}{result['faces']} faces: {result['with_mask']} with mask, "
-                   f"{result['without_mask']} without, {result['mask_incorrect']} mask incorrect "
-                   f"(compliance {result['compliance_rate']}), "
+                   f"{result['without_mask']} without"
+                   + (f", {result['mask_incorrect']} mask incorrect" if result["mask_incorrect"] else "")
+                   + f" (compliance {result['compliance_rate']}), "
                    f"{result['images_without_faces']} without faces, {result['errors']} errors; "
                    f"{result['processed_this_run']} processed in this run, "
                    f"{result['seconds']} s ({result['images_per_second']} images/s)")
@@ -162,7 +164,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         exports = run_names(settings.save, save_json) + \
             ["labels/"] * ("yolo" in settings.save) + ["annotations/"] * ("voc" in settings.save) + \
             ["crops/"] * (save_crops is not None and not dry_run)
-        click.echo(f"written: {folder.show(REPORT_NAME)}, {folder.show(SUMMARY_NAME)}"
+        click.echo(f"written: {folder.show(REPORT_NAME)}, {folder.show(SUMMARY_NAME)}, {folder.show(HTML_NAME)}"
                    + "".join(f", {folder.show(name)}" for name in exports)
                    + ("" if dry_run else f", annotated images under {folder}"))
     if summary.errors:
