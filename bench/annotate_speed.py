@@ -1,6 +1,6 @@
 """Speed and memory of `maskmodel annotate` on crowd-dev, and `import maskmodel` time.
 
-    python bench/annotate_speed.py [--runs 1:opencv,2:opencv,...] [--repeat N] [--out bench/results/annotate_speed.json]
+    python -m bench.annotate_speed [--runs 1:opencv,2:opencv,...] [--repeat N] [--out bench/results/annotate_speed.json]
 
 Runs the installed `maskmodel annotate` command (as a user would) over the 150 crowd-dev photos for
 each `--jobs` / `--backend` pair (plus extra flags), timing the whole command (start-up and model loading
@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
 
-import common  # noqa: E402
+from bench import common
 
 IMAGES = ROOT.parent / "shared/datasets/crowd-dev/images"
 

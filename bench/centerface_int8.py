@@ -1,7 +1,7 @@
 """int8 CenterFace: ONNX Runtime static quantization, calibrated on training photos (never crowd-dev),
 measured against the float model on crowd-dev and ILC val.
 
-    python bench/centerface_int8.py [--out .cache/centerface-int8.onnx] [--per-folder 40]
+    python -m bench.centerface_int8 [--out .cache/centerface-int8.onnx] [--per-folder 40]
 
 Calibration photos: every n-th image (sorted paths) of covid19-facemask/train, real-facemask and
 ilc-2021 (its train part only, `maskmodel.annotations.split_by_name`), `--per-folder` of each. Each is prepared as the detector prepares it: longer side
@@ -12,7 +12,6 @@ onnxruntime.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,15 +20,14 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from maskmodel.annotations import read_voc_folder, split_by_name  # noqa: E402
-from maskmodel.boxstyle import BOX_STYLES  # noqa: E402
-from maskmodel.centerface import PAD, CenterFaceDetector, dynamic_onnx  # noqa: E402
-from maskmodel.crops import resize_image  # noqa: E402
-from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_detections  # noqa: E402
-from maskmodel.imageio import read_image  # noqa: E402
-from maskmodel.pipeline import Face  # noqa: E402
+from maskmodel.annotations import read_voc_folder, split_by_name
+from maskmodel.boxstyle import BOX_STYLES
+from maskmodel.centerface import PAD, CenterFaceDetector, dynamic_onnx
+from maskmodel.crops import resize_image
+from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_detections
+from maskmodel.imageio import read_image
+from maskmodel.pipeline import Face
 
 SHARED = ROOT.parent / "shared"
 CALIBRATION = [SHARED / "datasets/covid19-facemask/train", SHARED / "datasets/real-facemask", SHARED / "datasets/ilc-2021"]
@@ -71,8 +69,12 @@ def quantize_centerface(source: Path, out: Path, images: list[Path], side: int =
     """Write the int8 model (MinMax calibration) of the upstream CenterFace file `source` to `out`."""
     import onnx
     from onnx import version_converter
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

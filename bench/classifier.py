@@ -1,6 +1,6 @@
 """Classifier benchmark: published models vs the seed design's classifier, in one run, this machine.
 
-    python bench/classifier.py [--out bench/results/classifier.json]
+    python -m bench.classifier [--out bench/results/classifier.json]
 
 For every published classifier (ONNX through OpenCV DNN and through ONNX Runtime when installed, and
 its Keras file) and the seed peer (`face-mask-detector==0.2.3`, Keras; needs the `[train]` extra and
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -36,19 +35,16 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-import common  # noqa: E402
-
-import maskmodel  # noqa: E402
-from maskmodel.annotations import read_voc_folder  # noqa: E402
-from maskmodel.classifier import onnxruntime_available  # noqa: E402
-from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces  # noqa: E402
-from maskmodel.imageio import read_image  # noqa: E402
-from maskmodel.training.photos import split_photos  # noqa: E402
-from maskmodel.training.publish import folder_as_annotations  # noqa: E402
-from maskmodel.zoo import manifest  # noqa: E402
+import maskmodel
+from bench import common
+from maskmodel.annotations import read_voc_folder
+from maskmodel.classifier import onnxruntime_available
+from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces
+from maskmodel.imageio import read_image
+from maskmodel.training.photos import split_photos
+from maskmodel.training.publish import folder_as_annotations
+from maskmodel.zoo import manifest
 
 SHARED = ROOT.parent / "shared"
 CLASSES = ("with_mask", "without_mask")  # the seed peer's and covid19-facemask's
@@ -61,17 +57,17 @@ class SeedPeer:
         classes = CLASSES
 
     def __init__(self, cache: Path) -> None:
-        from seed_peer import fetch_model, load_peer
+        from bench.seed_peer import fetch_model, load_peer
 
         self.model = load_peer(fetch_model(cache))
 
     def predict(self, image_bgr: np.ndarray, boxes) -> np.ndarray:
-        from seed_peer import peer_crops
+        from bench.seed_peer import peer_crops
 
         return self.model.predict(peer_crops(image_bgr, boxes), verbose=0)
 
     def crops(self, image_bgr, boxes):
-        from seed_peer import peer_crops
+        from bench.seed_peer import peer_crops
 
         return peer_crops(image_bgr, boxes)
 

@@ -1,6 +1,6 @@
 """Peak memory of `maskmodel annotate --jobs 2` on a 100-megapixel photo and on 10,000 small images.
 
-    python bench/memory.py [--small 10000] [--out bench/results/memory.json]
+    python -m bench.memory [--small 10000] [--out bench/results/memory.json]
 
 Both inputs are generated in a temporary folder: a 10,000 x 10,000 JPEG (a crowd-dev photo enlarged,
 so it has faces) next to 20 crowd-dev photos, and N small PNG face crops (96 x 96, cut from crowd-dev
@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
 
-import common  # noqa: E402
+from bench import common
 
 IMAGES = ROOT.parent / "shared/datasets/crowd-dev/images"
 

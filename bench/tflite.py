@@ -1,6 +1,6 @@
 """TFLite exports of the published classifiers: accuracy against Keras on the same crops, size, OpenCV.
 
-    python bench/tflite.py [--out bench/results/tflite.json]
+    python -m bench.tflite [--out bench/results/tflite.json]
 
 For each published classifier: float16 and int8 TFLite files are exported (int8 calibrated on 100 covid19-facemask/train and 100 real-facemask crops); the Keras model and both exports classify the same crops (the 194
 covid19-facemask/test images' largest faces and all 814 with/without-mask crowd-dev faces), and the
@@ -11,7 +11,6 @@ checked too.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,12 +18,14 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-import common  # noqa: E402
-import maskmodel  # noqa: E402
-from maskmodel.training.tflite_check import crowd_crops, folder_crops, tflite_probabilities  # noqa: E402
+import maskmodel
+from bench import common
+from maskmodel.training.tflite_check import (
+    crowd_crops,
+    folder_crops,
+    tflite_probabilities,
+)
 
 SHARED = ROOT.parent / "shared"
 

@@ -1,6 +1,6 @@
 """Frames per second of video annotation on a 720p clip (default settings, 2 cores).
 
-    python bench/video.py [--out bench/results/video.json]
+    python -m bench.video [--out bench/results/video.json]
 
 The clip (1280x720, 75 frames at 25 fps) pans and zooms over a crowd-dev photo, so every frame holds
 faces. `maskmodel.video.annotate_video` (decode, detect, track, classify, draw, encode) runs with
@@ -10,7 +10,6 @@ faces. `maskmodel.video.annotate_video` (decode, detect, track, classify, draw, 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,12 +17,10 @@ from pathlib import Path
 import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-import common  # noqa: E402
-from maskmodel.pipeline import MaskDetector  # noqa: E402
-from maskmodel.video import annotate_video  # noqa: E402
+from bench import common
+from maskmodel.pipeline import MaskDetector
+from maskmodel.video import annotate_video
 
 PHOTO = ROOT.parent / "shared/datasets/crowd-dev/images/maksssksksss11.png"
 FRAMES, SIZE, FPS = 75, (1280, 720), 25.0
