@@ -26,7 +26,6 @@ from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.engines import iter_annotate
 from maskmodel.errors import UsageError
 from maskmodel.exports import CROPS_KEY, ExportWriter, label_names
-from maskmodel.faces import detector_options
 from maskmodel.html_report import HTML_NAME, build_html
 from maskmodel.layout import OutputNames, input_file, output_name, resolve_inputs
 from maskmodel.storage import LocalFolder, RemoteFolder, local_path, open_folder
@@ -35,7 +34,7 @@ from maskmodel.report import (ReportMirror, ReportWriter, Summary, original_path
                               is_video_path, prepare_resume, read_report, report_path_text)
 from maskmodel.runstate import OWN_FILES, RunState
 from maskmodel.video import VIDEO_EXTENSIONS
-from maskmodel.worker import AnnotateSettings
+from maskmodel.worker import AnnotateSettings, build_detector
 
 REPORT_NAME, SUMMARY_NAME = OWN_FILES
 
@@ -83,7 +82,7 @@ def annotate(
     roots = resolve_inputs(inputs, settings.out_dir)
     folder = open_folder(settings.out_dir)
     _check_output(folder, resume, overwrite)
-    detector = _load_models(settings)  # before anything is written: a bad model is one clear error
+    detector = build_detector(settings)  # before anything is written: a bad model is one clear error
     unknown = sorted(set(settings.save_crops or ()) - set(detector.classes))
     if unknown:
         raise UsageError(f"Expected --save-crops classes among {detector.classes}. Received: {', '.join(unknown)}")
@@ -214,13 +213,6 @@ def _check_output(folder: LocalFolder | RemoteFolder, resume: bool, overwrite: b
     if not RunState.exists_in(root) and any((root / name).exists() for name in OWN_FILES):
         raise UsageError(f"{root} holds a report that maskmodel did not write (no {root / '.maskmodel'}): "
                          "choose an empty or new --out")
-
-
-def _load_models(settings: AnnotateSettings) -> MaskDetector:
-    """The detector and classifier, loaded and checked once here, before any worker starts."""
-    options = detector_options(settings.face_detector, settings.score_threshold, settings.scales, settings.flip,
-                               settings.nms_threshold)
-    return MaskDetector(settings.face_detector, settings.model, settings.backend, settings.box_adjust, **options)
 
 
 def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, settings: AnnotateSettings,

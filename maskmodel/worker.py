@@ -74,6 +74,13 @@ class _WriteFailed(Exception):
     """An annotated copy of one image could not be written; that image gets an error row."""
 
 
+def build_detector(settings: AnnotateSettings) -> MaskDetector:
+    """The `MaskDetector` that `settings` describe (models loaded and checked)."""
+    options = detector_options(settings.face_detector, settings.score_threshold, settings.scales, settings.flip,
+                               settings.nms_threshold)
+    return MaskDetector(settings.face_detector, settings.model, settings.backend, settings.box_adjust, **options)
+
+
 class Annotator:
     """One worker's models and output folder; call it with an input file to get that file's report
     rows (one per face, or one `no_face` / `error` row).
@@ -84,12 +91,7 @@ class Annotator:
     """
 
     def __init__(self, settings: AnnotateSettings, detector: MaskDetector | None = None) -> None:
-        if detector is None:
-            options = detector_options(settings.face_detector, settings.score_threshold, settings.scales,
-                                       settings.flip, settings.nms_threshold)
-            detector = MaskDetector(settings.face_detector, settings.model, settings.backend, settings.box_adjust,
-                                    **options)
-        self.detector, self.settings = detector, settings
+        self.detector, self.settings = detector or build_detector(settings), settings
         self.folder = open_folder(settings.out_dir)
         if isinstance(self.folder, LocalFolder):
             self.folder.temp_prefix = settings.temp_prefix
