@@ -115,7 +115,7 @@ def annotate(
         if on_start:
             on_start(len(items))
         writer = ReportWriter(report_path, append=resume)
-        completed = False
+        completed, blocks = False, None
         try:
             if engine == "ray":
                 from maskmodel.distributed import iter_annotate_ray
@@ -131,11 +131,12 @@ def annotate(
                     mirror.sync()
                 if on_image:
                     on_image(rows)
-            _finish_exports(exports, read_report(report_path), bool(done), detector, settings, folder, roots)
+            blocks = read_report(report_path)  # read once: the run-level exports and the summary
+            _finish_exports(exports, blocks, bool(done), detector, settings, folder, roots)
             completed = True
         finally:
             writer.close()
-            whole = Summary.of_report(report_path)
+            whole = Summary.of_blocks(read_report(report_path) if blocks is None else blocks)
             summary = dataclasses.replace(whole, processed=summary.processed, skipped_files=summary.skipped_files,
                                           seconds=time.time() - started)
             record = {"settings": {**asdict(settings), "out_dir": str(folder)},  # no credentials of a URI

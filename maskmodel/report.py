@@ -245,10 +245,10 @@ class Summary:
     skipped_files: Counter = field(default_factory=Counter)
 
     @classmethod
-    def of_report(cls, report_path: Path) -> Summary:
-        """The counts of every image in a report file."""
+    def of_blocks(cls, blocks: list[list[dict]]) -> Summary:
+        """The counts of a report's images (its rows grouped by image, as `read_report` gives them)."""
         summary = cls()
-        for block in read_report(report_path):
+        for block in blocks:
             summary.add(block)
         return summary
 
