@@ -14,6 +14,7 @@ Every input root and the output root are resolved to real paths up front. From t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -54,7 +55,7 @@ def resolve_inputs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike |
             if out_real is not None and real == out_real:
                 raise UsageError(f"--out {out_dir} is the input {location}: originals are never overwritten")
         prefix = name if (len(inputs) > 1 or not is_dir) else ""
-        prefix = _distinct(prefix, used, is_dir) if prefix else prefix
+        prefix = _first_free(prefix, used.__contains__, keep_suffix=not is_dir) if prefix else prefix
         used.add(prefix)
         roots.append(InputRoot(str(location), real, prefix, is_dir))
     return roots
@@ -74,13 +75,15 @@ def input_file(report_path: str, roots: list[InputRoot]) -> Path | None:
     return None
 
 
-def _distinct(name: str, used: set[str], is_dir: bool) -> str:
-    """`name`, or `name~2`, `name~3`, ... (before the suffix of a file name) if taken."""
-    stem, suffix = (name, "") if is_dir else _split_suffix(name)
+def _first_free(name: str, taken: Callable[[str], bool], keep_suffix: bool = True) -> str:
+    """`name`, or the first of `name~2`, `name~3`, ... (before the suffix of its last part, with
+    `keep_suffix`) that is not `taken`."""
+    parent, _, leaf = name.rpartition("/")
+    stem, suffix = _split_suffix(leaf) if keep_suffix else (leaf, "")
     candidate, number = name, 1
-    while candidate in used:
+    while taken(candidate):
         number += 1
-        candidate = f"{stem}~{number}{suffix}"
+        candidate = f"{parent + '/' if parent else ''}{stem}~{number}{suffix}"
     return candidate
 
 
@@ -133,12 +136,7 @@ class OutputNames:
         """The name to write `natural` under, or None if no write there could be safe."""
         if not is_safe_relative(natural):
             return None
-        parent, _, leaf = natural.rpartition("/")
-        stem, suffix = _split_suffix(leaf)
-        candidate, number = natural, 1
-        while candidate in self.used or self._foreign(candidate):
-            number += 1
-            candidate = f"{parent + '/' if parent else ''}{stem}~{number}{suffix}"
+        candidate = _first_free(natural, lambda name: name in self.used or self._foreign(name))
         if self._inside_input(candidate):
             return None
         self.used.add(candidate)
