@@ -34,7 +34,9 @@ from bench import common
 from maskmodel.annotations import read_voc_folder, split_by_name
 from maskmodel.boxstyle import BoxAdjust
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, box_style, evaluate_detections
-from maskmodel.faces import PRESETS, create_face_detector
+from maskmodel.centerface import CenterFaceDetector
+from maskmodel.detector_config import create_face_detector
+from maskmodel.faces import YuNetDetector
 from maskmodel.imageio import read_image
 from maskmodel.pipeline import Face, MaskDetector
 
@@ -43,7 +45,7 @@ SHARED = ROOT.parent / "shared"
 FAST, ACCURATE = "mask-mobilenetv2-0.35", "mask-mobilenetv2-1.0"
 
 # name -> (face detector, detector options, classifier, box adjustment: None = the detector's default)
-YUNET, CENTERFACE = PRESETS["yunet"], PRESETS["centerface"]
+YUNET, CENTERFACE = YuNetDetector.PRESETS, CenterFaceDetector.PRESETS
 OLD_DEFAULT = "old default: yunet 640+1024 t0.6 with own boxes"
 CONFIGS = {
     "default: centerface 800 t0.3": ("centerface", {}, FAST, None),

@@ -79,7 +79,7 @@ def main() -> None:
                 "| model | minutes |", "|---|---|"]
     for name in maskmodel.list_models(task="classification"):
         info = maskmodel.model_info(name)
-        training.append(f"| {name}@{info['version']} | {info['training_seconds'] / 60:.1f} |")
+        training.append(f"| {info.spec} | {info.training_seconds / 60:.1f} |")
     parts += training
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts) + "\n")
     print(json.dumps({"written": str(ROOT / "docs" / "benchmarks.md")}))

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import click
 
-from maskmodel.faces import DEFAULT_FACE_DETECTOR, MULTI_PASS, PRESET_NAMES, PRESETS, available_detectors
+from maskmodel.detector_config import (DEFAULT_FACE_DETECTOR, PRESET_NAMES, DetectorConfig, DetectorConfigError,
+                                       available_detectors)
 
 OPTIONS = (
     click.option("--face-detector", type=click.Choice(available_detectors()), default=DEFAULT_FACE_DETECTOR,
@@ -44,49 +45,45 @@ def detector_options(command: Callable) -> Callable:
     return command
 
 
+# The command-line option of each `DetectorConfig` setting, so that Click names the option a bad value came from.
+OPTION_OF = {"preset": "--preset", "score_threshold": "--threshold", "scales": "--scales", "flip": "--flip",
+             "nms_threshold": "--nms-iou", "name": "--face-detector"}
+
+
 def detector_settings(face_detector: str, preset: str, threshold: float | None, scales: str | None,
                       flip: bool | None, nms_iou: float | None, box_adjust: str | None) -> dict:
-    """The options as `AnnotateSettings` fields (and, but for `box_adjust`, `maskmodel.faces.detector_options`
-    arguments): those given explicitly, then the preset's."""
+    """The options as `AnnotateSettings` fields: `detector` (a `DetectorConfig`: the options given
+    explicitly over the preset's) and `box_adjust`."""
     from maskmodel.boxstyle import BoxAdjust
 
-    if face_detector not in MULTI_PASS:
-        for name, value in (("--preset", preset != "default"), ("--scales", scales), ("--flip", flip),
-                            ("--nms-iou", nms_iou)):
-            if value:
-                raise click.BadParameter(f"applies to --face-detector {' or '.join(MULTI_PASS)} only", param_hint=name)
+    try:
+        config = DetectorConfig.preset(preset, face_detector, score_threshold=threshold, scales=_parse_scales(scales),
+                                       flip=flip, nms_threshold=nms_iou)
+    except DetectorConfigError as error:
+        raise click.BadParameter(str(error), param_hint=OPTION_OF.get(error.field)) from None
     try:
         adjust = None if box_adjust is None else BoxAdjust.parse(box_adjust)
     except (ValueError, OSError) as error:
         raise click.BadParameter(str(error), param_hint="--box-adjust") from None
-    given = {"score_threshold": threshold, "scales": _parse_scales(scales), "flip": flip, "nms_threshold": nms_iou}
-    preset_options = PRESETS.get(face_detector, {}).get(preset, {})
-    chosen = {key: preset_options.get(key) if value is None else value for key, value in given.items()}
-    return {"face_detector": face_detector, **chosen, "flip": bool(chosen["flip"]), "box_adjust": adjust}
+    return {"detector": config, "box_adjust": adjust}
 
 
 def _parse_scales(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None
     try:
-        scales = tuple(int(part) for part in text.split(","))
+        return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise click.BadParameter(f"expected pixel sizes like 640,1280, got {text!r}", param_hint="--scales") from None
-    if any(s < 32 for s in scales):
-        raise click.BadParameter("each scale must be at least 32 px", param_hint="--scales")
-    return scales
 
 
 def mask_detector(model: str, settings: dict, backend: str = "auto"):
     """A `MaskDetector` with these detector settings; a missing or corrupt model is one clear error."""
     from maskmodel import zoo
-    from maskmodel.faces import detector_options as options
     from maskmodel.pipeline import MaskDetector
 
-    settings = dict(settings)
-    box_adjust = settings.pop("box_adjust")
     try:
-        return MaskDetector(settings["face_detector"], model, backend, box_adjust, **options(**settings))
+        return MaskDetector(settings["detector"], model, backend, settings["box_adjust"])
     except zoo.ModelNotFoundError as error:
         raise click.UsageError(str(error)) from error
     except (zoo.WeightsUnavailableError, zoo.ChecksumError, ValueError) as error:

@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 
 from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
+from maskmodel.detector_config import available_detectors
 from maskmodel.zoo import DEFAULT_CLASSIFIER
-
-DETECTORS = ["yunet", "ssd", "haar"]
 
 
 @click.group()
@@ -48,7 +47,7 @@ def _markdown_classification(result: dict, title: str) -> str:
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
-@click.option("--face-detector", type=click.Choice([*DETECTORS, "none"]), default="yunet", show_default=True,
+@click.option("--face-detector", type=click.Choice([*available_detectors(), "none"]), default="yunet", show_default=True,
               help="Crop each image to its largest face first (as training does); 'none' uses whole images.")
 def classify(root, out_dir, model, face_detector) -> None:
     """Classification metrics on ROOT/<class>/* (for a split, pass ROOT/test).
@@ -60,7 +59,7 @@ def classify(root, out_dir, model, face_detector) -> None:
 
     import maskmodel
     from maskmodel.evaluate import evaluate_classification_folder
-    from maskmodel.faces import one_face_detector
+    from maskmodel.detector_config import one_face_detector
     from maskmodel.plots import confusion_image, contact_sheet
 
     classifier = maskmodel.load(model)
@@ -201,7 +200,7 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         classes = detector.classes
         images, predictions, blocks = _detect_all(images, detector, model, settings, jobs, quiet, skipped)
         setup = {"mode": "pipeline", "model": detector.model_name,
-                 **{key: "detector default" if value is None else value for key, value in settings.items()},
+                 "face_detector": settings["detector"].name, **settings["detector"].resolved(),
                  "box_adjust": dataclasses.asdict(detector.box_adjust)}
     result = evaluate_detections(images, predictions, tuple(classes))
     result["box_style"] = box_style(images, predictions, tuple(classes))

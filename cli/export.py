@@ -72,7 +72,8 @@ def _representative_crops(root: Path, size: int, samples: int):
 
     from maskmodel.crawl import iter_inputs
     from maskmodel.crops import CropPolicy, crop_face
-    from maskmodel.faces import largest_face, one_face_detector
+    from maskmodel.detector_config import one_face_detector
+    from maskmodel.faces import largest_face
     from maskmodel.imageio import ImageReadError, read_image
 
     files = list(iter_inputs([root]))

@@ -15,8 +15,8 @@ def models() -> None:
     """Manage the model zoo (published classifiers and face detectors)."""
 
 
-def _headline_metric(info: dict) -> str:
-    crowd = info.get("metrics", {}).get("crowd-dev-faces")
+def _headline_metric(info: zoo.ModelVersion) -> str:
+    crowd = info.metrics.get("crowd-dev-faces")
     return f"crowd-dev balanced acc {crowd['balanced_accuracy']:.3f}" if crowd else ""
 
 
@@ -35,10 +35,10 @@ def list_command(as_json: bool) -> None:
     rows = []
     for name in zoo.list_models():
         info = zoo.model_info(name)
-        size = sum(f.get("size") or 0 for f in info["files"].values())
-        local = all(_cached(name, info["version"], fmt) for fmt in info["files"])
-        rows.append({"name": name, "version": info["version"], "default": name == zoo.DEFAULT_CLASSIFIER,
-                     "task": info["task"], "bytes": size, "metric": _headline_metric(info), "local": local})
+        size = sum(file.size or 0 for file in info.files.values())
+        local = all(_cached(name, info.version, fmt) for fmt in info.files)
+        rows.append({"name": name, "version": info.version, "default": name == zoo.DEFAULT_CLASSIFIER,
+                     "task": info.task, "bytes": size, "metric": _headline_metric(info), "local": local})
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
@@ -57,19 +57,19 @@ def list_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="The manifest record as JSON.")
 def info(name: str, as_json: bool) -> None:
     """Summary of one model (NAME or NAME@VERSION)."""
-    record = zoo.model_info(name)
+    info = zoo.model_info(name)
+    record = info.to_dict()
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
-    click.echo(f"{record['name']}@{record['version']} ({record['task']})"
-               + (", the default classifier" if record["name"] == zoo.DEFAULT_CLASSIFIER else ""))
+    click.echo(f"{info.spec} ({info.task})" + (", the default classifier" if info.name == zoo.DEFAULT_CLASSIFIER else "")
+               + (f", short name {info.alias}" if info.alias else ""))
     for key in ("description", "classes", "input", "metrics", "training_data", "date", "license", "source"):
         if key in record:
             _echo_value(key, record[key], 1)
     click.echo("  files:")
-    for format, file in record["files"].items():
-        click.echo(f"    {format}: {file['file']} ({(file.get('size') or 0) / 1e6:.1f} MB, sha256 "
-                   f"{(file.get('sha256') or '-')[:12]})")
+    for format, file in info.files.items():
+        click.echo(f"    {format}: {file.file} ({(file.size or 0) / 1e6:.1f} MB, sha256 {(file.sha256 or '-')[:12]})")
 
 
 def _echo_value(key: str, value: object, depth: int) -> None:
@@ -95,9 +95,9 @@ def download(names: tuple[str, ...]) -> None:
     """Download (or find) every file of NAMES and verify it."""
     for name in names:
         try:
-            record = zoo.model_info(name)
-            for format in record["files"]:
-                click.echo(f"{zoo.weights_path(record['name'], record['version'], format)}")
+            info = zoo.model_info(name)
+            for format in info.files:
+                click.echo(f"{zoo.weights_path(info.name, info.version, format)}")
         except (zoo.ModelNotFoundError, zoo.WeightsUnavailableError, zoo.ChecksumError) as error:
             raise click.ClickException(str(error)) from error
 
@@ -127,9 +127,7 @@ def verify() -> None:
     """Re-hash every cached and installed model file; exit 1 if any does not match."""
     bad = 0
     for name in zoo.list_models():
-        info = zoo.model_info(name)
-        for format in info["files"]:
-            record = zoo.weights_file(name, info["version"], format)
+        for record in (file for info in zoo.model_versions(name) for file in info.files.values()):
             for folder in (zoo.package_weights_dir(), zoo.cache_dir()):
                 path = folder / record.file
                 if record.builtin or not path.exists():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from maskmodel.detector_config import available_detectors
 from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 
 
@@ -13,7 +14,7 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory to write.")
 @click.option("--alpha", type=click.Choice(["0.35", "0.5", "0.75", "1.0", "1.3", "1.4"]),
-              default=str(model_info(DEFAULT_CLASSIFIER)["architecture"]["alpha"]), show_default=True,
+              default=str(model_info(DEFAULT_CLASSIFIER).architecture["alpha"]), show_default=True,
               help="MobileNetV2 width multiplier (default: the published default classifier's).")
 @click.option("--input-size", type=click.Choice(["96", "128", "160", "192", "224"]), default="224",
               show_default=True, help="Classifier input side in pixels.")
@@ -34,7 +35,7 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 @click.option("--photos", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Photo set with face boxes (images/ + annotations/ in PASCAL VOC), repeatable: each "
                    "face is cut at the runtime detector's matching box, labels from the annotation.")
-@click.option("--face-detector", type=click.Choice(["yunet", "ssd"]), default="yunet", show_default=True,
+@click.option("--face-detector", type=click.Choice(available_detectors()), default="yunet", show_default=True,
               help="Detector that cuts the training crops (use the runtime's).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no per-epoch lines.")
 @click.option("--verbose", is_flag=True, help="Also TensorFlow's own start-up and device logs.")
@@ -51,7 +52,7 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
     if not verbose:  # read by TensorFlow when it loads, below
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    from maskmodel.faces import create_face_detector, one_face_detector
+    from maskmodel.detector_config import create_face_detector, one_face_detector
     from maskmodel.training.train import TrainConfig, TrainingDataError
     from maskmodel.training.train import train as run_training
 

@@ -191,7 +191,7 @@ def _finish_exports(exports: ExportWriter, blocks: list[list[dict]], resumed: bo
     """The run-level files, from the whole report: the --save ones and report.html."""
     exports.finish(blocks, resumed)
     exports.claim([HTML_NAME])
-    setup = f"detector {settings.face_detector}, classifier {detector.model_name}, output {folder}"
+    setup = f"detector {settings.detector.name}, classifier {detector.model_name}, output {folder}"
     exports.write(HTML_NAME, build_html(blocks, detector.classes, lambda path: input_file(path, roots), setup).encode())
 
 

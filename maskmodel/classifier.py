@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -20,13 +21,9 @@ class InputContract:
     crop: CropPolicy
 
     @classmethod
-    def from_manifest(cls, entry: dict) -> InputContract:
-        contract = entry["input"]
-        return cls(
-            size=int(contract["size"]),
-            classes=tuple(entry["classes"]),
-            crop=CropPolicy.from_dict(contract["crop"]),
-        )
+    def from_manifest(cls, input: dict, classes: Sequence[str]) -> InputContract:
+        """The contract of a manifest record's (or a `model.json`'s) `input` and `classes` fields."""
+        return cls(size=int(input["size"]), classes=tuple(classes), crop=CropPolicy.from_dict(input["crop"]))
 
     def to_manifest(self) -> dict:
         """The `classes` and `input` fields of a manifest entry (or a run directory's `model.json`)."""

@@ -36,7 +36,9 @@ class YuNetDetector:
     Args:
         model_path: the YuNet `.onnx` file.
         scales: longer image side, in pixels, of each detection pass; `None` in the list means the
-            native size. Boxes of all passes are merged by NMS. Defaults to `(640,)`.
+            native size. Boxes of all passes are merged by NMS. Defaults to `(640, 1024)`: the second
+            pass, with the image enlarged to 1024 px, finds many of the small faces of crowd photos
+            that one pass at 640 px misses (docs/benchmarks.md).
         score_threshold: minimum face score. Defaults to `0.6`.
         nms_threshold: IoU above which overlapping boxes are merged. Defaults to `0.3`.
         flip: also detect in the mirrored image at each scale (twice the work; finds more turned and
@@ -44,11 +46,18 @@ class YuNetDetector:
     """
 
     name = "yunet"
+    # Named settings (`DetectorConfig.preset`), measured in docs/benchmarks.md. The accuracy preset (about
+    # 3x slower) finds more faces at the default's precision; with its threshold lowered to 0.3 it ranks
+    # better, but most extra boxes are wrong.
+    PRESETS = {
+        "speed": {"scales": (640,)},
+        "accuracy": {"scales": (640, 1024, 1600), "flip": True, "score_threshold": 0.7, "nms_threshold": 0.5},
+    }
 
     def __init__(
         self,
         model_path: str | os.PathLike,
-        scales: tuple[int | None, ...] = (640,),
+        scales: tuple[int | None, ...] = (640, 1024),
         score_threshold: float = 0.6,
         nms_threshold: float = 0.3,
         flip: bool = False,
@@ -156,75 +165,6 @@ class HaarDetector:
         return np.column_stack([x, y, x + w, y + h, np.ones_like(x)]).astype(np.float32)
 
 
-FACE_DETECTORS = {"centerface": "centerface", "yunet": "yunet-2026may", "ssd": "opencv-ssd-uint8", "haar": "haar"}
-
-
-def available_detectors() -> list[str]:
-    """The short names of the face detectors that run with this OpenCV (Haar needs a cascade
-    classifier, which OpenCV 5's opencv-python lacks: opencv-contrib-python has it)."""
-    return [name for name in FACE_DETECTORS if name != "haar" or hasattr(cv2, "CascadeClassifier")]
-DEFAULT_FACE_DETECTOR = "centerface"
-MULTI_PASS = ("centerface", "yunet")  # detectors with scales, flip and nms_threshold
-# Runtime defaults, chosen by measurement (docs/benchmarks.md). YuNet: a second pass with the image
-# enlarged to 1024 px finds many of the small faces of crowd photos that one pass at 640 px misses.
-# CenterFace, the default detector, runs with its class defaults (one pass at 800 px, threshold 0.3):
-# on crowd-dev and ILC val the most accurate single pass whose drawn boxes are at least as precise as
-# the previous default's (YuNet 640+1024), at the same CPU cost.
-DETECTOR_DEFAULTS = {"yunet": {"scales": (640, 1024)}}
-# Named settings per detector (`--preset`), measured in docs/benchmarks.md; "default" is the
-# detector's defaults. YuNet's accuracy preset (about 3x slower) finds more faces at the default's
-# precision; with its threshold lowered to 0.3 it ranks better but most extra boxes are wrong.
-PRESETS = {
-    "centerface": {"speed": {"scales": (512,)}, "default": {},
-                   "accuracy": {"scales": (1024,), "flip": True, "score_threshold": 0.2}},
-    "yunet": {
-        "speed": {"scales": (640,)},
-        "default": {},
-        "accuracy": {"scales": (640, 1024, 1600), "flip": True, "score_threshold": 0.7, "nms_threshold": 0.5},
-    },
-}
-PRESET_NAMES = ("speed", "default", "accuracy")
-
-
-def detector_options(face_detector: str, score_threshold: float | None = None, scales: tuple[int, ...] | None = None,
-                     flip: bool = False, nms_threshold: float | None = None) -> dict:
-    """Keyword options for `create_face_detector` from command-line style settings (`None`: the
-    detector's default). `scales`, `flip` and `nms_threshold` apply to the `MULTI_PASS` detectors only."""
-    options: dict = {} if score_threshold is None else {"score_threshold": score_threshold}
-    multi_pass = {"scales": tuple(scales) if scales else None, "flip": flip or None, "nms_threshold": nms_threshold}
-    for key, value in multi_pass.items():
-        if value is not None:
-            if face_detector not in MULTI_PASS:
-                raise ValueError(f"{key} applies to the {' and '.join(MULTI_PASS)} detectors only. "
-                                 f"Received: face_detector={face_detector!r}")
-            options[key] = value
-    return options
-
-
-def create_face_detector(name: str = DEFAULT_FACE_DETECTOR, **options) -> FaceDetector:
-    """A face detector by short name (`centerface`, `yunet`, `ssd`, `haar`), its files resolved by the zoo.
-
-    Keyword options go to the detector class (for example `scales=` or `score_threshold=`); those not
-    given take the runtime defaults of `DETECTOR_DEFAULTS`.
-    """
-    from maskmodel import zoo
-
-    if name not in FACE_DETECTORS:
-        raise ValueError(f"Expected face_detector in {sorted(FACE_DETECTORS)}. Received: {name!r}")
-    model = FACE_DETECTORS[name]
-    options = {**DETECTOR_DEFAULTS.get(name, {}), **options}
-    if name == "centerface":
-        from maskmodel.centerface import CenterFaceDetector
-
-        return CenterFaceDetector(zoo.weights_path(model, format="onnx"), **options)
-    if name == "yunet":
-        return YuNetDetector(zoo.weights_path(model, format="onnx"), **options)
-    if name == "ssd":
-        pb, pbtxt = zoo.weights_path(model, format="pb"), zoo.weights_path(model, format="pbtxt")
-        return SSDDetector(pb, pbtxt, **options)
-    return HaarDetector(zoo.weights_path(model, format="xml"), **options)
-
-
 def largest_face(boxes: np.ndarray, image: np.ndarray) -> tuple[tuple[float, float, float, float], bool]:
     """The largest of `boxes`, or the whole image when there is none; and whether a face was found.
 
@@ -235,12 +175,3 @@ def largest_face(boxes: np.ndarray, image: np.ndarray) -> tuple[tuple[float, flo
         return (0.0, 0.0, float(image.shape[1]), float(image.shape[0])), False
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return tuple(float(v) for v in boxes[int(np.argmax(areas)), :4]), True
-
-
-def one_face_detector(name: str = "yunet") -> FaceDetector:
-    """The detector as used to cut one face per image (training crops, classification folders).
-
-    A single YuNet pass at 640 px: these images hold one large face, and the published classifiers
-    were trained on crops cut this way.
-    """
-    return create_face_detector(name, **({"scales": (640,)} if name == "yunet" else {}))

@@ -2,8 +2,8 @@
 
 A run directory holds `model.onnx`, `model.keras` and `model.json`: the same contract as a manifest
 entry of the zoo (task, classes, input size and crop policy), so the runtime reads a trained model
-exactly as it reads a published one. `model_record` turns such a path into a zoo-style record whose
-`files` are local paths.
+exactly as it reads a published one. `model_record` turns such a path into a `ModelVersion` (version
+`"local"`) whose `files` are local paths.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from maskmodel.errors import UsageError
+from maskmodel.zoo import ModelVersion, WeightsFile
 
 CONTRACT_NAME = "model.json"
 FORMAT_FILES = {"onnx": "model.onnx", "keras": "model.keras"}
@@ -24,8 +25,9 @@ def is_local_model(spec: str | os.PathLike) -> bool:
     return path.is_dir() or (path.suffix.lower() in (".onnx", ".keras") and path.is_file())
 
 
-def model_record(spec: str | os.PathLike) -> dict:
-    """The zoo-style record (name, version, task, classes, input, files) of a run directory or model file.
+def model_record(spec: str | os.PathLike) -> ModelVersion:
+    """The record of a run directory or model file: name (its absolute path), version `"local"`, classes,
+    input contract, and its files as local paths.
 
     Raises:
         UsageError: no `model.json` beside the model, or one that is not a classifier's contract.
@@ -45,8 +47,13 @@ def model_record(spec: str | os.PathLike) -> dict:
         raise UsageError(f"{contract} is not a model contract ({type(error).__name__}: {error})") from None
     if record.get("task", "classification") != "classification" or len(classes) < 2 or not size or not crop:
         raise UsageError(f"{contract} does not describe a mask classifier")
-    files = ({format: folder / name for format, name in FORMAT_FILES.items() if (folder / name).is_file()}
+    paths = ({format: folder / name for format, name in FORMAT_FILES.items() if (folder / name).is_file()}
              if path.is_dir() else {path.suffix.lower().lstrip("."): path})
-    if not files:
+    if not paths:
         raise UsageError(f"{folder} holds no model.onnx or model.keras")
-    return {**record, "name": str(path.resolve()), "version": "local", "task": "classification", "files": files}
+    return ModelVersion(
+        name=str(path.resolve()), version="local", task="classification",
+        description=str(record.get("description", "a model trained with `maskmodel train`")),
+        files={format: WeightsFile(format, str(file), None, file.stat().st_size, None) for format, file in paths.items()},
+        input=record["input"], output=str(record.get("output", "")), license=str(record.get("license", "")),
+        is_default=False, classes=tuple(classes), metrics=record.get("metrics", {}))

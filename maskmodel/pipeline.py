@@ -11,47 +11,53 @@ import numpy as np
 
 from maskmodel.boxstyle import BOX_STYLES, BoxAdjust
 from maskmodel.classifier import MaskClassifier
-from maskmodel.faces import DEFAULT_FACE_DETECTOR, FaceDetector, create_face_detector
+from maskmodel.detector_config import DEFAULT_FACE_DETECTOR, DetectorConfig
+from maskmodel.faces import FaceDetector
 from maskmodel.imageio import ImageLike, as_bgr
 from maskmodel.loading import load
 from maskmodel.local_models import is_local_model, model_record
 from maskmodel.results import Detections, Face
-from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, list_models, model_info
+from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, ModelVersion, list_models, model_info
 
 
 class MaskDetector:
     """Find every face in an image and classify it `with_mask` / `without_mask`.
 
     Args:
-        face_detector: `"centerface"` (default), `"yunet"`, `"ssd"`, `"haar"`, or any object with
-            `detect(image) -> (N, 5) array` and a `name`.
+        face_detector: a `DetectorConfig`, a detector's short name (`"centerface"`, the default,
+            `"yunet"`, `"ssd"`, `"haar"`), or any object with `detect(image) -> (N, 5) array` and a `name`.
         model: zoo name of the classifier (`name@version` accepted), a model you trained (its run
             directory or `.onnx`), or a `MaskClassifier`.
         backend: classifier backend when `model` is a name (`"auto"`, `"opencv"`, `"onnxruntime"`).
         box_adjust: how the reported boxes are moved and scaled from the detector's (see
             `maskmodel.boxstyle`); `None` takes the detector's default box style (`BOX_STYLES`).
             The classifier always crops the detector's own box.
-        **detector_options: passed to the face detector (for example `score_threshold=`).
+        **detector_settings: with a short name, `DetectorConfig` settings (for example `score_threshold=`).
     """
 
     def __init__(
         self,
-        face_detector: str | FaceDetector = DEFAULT_FACE_DETECTOR,
+        face_detector: str | DetectorConfig | FaceDetector = DEFAULT_FACE_DETECTOR,
         model: str | MaskClassifier = DEFAULT_CLASSIFIER,
         backend: str = "auto",
         box_adjust: BoxAdjust | None = None,
-        **detector_options: object,
+        **detector_settings: object,
     ) -> None:
+        if isinstance(face_detector, str):
+            face_detector = DetectorConfig(face_detector, **detector_settings)
+        elif detector_settings:
+            raise ValueError("Expected detector settings only with a detector's short name. Received: "
+                             f"{sorted(detector_settings)} with face_detector={face_detector!r}")
         if isinstance(model, str):
             info = classifier_info(model)
-            self.model_name = info["name"] if info["version"] == "local" else f"{info['name']}@{info['version']}"
+            self.model_name = info.name if info.version == "local" else info.spec
             with quiet_opencv():
                 model = load(self.model_name, backend=backend)
         else:
             self.model_name = "custom"
-        if isinstance(face_detector, str):
+        if isinstance(face_detector, DetectorConfig):
             with quiet_opencv():
-                face_detector = create_face_detector(face_detector, **detector_options)
+                face_detector = face_detector.build()
         self.face_detector = face_detector
         self.box_adjust = BOX_STYLES.get(face_detector.name, BoxAdjust()) if box_adjust is None else box_adjust
         self.classifier = model
@@ -95,12 +101,12 @@ class MaskDetector:
         )
 
 
-def classifier_info(model: str) -> dict:
+def classifier_info(model: str) -> ModelVersion:
     """The record of a mask classifier: a zoo name (`name@version`) or a model you trained (a run
     directory or `.onnx`); raises `ModelNotFoundError` for anything else (a face detector, say)."""
     info = model_record(model) if is_local_model(model) else model_info(model)
-    if info["task"] != "classification":
-        raise ModelNotFoundError(f"{model} is a {info['task']} model, not a mask classifier. Mask classifiers: "
+    if info.task != "classification":
+        raise ModelNotFoundError(f"{model} is a {info.task} model, not a mask classifier. Mask classifiers: "
                                  f"{', '.join(list_models('classification'))}, or a run directory of `maskmodel train`")
     return info
 

@@ -22,7 +22,7 @@ from maskmodel.crawl import InputFile
 from maskmodel.crops import crop_face, expand_box
 from maskmodel.draw import draw_faces
 from maskmodel.exports import CROPS_KEY, crop_name
-from maskmodel.faces import DEFAULT_FACE_DETECTOR, detector_options
+from maskmodel.detector_config import DetectorConfig
 from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image, read_image
 from maskmodel.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.layout import output_name
@@ -44,13 +44,9 @@ class AnnotateSettings:
     (`s3://bucket/run`, see `maskmodel.storage`)."""
 
     out_dir: str
-    face_detector: str = DEFAULT_FACE_DETECTOR
+    detector: DetectorConfig = DetectorConfig()
     model: str = DEFAULT_CLASSIFIER
     backend: str = "auto"
-    score_threshold: float | None = None
-    scales: tuple[int, ...] | None = None
-    flip: bool = False
-    nms_threshold: float | None = None
     box_adjust: BoxAdjust | None = None
     image_format: str = "same"
     blur_faces: bool = False
@@ -76,9 +72,7 @@ class _WriteFailed(Exception):
 
 def build_detector(settings: AnnotateSettings) -> MaskDetector:
     """The `MaskDetector` that `settings` describe (models loaded and checked)."""
-    options = detector_options(settings.face_detector, settings.score_threshold, settings.scales, settings.flip,
-                               settings.nms_threshold)
-    return MaskDetector(settings.face_detector, settings.model, settings.backend, settings.box_adjust, **options)
+    return MaskDetector(settings.detector, settings.model, settings.backend, settings.box_adjust)
 
 
 class Annotator:

@@ -9,6 +9,7 @@ points every file at a mirror instead), checked against its sha256 and written a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import http.client
 import json
@@ -18,7 +19,7 @@ import shutil
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,6 +57,13 @@ class WeightsFile:
     size: int | None
     url: str | None
     builtin: bool = False
+    upstream: bool = False
+
+    def to_dict(self) -> dict:
+        """The manifest's record of this file."""
+        record = {"file": self.file, "sha256": self.sha256, "size": self.size, "url": self.url,
+                  "builtin": self.builtin or None, "upstream": self.upstream or None}
+        return {key: value for key, value in record.items() if value is not None}
 
 
 def package_weights_dir() -> Path:
@@ -81,10 +89,99 @@ def manifest() -> dict:
     return _load_manifest(package_weights_dir() / "manifest.json")
 
 
+@dataclass(frozen=True)
+class ModelVersion:
+    """One published version of a model, typed, as the manifest records it (the manifest stays the single
+    source: this is a read-only view of one of its entries, in the spirit of torchvision's `Weights`).
+
+    `files` maps a format (`"onnx"`, `"keras"`, `"pb"`, ...) to its `WeightsFile`; `input` is the input
+    contract (size, colour order, crop policy for classifiers); `metrics` is keyed by evaluation set;
+    `alias` is a face detector's short name (`"yunet"`); `is_default` tells whether this is the model's
+    default version. Fields a model does not have are empty (`()`, `{}`, `""`, `None`).
+    """
+
+    name: str
+    version: str
+    task: str
+    description: str
+    files: dict[str, WeightsFile]
+    input: dict
+    output: str
+    license: str
+    is_default: bool
+    alias: str | None = None
+    classes: tuple[str, ...] = ()
+    metrics: dict = field(default_factory=dict)
+    architecture: dict = field(default_factory=dict)
+    training_data: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)
+    command: str = ""
+    training_seconds: float | None = None
+    date: str = ""
+    source: str = ""
+
+    @property
+    def spec(self) -> str:
+        """`name@version`, the string that loads exactly this version."""
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict:
+        """The manifest record (as JSON data) with `name`, `version`, `task`, `alias` and `default` added."""
+        record = {"name": self.name, "version": self.version, "task": self.task, "alias": self.alias,
+                  "default": self.is_default, "description": self.description,
+                  "files": {fmt: file.to_dict() for fmt, file in self.files.items()}, "input": self.input,
+                  "output": self.output, "license": self.license}
+        optional = {"classes": list(self.classes), "metrics": self.metrics, "architecture": self.architecture,
+                    "training_data": self.training_data, "recipe": self.recipe, "command": self.command,
+                    "training_seconds": self.training_seconds, "date": self.date, "source": self.source}
+        return {**record, **{key: value for key, value in optional.items() if value not in ((), [], {}, "", None)}}
+
+
+def _model_version(name: str, entry: dict, version: str) -> ModelVersion:
+    record = copy.deepcopy(entry["versions"][version])
+    unknown = set(record) - {f.name for f in fields(ModelVersion)}
+    if unknown:
+        raise ValueError(f"Unknown field(s) {sorted(unknown)} in the manifest record of {name}@{version}")
+    files = {fmt: _weights_file(fmt, file) for fmt, file in record.pop("files").items()}
+    return ModelVersion(name=name, version=version, task=entry["task"], files=files, alias=entry.get("alias"),
+                        is_default=version == entry["default"], classes=tuple(record.pop("classes", ())), **record)
+
+
+def _weights_file(format: str, record: dict) -> WeightsFile:
+    base = os.environ.get("MASKMODEL_BASE_URL")  # a mirror holding every file under its name
+    url = f"{base.rstrip('/')}/{record['file']}" if base and record.get("url") else record.get("url")
+    return WeightsFile(format, record["file"], record.get("sha256"), record.get("size"), url,
+                       bool(record.get("builtin")), bool(record.get("upstream")))
+
+
 def list_models(task: str | None = None) -> list[str]:
     """Names of all models in the zoo (optionally only those of one `task`)."""
     models = manifest()["models"]
     return sorted(name for name, entry in models.items() if task is None or entry["task"] == task)
+
+
+def model_versions(name: str) -> list[ModelVersion]:
+    """Every published version of a model (name or alias), oldest first."""
+    name = _canonical(name)
+    entry = manifest()["models"][name]
+    return [_model_version(name, entry, version) for version in entry["versions"]]
+
+
+def detector_aliases() -> dict[str, str]:
+    """Face detector short names (the manifest's `alias`) → zoo model names."""
+    models = manifest()["models"]
+    return {entry["alias"]: name for name, entry in models.items() if entry["task"] == "face-detection"}
+
+
+def _canonical(name: str) -> str:
+    """The zoo model name of `name` or of a detector alias; `ModelNotFoundError` listing what exists."""
+    models = manifest()["models"]
+    name = detector_aliases().get(name, name)
+    if name not in models:
+        raise ModelNotFoundError(f"Unknown model {name!r}. Available: {', '.join(sorted(models))} (face detectors "
+                                 f"also by short name: {', '.join(detector_aliases())}), or the path of a run "
+                                 "directory of `maskmodel train`")
+    return name
 
 
 def _split_name(name: str, version: str | None) -> tuple[str, str | None]:
@@ -95,39 +192,31 @@ def _split_name(name: str, version: str | None) -> tuple[str, str | None]:
     return name, version
 
 
-def model_info(name: str, version: str | None = None) -> dict:
-    """The manifest record of `name` (`name@version` accepted); the default version if none is given.
+def model_info(name: str, version: str | None = None) -> ModelVersion:
+    """The record of `name` (`name@version` accepted; a face detector also by its alias, `"yunet"`), the
+    default version if none is given.
 
-    The record has `name`, `version` and `task` added.
+    Raises:
+        ModelNotFoundError: unknown model, or unknown version (each lists what exists).
     """
     name, version = _split_name(name, version)
-    models = manifest()["models"]
-    if name not in models:
-        raise ModelNotFoundError(f"Unknown model {name!r}. Available: {', '.join(sorted(models))}, or the path of "
-                                 "a run directory of `maskmodel train`")
-    entry = models[name]
+    name = _canonical(name)
+    entry = manifest()["models"][name]
     version = version or entry["default"]
     if version not in entry["versions"]:
         raise ModelNotFoundError(
             f"Unknown version {version!r} of {name!r}. Available: {', '.join(entry['versions'])}"
         )
-    return {"name": name, "version": version, "task": entry["task"], **entry["versions"][version]}
+    return _model_version(name, entry, version)
 
 
 def weights_file(name: str, version: str | None = None, format: str | None = None) -> WeightsFile:
     """The manifest's file record of a model version in `format` (its first file if None)."""
     info = model_info(name, version)
-    files = info["files"]
-    format = format or next(iter(files))
-    if format not in files:
-        raise ModelNotFoundError(
-            f"Model {info['name']}@{info['version']} has no {format!r} file. Available: {', '.join(files)}"
-        )
-    record = files[format]
-    base = os.environ.get("MASKMODEL_BASE_URL")  # a mirror holding every file under its name
-    url = f"{base.rstrip('/')}/{record['file']}" if base and record.get("url") else record.get("url")
-    return WeightsFile(format, record["file"], record.get("sha256"), record.get("size"), url,
-                       bool(record.get("builtin")))
+    format = format or next(iter(info.files))
+    if format not in info.files:
+        raise ModelNotFoundError(f"Model {info.spec} has no {format!r} file. Available: {', '.join(info.files)}")
+    return info.files[format]
 
 
 def sha256_of(path: Path) -> str:
@@ -255,10 +344,8 @@ def install_from(directory: Path) -> list[Path]:
     """Copy every file of `directory` that the manifest lists, after checking its sha256, into the cache."""
     installed = []
     for name in list_models():
-        entry = manifest()["models"][name]
-        for version in entry["versions"]:
-            for format in entry["versions"][version]["files"]:
-                record = weights_file(name, version, format)
+        for info in model_versions(name):
+            for record in info.files.values():
                 source = Path(directory) / record.file
                 if record.builtin or not source.is_file():
                     continue

@@ -7,7 +7,7 @@ from helpers import CROWD_DEV, FACE_MODELS, crowd_images
 from maskmodel.annotations import read_voc
 from maskmodel.centerface import CenterFaceDetector, dynamic_onnx
 from maskmodel.boxes import box_iou, merge_passes, mirror_boxes, weighted_box_fusion
-from maskmodel.faces import create_face_detector
+from maskmodel.detector_config import create_face_detector
 from maskmodel.imageio import read_image
 
 MODEL = FACE_MODELS / "centerface_bnmerged.onnx"

@@ -70,7 +70,7 @@ def server(monkeypatch, tmp_path):
 def test_download_verifies_and_caches(server):
     cache = server("ok")
     path = maskmodel.weights_path("yunet-2026may")
-    assert path == cache / YUNET and zoo.sha256_of(path) == zoo.model_info("yunet-2026may")["files"]["onnx"]["sha256"]
+    assert path == cache / YUNET and zoo.sha256_of(path) == zoo.model_info("yunet-2026may").files["onnx"].sha256
     assert [p.name for p in cache.iterdir()] == [YUNET]
 
 

@@ -12,7 +12,7 @@ from maskmodel.cli.main import main
 from helpers import CROWD_DEV, write_image
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
-CLASSES = maskmodel.model_info(DEFAULT_CLASSIFIER)["classes"]  # the classifier's, in its order
+CLASSES = list(maskmodel.model_info(DEFAULT_CLASSIFIER).classes)  # the classifier's, in its order
 
 PHOTOS = ["maksssksksss148.png", "maksssksksss695.png", "maksssksksss296.png"]
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from maskmodel.cli.main import main
 from helpers import crowd_images
 from maskmodel.boxes import box_iou, mirror_boxes
-from maskmodel.faces import PRESETS, create_face_detector
+from maskmodel.detector_config import PRESET_NAMES, DetectorConfig, create_face_detector
 from maskmodel.imageio import read_image
 
 
@@ -47,7 +47,7 @@ def test_flip_keeps_every_face_of_the_plain_passes(photos):
 def test_detector_options_on_the_command_line(tmp_path):
     photo = str(crowd_images(1)[0])
     wrong = CliRunner().invoke(main, ["predict", photo, "--face-detector", "ssd", "--flip"])
-    assert wrong.exit_code == 2 and "--flip" in wrong.output and "centerface or yunet only" in wrong.output
+    assert wrong.exit_code == 2 and "--flip" in wrong.output and "centerface and yunet detectors only" in wrong.output
     for detector in ("centerface", "yunet"):
         result = CliRunner().invoke(main, ["predict", photo, "--face-detector", detector, "--flip", "--scales",
                                            "640,1024", "--nms-iou", "0.5"])
@@ -81,7 +81,8 @@ def test_centerface_presets_are_the_options_they_stand_for():
         return json.loads(result.output)["faces"]
 
     flags = {"score_threshold": "--threshold", "nms_threshold": "--nms-iou", "scales": "--scales"}
-    for preset, options in PRESETS["centerface"].items():
+    for preset in PRESET_NAMES:
+        options = DetectorConfig.preset(preset, "centerface").options()
         arguments = ["--flip" if options.get("flip") else "--no-flip"]
         for key, value in options.items():
             if key != "flip":

@@ -22,7 +22,7 @@ from maskmodel.cli.main import main
 from helpers import CROWD_DEV, crowd_images, write_image
 from maskmodel.report import COLUMNS, original_path
 from maskmodel import zoo
-from maskmodel.faces import DEFAULT_FACE_DETECTOR, FACE_DETECTORS
+from maskmodel.detector_config import DEFAULT_FACE_DETECTOR
 from maskmodel.runstate import RunState
 
 MIXED = CROWD_DEV / "images" / "maksssksksss148.png"  # five faces
@@ -331,7 +331,7 @@ def test_models_are_checked_once_before_any_worker_and_died_rows_are_retried(tmp
     folder = tmp_path / "in"
     for name in ("a.png", "b.png", "c.png"):
         image(folder / name)
-    record = zoo.weights_file(FACE_DETECTORS[DEFAULT_FACE_DETECTOR])  # the default detector's file
+    record = zoo.weights_file(DEFAULT_FACE_DETECTOR)  # the default detector's file
     cached = model_home / record.file
     good = cached.read_bytes()
     cached.write_bytes(b"truncated")

@@ -42,10 +42,10 @@ def test_keras_and_onnx_backends_agree(name, backend, engine):
     if backend == "onnxruntime":
         pytest.importorskip("onnxruntime")
     info = maskmodel.model_info(name)
-    classifier = MaskClassifier(maskmodel.weights_path(name), InputContract.from_manifest(info), backend, engine)
+    classifier = MaskClassifier(maskmodel.weights_path(name), InputContract.from_manifest(info.input, info.classes), backend, engine)
     model = keras.saving.load_model(maskmodel.weights_path(name, format="keras"))
-    assert model.input_shape[1] == info["input"]["size"]
-    assert model.output_shape[1] == len(info["classes"])
+    assert model.input_shape[1] == info.input["size"]
+    assert model.output_shape[1] == len(info.classes)
     crops = real_crops(classifier)
     from_opencv = classifier.predict_crops(crops)
     from_keras = model.predict(np.stack([c[:, :, ::-1] for c in crops]).astype("float32"), verbose=0)

@@ -50,7 +50,7 @@ def test_photo_split_is_deterministic_and_duplicate_aware(tmp_path):
 @pytest.fixture(scope="module")
 def three_class_run(tmp_path_factory):
     pytest.importorskip("keras")
-    from maskmodel.faces import create_face_detector, one_face_detector
+    from maskmodel.detector_config import create_face_detector, one_face_detector
     from maskmodel.training.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("three")

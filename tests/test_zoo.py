@@ -32,7 +32,7 @@ def test_manifest_lint():
 def test_published_classifiers_ship_with_the_package():
     for name in maskmodel.list_models(task="classification"):
         info = maskmodel.model_info(name)
-        for format in info["files"]:
+        for format in info.files:
             assert maskmodel.weights_path(name, format=format, download=False).parent == zoo.package_weights_dir()
 
 

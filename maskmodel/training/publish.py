@@ -25,7 +25,8 @@ from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.crops import CropPolicy
 from maskmodel.evaluate import CROWD_DEV_OVERLAP, TWO_CLASSES, evaluate_annotated_faces
-from maskmodel.faces import largest_face, one_face_detector
+from maskmodel.detector_config import one_face_detector
+from maskmodel.faces import largest_face
 from maskmodel.imageio import read_image
 from maskmodel.training.photos import split_photos
 from maskmodel.training.model_card import render
@@ -118,7 +119,7 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
         "date": datetime.date.today().isoformat(),
         "license": "MIT",
     }
-    classifier = MaskClassifier(weights_dir / files["onnx"]["file"], InputContract.from_manifest(record))
+    classifier = MaskClassifier(weights_dir / files["onnx"]["file"], InputContract.from_manifest(record["input"], record["classes"]))
     for photos in run.get("photos", []):
         val = [p.annotated for p in split_photos(Path(photos), tuple(config["split_fractions"]), config["seed"],
                                                  frozenset(config["exclude"])) if p.split == "val"]
