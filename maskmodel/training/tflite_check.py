@@ -13,7 +13,8 @@ import numpy as np
 from maskmodel.annotations import read_voc_folder
 from maskmodel.classifier import MaskClassifier
 from maskmodel.evaluate import CROWD_DEV_OVERLAP
-from maskmodel.faces import largest_face, one_face_detector
+from maskmodel.detector_config import one_face_detector
+from maskmodel.faces import largest_face
 from maskmodel.imageio import read_image
 
 
