@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.detector_config import DetectorConfig
+from maskmodel.faces import FaceDetector
 from maskmodel.local_models import is_local_model, model_record
 from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, model_info, weights_path
 
+if TYPE_CHECKING:
+    import keras
+
 
 def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str = "onnx",
-         path: str | os.PathLike | None = None, backend: str = "auto"):
+         path: str | os.PathLike | None = None, backend: str = "auto") -> MaskClassifier | FaceDetector | keras.Model:
     """Load a model: a zoo name (`name@version` accepted; the default version if none is given; face
     detectors also by their short name, `"yunet"`), or a model you trained (a `maskmodel train` run
     directory, or its `.onnx` / `.keras` file).
