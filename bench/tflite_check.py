@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import CROWD_DEV_OVERLAP
 from maskmodel.annotations import read_voc_folder
 from maskmodel.classifier import MaskClassifier
-from maskmodel.evaluate import CROWD_DEV_OVERLAP
 from maskmodel.faces import largest_face, one_face_detector
 from maskmodel.imageio import read_image
 
