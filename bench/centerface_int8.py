@@ -21,11 +21,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from bench.common import CROWD_DEV_OVERLAP
 from maskmodel.annotations import read_voc_folder, split_by_name
 from maskmodel.boxstyle import BOX_STYLES
 from maskmodel.centerface import PAD, CenterFaceDetector, dynamic_onnx
 from maskmodel.crops import resize_image
-from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_detections
+from maskmodel.evaluate import evaluate_detections
 from maskmodel.imageio import read_image
 from maskmodel.pipeline import Face
 

@@ -40,7 +40,7 @@ import maskmodel
 from bench import common
 from maskmodel.annotations import read_voc_folder
 from maskmodel.classifier import onnxruntime_available
-from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_annotated_faces
+from maskmodel.evaluate import evaluate_annotated_faces
 from maskmodel.imageio import read_image
 from maskmodel.training.photos import split_photos
 from maskmodel.training.publish import folder_as_annotations
@@ -146,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
 
     covid = folder_as_annotations(SHARED / "datasets/covid19-facemask/test", CLASSES)
-    crowd = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
+    crowd = read_voc_folder(SHARED / "datasets/crowd-dev", common.CROWD_DEV_OVERLAP)
     ilc_val = [p.annotated for p in split_photos(SHARED / "datasets/ilc-2021") if p.split == "val"]
     models = {}
     for label in args.models or published_classifiers():

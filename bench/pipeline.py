@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from bench import common
 from maskmodel.annotations import read_voc_folder, split_by_name
 from maskmodel.boxstyle import BoxAdjust
-from maskmodel.evaluate import CROWD_DEV_OVERLAP, box_style, evaluate_detections
+from maskmodel.evaluate import box_style, evaluate_detections
 from maskmodel.centerface import CenterFaceDetector
 from maskmodel.detector_config import create_face_detector
 from maskmodel.faces import YuNetDetector
@@ -67,7 +67,7 @@ def load_sets(names: list[str]) -> dict:
     sets = {}
     for name in names:
         if name == "crowd-dev":
-            sets[name] = read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP)
+            sets[name] = read_voc_folder(SHARED / "datasets/crowd-dev", common.CROWD_DEV_OVERLAP)
         elif name == "ilc-val":
             sets[name] = split_by_name(read_voc_folder(SHARED / "datasets/ilc-2021"))[1]
         else:

@@ -21,11 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import maskmodel
 from bench import common
-from maskmodel.training.tflite_check import (
-    crowd_crops,
-    folder_crops,
-    tflite_probabilities,
-)
+from bench.tflite_check import crowd_crops, folder_crops, tflite_probabilities
 
 SHARED = ROOT.parent / "shared"
 

@@ -44,8 +44,9 @@ def pr_curves() -> None:
     """PR curves of the default pipeline on the first 30 crowd-dev photos (`maskmodel evaluate detect`)."""
     import cv2
 
+    from bench.common import CROWD_DEV_OVERLAP
     from maskmodel.annotations import read_voc_folder
-    from maskmodel.evaluate import CROWD_DEV_OVERLAP, evaluate_detections
+    from maskmodel.evaluate import evaluate_detections
     from maskmodel.imageio import read_image
     from maskmodel.pipeline import MaskDetector
     from maskmodel.plots import curve_plot

@@ -15,9 +15,6 @@ from maskmodel.faces import FaceDetector, largest_face
 from maskmodel.imageio import read_image
 from maskmodel.metrics import classification_report
 
-# crowd-dev photos that also appear (whole, or a near-identical face) in real-facemask: left out of
-# every crowd-dev evaluation.
-CROWD_DEV_OVERLAP = frozenset({"maksssksksss71.png", "maksssksksss758.png"})
 TWO_CLASSES = ("with_mask", "without_mask")
 SIZE_BUCKETS = (("<16", 0, 16), ("16-32", 16, 32), (">=32", 32, float("inf")))
 

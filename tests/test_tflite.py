@@ -9,7 +9,7 @@ pytest.importorskip("keras")
 
 import maskmodel  # noqa: E402
 from helpers import COVID, CROWD_DEV  # noqa: E402
-from maskmodel.training.tflite_check import crowd_crops, folder_crops, tflite_probabilities  # noqa: E402
+from bench.tflite_check import crowd_crops, folder_crops, tflite_probabilities  # noqa: E402
 
 
 @pytest.fixture(scope="module")

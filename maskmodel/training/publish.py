@@ -3,14 +3,18 @@
 Usage::
 
     python -m maskmodel.training.publish runs/NAME --name mask-mobilenetv2-1.0 --version 1.0.0 \
-        --crowd-dev ../shared/datasets/crowd-dev [--covid19-test ../shared/datasets/covid19-facemask/test] \
-        [--make-default]
+        --crowd-dev ../shared/datasets/crowd-dev \
+        --crowd-dev-exclude maksssksksss71.png --crowd-dev-exclude maksssksksss758.png \
+        [--covid19-test ../shared/datasets/covid19-facemask/test] [--make-default]
 
 `weights/MODEL_CARD.md` is rendered again from the manifest. The manifest entry records the files (sha256, size,
 URL), the input contract, the classes, the metrics of the run's own test split, of the validation part of each
 photo set it trained on (`--photos`) and, with `--crowd-dev` / `--covid19-test`, the classifier-only metrics
-on those sets, measured here through OpenCV DNN on the published ONNX file. A model's default version moves
-to the new one only with `make_default` (or when it is the model's first version).
+on those sets, measured here through OpenCV DNN on the published ONNX file. `--crowd-dev-exclude NAME`
+(repeatable) leaves an image out of the crowd-dev evaluation, for example one that also appears in the
+training data (the two above: `datasets/crowd-dev.md`); the names are recorded with the metrics
+(`excluded_images`). A model's default version moves to the new one only with `make_default` (or when it is
+the model's first version).
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import argparse
 import datetime
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.crops import CropPolicy
-from maskmodel.evaluate import CROWD_DEV_OVERLAP, TWO_CLASSES, evaluate_annotated_faces
+from maskmodel.evaluate import TWO_CLASSES, evaluate_annotated_faces
 from maskmodel.detector_config import one_face_detector
 from maskmodel.faces import largest_face
 from maskmodel.imageio import read_image
@@ -73,8 +78,12 @@ def folder_as_annotations(root: Path, classes: tuple[str, ...]) -> list[Annotate
 
 
 def publish(run_dir: Path, name: str, version: str, weights_dir: Path, description: str,
-            crowd_dev: Path | None = None, covid19_test: Path | None = None, make_default: bool = False) -> dict:
-    """Copy the run's model files into `weights_dir` and add `name@version` to its manifest."""
+            crowd_dev: Path | None = None, covid19_test: Path | None = None, make_default: bool = False,
+            crowd_dev_exclude: Iterable[str] = ()) -> dict:
+    """Copy the run's model files into `weights_dir` and add `name@version` to its manifest.
+
+    `crowd_dev_exclude`: image file names left out of the crowd-dev evaluation (recorded with its metrics).
+    """
     if not SEMVER.match(version):
         raise ValueError(f"Expected a semantic version like 1.0.0. Received: version={version!r}")
     manifest_path = weights_dir / "manifest.json"
@@ -133,12 +142,15 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
         record["metrics"]["covid19-facemask-test"] = {
             **_summary(faces["two_class"]), "note": "largest YuNet face of each image (the whole image if none)"}
     if crowd_dev is not None:
-        faces = evaluate_annotated_faces(classifier, read_voc_folder(crowd_dev, CROWD_DEV_OVERLAP))
+        excluded = sorted(set(crowd_dev_exclude))
+        faces = evaluate_annotated_faces(classifier, read_voc_folder(crowd_dev, frozenset(excluded)))
         record["metrics"]["crowd-dev-faces"] = {
             **_with_own_classes(faces),
-            "note": "annotated faces classified from their boxes; the two images that also appear in "
-                    "real-facemask left out; with/without metrics leave out mask_weared_incorrect faces (and a "
-                    "three-class model's third output), own_classes scores them as mask_incorrect",
+            "excluded_images": excluded,
+            "note": "annotated faces classified from their boxes; "
+                    + ("the images listed in excluded_images left out; " if excluded else "")
+                    + "with/without metrics leave out mask_weared_incorrect faces (and a three-class model's third "
+                      "output), own_classes scores them as mask_incorrect",
         }
     entry["versions"][version] = record
     if make_default or len(entry["versions"]) == 1:
@@ -155,12 +167,14 @@ def main() -> None:
     parser.add_argument("--version", required=True)
     parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
     parser.add_argument("--description", default="Face-mask classifier (with_mask / without_mask).")
-    parser.add_argument("--crowd-dev", type=Path)
+    parser.add_argument("--crowd-dev", type=Path, help="crowd-dev (VOC: annotations/ and images/).")
+    parser.add_argument("--crowd-dev-exclude", action="append", default=[], metavar="NAME",
+                        help="Image file name to leave out of the crowd-dev evaluation (repeatable).")
     parser.add_argument("--covid19-test", type=Path, help="covid19-facemask/test (folder per class).")
     parser.add_argument("--make-default", action="store_true", help="Make this the model's default version.")
     args = parser.parse_args()
     record = publish(args.run_dir, args.name, args.version, args.weights_dir, args.description, args.crowd_dev,
-                     args.covid19_test, args.make_default)
+                     args.covid19_test, args.make_default, args.crowd_dev_exclude)
     print(json.dumps(record["metrics"], indent=2))
 
 

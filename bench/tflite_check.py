@@ -1,7 +1,7 @@
 """Accuracy of TFLite exports against their Keras model on the same labelled face crops.
 
-Used by the TFLite test and `bench/tflite.py`: float16 and full-integer int8 (calibrated on training
-crops) must classify real faces as the Keras model does.
+Used by `tests/test_tflite.py` and `python -m bench.tflite`: float16 and full-integer int8 (calibrated on
+training crops) must classify real faces as the Keras model does.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import CROWD_DEV_OVERLAP
 from maskmodel.annotations import read_voc_folder
 from maskmodel.classifier import MaskClassifier
-from maskmodel.evaluate import CROWD_DEV_OVERLAP
 from maskmodel.detector_config import one_face_detector
 from maskmodel.faces import largest_face
 from maskmodel.imageio import read_image
@@ -31,7 +31,8 @@ def folder_crops(classifier: MaskClassifier, root: Path, per_class: int) -> tupl
 
 
 def crowd_crops(classifier: MaskClassifier, dataset: Path, limit: int) -> tuple[list[np.ndarray], list[int]]:
-    """BGR crops of the first `limit` annotated with/without-mask faces of a VOC set, with labels."""
+    """BGR crops of the first `limit` annotated with/without-mask faces of a VOC set, with labels (crowd-dev's
+    `CROWD_DEV_OVERLAP` photos left out)."""
     classes = list(classifier.contract.classes)
     crops, labels = [], []
     for annotated in read_voc_folder(dataset, CROWD_DEV_OVERLAP):
