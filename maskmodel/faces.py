@@ -2,7 +2,9 @@
 
 Every detector has ``detect(image_bgr) -> np.ndarray`` returning an ``(N, 5)`` float32 array with
 one row per face: ``x1, y1, x2, y2, score`` in pixels of the input image, sorted by score, and an
-empty ``(0, 5)`` array when there is no face.
+empty ``(0, 5)`` array when there is no face. Each class keeps its defaults in its `__init__` and its
+named settings in `PRESETS`; `maskmodel.detector_config.DetectorConfig` chooses one and builds it from the
+zoo's files (CenterFace lives in `maskmodel.centerface`).
 """
 
 from __future__ import annotations
