@@ -1,4 +1,5 @@
 """The annotate report: one CSV row per face, or one per image without faces or with an error.
+`report_rows` renders the `ImageResult` of one input file as its rows: no other module makes rows.
 
 Rows are appended and flushed as images finish, so an interrupted run keeps what it wrote and
 `--resume` can skip the images already reported. Each row says how many rows its image has (`rows`),
