@@ -107,10 +107,10 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
     with tqdm(total=len(items), unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr) as bar:
         for image, result in zip(images, iter_annotate(items, run, jobs, detector)):
             bar.update(1)
-            rows = report_rows(result)
-            if rows[0]["status"] == "error":
-                skipped.append((str(image.image_path), rows[0]["message"]))
+            if result.status == "error":
+                skipped.append((str(image.image_path), result.message))
                 continue
+            rows = report_rows(result)
             readable.append(image)
             blocks.append(rows)
             predictions.append([Face(box(r), float(r["score"]), r["label"], probabilities(r))
