@@ -53,7 +53,7 @@ def main() -> None:
         faces, _ = annotate_video(clip, detector, work / f"out-{every}.mp4", every=every)
         seconds = time.perf_counter() - started
         results[every] = {"fps": FRAMES / seconds, "face_frames": len(faces),
-                          "tracks": len({track for _, _, track, _ in faces})}
+                          "tracks": len({face.track for _, face in faces})}
     lines = ["| `--every` | frames/s (720p, decode to encode) | face-frames | tracks |", "|---|---|---|---|"]
     lines += [f"| {every} | {r['fps']:.1f} | {r['face_frames']} | {r['tracks']} |" for every, r in results.items()]
     common.publish("\n".join(lines), {"results": results}, args.out)

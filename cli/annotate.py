@@ -132,7 +132,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
 
     try:
         summary = run_annotate(list(inputs), settings, jobs=jobs, resume=resume, include=include,
-                               exclude=exclude, hidden=hidden, on_image=lambda rows: bar.update(1),
+                               exclude=exclude, hidden=hidden, on_image=lambda result: bar.update(1),
                                on_start=start, engine=engine, address=address, num_cpus=num_cpus,
                                overwrite=overwrite)
     except UsageError:  # nothing was written: conflicting paths, an --out in use or not ours, a bad model

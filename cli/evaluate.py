@@ -97,17 +97,19 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
     from maskmodel.crawl import InputFile
     from maskmodel.exports import box, probabilities
     from maskmodel.pipeline import Face
+    from maskmodel.report import report_rows
 
     root = os.path.commonpath([str(image.image_path.parent) for image in images]) if images else "."
     items = [InputFile(image.image_path, os.path.relpath(image.image_path, root)) for image in images]
     run = AnnotateSettings(out_dir=str(root), model=model, dry_run=True, **settings)
     readable, predictions, blocks = [], [], []
     with tqdm(total=len(items), unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr) as bar:
-        for image, rows in zip(images, iter_annotate(items, run, jobs, detector)):
+        for image, result in zip(images, iter_annotate(items, run, jobs, detector)):
             bar.update(1)
-            if rows[0]["status"] == "error":
-                skipped.append((str(image.image_path), rows[0]["message"]))
+            if result.status == "error":
+                skipped.append((str(image.image_path), result.message))
                 continue
+            rows = report_rows(result)
             readable.append(image)
             blocks.append(rows)
             predictions.append([Face(box(r), float(r["score"]), r["label"], probabilities(r))

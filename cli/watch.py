@@ -42,7 +42,7 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
             if index % every == 0:
                 drawn = tracked_faces(detector.detect(frame), tracker)
             frames += 1
-            shown = draw_faces(frame, [f for f, _ in drawn], detector.classes, prefixes=[f"#{t}" for _, t in drawn])
+            shown = draw_faces(frame, drawn, detector.classes, prefixes=[f"#{face.track}" for face in drawn])
             rate = frames / (time.perf_counter() - started)
             cv2.putText(shown, f"{rate:.1f} fps", (10, shown.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                         (255, 255, 255), 2, cv2.LINE_AA)

@@ -25,13 +25,14 @@ import numpy as np
 from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.engines import iter_annotate
 from maskmodel.errors import UsageError
-from maskmodel.exports import CROPS_KEY, ExportWriter, label_names
+from maskmodel.exports import ExportWriter, label_names
 from maskmodel.html_report import HTML_NAME, build_html
 from maskmodel.layout import OutputNames, input_file, output_name, resolve_inputs
 from maskmodel.storage import LocalFolder, RemoteFolder, local_path, open_folder
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import (ReportMirror, ReportWriter, Summary, original_path,
-                              is_video_path, prepare_resume, read_report, report_path_text)
+from maskmodel.report import (ReportMirror, ReportWriter, Summary, original_path, is_video_path, prepare_resume,
+                              read_report, report_path_text, report_rows)
+from maskmodel.results import ImageResult
 from maskmodel.runstate import OWN_FILES, RunState
 from maskmodel.video import VIDEO_EXTENSIONS
 from maskmodel.worker import AnnotateSettings, build_detector
@@ -47,7 +48,7 @@ def annotate(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     hidden: bool = False,
-    on_image: Callable[[list[dict]], None] | None = None,
+    on_image: Callable[[ImageResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     engine: str = "local",
     address: str | None = None,
@@ -71,7 +72,7 @@ def annotate(
         include: glob patterns (relative paths or file names) a file must match, if any are given.
         exclude: glob patterns of files to skip.
         hidden: also crawl hidden files and directories.
-        on_image: called with the rows of each finished image (progress bars).
+        on_image: called with the `ImageResult` of each finished image (progress bars).
         on_start: called with the number of images to process.
         engine: `"local"` (`jobs` processes) or `"ray"` (Ray actors, see `maskmodel.distributed`).
         address: Ray cluster address for `engine="ray"` (`None`: a local Ray started for the run).
@@ -123,14 +124,15 @@ def annotate(
                 results = iter_annotate_ray(items, settings, address, num_cpus)
             else:
                 results = iter_annotate(items, settings, jobs, detector)
-            for rows in results:
-                exports.image(rows, rows[0].pop(CROPS_KEY, []))  # first: a resumed image writes them again
+            for result in results:
+                rows = report_rows(result)
+                exports.image(rows, result.crops)  # first: a resumed image writes them again
                 writer.write(rows)
                 summary.processed += 1
                 if mirror:
                     mirror.sync()
                 if on_image:
-                    on_image(rows)
+                    on_image(result)
             blocks = read_report(report_path)  # read once: the run-level exports and the summary
             _finish_exports(exports, blocks, bool(done), detector, settings, folder, roots)
             completed = True

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 NO_FACES = np.zeros((0, 5), dtype=np.float32)
+NO_LANDMARKS = np.zeros((0, 10), dtype=np.float32)
 MIN_DETECTION_SIDE = 10
 
 
@@ -15,10 +16,15 @@ def non_max_suppression(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Keep the best-scoring of overlapping `(N, 5)` boxes; result sorted by score."""
     if len(boxes) == 0:
         return NO_FACES
+    return boxes[nms_indices(boxes, iou_threshold)].astype(np.float32)
+
+
+def nms_indices(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """The indices of the `(N, 5)` boxes that `non_max_suppression` keeps, best score first (to keep
+    other per-box arrays, such as landmarks, aligned)."""
     xywh = np.column_stack([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]]).tolist()
-    keep = cv2.dnn.NMSBoxes(xywh, boxes[:, 4].tolist(), 0.0, iou_threshold)
-    kept = boxes[np.asarray(keep, dtype=int).reshape(-1)]
-    return kept[np.argsort(-kept[:, 4])].astype(np.float32)
+    keep = np.asarray(cv2.dnn.NMSBoxes(xywh, boxes[:, 4].tolist(), 0.0, iou_threshold), dtype=int).reshape(-1)
+    return keep[np.argsort(-boxes[keep, 4])]
 
 
 def mirror_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
@@ -81,7 +87,7 @@ def merge_passes(passes: list[tuple[np.ndarray, np.ndarray]], iou_threshold: flo
                  method: str = "wbf") -> tuple[np.ndarray, np.ndarray]:
     """Merge the `(boxes, landmarks)` of several detection passes by `"wbf"` or `"nms"`; result sorted by score."""
     boxes = np.concatenate([b for b, _ in passes]) if passes else NO_FACES
-    landmarks = np.concatenate([m for _, m in passes]) if passes else np.zeros((0, 10), np.float32)
+    landmarks = np.concatenate([m for _, m in passes]) if passes else NO_LANDMARKS
     if len(boxes) == 0:
         return NO_FACES, landmarks
     if len(passes) == 1 or method == "nms":

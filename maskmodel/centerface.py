@@ -20,12 +20,11 @@ import cv2
 import numpy as np
 
 from maskmodel.crops import resize_image
-from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, merge_passes, mirror_boxes, mirror_landmarks
+from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes, mirror_landmarks
 
 STRIDE, PAD = 4, 32
 OUTPUTS = ("537", "538", "539", "540")  # heat, scale, offset, landmarks
 BACKENDS = ("auto", "opencv", "onnxruntime")
-NO_LANDMARKS = np.zeros((0, 10), dtype=np.float32)
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

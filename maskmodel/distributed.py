@@ -3,29 +3,30 @@
 The listing becomes a Ray dataset; `MaskDetector` lives in actors (models loaded once per actor);
 each actor writes the annotated copies itself, to a folder every node reaches: a shared file system
 or a URI such as `s3://bucket/run` (`maskmodel.storage`). Results come back in input order, so the
-report is the same as the local engine's, row for row; bad files become the same `error` rows.
+report is the same as the local engine's, row for row; bad files become the same `error` results.
 
 A worker process that dies (a crash in native code, the OOM killer, a lost node) is replaced and its
 batch retried; a batch that fails `MAX_ATTEMPTS` times is taken apart and its images retried one
-by one, so one image that kills its worker every time ends as an `error` row and the rest complete.
+by one, so one image that kills its worker every time ends as an `error` result and the rest complete.
 
 For users who already run Ray jobs: `annotate(inputs, settings, engine="ray")` from
-`maskmodel.annotate`, or `iter_annotate_ray(items, settings)` for the rows as a stream. Each actor
+`maskmodel.annotate`, or `iter_annotate_ray(items, settings)` for the `ImageResult`s as a stream. Each actor
 holds a `maskmodel.worker.Annotator`, the same object the local engine's processes hold.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import pickle
 import warnings
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from maskmodel.engines import MAX_ATTEMPTS, start_worker_process
 from maskmodel.crawl import InputFile
-from maskmodel.report import WORKER_DIED, error_row
+from maskmodel.report import WORKER_DIED
+from maskmodel.results import ImageResult
 from maskmodel.worker import AnnotateSettings
 
 INSTALL_HINT = "the Ray engine needs Ray: pip install '.[ray]' (from a checkout)"
@@ -34,15 +35,14 @@ BLOCK_SIZE = 32  # images per Ray Data block: the unit that is retried, then tak
 
 
 class _Annotator:
-    """A Ray actor: one `MaskDetector`, many images."""
+    """A Ray actor: one `MaskDetector`, many images; each image's `ImageResult` travels pickled."""
 
     def __init__(self, settings: AnnotateSettings) -> None:
         self._annotate = start_worker_process(settings)
 
     def __call__(self, batch: dict) -> dict:
         fields = zip(batch["path"], batch["relative"], batch["source"], batch["output"], batch["error"])
-        rows = [self._annotate(_item(*values)) for values in fields]
-        return {"index": batch["index"], "rows": [json.dumps(r) for r in rows]}
+        return {"index": batch["index"], "result": [pickle.dumps(self._annotate(_item(*values))) for values in fields]}
 
 
 def _record(index: int, item: InputFile) -> dict:
@@ -58,15 +58,15 @@ def _item(path: bytes, relative: bytes, source: str, output: bytes, error: str) 
                      error or None)
 
 
-def _annotate_alone(record: dict, settings: AnnotateSettings) -> list[dict]:
+def _annotate_alone(record: dict, settings: AnnotateSettings) -> ImageResult:
     """One image in a Ray task of its own: the retry of the images of a failed batch."""
     annotate = start_worker_process(settings)
     return annotate(_item(record["path"], record["relative"], record["source"], record["output"], record["error"]))
 
 
 def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, address: str | None = None,
-                      num_cpus: int | None = None) -> Iterator[list[dict]]:
-    """Report rows of each item, in input order, computed by Ray actors (one per CPU).
+                      num_cpus: int | None = None) -> Iterator[ImageResult]:
+    """The `ImageResult` of each item, in input order, computed by Ray actors (one per CPU).
 
     Args:
         items: the files to process.
@@ -102,7 +102,7 @@ def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, addres
         for row in results.iter_rows():
             for missing in range(expected, row["index"]):
                 yield _retry(ray, alone, records[missing], settings)
-            yield json.loads(row["rows"])
+            yield pickle.loads(row["result"])
             expected = row["index"] + 1
         for missing in range(expected, len(items)):
             yield _retry(ray, alone, records[missing], settings)
@@ -112,12 +112,12 @@ def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, addres
             ray.shutdown()
 
 
-def _retry(ray, alone, record: dict, settings: AnnotateSettings) -> list[dict]:
-    """The rows of one image of a failed batch, processed alone; an `error` row if its worker dies
+def _retry(ray, alone, record: dict, settings: AnnotateSettings) -> ImageResult:
+    """The result of one image of a failed batch, processed alone; an `error` result if its worker dies
     every time. Errors of maskmodel itself (an unwritable output) stop the run, as locally."""
     try:
         return ray.get(alone.remote(record, settings))
     except ray.exceptions.RayTaskError as error:
         raise error.cause from None
     except ray.exceptions.RayError:
-        return [error_row(os.fsdecode(record["relative"]), WORKER_DIED.format(MAX_ATTEMPTS))]
+        return ImageResult.failure(os.fsdecode(record["relative"]), WORKER_DIED.format(MAX_ATTEMPTS))

@@ -18,10 +18,11 @@ import cv2
 
 from maskmodel.crawl import InputFile
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import WORKER_DIED, error_row
+from maskmodel.report import WORKER_DIED
+from maskmodel.results import ImageResult
 from maskmodel.worker import AnnotateSettings, Annotator
 
-MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error row
+MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error result
 _process_annotator: Annotator | None = None  # the Annotator of a pool worker process (one per process)
 
 
@@ -39,7 +40,7 @@ def _pool_initializer(settings: AnnotateSettings) -> None:
     _process_annotator = start_worker_process(settings)
 
 
-def _pool_task(item: InputFile) -> list[dict]:
+def _pool_task(item: InputFile) -> ImageResult:
     return _process_annotator(item)
 
 
@@ -56,12 +57,12 @@ def exit_with_parent(interval: float = 0.5) -> None:
 
 
 def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1,
-                  detector: MaskDetector | None = None) -> Iterator[list[dict]]:
-    """Report rows of each item, in input order, computed by `jobs` processes.
+                  detector: MaskDetector | None = None) -> Iterator[ImageResult]:
+    """The `ImageResult` of each item, in input order, computed by `jobs` processes.
 
     With `jobs > 1`, a worker process that dies (a crash in native code, the OOM killer) is replaced;
     the images it may have held are run again one at a time, and an image whose process dies
-    `MAX_ATTEMPTS` times gets an `error` row; workers exit when this process dies. With `jobs=1` the
+    `MAX_ATTEMPTS` times gets an `error` result; workers exit when this process dies. With `jobs=1` the
     work runs in this process (with `detector`, if one is given).
     """
     if jobs <= 1:
@@ -72,7 +73,7 @@ def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int 
     queue = deque(range(len(items)))  # indices to submit, in order
     suspects: set[int] = set()  # in flight when a process died: rerun one at a time
     deaths: Counter = Counter()
-    finished: dict[int, list[dict]] = {}
+    finished: dict[int, ImageResult] = {}
     emitted = 0
     while emitted < len(items):
         # one thread per worker process: the processes share the cores instead of oversubscribing them
@@ -90,16 +91,16 @@ def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int 
                     index = queue.popleft()
                     running[pool.submit(_pool_task, items[index])] = index
                 for future in wait(running, return_when=FIRST_COMPLETED).done:
-                    rows = future.result()  # the worker's own errors (unwritable output) stop the run
+                    result = future.result()  # the worker's own errors (unwritable output) stop the run
                     index = running.pop(future)
-                    finished[index] = rows
+                    finished[index] = result
                     suspects.discard(index)
         except BrokenProcessPool:
             lost = sorted(running.values())
             if len(lost) == 1:  # it ran alone: this image killed its process
                 deaths[lost[0]] += 1
                 if deaths[lost[0]] == MAX_ATTEMPTS:
-                    finished[lost[0]] = [error_row(items[lost[0]].relative, WORKER_DIED.format(MAX_ATTEMPTS))]
+                    finished[lost[0]] = ImageResult.failure(items[lost[0]].relative, WORKER_DIED.format(MAX_ATTEMPTS))
                     lost = []
             suspects.update(lost)
             queue.extendleft(reversed(lost))

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 EXPORT_FORMATS = ("coco", "yolo", "voc")
 CLASSES_NAME, COCO_NAME, JSONL_NAME = "classes.txt", "predictions.coco.json", "results.jsonl"
-CROPS_KEY = "_crops"  # a worker's face crops travel to the main process in its first row under this key
 LOW_CONFIDENCE = 0.75  # faces whose label probability is below this are listed for review
 
 

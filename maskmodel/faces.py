@@ -2,9 +2,13 @@
 
 Every detector has ``detect(image_bgr) -> np.ndarray`` returning an ``(N, 5)`` float32 array with
 one row per face: ``x1, y1, x2, y2, score`` in pixels of the input image, sorted by score, and an
-empty ``(0, 5)`` array when there is no face. Each class keeps its defaults in its `__init__` and its
-named settings in `PRESETS`; `maskmodel.detector_config.DetectorConfig` chooses one and builds it from the
-zoo's files (CenterFace lives in `maskmodel.centerface`).
+empty ``(0, 5)`` array when there is no face. Detectors that find facial landmarks (YuNet, CenterFace)
+also have ``detect_with_landmarks(image_bgr)``: the same boxes, and an ``(N, 10)`` float32 array of
+five (x, y) points per face: right eye, left eye, nose tip, right and left mouth corner.
+
+Each class keeps its defaults in its `__init__` and its named settings in `PRESETS`;
+`maskmodel.detector_config.DetectorConfig` chooses one and builds it from the zoo's files (CenterFace
+lives in `maskmodel.centerface`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, mirror_boxes, non_max_suppression
+from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, mirror_boxes, mirror_landmarks, nms_indices
 from maskmodel.crops import resize_image
 from maskmodel.errors import MaskmodelError
 
@@ -73,32 +77,41 @@ class YuNetDetector:
         )
 
     def detect(self, image: np.ndarray) -> np.ndarray:
+        return self.detect_with_landmarks(image)[0]
+
+    def detect_with_landmarks(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes as `detect`, and `(N, 10)` landmarks: (x, y) of right eye, left eye, nose tip, right and
+        left mouth corner. Several passes are merged by NMS, each box keeping its own landmarks."""
         passes = [self._detect_at(image, scale) for scale in self.scales]
         if self.flip:
             mirrored = np.ascontiguousarray(image[:, ::-1])
-            passes += [mirror_boxes(self._detect_at(mirrored, scale), image.shape[1]) for scale in self.scales]
-        boxes = np.concatenate(passes) if passes else NO_FACES
-        if len(passes) > 1:
-            return non_max_suppression(boxes, self.nms_threshold)
-        return boxes[np.argsort(-boxes[:, 4])] if len(boxes) else NO_FACES
+            width = image.shape[1]
+            passes += [(mirror_boxes(boxes, width), mirror_landmarks(landmarks, width))
+                       for boxes, landmarks in (self._detect_at(mirrored, scale) for scale in self.scales)]
+        boxes = np.concatenate([b for b, _ in passes]) if passes else NO_FACES
+        landmarks = np.concatenate([m for _, m in passes]) if passes else NO_LANDMARKS
+        if len(boxes) == 0:
+            return NO_FACES, NO_LANDMARKS
+        keep = nms_indices(boxes, self.nms_threshold) if len(passes) > 1 else np.argsort(-boxes[:, 4])
+        return boxes[keep].astype(np.float32), landmarks[keep]
 
-    def _detect_at(self, image: np.ndarray, longer_side: int | None) -> np.ndarray:
+    def _detect_at(self, image: np.ndarray, longer_side: int | None) -> tuple[np.ndarray, np.ndarray]:
         height, width = image.shape[:2]
         factor = 1.0 if longer_side is None else longer_side / max(height, width)
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         if min(size) < MIN_DETECTION_SIDE:  # a sliver of an image holds no detectable face
-            return NO_FACES
+            return NO_FACES, NO_LANDMARKS
         scaled = image if size == (width, height) else resize_image(image, size)
         self._net.setInputSize(size)
         _, faces = self._net.detect(scaled)
         if faces is None or len(faces) == 0:
-            return NO_FACES
+            return NO_FACES, NO_LANDMARKS
         # YuNet rows: x, y, w, h, 5 landmark (x, y) pairs, score.
         x, y, w, h, score = faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 3], faces[:, 14]
         boxes = np.column_stack([x, y, x + w, y + h]) / factor
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-        return np.column_stack([boxes, score]).astype(np.float32)
+        return np.column_stack([boxes, score]).astype(np.float32), (faces[:, 4:14] / factor).astype(np.float32)
 
 
 class SSDDetector:

@@ -76,14 +76,21 @@ class MaskDetector:
         return self.detect_batch([image], color)[0]
 
     def detect_batch(self, images: list[ImageLike], color: str = "bgr") -> list[Detections]:
-        """`detect` over several images; the faces of all images are classified together."""
+        """`detect` over several images; the faces of all images are classified together. Faces get
+        `landmarks` when the face detector finds them (it has `detect_with_landmarks`)."""
         images = [as_bgr(image, color) for image in images]
-        boxes = [self.face_detector.detect(image) for image in images]
-        crops = [c for image, b in zip(images, boxes) for c in self.classifier.crops(image, b[:, :4])]
+        with_landmarks = getattr(self.face_detector, "detect_with_landmarks", None)
+        found = [with_landmarks(image) if with_landmarks else (self.face_detector.detect(image), None)
+                 for image in images]
+        crops = [c for image, (boxes, _) in zip(images, found) for c in self.classifier.crops(image, boxes[:, :4])]
         probabilities = iter(self.classifier.predict_crops(crops))
-        return [Detections([self._face(row, next(probabilities)) for row in self._reported(image_boxes, image.shape)],
-                           self.classes, image)
-                for image, image_boxes in zip(images, boxes)]
+        detections = []
+        for image, (boxes, landmarks) in zip(images, found):
+            points = [None] * len(boxes) if landmarks is None else landmarks
+            faces = [self._face(row, next(probabilities), marks)
+                     for row, marks in zip(self._reported(boxes, image.shape), points)]
+            detections.append(Detections(faces, self.classes, image))
+        return detections
 
     def _reported(self, boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """The detector's boxes in the reported box style, clipped to the image."""
@@ -92,12 +99,13 @@ class MaskDetector:
         reported[:, [1, 3]] = reported[:, [1, 3]].clip(0, shape[0])
         return reported
 
-    def _face(self, row: np.ndarray, probabilities: np.ndarray) -> Face:
+    def _face(self, row: np.ndarray, probabilities: np.ndarray, landmarks: np.ndarray | None = None) -> Face:
         return Face(
             box=tuple(float(v) for v in row[:4]),
             score=float(row[4]),
             label=self.classes[int(np.argmax(probabilities))],
             probabilities={name: float(p) for name, p in zip(self.classes, probabilities)},
+            landmarks=None if landmarks is None else tuple((float(x), float(y)) for x, y in landmarks.reshape(-1, 2)),
         )
 
 

@@ -1,4 +1,5 @@
 """The annotate report: one CSV row per face, or one per image without faces or with an error.
+`report_rows` renders the `ImageResult` of one input file as its rows: no other module makes rows.
 
 Rows are appended and flushed as images finish, so an interrupted run keeps what it wrote and
 `--resume` can skip the images already reported. Each row says how many rows its image has (`rows`),
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maskmodel.errors import UsageError
-from maskmodel.results import Face
+from maskmodel.results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, Face, Frame, ImageResult
 
 if TYPE_CHECKING:
     from maskmodel.storage import RemoteFolder
@@ -32,7 +33,6 @@ COLUMNS = (
     "p_with_mask", "p_without_mask", "p_mask_incorrect", "width", "height", "detector", "model", "message",
     "output", "rows",
 )
-STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
 WORKER_DIED = "the worker process died {} times on this file"  # retried by --resume
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 _TEXT_COLUMNS = ("label", "detector", "model", "message")
@@ -44,16 +44,24 @@ PARTS_FOLDER = "report.parts"  # a remote report's records, uploaded during the 
 MIN_TRACK_FRAMES = 2
 
 
-def image_rows(relative: str, faces: list[Face], width: int, height: int, detector: str, model: str,
-               frames: list[tuple[int, float, int]] | None = None, output: str | None = None) -> list[dict]:
+def report_rows(result: ImageResult) -> list[dict]:
+    """The report rows of one input file: one per face, or one `no_face` or `error` row."""
+    if result.status == STATUS_ERROR:
+        return [_error_row(result.path, result.message)]
+    return _image_rows(result.path, result.faces, *result.size, result.detector, result.model, result.frames,
+                       result.output)
+
+
+def _image_rows(relative: str, faces: tuple[Face, ...], width: int, height: int, detector: str, model: str,
+                frames: tuple[Frame, ...] | None = None, output: str | None = None) -> list[dict]:
     """Report rows of one processed image or video: one per face, or one `no_face` row.
 
-    For a video, `frames` gives each face's (frame index, time in seconds, track id), in frame order;
-    its `face` numbers restart at 0 each frame. `output` is the name of the annotated copy written, if any.
+    For a video, `frames` gives each face's frame, in frame order; its `face` numbers restart at 0
+    each frame. `output` is the name of the annotated copy written, if any.
     """
     in_frame = [0] * len(faces)  # a video's face index restarts each frame
     for index in range(1, len(faces) if frames else 0):
-        in_frame[index] = in_frame[index - 1] + 1 if frames[index][0] == frames[index - 1][0] else 0
+        in_frame[index] = in_frame[index - 1] + 1 if frames[index].index == frames[index - 1].index else 0
     common = {"path": report_path_text(relative), "width": width, "height": height, "detector": detector,
               "model": model, "output": report_path_text(output) if output else None}
     if not faces:
@@ -63,8 +71,8 @@ def image_rows(relative: str, faces: list[Face], width: int, height: int, detect
             **common,
             "status": STATUS_OK,
             "face": in_frame[index] if frames else index,
-            **({} if frames is None else dict(zip(("frame", "time_s", "track"),
-                                                  (frames[index][0], round(frames[index][1], 3), frames[index][2])))),
+            **({} if frames is None else {"frame": frames[index].index, "time_s": round(frames[index].seconds, 3),
+                                          "track": face.track}),
             **{key: round(value, 1) for key, value in zip(("x1", "y1", "x2", "y2"), face.box)},
             "score": round(face.score, 4),
             "label": face.label,
@@ -84,7 +92,7 @@ def is_video_path(cell: str) -> bool:
     return Path(cell).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def error_row(relative: str, message: str) -> dict:
+def _error_row(relative: str, message: str) -> dict:
     """The report row of an image that could not be processed."""
     return {"path": report_path_text(relative), "status": STATUS_ERROR, "message": message}
 

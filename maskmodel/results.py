@@ -1,24 +1,87 @@
 """What `MaskDetector.detect` returns: `Face` records, and `Detections`, the faces of one image with the
 array views, exports and drawing that users of detection libraries expect (ultralytics `Results`,
-supervision `Detections`)."""
+supervision `Detections`); and what `annotate`'s workers return for one input file: an `ImageResult`
+(`maskmodel.report` renders it as CSV rows)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
+
+STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
 
 
 @dataclass(frozen=True)
 class Face:
-    """One detected face: its box in image pixels, detector score, label and class probabilities."""
+    """One detected face: its box in image pixels, detector score, label and class probabilities.
+
+    Attributes:
+        track: in a video, the id of the track the face belongs to (`maskmodel.tracking`); else `None`.
+        landmarks: five (x, y) points in image pixels (right eye, left eye, nose tip, right and left
+            mouth corner), from detectors that find them (CenterFace, YuNet); else `None`. They are the
+            detector's, not moved by the box style that moved `box`.
+    """
 
     box: tuple[float, float, float, float]
     score: float
     label: str
     probabilities: dict[str, float]
+    track: int | None = None
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+
+class Frame(NamedTuple):
+    """The video frame a face was seen in: its index and time in seconds."""
+
+    index: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What annotating one input file (an image or a video) gave: its faces, or why it failed.
+
+    Attributes:
+        path: the file's path relative to its input folder.
+        status: `"ok"` (faces found), `"no_face"` or `"error"`.
+        faces: the faces found; in a video, those of every processed frame, in frame order.
+        size: width and height of the image (a video's frames); `None` for an error.
+        message: why the file failed (`"error"` only).
+        output: the name of the annotated copy written, if any.
+        frames: for a video, the frame of each face (aligned with `faces`); `None` for an image.
+        detector: the face detector's name.
+        model: the classifier's name.
+        crops: face crops to save, as (file name, JPEG bytes) (`annotate --save-crops`).
+    """
+
+    path: str
+    status: str
+    faces: tuple[Face, ...] = ()
+    size: tuple[int, int] | None = None
+    message: str | None = None
+    output: str | None = None
+    frames: tuple[Frame, ...] | None = None
+    detector: str | None = None
+    model: str | None = None
+    crops: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+
+    @classmethod
+    def failure(cls, path: str, message: str) -> ImageResult:
+        """The result of a file that could not be processed."""
+        return cls(path, STATUS_ERROR, message=message)
+
+    @classmethod
+    def found(cls, path: str, faces: Sequence[Face], size: tuple[int, int], detector: str, model: str,
+              output: str | None = None, frames: Sequence[Frame] | None = None,
+              crops: Sequence[tuple[str, bytes]] = ()) -> ImageResult:
+        """The result of a processed file: `"ok"` with its faces, or `"no_face"`."""
+        return cls(path, STATUS_OK if faces else STATUS_NO_FACE, tuple(faces), tuple(size), output=output,
+                   frames=None if frames is None else tuple(frames), detector=detector, model=model,
+                   crops=tuple(crops))
 
 
 class Detections(Sequence):

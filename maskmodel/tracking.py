@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from maskmodel.boxes import box_iou
-from maskmodel.pipeline import Face
+from maskmodel.results import Face
 
 
 @dataclass

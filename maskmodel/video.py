@@ -17,7 +17,8 @@ import numpy as np
 
 from maskmodel.draw import draw_faces
 from maskmodel.labels import DEFAULT_STYLE, LabelStyle
-from maskmodel.pipeline import Face, MaskDetector
+from maskmodel.pipeline import MaskDetector
+from maskmodel.results import Face, Frame
 from maskmodel.tracking import IoUTracker
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv"})
@@ -48,22 +49,22 @@ def iter_frames(capture: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray]]:
         index += 1
 
 
-def tracked_faces(faces: list[Face], tracker: IoUTracker) -> list[tuple[Face, int]]:
-    """This frame's faces with their track id, label and probabilities smoothed by the track."""
+def tracked_faces(faces: list[Face], tracker: IoUTracker) -> list[Face]:
+    """This frame's faces with their `track` id, and label and probabilities smoothed by the track."""
     tracks = tracker.update(faces)
-    return [(Face(face.box, face.score, track.label, dict(track.probabilities)), track.track_id)
+    return [dataclasses.replace(face, label=track.label, probabilities=dict(track.probabilities), track=track.track_id)
             for face, track in zip(faces, tracks)]
 
 
 def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, every: int = 1,
                    codec: str | None = None, blur: bool = False, style: LabelStyle = DEFAULT_STYLE
-                   ) -> tuple[list[tuple[int, float, int, Face]], tuple[int, int]]:
+                   ) -> tuple[list[tuple[Frame, Face]], tuple[int, int]]:
     """Detect, track and classify faces in a video file; write the annotated video to `out_path`
     (the caller makes that write atomic: see `maskmodel.storage`), drawn with `style` (its size
     is the input's: `style.enlarge` is not used for videos).
 
     Returns:
-        One `(frame index, time in seconds, track id, face)` per face of every processed frame, and the
+        One `(frame, face)` per face of every processed frame (the face with its `track` id), and the
         frame size (width, height).
 
     Raises:
@@ -82,12 +83,12 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
             frames += 1
             if index % every == 0:
                 drawn = tracked_faces(detector.detect(frame), tracker)
-                results += [(index, index / fps, track_id, face) for face, track_id in drawn]
+                results += [(Frame(index, index / fps), face) for face in drawn]
             if out_path is not None:
                 if writer is None:
                     writer = _open_writer(out_path, codec, fps, frame.shape[1], frame.shape[0])
-                captions = [f"#{track_id}" for _, track_id in drawn]
-                writer.write(draw_faces(frame, [f for f, _ in drawn], detector.classes, blur, captions, style))
+                captions = [f"#{face.track}" for face in drawn]
+                writer.write(draw_faces(frame, drawn, detector.classes, blur, captions, style))
     finally:
         capture.release()
         if writer is not None:

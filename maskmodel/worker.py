@@ -1,4 +1,4 @@
-"""The per-image work of `annotate`: `Annotator(settings)` turns one input file into its report rows
+"""The per-image work of `annotate`: `Annotator(settings)` turns one input file into its `ImageResult`
 (decode → detect → classify → draw → write the annotated copy and its exports). The local process
 pool and Ray wrap the same object (`maskmodel.engines`, `maskmodel.distributed`).
 """
@@ -21,14 +21,15 @@ from maskmodel.boxstyle import BoxAdjust
 from maskmodel.crawl import InputFile
 from maskmodel.crops import crop_face, expand_box
 from maskmodel.draw import draw_faces
-from maskmodel.exports import CROPS_KEY, crop_name
 from maskmodel.detector_config import DetectorConfig
+from maskmodel.exports import crop_name
 from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image, read_image
 from maskmodel.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.layout import output_name
 from maskmodel.storage import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder, source_folder
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import error_row, image_rows, original_path
+from maskmodel.report import original_path, report_path_text
+from maskmodel.results import Face, ImageResult
 from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
@@ -76,8 +77,8 @@ def build_detector(settings: AnnotateSettings) -> MaskDetector:
 
 
 class Annotator:
-    """One worker's models and output folder; call it with an input file to get that file's report
-    rows (one per face, or one `no_face` / `error` row).
+    """One worker's models and output folder; call it with an input file to get that file's
+    `ImageResult` (its faces, or why it failed).
 
     Args:
         settings: what to detect with and where to write.
@@ -90,52 +91,53 @@ class Annotator:
         if isinstance(self.folder, LocalFolder):
             self.folder.temp_prefix = settings.temp_prefix
 
-    def __call__(self, item: InputFile) -> list[dict]:
+    def __call__(self, item: InputFile) -> ImageResult:
         detector, settings, folder = self.detector, self.settings, self.folder
         if item.error:
-            return [error_row(item.relative, item.error)]
+            return ImageResult.failure(item.relative, item.error)
         name = item.output or output_name(item.relative, settings.image_format,
                                           item.path.suffix.lower() in VIDEO_EXTENSIONS)
         if not (settings.dry_run or folder.can_hold(name)):
-            return [error_row(item.relative, f"{folder} cannot hold this file name (it is not valid UTF-8)")]
+            return ImageResult.failure(item.relative, f"{folder} cannot hold this file name (it is not valid UTF-8)")
         try:
             if item.path.suffix.lower() in VIDEO_EXTENSIONS:
                 return _process_video(item, detector, settings, folder, name)
             return _process_image(item, detector, settings, folder, name)
         except _WriteFailed as error:
-            return [error_row(item.relative, str(error))]
+            return ImageResult.failure(item.relative, str(error))
 
 
 def _process_image(item: InputFile, detector: MaskDetector, settings: AnnotateSettings,
-                   folder: LocalFolder | RemoteFolder, name: str) -> list[dict]:
+                   folder: LocalFolder | RemoteFolder, name: str) -> ImageResult:
     try:
         image = _read_input(item, settings.max_pixels)
     except ImageReadError as error:
-        return [error_row(item.relative, str(error))]
+        return ImageResult.failure(item.relative, str(error))
     try:
         faces = detector.detect(image)
         annotated = None if settings.dry_run else draw_faces(image, faces, detector.classes, blur=settings.blur_faces,
                                                                 style=settings.style)
     except (cv2.error, ValueError) as error:
-        return [error_row(item.relative, f"{type(error).__name__}: {error}")]
+        return ImageResult.failure(item.relative, f"{type(error).__name__}: {error}")
     if annotated is not None:
         with _writing(folder, name):
             try:
                 folder.write_bytes(name, encode_image(annotated, Path(name).suffix))
             except ImageWriteError as error:
                 raise _WriteFailed(str(error)) from None
-    height, width = image.shape[:2]
-    rows = image_rows(item.relative, faces, width, height, detector.face_detector.name, detector.model_name,
-                      output=None if settings.dry_run else name)
+    crops = []
     if settings.save_crops is not None and not settings.dry_run:
-        rows[0][CROPS_KEY] = _face_crops(image, faces, detector, settings.save_crops, rows[0]["path"])
-    return rows
+        crops = _face_crops(image, faces, detector, settings.save_crops, item.relative)
+    height, width = image.shape[:2]
+    return ImageResult.found(item.relative, faces, (width, height), detector.face_detector.name, detector.model_name,
+                             output=None if settings.dry_run else name, crops=crops)
 
 
-def _face_crops(image: np.ndarray, faces: list, detector: MaskDetector, classes: tuple[str, ...],
-                path_cell: str) -> list[tuple[str, bytes]]:
+def _face_crops(image: np.ndarray, faces: list[Face], detector: MaskDetector, classes: tuple[str, ...],
+                relative: str) -> list[tuple[str, bytes]]:
     """(name, JPEG bytes) of the crops of the faces of `classes` (all when empty), cut by the
-    classifier's crop policy at the face's own resolution."""
+    classifier's crop policy at the face's own resolution; named after the input's report path."""
+    path = original_path(report_path_text(relative))
     policy = detector.classifier.contract.crop
     crops = []
     for index, face in enumerate(faces):
@@ -143,12 +145,12 @@ def _face_crops(image: np.ndarray, faces: list, detector: MaskDetector, classes:
             continue
         x1, _, x2, _ = expand_box(face.box, policy)
         crop = crop_face(image, face.box, policy, max(8, x2 - x1))
-        crops.append((crop_name(original_path(path_cell), index, face.label), encode_image(crop, ".jpg")))
+        crops.append((crop_name(path, index, face.label), encode_image(crop, ".jpg")))
     return crops
 
 
 def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSettings,
-                   folder: LocalFolder | RemoteFolder, name: str) -> list[dict]:
+                   folder: LocalFolder | RemoteFolder, name: str) -> ImageResult:
     try:
         with ExitStack() as stack:
             source = stack.enter_context(_local_copy(item))
@@ -156,11 +158,10 @@ def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSe
             results, size = annotate_video(source, detector, target, settings.every, settings.codec,
                                            settings.blur_faces, settings.style)
     except VideoReadError as error:
-        return [error_row(item.relative, str(error))]
-    faces = [face for *_, face in results]
-    frames = [(index, seconds, track) for index, seconds, track, _ in results]
-    return image_rows(item.relative, faces, *size, detector.face_detector.name, detector.model_name, frames,
-                      output=None if settings.dry_run else name)
+        return ImageResult.failure(item.relative, str(error))
+    return ImageResult.found(item.relative, [face for _, face in results], size, detector.face_detector.name,
+                             detector.model_name, output=None if settings.dry_run else name,
+                             frames=[frame for frame, _ in results])
 
 
 @contextmanager

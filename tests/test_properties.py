@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from maskmodel.crops import CropPolicy, crop_face, expand_box
 from maskmodel.boxes import box_iou, non_max_suppression
-from maskmodel.report import COLUMNS, ReportWriter, error_row, original_path, prepare_resume, report_path_text
+from maskmodel.report import COLUMNS, ReportWriter, original_path, prepare_resume, report_path_text, report_rows
+from maskmodel.results import ImageResult
 
 coordinate = st.floats(-50, 700, allow_nan=False)
 extent = st.floats(1, 400, allow_nan=False)
@@ -57,7 +58,7 @@ def test_report_round_trips_any_name_and_message(tmp_path_factory, paths, messag
     report = tmp_path_factory.mktemp("report") / "report.csv"
     writer = ReportWriter(report, append=False)
     for path in paths:
-        writer.write([error_row(path, message)])
+        writer.write(report_rows(ImageResult.failure(path, message)))
     writer.close()
     assert prepare_resume(report) == {report_path_text(path) for path in paths}
     import csv
@@ -78,11 +79,11 @@ def test_a_torn_last_record_is_dropped_on_resume(tmp_path_factory, paths, messag
     report = folder / "report.csv"
     writer = ReportWriter(report, append=False)
     for path in paths[:-1]:
-        writer.write([error_row(path, message)])
+        writer.write(report_rows(ImageResult.failure(path, message)))
     writer.close()
     complete = report.read_bytes()
     writer = ReportWriter(report, append=True)
-    writer.write([error_row(paths[-1], message)])
+    writer.write(report_rows(ImageResult.failure(paths[-1], message)))
     writer.close()
     data = report.read_bytes()
     report.write_bytes(data[: len(complete) + (cut % (len(data) - len(complete)))])  # killed mid-record

@@ -19,7 +19,8 @@ from maskmodel.cli.main import main
 from helpers import CROWD_DEV
 from hostile import make_hostile_folder
 from maskmodel import zoo
-from maskmodel.report import error_row
+from maskmodel.report import report_rows
+from maskmodel.results import ImageResult
 
 
 def read_report(path):
@@ -203,5 +204,6 @@ def test_dead_worker_processes_are_replaced_and_their_images_retried(tmp_path):
     items[5] = InputFile(DiesInWorker(photos[5]), photos[5].name)
     results = list(iter_annotate(items, settings, jobs=2))
     assert (tmp_path / "died-once").exists()
-    assert results[5] == [error_row(photos[5].name, DIED.format(MAX_ATTEMPTS))]
-    assert results[:5] + results[6:] == expected[:5] + expected[6:]
+    assert results[5] == ImageResult.failure(photos[5].name, DIED.format(MAX_ATTEMPTS))
+    # as reported (rounded): the pool's processes run OpenCV with one thread, this process with more
+    assert [report_rows(r) for r in results[:5] + results[6:]] == [report_rows(r) for r in expected[:5] + expected[6:]]

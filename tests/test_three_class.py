@@ -87,7 +87,8 @@ def test_three_class_model_through_the_runtime(three_class_run, tmp_path):
     from maskmodel.draw import COLOURS, draw_faces
     from maskmodel.evaluate import evaluate_annotated_faces
     from maskmodel.pipeline import Face, MaskDetector
-    from maskmodel.report import Summary, image_rows
+    from maskmodel.report import Summary, report_rows
+    from maskmodel.results import ImageResult
 
     out, metrics = three_class_run
     classes = tuple(metrics["classes"])
@@ -101,14 +102,14 @@ def test_three_class_model_through_the_runtime(three_class_run, tmp_path):
 
     image = cv2.imread(str(crowd[0].image_path))
     faces = MaskDetector(model=classifier).detect(image)
-    rows = image_rows("a.png", faces, image.shape[1], image.shape[0], "yunet", "tiny")
+    rows = report_rows(ImageResult.found("a.png", faces, (image.shape[1], image.shape[0]), "yunet", "tiny"))
     assert faces and all(abs(r["p_with_mask"] + r["p_without_mask"] + r["p_mask_incorrect"] - 1) < 1e-3 for r in rows)
 
     incorrect = Face((20.0, 20.0, 80.0, 90.0), 0.9, "mask_incorrect",
                      {"with_mask": 0.1, "without_mask": 0.2, "mask_incorrect": 0.7})
     masked = Face((0.0, 0.0, 9.0, 9.0), 0.9, "with_mask", {"with_mask": 0.8, "without_mask": 0.1, "mask_incorrect": 0.1})
     summary = Summary()
-    summary.add(image_rows("b.png", [incorrect, masked], 100, 100, "yunet", "tiny"))
+    summary.add(report_rows(ImageResult.found("b.png", [incorrect, masked], (100, 100), "yunet", "tiny")))
     counts = summary.to_dict()
     assert (counts["faces"], counts["with_mask"], counts["mask_incorrect"], counts["compliance_rate"]) == (2, 1, 1, 0.5)
     drawn = draw_faces(np.zeros((200, 200, 3), np.uint8), [incorrect], list(classes))

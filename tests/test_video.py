@@ -138,3 +138,18 @@ def test_one_frame_flicker_does_not_flip_a_track():
         labels.append((track.track_id, track.label))
     assert labels == [(1, "with_mask")] * 5
     assert tracker.people() == {1: "with_mask"}
+
+
+def test_video_faces_carry_their_track_and_landmarks(tmp_path):
+    from maskmodel.pipeline import MaskDetector
+    from maskmodel.video import annotate_video
+
+    results, size = annotate_video(make_clip(tmp_path / "street.avi"), MaskDetector(), None)
+    frames = [frame for frame, _ in results]
+    assert size == SIZE and frames == sorted(frames) and {frame.index for frame in frames} == set(range(FRAMES))
+    tracks = [face.track for _, face in results]
+    assert all(isinstance(track, int) for track in tracks) and len(set(tracks)) < len(tracks)
+    assert all(face.landmarks and len(face.landmarks) == 5 for _, face in results)
+    for index in range(FRAMES):  # one track per face within a frame
+        in_frame = [face.track for frame, face in results if frame.index == index]
+        assert len(in_frame) == len(set(in_frame))
