@@ -102,9 +102,9 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     """
     from tqdm import tqdm
 
-    from maskmodel.annotate import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
+    from maskmodel.batch import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
     from maskmodel.html_report import HTML_NAME
-    from maskmodel.annotate import annotate as run_annotate
+    from maskmodel.batch import annotate as run_annotate
     from maskmodel.errors import UsageError
     from maskmodel.exports import run_names
     from maskmodel.labels import LabelStyle

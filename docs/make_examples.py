@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from maskmodel.annotate import AnnotateSettings, annotate  # noqa: E402
+from maskmodel.batch import AnnotateSettings, annotate  # noqa: E402
 
 PHOTO = ROOT.parent / "shared/datasets/crowd-dev/images/maksssksksss148.png"
 TARGET = ROOT / "docs/img/generated"

@@ -7,29 +7,33 @@ The runtime (this package's top level) needs only OpenCV and NumPy. Training liv
 from __future__ import annotations
 
 from maskmodel.imageio import read_image  # first: it sets OpenCV's pixel limit before cv2 loads
+from maskmodel.batch import AnnotateSettings, annotate
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.crops import CropPolicy, crop_face
 from maskmodel.detector_config import DetectorConfig, available_detectors, create_face_detector
 from maskmodel.errors import MaskmodelError, UsageError
 from maskmodel.loading import load
 from maskmodel.pipeline import MaskDetector
-from maskmodel.results import Detections, Face
+from maskmodel.results import Detections, Face, ImageResult
 from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelVersion, list_models, model_info, weights_path
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_CLASSIFIER",
+    "AnnotateSettings",
     "CropPolicy",
     "DetectorConfig",
     "Detections",
     "Face",
+    "ImageResult",
     "InputContract",
     "MaskClassifier",
     "MaskDetector",
     "MaskmodelError",
     "ModelVersion",
     "UsageError",
+    "annotate",
     "available_detectors",
     "build_model",
     "create_face_detector",

@@ -28,7 +28,7 @@ class InputFile:
     """A file to process and its path relative to the input it was found under (the report's path).
 
     For a file listed from a folder URI, `source` is that URI and `path` the file's path inside it.
-    `output` is the name of its annotated copy (set by `maskmodel.annotate`), and `error` says why a
+    `output` is the name of its annotated copy (set by `maskmodel.batch`), and `error` says why a
     file or folder could not even be listed (it then gets an error row).
     """
 

@@ -70,7 +70,7 @@ def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, addres
 
     Args:
         items: the files to process.
-        settings: `maskmodel.annotate.AnnotateSettings`.
+        settings: `maskmodel.AnnotateSettings`.
         address: Ray cluster address (`"auto"`, `"ray://host:port"`); `None` starts a local Ray.
         num_cpus: CPUs of a local Ray started here. Defaults to all.
     """

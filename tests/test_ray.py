@@ -57,7 +57,7 @@ def test_dead_workers_are_replaced_and_their_images_retried(tmp_path):
     as an error row, and every other image is reported as the local engine reports it."""
     import ray
 
-    from maskmodel.annotate import AnnotateSettings, annotate
+    from maskmodel.batch import AnnotateSettings, annotate
     from maskmodel.distributed import MAX_ATTEMPTS
 
     folder = tmp_path / "in"

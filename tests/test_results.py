@@ -15,7 +15,7 @@ from maskmodel.results import Face, Frame, ImageResult
 MASKED = {"with_mask": 0.91234, "without_mask": 0.08766}
 UNMASKED = {"with_mask": 0.2, "without_mask": 0.8}
 # modules between a worker and the report writer: they carry ImageResults and never read or build rows
-IN_FLIGHT = ("worker", "engines", "distributed", "annotate")
+IN_FLIGHT = ("worker", "engines", "distributed", "batch")
 REPORT_ONLY = set(COLUMNS) - {"path", "output", "width", "height", "detector", "model", "score", "label"}
 
 
@@ -70,7 +70,7 @@ def test_only_the_report_renders_rows():
     for name in IN_FLIGHT:
         tree = ast.parse((ROOT / "maskmodel" / f"{name}.py").read_text(encoding="utf-8"))
         assert _row_keys(tree) == [], f"maskmodel/{name}.py builds or reads report rows"
-        if name != "annotate":  # the report writer's caller renders each result once, as it writes it
+        if name != "batch":  # the report writer's caller renders each result once, as it writes it
             assert _from_report(tree) <= {"WORKER_DIED", "original_path", "report_path_text"}, name
 
 

@@ -59,3 +59,17 @@ def test_no_import_cycle_and_no_private_import_across_modules():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
+
+
+def test_public_names_are_importable_and_annotate_is_the_function():
+    import importlib
+
+    import maskmodel
+
+    for name in set(maskmodel.__all__) - {"build_model"}:  # build_model imports Keras: test_builder uses it
+        assert getattr(maskmodel, name) is not None, name
+    importlib.import_module("maskmodel.batch")  # importing the module behind it does not shadow the function
+    from maskmodel import AnnotateSettings, DetectorConfig, annotate
+
+    assert callable(annotate) and annotate.__module__ == "maskmodel.batch"
+    assert AnnotateSettings("out").detector == DetectorConfig()
