@@ -37,14 +37,16 @@ def list_command(as_json: bool) -> None:
         info = zoo.model_info(name)
         size = sum(file.size or 0 for file in info.files.values())
         local = all(_cached(name, info.version, fmt) for fmt in info.files)
-        rows.append({"name": name, "version": info.version, "default": name == zoo.DEFAULT_CLASSIFIER,
-                     "task": info.task, "bytes": size, "metric": _headline_metric(info), "local": local})
+        rows.append({"name": name, "alias": info.alias, "version": info.version,
+                     "default": name == zoo.DEFAULT_CLASSIFIER, "task": info.task, "bytes": size,
+                     "metric": _headline_metric(info), "local": local})
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
         return
     table = [("name", "version", "task", "size", "metric", "local")] + [
-        (row["name"] + (" (default)" if row["default"] else ""), row["version"], row["task"],
+        (row["name"] + (" (default)" if row["default"] else "")
+         + (f" ({row['alias']})" if row["alias"] and row["alias"] != row["name"] else ""), row["version"], row["task"],
          f"{row['bytes'] / 1e6:.1f} MB" if row["bytes"] else "builtin", row["metric"], "yes" if row["local"] else "no")
         for row in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]

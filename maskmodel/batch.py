@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
+from maskmodel.detector_config import DetectorConfig
 from maskmodel.engines import iter_annotate
 from maskmodel.errors import UsageError
 from maskmodel.exports import ExportWriter, label_names
@@ -36,6 +37,7 @@ from maskmodel.results import ImageResult
 from maskmodel.runstate import OWN_FILES, RunState
 from maskmodel.video import VIDEO_EXTENSIONS
 from maskmodel.worker import AnnotateSettings, build_detector
+from maskmodel.zoo import model_info
 
 REPORT_NAME, SUMMARY_NAME = OWN_FILES
 
@@ -142,7 +144,7 @@ def annotate(
             summary = dataclasses.replace(whole, processed=summary.processed, skipped_files=summary.skipped_files,
                                           seconds=time.time() - started)
             record = {"settings": {**asdict(settings), "out_dir": str(folder)},  # no credentials of a URI
-                      "used": _what_was_used(detector, engine, jobs, inputs, started),
+                      "used": _what_was_used(detector, settings.detector, engine, jobs, inputs, started),
                       "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict(),
                       "exports_refused": exports.refused}
             try:
@@ -155,9 +157,10 @@ def annotate(
     return summary
 
 
-def _what_was_used(detector: MaskDetector, engine: str, jobs: int, inputs: list, started: float) -> dict:
-    """Enough to rerun a run: inputs, the detector settings in force (defaults resolved), the models
-    and the versions of the software, start and end time."""
+def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, jobs: int, inputs: list,
+                   started: float) -> dict:
+    """Enough to rerun a run: inputs, the face detector's model version and settings in force (defaults
+    resolved), the classifier, the versions of the software, start and end time."""
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(package: str) -> str | None:
@@ -171,7 +174,8 @@ def _what_was_used(detector: MaskDetector, engine: str, jobs: int, inputs: list,
                                                              "input_size", "min_size") if hasattr(face_detector, key)}
     return {
         "inputs": [str(_public(i)) for i in inputs],
-        "face_detector": {"name": face_detector.name, **settings},
+        "face_detector": {"name": face_detector.name, "model": model_info(config.name, config.version).spec,
+                          **settings},
         "model": detector.model_name,
         "classes": detector.classes,
         "classifier_backend": getattr(detector.classifier, "backend", None),

@@ -1,5 +1,5 @@
 """Box geometry shared by the detectors, evaluation and tracking: IoU, non-maximum suppression,
-mirroring, weighted box fusion and the merge of several detection passes. Boxes are `(N, 5)` float32
+mirroring, weighted box fusion, the merge of several detection passes and face size. Boxes are `(N, 5)` float32
 arrays of x1, y1, x2, y2, score (in pixels) unless said otherwise."""
 
 from __future__ import annotations
@@ -116,3 +116,8 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
     return inter / np.maximum(union, 1e-9)
+
+
+def face_size(box: tuple[float, float, float, float]) -> float:
+    """Face size in pixels: the longer side of its box."""
+    return max(box[2] - box[0], box[3] - box[1])

@@ -10,18 +10,13 @@ import numpy as np
 
 from maskmodel.annotations import AnnotatedImage, canonical_labels
 from maskmodel.classifier import MaskClassifier
-from maskmodel.boxes import NO_FACES, box_iou
+from maskmodel.boxes import NO_FACES, box_iou, face_size
 from maskmodel.faces import FaceDetector, largest_face
 from maskmodel.imageio import read_image
 from maskmodel.metrics import classification_report
 
 TWO_CLASSES = ("with_mask", "without_mask")
 SIZE_BUCKETS = (("<16", 0, 16), ("16-32", 16, 32), (">=32", 32, float("inf")))
-
-
-def face_size(box: tuple[float, float, float, float]) -> float:
-    """Face size in pixels: the longer side of its box."""
-    return max(box[2] - box[0], box[3] - box[1])
 
 
 def two_class_report(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:

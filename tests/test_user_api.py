@@ -110,6 +110,7 @@ def test_summary_records_what_was_used(tmp_path):
     used = json.loads((out / "summary.json").read_text())["used"]
     assert used["inputs"] == [str(MIXED)] and used["model"].startswith(maskmodel.DEFAULT_CLASSIFIER + "@")
     assert used["face_detector"]["scales"] and used["face_detector"]["score_threshold"] is not None
+    assert used["face_detector"]["model"] == "centerface@1.0.0"
     assert used["versions"]["opencv"] == cv2.__version__ and used["started"] <= used["ended"]
 
 
