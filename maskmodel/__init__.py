@@ -12,10 +12,9 @@ from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.crops import CropPolicy, crop_face
 from maskmodel.detector_config import DetectorConfig, available_detectors, create_face_detector
 from maskmodel.errors import MaskmodelError, UsageError
-from maskmodel.loading import load
 from maskmodel.pipeline import MaskDetector
 from maskmodel.results import Detections, Face, ImageResult
-from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelVersion, list_models, model_info, weights_path
+from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelVersion, list_models, load, model_info, weights_path
 
 __version__ = "0.1.0"
 

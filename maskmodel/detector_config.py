@@ -17,10 +17,11 @@ from dataclasses import dataclass, fields
 
 import cv2
 
-from maskmodel import zoo
 from maskmodel.centerface import CenterFaceDetector
+from maskmodel.downloads import weights_path
 from maskmodel.errors import UsageError
 from maskmodel.faces import FaceDetector, HaarDetector, SSDDetector, YuNetDetector
+from maskmodel.registry import model_info
 
 DETECTOR_CLASSES: dict[str, type] = {
     "centerface": CenterFaceDetector, "yunet": YuNetDetector, "ssd": SSDDetector, "haar": HaarDetector,
@@ -125,8 +126,8 @@ class DetectorConfig:
 
     def build(self) -> FaceDetector:
         """The detector, its model files resolved by the zoo (installed, cached or downloaded, and checked)."""
-        info = zoo.model_info(self.name, self.version)
-        files = [zoo.weights_path(info.name, info.version, format, self.path if index == 0 else None)
+        info = model_info(self.name, self.version)
+        files = [weights_path(info.name, info.version, format, self.path if index == 0 else None)
                  for index, format in enumerate(info.files)]
         return DETECTOR_CLASSES[self.name](*files, **self.options())
 

@@ -14,10 +14,9 @@ from maskmodel.classifier import MaskClassifier
 from maskmodel.detector_config import DEFAULT_FACE_DETECTOR, DetectorConfig
 from maskmodel.faces import FaceDetector
 from maskmodel.imageio import ImageLike, as_bgr
-from maskmodel.loading import load
 from maskmodel.local_models import is_local_model, model_record
 from maskmodel.results import Detections, Face
-from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, ModelVersion, list_models, model_info
+from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, ModelVersion, list_models, load, model_info
 
 
 class MaskDetector:

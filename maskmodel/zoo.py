@@ -1,360 +1,67 @@
-"""The model zoo: `weights/manifest.json` → a verified local file.
+"""The model zoo: published, versioned models by name, as the objects that run them.
 
-A model is a name plus versions; each version lists its files (format → file name, sha256, size, URL)
-and the metadata that makes it usable (input contract, classes, metrics, training data, licence).
-A file is looked for, in order: an explicit path, the weights installed with the package, the cache
-(`$MASKMODEL_HOME`, default `~/.cache/maskmodel`), then a download from its URL (`$MASKMODEL_BASE_URL`
-points every file at a mirror instead), checked against its sha256 and written atomically.
+The whole registry API in one place (as torchvision's `get_model` / `get_weight` / `list_models`):
+`list_models`, `model_info` (a typed `ModelVersion`), `model_versions`, `weights_path` (a verified local
+file) and `load` (the model itself). The records come from `weights/manifest.json`
+(`maskmodel.registry`), the files are found, downloaded and checked by `maskmodel.downloads`.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import http.client
-import json
 import os
-import re
-import shutil
-import tempfile
-import time
-import urllib.request
-from dataclasses import dataclass, field, fields
-from functools import lru_cache
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from maskmodel.errors import MaskmodelError, UsageError
+from maskmodel.classifier import InputContract, MaskClassifier
+from maskmodel.detector_config import DetectorConfig
+from maskmodel.downloads import (ChecksumError, WeightsUnavailableError, cache_dir, download_file, install_from,
+                                 sha256_of, weights_path)
+from maskmodel.faces import FaceDetector
+from maskmodel.local_models import is_local_model, model_record
+from maskmodel.registry import (DEFAULT_CLASSIFIER, SEMVER, ModelNotFoundError, ModelVersion, WeightsFile,
+                                detector_aliases, list_models, manifest, model_info, model_versions,
+                                package_weights_dir, weights_file)
 
-# The classifier used when none is named: the most accurate on crowd-dev, and the fastest
-# (see weights/MODEL_CARD.md and docs/benchmarks.md).
-DEFAULT_CLASSIFIER = "mask-mobilenetv2-0.35"
-SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-CHUNK = 1 << 20
+if TYPE_CHECKING:
+    import keras
 
-
-class ModelNotFoundError(UsageError, KeyError):
-    """Unknown model name or version, or a model of the wrong kind; the message lists what exists."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+__all__ = [
+    "DEFAULT_CLASSIFIER", "SEMVER", "ChecksumError", "ModelNotFoundError", "ModelVersion", "WeightsFile",
+    "WeightsUnavailableError", "cache_dir", "detector_aliases", "download_file", "install_from", "list_models",
+    "load", "manifest", "model_info", "model_versions", "package_weights_dir", "sha256_of", "weights_file",
+    "weights_path",
+]
 
 
-class WeightsUnavailableError(MaskmodelError, RuntimeError):
-    """A weights file is neither installed nor cached and could not be downloaded."""
-
-
-class ChecksumError(MaskmodelError, RuntimeError):
-    """A file's sha256 differs from the manifest's."""
-
-
-@dataclass(frozen=True)
-class WeightsFile:
-    """One file of a model version."""
-
-    format: str
-    file: str
-    sha256: str | None
-    size: int | None
-    url: str | None
-    builtin: bool = False
-    upstream: bool = False
-
-    def to_dict(self) -> dict:
-        """The manifest's record of this file."""
-        record = {"file": self.file, "sha256": self.sha256, "size": self.size, "url": self.url,
-                  "builtin": self.builtin or None, "upstream": self.upstream or None}
-        return {key: value for key, value in record.items() if value is not None}
-
-
-def package_weights_dir() -> Path:
-    """Where the published weights live: inside the installed package, or `weights/` of a checkout."""
-    installed = Path(__file__).parent / "weights"
-    if (installed / "manifest.json").exists():
-        return installed
-    return Path(__file__).resolve().parent.parent / "weights"
-
-
-def cache_dir() -> Path:
-    """The download cache: `$MASKMODEL_HOME` or `~/.cache/maskmodel`."""
-    return Path(os.environ.get("MASKMODEL_HOME", "~/.cache/maskmodel")).expanduser()
-
-
-@lru_cache(maxsize=None)
-def _load_manifest(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def manifest() -> dict:
-    """The parsed `manifest.json` of the installed weights."""
-    return _load_manifest(package_weights_dir() / "manifest.json")
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One published version of a model, typed, as the manifest records it (the manifest stays the single
-    source: this is a read-only view of one of its entries, in the spirit of torchvision's `Weights`).
-
-    `files` maps a format (`"onnx"`, `"keras"`, `"pb"`, ...) to its `WeightsFile`; `input` is the input
-    contract (size, colour order, crop policy for classifiers); `metrics` is keyed by evaluation set;
-    `alias` is a face detector's short name (`"yunet"`); `is_default` tells whether this is the model's
-    default version. Fields a model does not have are empty (`()`, `{}`, `""`, `None`).
-    """
-
-    name: str
-    version: str
-    task: str
-    description: str
-    files: dict[str, WeightsFile]
-    input: dict
-    output: str
-    license: str
-    is_default: bool
-    alias: str | None = None
-    classes: tuple[str, ...] = ()
-    metrics: dict = field(default_factory=dict)
-    architecture: dict = field(default_factory=dict)
-    training_data: dict = field(default_factory=dict)
-    recipe: dict = field(default_factory=dict)
-    command: str = ""
-    training_seconds: float | None = None
-    date: str = ""
-    source: str = ""
-
-    @property
-    def spec(self) -> str:
-        """`name@version`, the string that loads exactly this version."""
-        return f"{self.name}@{self.version}"
-
-    def to_dict(self) -> dict:
-        """The manifest record (as JSON data) with `name`, `version`, `task`, `alias` and `default` added."""
-        record = {"name": self.name, "version": self.version, "task": self.task, "alias": self.alias,
-                  "default": self.is_default, "description": self.description,
-                  "files": {fmt: file.to_dict() for fmt, file in self.files.items()}, "input": self.input,
-                  "output": self.output, "license": self.license}
-        optional = {"classes": list(self.classes), "metrics": self.metrics, "architecture": self.architecture,
-                    "training_data": self.training_data, "recipe": self.recipe, "command": self.command,
-                    "training_seconds": self.training_seconds, "date": self.date, "source": self.source}
-        return {**record, **{key: value for key, value in optional.items() if value not in ((), [], {}, "", None)}}
-
-
-def _model_version(name: str, entry: dict, version: str) -> ModelVersion:
-    record = copy.deepcopy(entry["versions"][version])
-    unknown = set(record) - {f.name for f in fields(ModelVersion)}
-    if unknown:
-        raise ValueError(f"Unknown field(s) {sorted(unknown)} in the manifest record of {name}@{version}")
-    files = {fmt: _weights_file(fmt, file) for fmt, file in record.pop("files").items()}
-    return ModelVersion(name=name, version=version, task=entry["task"], files=files, alias=entry.get("alias"),
-                        is_default=version == entry["default"], classes=tuple(record.pop("classes", ())), **record)
-
-
-def _weights_file(format: str, record: dict) -> WeightsFile:
-    base = os.environ.get("MASKMODEL_BASE_URL")  # a mirror holding every file under its name
-    url = f"{base.rstrip('/')}/{record['file']}" if base and record.get("url") else record.get("url")
-    return WeightsFile(format, record["file"], record.get("sha256"), record.get("size"), url,
-                       bool(record.get("builtin")), bool(record.get("upstream")))
-
-
-def list_models(task: str | None = None) -> list[str]:
-    """Names of all models in the zoo (optionally only those of one `task`)."""
-    models = manifest()["models"]
-    return sorted(name for name, entry in models.items() if task is None or entry["task"] == task)
-
-
-def model_versions(name: str) -> list[ModelVersion]:
-    """Every published version of a model (name or alias), oldest first."""
-    name = _canonical(name)
-    entry = manifest()["models"][name]
-    return [_model_version(name, entry, version) for version in entry["versions"]]
-
-
-def detector_aliases() -> dict[str, str]:
-    """Face detector short names (the manifest's `alias`) → zoo model names."""
-    models = manifest()["models"]
-    return {entry["alias"]: name for name, entry in models.items() if entry["task"] == "face-detection"}
-
-
-def _canonical(name: str) -> str:
-    """The zoo model name of `name` or of a detector alias; `ModelNotFoundError` listing what exists."""
-    models = manifest()["models"]
-    name = detector_aliases().get(name, name)
-    if name not in models:
-        raise ModelNotFoundError(f"Unknown model {name!r}. Available: {', '.join(sorted(models))} (face detectors "
-                                 f"also by short name: {', '.join(detector_aliases())}), or the path of a run "
-                                 "directory of `maskmodel train`")
-    return name
-
-
-def _split_name(name: str, version: str | None) -> tuple[str, str | None]:
-    if "@" in name:
-        if version is not None:
-            raise ValueError(f"Expected a version in the name or in version=, not both. Received: {name!r}")
-        name, version = name.split("@", 1)
-    return name, version
-
-
-def model_info(name: str, version: str | None = None) -> ModelVersion:
-    """The record of `name` (`name@version` accepted; a face detector also by its alias, `"yunet"`), the
-    default version if none is given.
-
-    Raises:
-        ModelNotFoundError: unknown model, or unknown version (each lists what exists).
-    """
-    name, version = _split_name(name, version)
-    name = _canonical(name)
-    entry = manifest()["models"][name]
-    version = version or entry["default"]
-    if version not in entry["versions"]:
-        raise ModelNotFoundError(
-            f"Unknown version {version!r} of {name!r}. Available: {', '.join(entry['versions'])}"
-        )
-    return _model_version(name, entry, version)
-
-
-def weights_file(name: str, version: str | None = None, format: str | None = None) -> WeightsFile:
-    """The manifest's file record of a model version in `format` (its first file if None)."""
-    info = model_info(name, version)
-    format = format or next(iter(info.files))
-    if format not in info.files:
-        raise ModelNotFoundError(f"Model {info.spec} has no {format!r} file. Available: {', '.join(info.files)}")
-    return info.files[format]
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def weights_path(
-    name: str,
-    version: str | None = None,
-    format: str | None = None,
-    path: str | os.PathLike | None = None,
-    download: bool = True,
-) -> Path:
-    """A verified local copy of a model file, found or downloaded in the zoo's resolution order.
+def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str = "onnx",
+         path: str | os.PathLike | None = None, backend: str = "auto") -> MaskClassifier | FaceDetector | keras.Model:
+    """Load a model: a zoo name (`name@version` accepted; the default version if none is given; face
+    detectors also by their short name, `"yunet"`), or a model you trained (a `maskmodel train` run
+    directory, or its `.onnx` / `.keras` file).
 
     Args:
-        name: model name, optionally `name@version`.
+        name: model name from `list_models()`, or the path of a run directory or model file.
         version: version; defaults to the model's default version.
-        format: file format (`"onnx"`, `"keras"`, ...); defaults to the model's first file.
-        path: an explicit file to use instead (checked against the manifest's sha256).
-        download: allow downloading when no local copy exists. Defaults to `True`.
+        format: `"onnx"` (a `MaskClassifier` run by OpenCV DNN) or `"keras"` (a Keras model; needs the
+            `[train]` extra). Face detectors load from their own files. Defaults to `"onnx"`.
+        path: use this local file instead of the installed/cached/downloaded one (checked by sha256;
+            for a face detector, its first file).
+        backend: for ONNX classifiers: `"opencv"`, `"onnxruntime"` or `"auto"` (see `MaskClassifier`).
 
-    Raises:
-        ModelNotFoundError: unknown name, version or format.
-        ChecksumError: an explicit or installed file does not match the manifest.
-        WeightsUnavailableError: no local copy and the download failed or was not allowed.
+    Returns:
+        A `MaskClassifier`, a Keras model, or a face detector with its default settings.
     """
-    record = weights_file(name, version, format)
-    if record.builtin:
-        return _builtin_path(record.file)
-    if path is not None:
-        return _verified(Path(path), record)
-    installed = package_weights_dir() / record.file
-    if installed.exists():
-        return _verified(installed, record)
-    cached = cache_dir() / record.file
-    if cached.exists():
-        actual = sha256_of(cached) if record.sha256 else None
-        if actual == record.sha256:
-            return cached
-        problem = f"the cached {cached} has sha256 {actual}, expected {record.sha256}; "
+    if is_local_model(name):
+        info = model_record(name)
+        if format not in info.files:
+            raise ModelNotFoundError(f"{name} has no {format!r} file. Available: {', '.join(info.files)}")
+        file = info.files[format].file
     else:
-        problem = ""
-    if not download or not record.url:
-        raise WeightsUnavailableError(_offline_message(record, cached, problem + "downloads are disabled"))
-    try:
-        return download_file(record, cached)
-    except WeightsUnavailableError as error:
-        raise WeightsUnavailableError(problem + str(error)) from error
+        info = model_info(name, version)
+        if info.task == "face-detection":
+            return DetectorConfig(info.alias, version=info.version, path=None if path is None else str(path)).build()
+        file = weights_path(info.name, info.version, format, path)
+    if format == "keras":
+        import keras
 
-
-def _builtin_path(file_name: str) -> Path:
-    import cv2
-
-    return Path(cv2.data.haarcascades) / file_name
-
-
-def _verified(path: Path, record: WeightsFile) -> Path:
-    if not path.is_file():
-        raise FileNotFoundError(f"Expected an existing weights file. Received: path={str(path)!r}")
-    if record.sha256 and sha256_of(path) != record.sha256:
-        raise ChecksumError(
-            f"{path} does not match the manifest: expected sha256 {record.sha256} for {record.file}; "
-            "the file is corrupt, truncated or of another version (a model you trained is loaded by its "
-            "run directory or .onnx file as the name: maskmodel.load('runs/mine'))"
-        )
-    return path
-
-
-def _offline_message(record: WeightsFile, target: Path, reason: str) -> str:
-    return (
-        f"Cannot get {record.file} ({reason}). Download it from {record.url} into {target.parent} "
-        f"(or set MASKMODEL_HOME / MASKMODEL_BASE_URL), or copy verified files into the cache with "
-        f"`maskmodel models install --from DIR`."
-    )
-
-
-def download_file(record: WeightsFile, target: Path, timeout: float = 60.0, deadline: float = 900.0) -> Path:
-    """Download `record` to `target`: temporary file, sha256 check, then an atomic rename.
-
-    A server that sends nothing for `timeout` seconds (a stall), or a download still running after
-    `deadline` seconds (a trickle), is given up with `WeightsUnavailableError`. Two processes
-    downloading the same file each write their own temporary file; the renames are atomic, so
-    `target` only ever holds a complete, verified copy.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{record.file}.", suffix=".part")
-    try:
-        digest, received = hashlib.sha256(), 0
-        give_up = time.monotonic() + deadline
-        with os.fdopen(handle, "wb") as stream, urllib.request.urlopen(record.url, timeout=timeout) as response:
-            expected = record.size or int(response.headers.get("Content-Length") or 0)
-            for chunk in iter(lambda: response.read1(CHUNK), b""):
-                digest.update(chunk)
-                stream.write(chunk)
-                received += len(chunk)
-                if time.monotonic() > give_up:
-                    raise OSError(f"still downloading after {deadline:g} s ({received} bytes received)")
-        if expected and received != expected:
-            raise OSError(f"connection closed after {received} of {expected} bytes")
-        if record.sha256 and digest.hexdigest() != record.sha256:
-            raise ChecksumError(
-                f"Downloaded {record.file} from {record.url} has sha256 {digest.hexdigest()}, "
-                f"expected {record.sha256}; the file was discarded"
-            )
-        os.replace(temp_name, target)
-    except ChecksumError:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    except (OSError, ValueError, http.client.HTTPException) as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise WeightsUnavailableError(_offline_message(record, target, f"download failed: {error}")) from error
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def install_from(directory: Path) -> list[Path]:
-    """Copy every file of `directory` that the manifest lists, after checking its sha256, into the cache."""
-    installed = []
-    for name in list_models():
-        for info in model_versions(name):
-            for record in info.files.values():
-                source = Path(directory) / record.file
-                if record.builtin or not source.is_file():
-                    continue
-                _verified(source, record)
-                target = cache_dir() / record.file
-                target.parent.mkdir(parents=True, exist_ok=True)
-                handle, temp_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
-                os.close(handle)
-                shutil.copyfile(source, temp_name)
-                os.replace(temp_name, target)
-                installed.append(target)
-    return installed
+        return keras.saving.load_model(file)
+    return MaskClassifier(file, InputContract.from_manifest(info.input, info.classes), backend)
