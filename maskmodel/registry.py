@@ -24,7 +24,6 @@ DEFAULT_CLASSIFIER = "mask-mobilenetv2-0.35"
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 
-
 class ModelNotFoundError(UsageError, KeyError):
     """Unknown model name or version, or a model of the wrong kind; the message lists what exists."""
 
