@@ -24,7 +24,7 @@ def nms_indices(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
     other per-box arrays, such as landmarks, aligned)."""
     xywh = np.column_stack([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]]).tolist()
     keep = np.asarray(cv2.dnn.NMSBoxes(xywh, boxes[:, 4].tolist(), 0.0, iou_threshold), dtype=int).reshape(-1)
-    return keep[np.argsort(-boxes[keep, 4])]
+    return keep[np.argsort(-boxes[keep, 4], kind="stable")]
 
 
 def mirror_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
@@ -91,12 +91,7 @@ def merge_passes(passes: list[tuple[np.ndarray, np.ndarray]], iou_threshold: flo
     if len(boxes) == 0:
         return NO_FACES, landmarks
     if len(passes) == 1 or method == "nms":
-        if len(passes) == 1:
-            keep = np.arange(len(boxes))
-        else:
-            xywh = np.column_stack([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]]).tolist()
-            keep = np.asarray(cv2.dnn.NMSBoxes(xywh, boxes[:, 4].tolist(), 0.0, iou_threshold), dtype=int).reshape(-1)
-        keep = keep[np.argsort(-boxes[keep, 4], kind="stable")]
+        keep = np.argsort(-boxes[:, 4], kind="stable") if len(passes) == 1 else nms_indices(boxes, iou_threshold)
         return boxes[keep], landmarks[keep]
     fused, owner = weighted_box_fusion(boxes, iou_threshold, len(passes))
     weights = np.zeros((len(fused), 1))

@@ -46,8 +46,14 @@ def available_detectors() -> list[str]:
     return [name for name in DETECTOR_CLASSES if name != "haar" or hasattr(cv2, "CascadeClassifier")]
 
 
-def _accepted(name: str) -> set[str]:
-    return set(inspect.signature(DETECTOR_CLASSES[name].__init__).parameters)
+def _detector_class(name: str) -> type:
+    if name not in DETECTOR_CLASSES:
+        raise DetectorConfigError("name", f"Expected name in {sorted(DETECTOR_CLASSES)}. Received: name={name!r}")
+    return DETECTOR_CLASSES[name]
+
+
+def _parameters(name: str) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(DETECTOR_CLASSES[name].__init__).parameters)
 
 
 @dataclass(frozen=True)
@@ -80,9 +86,7 @@ class DetectorConfig:
     path: str | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in DETECTOR_CLASSES:
-            raise DetectorConfigError("name", f"Expected name in {sorted(DETECTOR_CLASSES)}. Received: "
-                                              f"name={self.name!r}")
+        _detector_class(self.name)
         if self.scales is not None:
             object.__setattr__(self, "scales", tuple(self.scales))
             if not self.scales or any(s is not None and (not isinstance(s, int) or s < MIN_SCALE) for s in self.scales):
@@ -95,8 +99,8 @@ class DetectorConfig:
             raise DetectorConfigError("nms_threshold", "Expected nms_threshold in (0, 1]. Received: "
                                                        f"nms_threshold={self.nms_threshold!r}")
         for key, value in self.options().items():
-            if key not in _accepted(self.name):
-                having = [name for name in DETECTOR_CLASSES if key in _accepted(name)]
+            if key not in _parameters(self.name):
+                having = [name for name in DETECTOR_CLASSES if key in _parameters(name)]
                 raise DetectorConfigError(key, f"{key} applies to the {' and '.join(having)} detectors only. "
                                                f"Received: name={self.name!r}, {key}={value!r}")
 
@@ -104,9 +108,7 @@ class DetectorConfig:
     def preset(cls, preset: str = "default", name: str = DEFAULT_FACE_DETECTOR, **overrides) -> DetectorConfig:
         """The named settings of a detector (`"speed"`, `"default"`, `"accuracy"`; see the detector's
         `PRESETS`), with `overrides` (those not `None`) on top."""
-        if name not in DETECTOR_CLASSES:
-            raise DetectorConfigError("name", f"Expected name in {sorted(DETECTOR_CLASSES)}. Received: name={name!r}")
-        presets = {"default": {}, **getattr(DETECTOR_CLASSES[name], "PRESETS", {})}
+        presets = {"default": {}, **getattr(_detector_class(name), "PRESETS", {})}
         if preset not in presets:
             raise DetectorConfigError("preset", f"Expected preset in {tuple(presets)} for the {name} detector. "
                                                 f"Received: preset={preset!r}")
@@ -120,8 +122,8 @@ class DetectorConfig:
 
     def resolved(self) -> dict:
         """Every setting of the detector, the detector's defaults filled in (for records of a run)."""
-        defaults = {key: p.default for key, p in inspect.signature(DETECTOR_CLASSES[self.name].__init__).parameters.items()
-                    if key in {f.name for f in fields(self)} - _NOT_OPTIONS}
+        settings = {f.name for f in fields(self)} - _NOT_OPTIONS
+        defaults = {key: p.default for key, p in _parameters(self.name).items() if key in settings}
         return {**defaults, **self.options()}
 
     def build(self) -> FaceDetector:

@@ -19,7 +19,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, mirror_boxes, mirror_landmarks, nms_indices
+from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes, mirror_landmarks
 from maskmodel.crops import resize_image
 from maskmodel.errors import MaskmodelError
 
@@ -88,12 +88,7 @@ class YuNetDetector:
             width = image.shape[1]
             passes += [(mirror_boxes(boxes, width), mirror_landmarks(landmarks, width))
                        for boxes, landmarks in (self._detect_at(mirrored, scale) for scale in self.scales)]
-        boxes = np.concatenate([b for b, _ in passes]) if passes else NO_FACES
-        landmarks = np.concatenate([m for _, m in passes]) if passes else NO_LANDMARKS
-        if len(boxes) == 0:
-            return NO_FACES, NO_LANDMARKS
-        keep = nms_indices(boxes, self.nms_threshold) if len(passes) > 1 else np.argsort(-boxes[:, 4])
-        return boxes[keep].astype(np.float32), landmarks[keep]
+        return merge_passes(passes, self.nms_threshold, "nms")
 
     def _detect_at(self, image: np.ndarray, longer_side: int | None) -> tuple[np.ndarray, np.ndarray]:
         height, width = image.shape[:2]
