@@ -6,14 +6,34 @@ from collections.abc import Callable
 
 import click
 
-from maskmodel.detector_config import (DEFAULT_FACE_DETECTOR, PRESET_NAMES, DetectorConfig, DetectorConfigError,
-                                       available_detectors)
+from maskmodel.detector_config import (DEFAULT_FACE_DETECTOR, DETECTOR_CLASSES, PRESET_NAMES, DetectorConfig,
+                                       DetectorConfigError, missing_capability)
+
+
+class FaceDetectorChoice(click.Choice):
+    """Every face detector's short name (and `extra` names such as `none`); a detector that cannot run with
+    the installed OpenCV is refused with the one-line reason and remedy of `missing_capability`."""
+
+    def __init__(self, *extra: str) -> None:
+        super().__init__([*DETECTOR_CLASSES, *extra])
+
+    def convert(self, value, param, ctx):
+        name = super().convert(value, param, ctx)
+        problem = missing_capability(name) if name in DETECTOR_CLASSES else None
+        if problem:
+            self.fail(problem, param, ctx)
+        return name
+
+
+def face_detector_help(text: str) -> str:
+    """`text`, and which detectors cannot run with the installed OpenCV (the same words as the error)."""
+    problems = [problem for name in DETECTOR_CLASSES if (problem := missing_capability(name))]
+    return " ".join([text, *(f"Not on this install: {problem}." for problem in problems)])
+
 
 OPTIONS = (
-    click.option("--face-detector", type=click.Choice(available_detectors()), default=DEFAULT_FACE_DETECTOR,
-                 show_default=True,
-                 help="Face detector. haar is offered only where OpenCV has a cascade classifier "
-                      "(pip install opencv-contrib-python; OpenCV 5's opencv-python has none)."),
+    click.option("--face-detector", type=FaceDetectorChoice(), default=DEFAULT_FACE_DETECTOR, show_default=True,
+                 help=face_detector_help("Face detector.")),
     click.option("--preset", type=click.Choice(PRESET_NAMES), default="default", show_default=True,
                  help="centerface and yunet settings measured on crowd-dev and ILC val (docs/benchmarks.md): "
                       "speed (fewer or smaller passes), accuracy (more passes, mirrored; several times slower). "

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
-from maskmodel.detector_config import available_detectors
+from maskmodel.cli.detector import (FaceDetectorChoice, detector_options, detector_settings, face_detector_help,
+                                    mask_detector)
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
@@ -47,8 +47,9 @@ def _markdown_classification(result: dict, title: str) -> str:
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
-@click.option("--face-detector", type=click.Choice([*available_detectors(), "none"]), default="yunet", show_default=True,
-              help="Crop each image to its largest face first (as training does); 'none' uses whole images.")
+@click.option("--face-detector", type=FaceDetectorChoice("none"), default="yunet", show_default=True,
+              help=face_detector_help("Crop each image to its largest face first (as training does); 'none' uses "
+                                      "whole images."))
 def classify(root, out_dir, model, face_detector) -> None:
     """Classification metrics on ROOT/<class>/* (for a split, pass ROOT/test).
 

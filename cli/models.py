@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from maskmodel import zoo
+from maskmodel.detector_config import missing_capability
 
 
 @click.group()
@@ -20,38 +21,57 @@ def _headline_metric(info: zoo.ModelVersion) -> str:
     return f"crowd-dev balanced acc {crowd['balanced_accuracy']:.3f}" if crowd else ""
 
 
-def _cached(name: str, version: str, format: str) -> bool:
+def _runs(info: zoo.ModelVersion) -> str:
+    """Why `info` cannot run with the installed OpenCV (one line with the remedy), or `""`."""
+    return (missing_capability(info.alias, info.version) or "") if info.task == "face-detection" else ""
+
+
+def _files_here(info: zoo.ModelVersion) -> bool:
+    """Whether every file of `info` is here (installed, cached, or built into OpenCV) and checks out."""
     try:
-        zoo.weights_path(name, version, format, download=False)
-    except (zoo.WeightsUnavailableError, zoo.ChecksumError):
+        for format in info.files:
+            zoo.weights_path(info.name, info.version, format, download=False)
+    except (zoo.WeightsUnavailableError, zoo.ChecksumError, zoo.OpenCVCapabilityError):
         return False
     return True
 
 
-@models.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per model, one a line.")
-def list_command(as_json: bool) -> None:
-    """Table of every model: name, version, task, size, headline metric, available locally."""
-    rows = []
+def _records() -> list[dict]:
+    """One record per published version. `local`: its files are here and it runs with this OpenCV."""
+    records = []
     for name in zoo.list_models():
-        info = zoo.model_info(name)
-        size = sum(file.size or 0 for file in info.files.values())
-        local = all(_cached(name, info.version, fmt) for fmt in info.files)
-        rows.append({"name": name, "alias": info.alias, "version": info.version,
-                     "default": name == zoo.DEFAULT_CLASSIFIER, "task": info.task, "bytes": size,
-                     "metric": _headline_metric(info), "local": local})
+        for info in zoo.model_versions(name):
+            problem = _runs(info)
+            records.append({"name": name, "alias": info.alias, "version": info.version, "task": info.task,
+                            "default": zoo.is_default_model(info), "default_version": info.is_default,
+                            "bytes": sum(file.size or 0 for file in info.files.values()),
+                            "metric": _headline_metric(info), "local": not problem and _files_here(info),
+                            "runs_here": not problem, "note": problem})
+    return records
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: an array with a record per model version.")
+def list_command(as_json: bool) -> None:
+    """Every published model version: name (short name), version, task, size, headline metric, and whether it
+    is here and runs with this OpenCV. `default` marks what runs when no model is named; `*` a model's
+    default version."""
+    records = _records()
     if as_json:
-        for row in rows:
-            click.echo(json.dumps(row))
+        click.echo(json.dumps(records, indent=2))
         return
     table = [("name", "version", "task", "size", "metric", "local")] + [
-        (row["name"] + (" (default)" if row["default"] else "")
-         + (f" ({row['alias']})" if row["alias"] and row["alias"] != row["name"] else ""), row["version"], row["task"],
-         f"{row['bytes'] / 1e6:.1f} MB" if row["bytes"] else "builtin", row["metric"], "yes" if row["local"] else "no")
-        for row in rows]
+        (record["name"] + (f" ({record['alias']})" if record["alias"] and record["alias"] != record["name"] else "")
+         + (" default" if record["default"] else ""), record["version"] + ("*" if record["default_version"] else ""),
+         record["task"], f"{record['bytes'] / 1e6:.1f} MB" if record["bytes"] else "builtin", record["metric"],
+         "yes" if record["local"] else "no")
+        for record in records]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for record in records:
+        if not record["runs_here"]:
+            click.echo(f"{record['name']}@{record['version']} does not run here: {record['note']}")
 
 
 @models.command()
@@ -64,7 +84,8 @@ def info(name: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
-    click.echo(f"{info.spec} ({info.task})" + (", the default classifier" if info.name == zoo.DEFAULT_CLASSIFIER else "")
+    default = {"classification": ", the default classifier", "face-detection": ", the default face detector"}
+    click.echo(f"{info.spec} ({info.task})" + (default.get(info.task, "") if zoo.is_default_model(info) else "")
                + (f", short name {info.alias}" if info.alias else ""))
     for key in ("description", "classes", "input", "metrics", "training_data", "date", "license", "source"):
         if key in record:

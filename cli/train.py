@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from maskmodel.detector_config import available_detectors
+from maskmodel.cli.detector import FaceDetectorChoice
 from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 
 
@@ -35,7 +35,7 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 @click.option("--photos", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Photo set with face boxes (images/ + annotations/ in PASCAL VOC), repeatable: each "
                    "face is cut at the runtime detector's matching box, labels from the annotation.")
-@click.option("--face-detector", type=click.Choice(available_detectors()), default="yunet", show_default=True,
+@click.option("--face-detector", type=FaceDetectorChoice(), default="yunet", show_default=True,
               help="Detector that cuts the training crops (use the runtime's).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no per-epoch lines.")
 @click.option("--verbose", is_flag=True, help="Also TensorFlow's own start-up and device logs.")

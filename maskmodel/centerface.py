@@ -139,6 +139,7 @@ class CenterFaceDetector:
     # 800 px, threshold 0.3) are, on crowd-dev and ILC val, the most accurate single pass whose drawn boxes
     # are at least as precise as the previous default's (YuNet 640+1024), at the same CPU cost.
     PRESETS = {"speed": {"scales": (512,)}, "accuracy": {"scales": (1024,), "flip": True, "score_threshold": 0.2}}
+    REQUIRES = ()  # an ONNX file: OpenCV's ONNX importer, or ONNX Runtime
 
     def __init__(
         self,

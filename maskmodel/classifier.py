@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from maskmodel.capabilities import require
 from maskmodel.crops import Box, CropPolicy, crop_face
 
 
@@ -54,8 +55,7 @@ def read_onnx(model_path: str | os.PathLike, engine: str = "auto") -> cv2.dnn.Ne
     try:
         if engine == "auto":
             return cv2.dnn.readNetFromONNX(str(model_path))
-        if not hasattr(cv2.dnn, f"ENGINE_{engine.upper()}"):
-            raise ValueError(f"OpenCV {cv2.__version__} has no {engine!r} DNN engine; use engine='auto'")
+        require("dnn_engines", f"DNN engine {engine!r}")
         return cv2.dnn.readNetFromONNX(str(model_path), getattr(cv2.dnn, f"ENGINE_{engine.upper()}"))
     except cv2.error as error:
         raise ValueError(f"cannot load ONNX model {str(model_path)!r}: {error.msg.strip()}") from error

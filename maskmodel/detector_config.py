@@ -15,18 +15,16 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, fields
 
-import cv2
-
+from maskmodel.capabilities import FORMAT_CAPABILITY, OpenCVCapabilityError, has, missing_message
 from maskmodel.centerface import CenterFaceDetector
 from maskmodel.downloads import weights_path
 from maskmodel.errors import UsageError
 from maskmodel.faces import FaceDetector, HaarDetector, SSDDetector, YuNetDetector
-from maskmodel.registry import model_info
+from maskmodel.registry import DEFAULT_FACE_DETECTOR, model_info
 
 DETECTOR_CLASSES: dict[str, type] = {
     "centerface": CenterFaceDetector, "yunet": YuNetDetector, "ssd": SSDDetector, "haar": HaarDetector,
 }
-DEFAULT_FACE_DETECTOR = "centerface"
 PRESET_NAMES = ("speed", "default", "accuracy")
 _NOT_OPTIONS = frozenset({"name", "version", "path"})  # fields that choose the model, not its settings
 MIN_SCALE = 32
@@ -40,10 +38,20 @@ class DetectorConfigError(UsageError, ValueError):
         self.field = field
 
 
+def missing_capability(name: str, version: str | None = None) -> str | None:
+    """Why face detector `name` (its default version if `version` is None) cannot run with the installed
+    OpenCV, in one line naming the remedy; `None` when it can. The detector class's `REQUIRES` and the
+    model files' formats (a TensorFlow `.pb` needs OpenCV's TensorFlow importer) say what it needs."""
+    info = model_info(name, version)
+    needed = [*_detector_class(name).REQUIRES, *(FORMAT_CAPABILITY[f] for f in info.files if f in FORMAT_CAPABILITY)]
+    what = f"The {name} face detector" + (f" ({info.spec})" if version else "")
+    return next((missing_message(capability, what) for capability in needed if not has(capability)), None)
+
+
 def available_detectors() -> list[str]:
-    """The short names of the face detectors that run with this OpenCV (Haar needs a cascade
-    classifier, which OpenCV 5's opencv-python lacks: opencv-contrib-python has it)."""
-    return [name for name in DETECTOR_CLASSES if name != "haar" or hasattr(cv2, "CascadeClassifier")]
+    """The short names of the face detectors that run with this OpenCV (`missing_capability` says why
+    the others do not: Haar needs a cascade classifier, which OpenCV 5's opencv-python lacks)."""
+    return [name for name in DETECTOR_CLASSES if missing_capability(name) is None]
 
 
 def _detector_class(name: str) -> type:
@@ -127,7 +135,14 @@ class DetectorConfig:
         return {**defaults, **self.options()}
 
     def build(self) -> FaceDetector:
-        """The detector, its model files resolved by the zoo (installed, cached or downloaded, and checked)."""
+        """The detector, its model files resolved by the zoo (installed, cached or downloaded, and checked).
+
+        Raises:
+            OpenCVCapabilityError: the installed OpenCV cannot run this detector (the message names the remedy).
+        """
+        problem = missing_capability(self.name, self.version)
+        if problem:
+            raise OpenCVCapabilityError(problem)
         info = model_info(self.name, self.version)
         files = [weights_path(info.name, info.version, format, self.path if index == 0 else None)
                  for index, format in enumerate(info.files)]

@@ -92,6 +92,9 @@ def weights_path(
 def _builtin_path(file_name: str) -> Path:
     import cv2
 
+    from maskmodel.capabilities import require
+
+    require("cascade_classifier", f"{file_name} (a data file of OpenCV's cascade classifier)")
     return Path(cv2.data.haarcascades) / file_name
 
 

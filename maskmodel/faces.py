@@ -19,17 +19,15 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes, mirror_landmarks
+from maskmodel.boxes import (MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes, mirror_landmarks,
+                             nms_indices)
+from maskmodel.capabilities import require
 from maskmodel.crops import resize_image
-from maskmodel.errors import MaskmodelError
-
-
-class DetectorUnavailableError(MaskmodelError, RuntimeError):
-    """A face detector cannot run with the OpenCV installed here (the message says what to install)."""
 
 
 class FaceDetector(Protocol):
-    """What the pipeline needs from a face detector."""
+    """What the pipeline needs from a face detector. The classes here also name, in `REQUIRES`, the
+    OpenCV capabilities (`maskmodel.capabilities`) they need beyond reading their model files."""
 
     name: str
 
@@ -52,6 +50,7 @@ class YuNetDetector:
     """
 
     name = "yunet"
+    REQUIRES = ("face_detector_yn",)
     # Named settings (`DetectorConfig.preset`), measured in docs/benchmarks.md. The accuracy preset (about
     # 3x slower) finds more faces at the default's precision; with its threshold lowered to 0.3 it ranks
     # better, but most extra boxes are wrong.
@@ -72,6 +71,7 @@ class YuNetDetector:
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.flip = flip
+        require("face_detector_yn", "The YuNet face detector")
         self._net = cv2.FaceDetectorYN.create(
             str(model_path), "", (320, 320), score_threshold, nms_threshold, 5000
         )
@@ -110,57 +110,75 @@ class YuNetDetector:
 
 
 class SSDDetector:
-    """OpenCV's ResNet-10 SSD face detector (the seed design's "res10"), from its TensorFlow graph.
+    """OpenCV's ResNet-10 SSD face detector (the seed design's "res10"), from its ONNX conversion.
+
+    The zoo's default version is one ONNX file (`maskmodel.training.ssd_onnx` made it from OpenCV's
+    TensorFlow graph: same boxes, 8-bit weights kept) that outputs decoded boxes and face scores; this
+    class applies the NMS that OpenCV's `DetectionOutput` layer did. Version 1.0.0, the TensorFlow graph
+    (`.pb` + `.pbtxt`), runs only where OpenCV still has its TensorFlow importer (before 5.1).
 
     Args:
-        model_path: `opencv_face_detector_uint8.pb`.
-        config_path: `opencv_face_detector.pbtxt`.
+        model_path: the `.onnx` file, or `opencv_face_detector_uint8.pb`.
+        config_path: `opencv_face_detector.pbtxt`, for the `.pb` only.
         input_size: network input side. Defaults to `300`.
         score_threshold: minimum face score. Defaults to `0.5`.
     """
 
     name = "ssd"
+    REQUIRES = ()
+    NMS_IOU = 0.45  # the IoU of the DetectionOutput layer of OpenCV's .pbtxt
 
     def __init__(
         self,
         model_path: str | os.PathLike,
-        config_path: str | os.PathLike,
+        config_path: str | os.PathLike | None = None,
         input_size: int = 300,
         score_threshold: float = 0.5,
     ) -> None:
         self.input_size = input_size
         self.score_threshold = score_threshold
-        self._net = cv2.dnn.readNetFromTensorflow(str(model_path), str(config_path))
+        self._onnx = config_path is None
+        if self._onnx:
+            require("onnx_importer", "The SSD face detector")
+            self._net = cv2.dnn.readNetFromONNX(str(model_path))
+        else:
+            require("tensorflow_importer", "The SSD face detector's TensorFlow graph (ssd@1.0.0)")
+            self._net = cv2.dnn.readNetFromTensorflow(str(model_path), str(config_path))
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         size = (self.input_size, self.input_size)
         blob = cv2.dnn.blobFromImage(image, 1.0, size, (104.0, 177.0, 123.0), swapRB=False)
         self._net.setInput(blob)
-        rows = self._net.forward().reshape(-1, 7)
-        rows = rows[rows[:, 2] >= self.score_threshold]
-        if len(rows) == 0:
+        if self._onnx:
+            boxes, scores = (output[0] for output in self._net.forward(["boxes", "scores"]))
+        else:
+            rows = self._net.forward().reshape(-1, 7)  # OpenCV's DetectionOutput: NMS done
+            boxes, scores = rows[:, 3:7], rows[:, 2]
+        keep = scores >= self.score_threshold
+        faces = np.column_stack([boxes[keep] * np.float32([width, height, width, height]), scores[keep]])
+        if self._onnx and len(faces):
+            faces = faces[nms_indices(faces, self.NMS_IOU)]
+        faces[:, [0, 2]] = faces[:, [0, 2]].clip(0, width)
+        faces[:, [1, 3]] = faces[:, [1, 3]].clip(0, height)
+        faces = faces[(faces[:, 2] > faces[:, 0]) & (faces[:, 3] > faces[:, 1])].astype(np.float32)
+        if len(faces) == 0:
             return NO_FACES
-        boxes = rows[:, 3:7].clip(0, 1) * np.array([width, height, width, height], dtype=np.float32)
-        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        faces = np.column_stack([boxes, rows[:, 2]])[keep].astype(np.float32)
-        return faces[np.argsort(-faces[:, 4])]
+        return faces[np.argsort(-faces[:, 4], kind="stable")]
 
 
 class HaarDetector:
-    """The frontal-face Haar cascade shipped inside opencv-python: the offline fallback.
+    """OpenCV's frontal-face Haar cascade: the offline fallback. It ships inside opencv-python 4.x and
+    opencv-contrib-python; OpenCV 5's opencv-python has no cascade classifier (`REQUIRES`).
 
     Haar cascades give no score; every face gets score 1.0.
     """
 
     name = "haar"
+    REQUIRES = ("cascade_classifier",)
 
     def __init__(self, model_path: str | os.PathLike, min_size: int = 16) -> None:
-        if not hasattr(cv2, "CascadeClassifier"):
-            raise DetectorUnavailableError(
-                f"OpenCV {cv2.__version__} has no cascade classifier (OpenCV 5 moved it out of "
-                "opencv-python): install opencv-contrib-python, or use another face detector"
-            )
+        require("cascade_classifier", "The Haar face detector")
         self.min_size = min_size
         self._cascade = cv2.CascadeClassifier(str(model_path))
         if self._cascade.empty():

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import cv2
 import numpy as np
 
 from maskmodel.boxstyle import BOX_STYLES, BoxAdjust
+from maskmodel.capabilities import quiet_opencv
 from maskmodel.classifier import MaskClassifier
 from maskmodel.detector_config import DEFAULT_FACE_DETECTOR, DetectorConfig
 from maskmodel.faces import FaceDetector
@@ -118,13 +115,3 @@ def classifier_info(model: str) -> ModelVersion:
     return info
 
 
-@contextmanager
-def quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's log below errors while models load (OpenCV 5 warns that its new DNN engine
-    ignores target settings, once per model and process)."""
-    previous = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    try:
-        yield
-    finally:
-        cv2.utils.logging.setLogLevel(previous)

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from maskmodel.errors import UsageError
 
-# The classifier used when none is named: the most accurate on crowd-dev, and the fastest
-# (see weights/MODEL_CARD.md and docs/benchmarks.md).
+# The defaults, in one place (read by `models list/info`, the CLI's options, the API and the docs' tests):
+# the classifier used when none is named, the most accurate on crowd-dev and the fastest (see
+# weights/MODEL_CARD.md and docs/benchmarks.md), and the face detector (by its short name).
 DEFAULT_CLASSIFIER = "mask-mobilenetv2-0.35"
+DEFAULT_FACE_DETECTOR = "centerface"
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 
@@ -131,6 +133,13 @@ def _weights_file(format: str, record: dict) -> WeightsFile:
     url = f"{base.rstrip('/')}/{record['file']}" if base and record.get("url") else record.get("url")
     return WeightsFile(format, record["file"], record.get("sha256"), record.get("size"), url,
                        bool(record.get("builtin")), bool(record.get("upstream")))
+
+
+def is_default_model(info: ModelVersion) -> bool:
+    """Whether `info` is what runs when no model is named: the default classifier or face detector, at its
+    default version."""
+    default = DEFAULT_CLASSIFIER if info.task == "classification" else detector_aliases().get(DEFAULT_FACE_DETECTOR)
+    return info.name == default and info.is_default
 
 
 def list_models(task: str | None = None) -> list[str]:

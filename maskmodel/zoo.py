@@ -11,22 +11,23 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from maskmodel.capabilities import OpenCVCapabilityError
 from maskmodel.classifier import InputContract, MaskClassifier
 from maskmodel.detector_config import DetectorConfig
 from maskmodel.downloads import (ChecksumError, WeightsUnavailableError, cache_dir, download_file, install_from,
                                  sha256_of, weights_path)
 from maskmodel.faces import FaceDetector
 from maskmodel.local_models import is_local_model, model_record
-from maskmodel.registry import (DEFAULT_CLASSIFIER, SEMVER, ModelNotFoundError, ModelVersion, WeightsFile,
-                                detector_aliases, list_models, manifest, model_info, model_versions,
+from maskmodel.registry import (DEFAULT_CLASSIFIER, DEFAULT_FACE_DETECTOR, SEMVER, ModelNotFoundError, ModelVersion,
+                                WeightsFile, detector_aliases, is_default_model, list_models, manifest, model_info, model_versions,
                                 package_weights_dir, weights_file)
 
 if TYPE_CHECKING:
     import keras
 
 __all__ = [
-    "DEFAULT_CLASSIFIER", "SEMVER", "ChecksumError", "ModelNotFoundError", "ModelVersion", "WeightsFile",
-    "WeightsUnavailableError", "cache_dir", "detector_aliases", "download_file", "install_from", "list_models",
+    "DEFAULT_CLASSIFIER", "DEFAULT_FACE_DETECTOR", "SEMVER", "ChecksumError", "ModelNotFoundError", "ModelVersion", "OpenCVCapabilityError", "WeightsFile",
+    "WeightsUnavailableError", "cache_dir", "detector_aliases", "download_file", "install_from", "is_default_model", "list_models",
     "load", "manifest", "model_info", "model_versions", "package_weights_dir", "sha256_of", "weights_file",
     "weights_path",
 ]

@@ -90,13 +90,13 @@ def test_server_dying_mid_transfer(server):
 
 def test_two_processes_download_the_same_file(server):
     cache = server("slow")
-    code = "import maskmodel; print(maskmodel.weights_path('opencv-ssd-uint8', format='pb'))"
+    code = "import maskmodel; print(maskmodel.weights_path('opencv-ssd-uint8@1.0.0', format='pb'))"
     workers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [w.communicate(timeout=120)[0].strip() for w in workers]
     assert all(w.returncode == 0 for w in workers)
     assert outputs[0] == outputs[1] == str(cache / "opencv_face_detector_uint8.pb")
     assert [p.name for p in cache.iterdir()] == ["opencv_face_detector_uint8.pb"]  # no partial files left
-    assert zoo.sha256_of(cache / "opencv_face_detector_uint8.pb") == zoo.weights_file("opencv-ssd-uint8", format="pb").sha256
+    assert zoo.sha256_of(cache / "opencv_face_detector_uint8.pb") == zoo.weights_file("opencv-ssd-uint8@1.0.0", format="pb").sha256
 
 
 def test_models_download_cli(server):
@@ -105,7 +105,7 @@ def test_models_download_cli(server):
     from maskmodel.cli.main import main
 
     cache = server("ok")
-    result = CliRunner().invoke(main, ["models", "download", "opencv-ssd-uint8"])
+    result = CliRunner().invoke(main, ["models", "download", "opencv-ssd-uint8@1.0.0"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in cache.iterdir()) == ["opencv_face_detector.pbtxt", "opencv_face_detector_uint8.pb"]
     verify = CliRunner().invoke(main, ["models", "verify"])

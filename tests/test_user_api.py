@@ -96,8 +96,8 @@ def test_predict_takes_files_folders_and_stdin_as_json_lines(tmp_path):
 
 
 def test_models_list_and_info_as_json():
-    listed = [json.loads(line) for line in CliRunner().invoke(main, ["models", "list", "--json"]).output.splitlines()]
-    assert [m["name"] for m in listed if m["default"]] == [maskmodel.DEFAULT_CLASSIFIER]
+    listed = json.loads(CliRunner().invoke(main, ["models", "list", "--json"]).output)
+    assert [m["name"] for m in listed if m["default"] and m["task"] == "classification"] == [maskmodel.DEFAULT_CLASSIFIER]
     info = CliRunner().invoke(main, ["models", "info", maskmodel.DEFAULT_CLASSIFIER, "--json"])
     assert json.loads(info.output)["classes"] == ["with_mask", "without_mask"]
     text = CliRunner().invoke(main, ["models", "info", maskmodel.DEFAULT_CLASSIFIER]).output
@@ -138,15 +138,17 @@ def test_training_offline_says_how_to_provide_the_imagenet_weights(tmp_path, mon
     assert (tmp_path / "keras" / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5").is_file()
 
 
-def test_haar_is_offered_only_where_opencv_can_run_it():
+def test_haar_runs_or_is_refused_in_one_line_naming_the_remedy():
+    from maskmodel.capabilities import OpenCVCapabilityError
     from maskmodel.detector_config import available_detectors
-    from maskmodel.faces import DetectorUnavailableError
 
     result = CliRunner().invoke(main, ["predict", str(MIXED), "--face-detector", "haar"])
-    if hasattr(cv2, "CascadeClassifier"):  # opencv-contrib-python
+    if hasattr(cv2, "CascadeClassifier"):  # opencv-python 4.x, or opencv-contrib-python
         assert "haar" in available_detectors() and result.exit_code == 0, result.output
     else:
         assert "haar" not in available_detectors() and result.exit_code == 2
-        assert "opencv-contrib-python" in CliRunner().invoke(main, ["predict", "--help"]).output
-        with pytest.raises(DetectorUnavailableError, match="opencv-contrib-python"):
+        assert "pip install opencv-contrib-python" in result.output and "Traceback" not in result.output
+        help_text = " ".join(CliRunner().invoke(main, ["predict", "--help"]).output.split())
+        assert "Not on this install: The haar face detector needs" in help_text
+        with pytest.raises(OpenCVCapabilityError, match="opencv-contrib-python"):
             maskmodel.create_face_detector("haar")

@@ -1,11 +1,14 @@
 import json
 import shutil
 
+import cv2
 import pytest
+from click.testing import CliRunner
 
 import maskmodel
 from helpers import FACE_MODELS
 from maskmodel import zoo
+from maskmodel.cli.main import main
 
 
 def test_manifest_lint():
@@ -91,6 +94,32 @@ def test_models_cli_list_and_info():
     unknown = CliRunner().invoke(main, ["models", "info", "nope"])
     assert unknown.exit_code == 2 and "Available:" in unknown.output
     assert json.loads(json.dumps(zoo.manifest()))  # manifest is plain JSON
+
+
+def test_models_list_tells_the_truth():
+    """Every published version is listed; the defaults come from one place; `local` means here and runnable."""
+    from maskmodel.detector_config import DEFAULT_FACE_DETECTOR, missing_capability
+
+    listed = json.loads(CliRunner().invoke(main, ["models", "list", "--json"]).output)  # one JSON document
+    published = {info.spec for name in zoo.list_models() for info in zoo.model_versions(name)}
+    assert {f"{record['name']}@{record['version']}" for record in listed} == published
+    assert "mask-mobilenetv2-0.35@2.0.0" in published
+    defaults = {(record["task"], record["name"], record["version"]) for record in listed if record["default"]}
+    assert defaults == {("classification", zoo.DEFAULT_CLASSIFIER, zoo.model_info(zoo.DEFAULT_CLASSIFIER).version),
+                        ("face-detection", zoo.detector_aliases()[DEFAULT_FACE_DETECTOR],
+                         zoo.model_info(DEFAULT_FACE_DETECTOR).version)}
+    for record in listed:
+        if record["task"] == "face-detection":
+            problem = missing_capability(record["alias"], record["version"])
+            assert record["runs_here"] == (problem is None) and record["note"] == (problem or "")
+            assert not (problem and record["local"])
+    haar = next(record for record in listed if record["name"] == "haar")
+    assert haar["local"] == hasattr(cv2, "CascadeClassifier")
+    ssd_tf = next(record for record in listed if record["name"] == "opencv-ssd-uint8" and record["version"] == "1.0.0")
+    assert ssd_tf["runs_here"] == hasattr(cv2.dnn, "readNetFromTensorflow")
+    second = CliRunner().invoke(main, ["models", "info", "mask-mobilenetv2-0.35@2.0.0"]).output
+    assert "default" not in second.splitlines()[0]
+    assert "the default face detector" in CliRunner().invoke(main, ["models", "info", DEFAULT_FACE_DETECTOR]).output
 
 
 def test_model_card_is_rendered_from_the_manifest():

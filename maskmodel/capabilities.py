@@ -1,0 +1,121 @@
+"""What the installed OpenCV can do: the one place that checks for calls that depend on its build or version.
+
+OpenCV's Python packages differ by version and flavour: OpenCV 5.0 removed the Caffe importer and 5.1
+the TensorFlow importer; OpenCV 5's `opencv-python` has no cascade classifier and no `cv2.data` (its
+`opencv-contrib-python` has both); `cv2.FaceDetectorYN` appeared in 4.5.4; DNN engines in 5.0; video
+writing depends on the codecs of the build. Code that needs one of these asks `require(name)`, which
+raises `OpenCVCapabilityError` with one line naming the remedy, instead of failing with an
+`AttributeError` deep inside a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import cv2
+
+from maskmodel.errors import UsageError
+
+_CONTRIB = ("pip uninstall -y opencv-python opencv-python-headless && pip install "
+            "opencv-contrib-python=={version}.* (one OpenCV package per environment: they share the cv2 module)")
+
+
+class OpenCVCapabilityError(UsageError, RuntimeError):
+    """The installed OpenCV lacks something a model or option needs; the message names the remedy."""
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A feature some OpenCV builds have: how to test for it, and what a user can do without it."""
+
+    name: str
+    description: str
+    present: Callable[[], bool]
+    remedy: str
+
+
+def _log_functions() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """OpenCV's log level getter and setter: `cv2.utils.logging` (5.x) or `cv2.getLogLevel` (4.x)."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None and hasattr(logging, "setLogLevel"):
+        return logging.getLogLevel, logging.setLogLevel
+    if hasattr(cv2, "setLogLevel") and hasattr(cv2, "getLogLevel"):
+        return cv2.getLogLevel, cv2.setLogLevel
+    return None
+
+
+def _video_writer() -> bool:
+    return hasattr(cv2, "VideoWriter") and hasattr(cv2, "VideoWriter_fourcc")
+
+
+CAPABILITIES: dict[str, Capability] = {capability.name: capability for capability in (
+    Capability("onnx_importer", "cv2.dnn.readNetFromONNX", lambda: hasattr(cv2.dnn, "readNetFromONNX"),
+               "pip install 'opencv-python>=4.8'"),
+    Capability("tflite_importer", "cv2.dnn.readNetFromTFLite", lambda: hasattr(cv2.dnn, "readNetFromTFLite"),
+               "pip install 'opencv-python>=4.8'"),
+    Capability("tensorflow_importer", "cv2.dnn.readNetFromTensorflow (removed in OpenCV 5.1)",
+               lambda: hasattr(cv2.dnn, "readNetFromTensorflow"),
+               "use the model's ONNX version (the zoo's default), or pip install 'opencv-python<5.1'"),
+    Capability("caffe_importer", "cv2.dnn.readNetFromCaffe (removed in OpenCV 5.0)",
+               lambda: hasattr(cv2.dnn, "readNetFromCaffe"), "pip install 'opencv-python<5'"),
+    Capability("dnn_engines", "cv2.dnn.ENGINE_NEW / ENGINE_CLASSIC (OpenCV 5)",
+               lambda: hasattr(cv2.dnn, "ENGINE_NEW") and hasattr(cv2.dnn, "ENGINE_CLASSIC"),
+               "use engine='auto' (OpenCV 4 has one DNN engine)"),
+    Capability("face_detector_yn", "cv2.FaceDetectorYN (OpenCV 4.5.4 and later)",
+               lambda: hasattr(cv2, "FaceDetectorYN"), "pip install 'opencv-python>=4.8'"),
+    Capability("cascade_classifier", "cv2.CascadeClassifier and its data files (cv2.data)",
+               lambda: hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data"), _CONTRIB),
+    Capability("log_level", "a log level setting (cv2.utils.logging or cv2.setLogLevel)",
+               lambda: _log_functions() is not None, "pip install 'opencv-python>=4.8'"),
+    Capability("video_writer", "cv2.VideoWriter", _video_writer, "pip install opencv-python (a build with videoio)"),
+)}
+
+
+# What a model file of each format needs to be read (keys are the manifest's file formats).
+FORMAT_CAPABILITY = {"onnx": "onnx_importer", "tflite": "tflite_importer", "pb": "tensorflow_importer",
+                     "caffemodel": "caffe_importer"}
+
+
+def has(name: str) -> bool:
+    """Whether the installed OpenCV has capability `name` (a key of `CAPABILITIES`)."""
+    return CAPABILITIES[name].present()
+
+
+def missing_message(name: str, needed_for: str) -> str:
+    """One line: what is missing, for what, and the remedy."""
+    capability = CAPABILITIES[name]
+    remedy = capability.remedy.format(version=cv2.__version__.split("-")[0])
+    return f"{needed_for} needs {capability.description}, which OpenCV {cv2.__version__} lacks: {remedy}"
+
+
+def require(name: str, needed_for: str) -> None:
+    """Raise `OpenCVCapabilityError` (one line, with the remedy) if capability `name` is missing."""
+    if not has(name):
+        raise OpenCVCapabilityError(missing_message(name, needed_for))
+
+
+LOG_LEVEL_ERROR = 2  # OpenCV's cv::utils::logging::LOG_LEVEL_ERROR
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's log below errors while models load (OpenCV 5 warns that its new DNN engine
+    ignores target settings, once per model and process); nothing to silence where OpenCV has no setting."""
+    functions = _log_functions()
+    if functions is None:
+        yield
+        return
+    get_level, set_level = functions
+    previous = get_level()
+    set_level(LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        set_level(previous)
+
+
+def summary() -> dict[str, bool]:
+    """Every capability's presence, for run records and bug reports."""
+    return {name: capability.present() for name, capability in CAPABILITIES.items()}
