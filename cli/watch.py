@@ -27,7 +27,7 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
 
     from maskmodel.draw import draw_faces
     from maskmodel.tracking import IoUTracker
-    from maskmodel.video import VideoReadError, iter_frames, open_capture, tracked_faces
+    from maskmodel.video import VideoReadError, iter_frames, open_capture, open_video_writer, tracked_faces
 
     settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
     try:
@@ -48,10 +48,10 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
                         (255, 255, 255), 2, cv2.LINE_AA)
             if out_path is not None:
                 if writer is None:
-                    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps_in,
-                                             (frame.shape[1], frame.shape[0]))
-                    if not writer.isOpened():
-                        raise click.ClickException(f"cannot write video {out_path}")
+                    try:
+                        writer = open_video_writer(out_path, "mp4v", fps_in, frame.shape[1], frame.shape[0])
+                    except OSError as error:
+                        raise click.ClickException(str(error)) from error
                 writer.write(shown)
             if not no_display:
                 try:

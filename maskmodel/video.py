@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskmodel.capabilities import require
 from maskmodel.draw import draw_faces
 from maskmodel.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.pipeline import MaskDetector
@@ -86,7 +87,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
                 results += [(Frame(index, index / fps), face) for face in drawn]
             if out_path is not None:
                 if writer is None:
-                    writer = _open_writer(out_path, codec, fps, frame.shape[1], frame.shape[0])
+                    writer = open_video_writer(out_path, codec, fps, frame.shape[1], frame.shape[0])
                 captions = [f"#{face.track}" for face in drawn]
                 writer.write(draw_faces(frame, drawn, detector.classes, blur, captions, style))
     finally:
@@ -98,7 +99,9 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
     return results, size
 
 
-def _open_writer(out_path: Path, codec: str | None, fps: float, width: int, height: int) -> cv2.VideoWriter:
+def open_video_writer(out_path: Path, codec: str | None, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    """A `cv2.VideoWriter` for `out_path` (codec by suffix unless given); `OSError` if it cannot be opened."""
+    require("video_writer", "Writing annotated videos")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fourcc = cv2.VideoWriter_fourcc(*(codec or DEFAULT_CODECS.get(out_path.suffix.lower(), "mp4v")))
     writer = cv2.VideoWriter(str(out_path), fourcc, fps, (width, height))

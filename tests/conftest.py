@@ -81,3 +81,15 @@ def s3_uri():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Name the OpenCV versions the run tested (this environment's, and OpenCV 4's beside the project)."""
+    import cv2
+
+    from helpers import ROOT
+
+    opencv4 = sorted((ROOT / ".cache" / "opencv4").glob("opencv_python*-*.dist-info"))
+    beside = opencv4[0].name.removesuffix(".dist-info").split("-")[1] if opencv4 else "not installed (tests/test_opencv4.py skipped)"
+    terminalreporter.write_line(f"OpenCV tested: {cv2.__version__} (this environment), {beside} "
+                                "(.cache/opencv4, tests/test_opencv4.py)")

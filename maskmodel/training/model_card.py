@@ -134,7 +134,34 @@ def render(manifest: dict) -> str:
                 lines += ["", f"crowd-dev: {crowd['note']}."]
             lines += _own_classes(metrics)
             parts.append("\n".join(lines) + "\n")
+    parts.append(_detectors(manifest))
     return "\n".join(parts)
+
+
+DETECTORS_INTRO = """## Face detectors
+
+The first stage of the pipeline. maskmodel publishes upstream detectors by pinned URL and sha256, and ships
+one it converted itself: the SSD's ONNX (`ssd@2.0.0`), made from OpenCV's TensorFlow graph because OpenCV
+5.1 has no TensorFlow importer; its source line names the command that remakes it
+(`tests/test_opencv_capabilities.py` reruns it; `tests/test_opencv4.py` checks its boxes against the graph's
+on OpenCV 4.12). A version marked "default" is the one a short name loads.
+"""
+
+
+def _detectors(manifest: dict) -> str:
+    """The face-detector section: every version's files, licence and provenance."""
+    lines = [DETECTORS_INTRO, "| model | short name | files | licence | source |", "|---|---|---|---|---|"]
+    for name, entry in sorted(manifest["models"].items()):
+        if entry["task"] != "face-detection":
+            continue
+        for version, record in entry["versions"].items():
+            files = ", ".join(f"`{f['file']}`" + (f" ({f['size'] / 1e6:.1f} MB, sha256 `{f['sha256'][:12]}…`)"
+                                                   if f.get("sha256") else " (inside OpenCV)")
+                              for f in record["files"].values())
+            mark = " (default)" if version == entry["default"] else ""
+            lines.append(f"| {name} {version}{mark} | {entry['alias']} | {files} | {record['license']} | "
+                         f"{record['source']} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
