@@ -1,7 +1,7 @@
 """What `MaskDetector.detect` returns: `Face` records, and `Detections`, the faces of one image with the
 array views, exports and drawing that users of detection libraries expect (ultralytics `Results`,
 supervision `Detections`); and what `annotate`'s workers return for one input file: an `ImageResult`
-(`maskmodel.report` renders it as CSV rows)."""
+(`maskmodel.outputs.report` renders it as CSV rows)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class Face:
     """One detected face: its box in image pixels, detector score, label and class probabilities.
 
     Attributes:
-        track: in a video, the id of the track the face belongs to (`maskmodel.tracking`); else `None`.
+        track: in a video, the id of the track the face belongs to (`maskmodel.video.tracking`); else `None`.
         landmarks: five (x, y) points in image pixels (right eye, left eye, nose tip, right and left
             mouth corner), from detectors that find them (CenterFace, YuNet); else `None`. They are the
             detector's, not moved by the box style that moved `box`.
@@ -152,7 +152,7 @@ class Detections(Sequence):
 
     def plot(self, blur: bool = False) -> np.ndarray:
         """An annotated BGR copy of the image (as `maskmodel annotate` draws it)."""
-        from maskmodel.draw import draw_faces
+        from maskmodel.drawing.draw import draw_faces
 
         return draw_faces(self.image, list(self.faces), self.classes, blur=blur)
 

@@ -68,8 +68,8 @@ def test_public_names_are_importable_and_annotate_is_the_function():
 
     for name in set(maskmodel.__all__) - {"build_model"}:  # build_model imports Keras: test_builder uses it
         assert getattr(maskmodel, name) is not None, name
-    importlib.import_module("maskmodel.batch")  # importing the module behind it does not shadow the function
+    importlib.import_module("maskmodel.batch.run")  # importing the module behind it does not shadow the function
     from maskmodel import AnnotateSettings, DetectorConfig, annotate
 
-    assert callable(annotate) and annotate.__module__ == "maskmodel.batch"
+    assert callable(annotate) and annotate.__module__ == "maskmodel.batch.run"
     assert AnnotateSettings("out").detector == DetectorConfig()

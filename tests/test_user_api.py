@@ -139,8 +139,8 @@ def test_training_offline_says_how_to_provide_the_imagenet_weights(tmp_path, mon
 
 
 def test_haar_is_offered_only_where_opencv_can_run_it():
-    from maskmodel.detector_config import available_detectors
-    from maskmodel.faces import DetectorUnavailableError
+    from maskmodel.detect.detector_config import available_detectors
+    from maskmodel.detect.faces import DetectorUnavailableError
 
     result = CliRunner().invoke(main, ["predict", str(MIXED), "--face-detector", "haar"])
     if hasattr(cv2, "CascadeClassifier"):  # opencv-contrib-python

@@ -1,9 +1,7 @@
-"""The model zoo: published, versioned models by name, as the objects that run them.
+"""`load`: a zoo model by name (or a model you trained) as the object that runs it.
 
-The whole registry API in one place (as torchvision's `get_model` / `get_weight` / `list_models`):
-`list_models`, `model_info` (a typed `ModelVersion`), `model_versions`, `weights_path` (a verified local
-file) and `load` (the model itself). The records come from `weights/manifest.json`
-(`maskmodel.registry`), the files are found, downloaded and checked by `maskmodel.downloads`.
+It builds classifiers (`maskmodel.classify`) and face detectors (`maskmodel.detect`) from the records
+and files of the zoo (`maskmodel.zoo`), so it sits above all three; `maskmodel.load` is this function.
 """
 
 from __future__ import annotations
@@ -11,25 +9,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from maskmodel.classifier import InputContract, MaskClassifier
-from maskmodel.detector_config import DetectorConfig
-from maskmodel.downloads import (ChecksumError, WeightsUnavailableError, cache_dir, download_file, install_from,
-                                 sha256_of, weights_path)
-from maskmodel.faces import FaceDetector
-from maskmodel.local_models import is_local_model, model_record
-from maskmodel.registry import (DEFAULT_CLASSIFIER, SEMVER, ModelNotFoundError, ModelVersion, WeightsFile,
-                                detector_aliases, list_models, manifest, model_info, model_versions,
-                                package_weights_dir, weights_file)
+from maskmodel.classify.classifier import InputContract, MaskClassifier
+from maskmodel.detect.detector_config import DetectorConfig
+from maskmodel.detect.faces import FaceDetector
+from maskmodel.zoo.downloads import weights_path
+from maskmodel.zoo.local_models import is_local_model, model_record
+from maskmodel.zoo.registry import DEFAULT_CLASSIFIER, ModelNotFoundError, model_info
 
 if TYPE_CHECKING:
     import keras
-
-__all__ = [
-    "DEFAULT_CLASSIFIER", "SEMVER", "ChecksumError", "ModelNotFoundError", "ModelVersion", "WeightsFile",
-    "WeightsUnavailableError", "cache_dir", "detector_aliases", "download_file", "install_from", "list_models",
-    "load", "manifest", "model_info", "model_versions", "package_weights_dir", "sha256_of", "weights_file",
-    "weights_path",
-]
 
 
 def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str = "onnx",

@@ -22,15 +22,15 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
-from maskmodel.exports import (
+from maskmodel.outputs.exports import (
     LOW_CONFIDENCE,
     box,
     is_video_block,
     probabilities,
     track_summary,
 )
-from maskmodel.imageio import ImageReadError, read_image
-from maskmodel.report import STATUS_ERROR, STATUS_NO_FACE, original_path
+from maskmodel.io.imageio import ImageReadError, read_image
+from maskmodel.outputs.report import STATUS_ERROR, STATUS_NO_FACE, original_path
 
 HTML_NAME = "report.html"
 MAX_GALLERY, MAX_REVIEW, MAX_TRACKS, MAX_ERRORS = 200, 100, 500, 100

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from maskmodel.errors import UsageError
-from maskmodel.registry import ModelVersion, WeightsFile
+from maskmodel.zoo.registry import ModelVersion, WeightsFile
 
 CONTRACT_NAME = "model.json"
 FORMAT_FILES = {"onnx": "model.onnx", "keras": "model.keras"}

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from maskmodel.errors import MaskmodelError
-from maskmodel.registry import WeightsFile, list_models, model_versions, package_weights_dir, weights_file
+from maskmodel.zoo.registry import WeightsFile, list_models, model_versions, package_weights_dir, weights_file
 
 CHUNK = 1 << 20
 

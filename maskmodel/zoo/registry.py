@@ -52,10 +52,10 @@ class WeightsFile:
 
 def package_weights_dir() -> Path:
     """Where the published weights live: inside the installed package, or `weights/` of a checkout."""
-    installed = Path(__file__).parent / "weights"
+    installed = Path(__file__).parent.parent / "weights"
     if (installed / "manifest.json").exists():
         return installed
-    return Path(__file__).resolve().parent.parent / "weights"
+    return Path(__file__).resolve().parent.parent.parent / "weights"
 
 
 @lru_cache(maxsize=None)

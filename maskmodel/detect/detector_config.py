@@ -17,11 +17,11 @@ from dataclasses import dataclass, fields
 
 import cv2
 
-from maskmodel.centerface import CenterFaceDetector
-from maskmodel.downloads import weights_path
+from maskmodel.detect.centerface import CenterFaceDetector
+from maskmodel.zoo.downloads import weights_path
 from maskmodel.errors import UsageError
-from maskmodel.faces import FaceDetector, HaarDetector, SSDDetector, YuNetDetector
-from maskmodel.registry import model_info
+from maskmodel.detect.faces import FaceDetector, HaarDetector, SSDDetector, YuNetDetector
+from maskmodel.zoo.registry import model_info
 
 DETECTOR_CLASSES: dict[str, type] = {
     "centerface": CenterFaceDetector, "yunet": YuNetDetector, "ssd": SSDDetector, "haar": HaarDetector,

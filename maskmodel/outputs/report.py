@@ -26,7 +26,7 @@ from maskmodel.errors import UsageError
 from maskmodel.results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, Face, Frame, ImageResult
 
 if TYPE_CHECKING:
-    from maskmodel.storage import RemoteFolder
+    from maskmodel.io.storage import RemoteFolder
 
 COLUMNS = (
     "path", "status", "face", "frame", "time_s", "track", "x1", "y1", "x2", "y2", "score", "label",
@@ -87,7 +87,7 @@ def _image_rows(relative: str, faces: tuple[Face, ...], width: int, height: int,
 
 def is_video_path(cell: str) -> bool:
     """Whether a report path names a video (by its extension)."""
-    from maskmodel.video import VIDEO_EXTENSIONS
+    from maskmodel.video.frames import VIDEO_EXTENSIONS
 
     return Path(cell).suffix.lower() in VIDEO_EXTENSIONS
 

@@ -1,5 +1,5 @@
 """Where the per-image work runs: in this process, or in a pool of worker processes that survives a
-worker dying. (Ray is `maskmodel.distributed`.) Results come back in input order.
+worker dying. (Ray is `maskmodel.batch.distributed`.) Results come back in input order.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from concurrent.futures.process import BrokenProcessPool
 
 import cv2
 
-from maskmodel.crawl import InputFile
+from maskmodel.io.crawl import InputFile
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import WORKER_DIED
+from maskmodel.outputs.report import WORKER_DIED
 from maskmodel.results import ImageResult
-from maskmodel.worker import AnnotateSettings, Annotator
+from maskmodel.batch.worker import AnnotateSettings, Annotator
 
 MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error result
 _process_annotator: Annotator | None = None  # the Annotator of a pool worker process (one per process)

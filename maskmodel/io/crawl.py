@@ -3,7 +3,7 @@
 Extensions match case-insensitively; hidden files and folders are skipped unless asked; directory
 symlink loops are visited once; the output directory is never crawled, even inside an input; a folder
 that cannot be listed (permissions) becomes an item with an error, not a silent gap. A folder
-URI (`s3://bucket/photos`, any filesystem of `maskmodel.storage`) is listed in the same order as the
+URI (`s3://bucket/photos`, any filesystem of `maskmodel.io.storage`) is listed in the same order as the
 same tree on disk; a file URI is taken as a file.
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from maskmodel.layout import InputRoot, resolve_inputs
-from maskmodel.storage import local_path, open_folder
+from maskmodel.io.layout import InputRoot, resolve_inputs
+from maskmodel.io.storage import local_path, open_folder
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jp2", ".pbm",
                               ".pgm", ".ppm"})
@@ -28,7 +28,7 @@ class InputFile:
     """A file to process and its path relative to the input it was found under (the report's path).
 
     For a file listed from a folder URI, `source` is that URI and `path` the file's path inside it.
-    `output` is the name of its annotated copy (set by `maskmodel.batch`), and `error` says why a
+    `output` is the name of its annotated copy (set by `maskmodel.batch.run`), and `error` says why a
     file or folder could not even be listed (it then gets an error row).
     """
 
@@ -58,7 +58,7 @@ def iter_inputs(
 
     A file named directly is taken whatever its extension; in directories only `extensions` count
     (`skipped`, if given, counts the other files by extension). With several inputs, relative paths
-    are prefixed by the input's name, made distinct (`maskmodel.layout.resolve_inputs`). A folder that
+    are prefixed by the input's name, made distinct (`maskmodel.io.layout.resolve_inputs`). A folder that
     cannot be listed is yielded as an `InputFile` with an `error`.
     """
     roots = inputs if all(isinstance(i, InputRoot) for i in inputs) else resolve_inputs(inputs)

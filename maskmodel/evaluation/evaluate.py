@@ -8,12 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmodel.annotations import AnnotatedImage, canonical_labels
-from maskmodel.classifier import MaskClassifier
-from maskmodel.boxes import NO_FACES, box_iou, face_size
-from maskmodel.faces import FaceDetector, largest_face
-from maskmodel.imageio import read_image
-from maskmodel.metrics import classification_report
+from maskmodel.evaluation.annotations import AnnotatedImage, canonical_labels
+from maskmodel.classify.classifier import MaskClassifier
+from maskmodel.detect.boxes import NO_FACES, box_iou, face_size
+from maskmodel.detect.faces import FaceDetector, largest_face
+from maskmodel.io.imageio import read_image
+from maskmodel.evaluation.metrics import classification_report
 
 TWO_CLASSES = ("with_mask", "without_mask")
 SIZE_BUCKETS = (("<16", 0, 16), ("16-32", 16, 32), (">=32", 32, float("inf")))
@@ -150,7 +150,7 @@ def box_style(images: list[AnnotatedImage], predictions: list[list],
         in predicted widths/heights; positive = annotation lower/right) and `sw`, `sh` (annotated over
         predicted width/height), with the number of pairs: the `BoxAdjust` that `--fit-box` fits.
     """
-    from maskmodel.boxstyle import box_offsets
+    from maskmodel.detect.boxstyle import box_offsets
 
     def ap(iou: float) -> float:
         scores, hits, positives, _, _ = face_matches(images, predictions, classes, iou)
@@ -270,8 +270,8 @@ def evaluate_classification_folder(
     Returns:
         `classification_report` (plus unreadable files) and the worst mistakes.
     """
-    from maskmodel.crawl import iter_inputs
-    from maskmodel.imageio import ImageReadError
+    from maskmodel.io.crawl import iter_inputs
+    from maskmodel.io.imageio import ImageReadError
 
     classes = list(classifier.contract.classes)
     labels, probabilities, crops, sources, unreadable = [], [], [], [], {}

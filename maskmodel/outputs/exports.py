@@ -25,11 +25,11 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
-from maskmodel.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path
+from maskmodel.outputs.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path
 
 if TYPE_CHECKING:
-    from maskmodel.storage import LocalFolder, RemoteFolder
-    from maskmodel.runstate import RunState
+    from maskmodel.io.storage import LocalFolder, RemoteFolder
+    from maskmodel.io.runstate import RunState
 
 EXPORT_FORMATS = ("coco", "yolo", "voc")
 CLASSES_NAME, COCO_NAME, JSONL_NAME = "classes.txt", "predictions.coco.json", "results.jsonl"

@@ -7,8 +7,8 @@ also have ``detect_with_landmarks(image_bgr)``: the same boxes, and an ``(N, 10)
 five (x, y) points per face: right eye, left eye, nose tip, right and left mouth corner.
 
 Each class keeps its defaults in its `__init__` and its named settings in `PRESETS`;
-`maskmodel.detector_config.DetectorConfig` chooses one and builds it from the zoo's files (CenterFace
-lives in `maskmodel.centerface`).
+`maskmodel.detect.detector_config.DetectorConfig` chooses one and builds it from the zoo's files (CenterFace
+lives in `maskmodel.detect.centerface`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes, mirror_landmarks
-from maskmodel.crops import resize_image
+from maskmodel.detect.boxes import (MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes,
+                                    mirror_landmarks)
+from maskmodel.classify.crops import resize_image
 from maskmodel.errors import MaskmodelError
 
 

@@ -22,7 +22,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
 
 import cv2  # noqa: E402
 
-from maskmodel.imagesize import declared_size  # noqa: E402
+from maskmodel.io.imagesize import declared_size  # noqa: E402
 
 
 class ImageReadError(Exception):
@@ -73,7 +73,7 @@ def _file_kind(mode: int) -> str:
 def decode_image(data: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode encoded image bytes (a uint8 array) as `read_image` does; raises `ImageReadError`.
 
-    The header must declare the image size (`maskmodel.imagesize`) before anything is decoded.
+    The header must declare the image size (`maskmodel.io.imagesize`) before anything is decoded.
     """
     if data.size == 0:
         raise ImageReadError("empty file (0 bytes)")

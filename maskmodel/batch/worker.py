@@ -1,6 +1,6 @@
 """The per-image work of `annotate`: `Annotator(settings)` turns one input file into its `ImageResult`
 (decode → detect → classify → draw → write the annotated copy and its exports). The local process
-pool and Ray wrap the same object (`maskmodel.engines`, `maskmodel.distributed`).
+pool and Ray wrap the same object (`maskmodel.batch.engines`, `maskmodel.batch.distributed`).
 """
 
 from __future__ import annotations
@@ -17,21 +17,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmodel.boxstyle import BoxAdjust
-from maskmodel.crawl import InputFile
-from maskmodel.crops import crop_face, expand_box
-from maskmodel.draw import draw_faces
-from maskmodel.detector_config import DetectorConfig
-from maskmodel.exports import crop_name
-from maskmodel.imageio import DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image, read_image
-from maskmodel.labels import DEFAULT_STYLE, LabelStyle
-from maskmodel.layout import output_name
-from maskmodel.storage import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder, source_folder
+from maskmodel.detect.boxstyle import BoxAdjust
+from maskmodel.io.crawl import InputFile
+from maskmodel.classify.crops import crop_face, expand_box
+from maskmodel.drawing.draw import draw_faces
+from maskmodel.detect.detector_config import DetectorConfig
+from maskmodel.outputs.exports import crop_name
+from maskmodel.io.imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image,
+                                  read_image)
+from maskmodel.drawing.labels import DEFAULT_STYLE, LabelStyle
+from maskmodel.io.layout import output_name
+from maskmodel.io.storage import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder, source_folder
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import original_path, report_path_text
+from maskmodel.outputs.report import original_path, report_path_text
 from maskmodel.results import Face, ImageResult
-from maskmodel.video import VIDEO_EXTENSIONS, VideoReadError, annotate_video
-from maskmodel.zoo import DEFAULT_CLASSIFIER
+from maskmodel.video.frames import VIDEO_EXTENSIONS, VideoReadError, annotate_video
+from maskmodel.zoo.registry import DEFAULT_CLASSIFIER
 
 # Write errors that every later file would hit too: the run stops (--resume continues it). Any other
 # write error (a name too long, an unencodable size, a symlink on the way) is that file's error row.
@@ -42,7 +43,7 @@ RUN_STOPPING_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.
 @dataclass(frozen=True)
 class AnnotateSettings:
     """Everything a worker needs to process one image. `out_dir` is a local path or a URI
-    (`s3://bucket/run`, see `maskmodel.storage`)."""
+    (`s3://bucket/run`, see `maskmodel.io.storage`)."""
 
     out_dir: str
     detector: DetectorConfig = DetectorConfig()
@@ -56,10 +57,10 @@ class AnnotateSettings:
     every: int = 1
     codec: str | None = None
     style: LabelStyle = DEFAULT_STYLE
-    save: tuple[str, ...] = ()  # export formats: coco, yolo, voc (`maskmodel.exports`)
+    save: tuple[str, ...] = ()  # export formats: coco, yolo, voc (`maskmodel.outputs.exports`)
     save_json: bool = False
     save_crops: tuple[str, ...] | None = None  # classes to crop (empty: all); None: no crops
-    temp_prefix: str = TEMP_PREFIX  # set by `annotate` to the output folder's own (`maskmodel.runstate`)
+    temp_prefix: str = TEMP_PREFIX  # set by `annotate` to the output folder's own (`maskmodel.io.runstate`)
 
 
 class OutputWriteError(OSError):

@@ -121,8 +121,8 @@ def read_yolo_folder(images_dir: Path, labels_dir: Path, names: list[str],
         names: class names by class index (the lines of a `classes.txt` / `obj.names` file).
         skipped: where to list bad records as (file, reason); without it they raise `DatasetError`.
     """
-    from maskmodel.crawl import iter_inputs
-    from maskmodel.imageio import ImageReadError, read_image
+    from maskmodel.io.crawl import iter_inputs
+    from maskmodel.io.imageio import ImageReadError, read_image
 
     for folder in (images_dir, labels_dir):
         if not Path(folder).is_dir():

@@ -1,7 +1,7 @@
 """Video files and streams: frames in, tracked and labelled faces out, an annotated video written.
 
 Frames are read with `cv2.VideoCapture`; every `every`-th frame is detected and classified, and faces
-are tracked across frames (`maskmodel.tracking`), each track's label smoothed over time. The
+are tracked across frames (`maskmodel.video.tracking`), each track's label smoothed over time. The
 annotated video keeps the input's frame rate and size; frames between processed ones carry the last
 boxes.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmodel.draw import draw_faces
-from maskmodel.labels import DEFAULT_STYLE, LabelStyle
+from maskmodel.drawing.draw import draw_faces
+from maskmodel.drawing.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.pipeline import MaskDetector
 from maskmodel.results import Face, Frame
-from maskmodel.tracking import IoUTracker
+from maskmodel.video.tracking import IoUTracker
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 DEFAULT_CODECS = {".avi": "MJPG"}  # everything else: mp4v
@@ -60,7 +60,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
                    codec: str | None = None, blur: bool = False, style: LabelStyle = DEFAULT_STYLE
                    ) -> tuple[list[tuple[Frame, Face]], tuple[int, int]]:
     """Detect, track and classify faces in a video file; write the annotated video to `out_path`
-    (the caller makes that write atomic: see `maskmodel.storage`), drawn with `style` (its size
+    (the caller makes that write atomic: see `maskmodel.io.storage`), drawn with `style` (its size
     is the input's: `style.enlarge` is not used for videos).
 
     Returns:

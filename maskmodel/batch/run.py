@@ -1,10 +1,10 @@
 """Batch annotation: crawl → plan the outputs → run the per-image work → report, exports, summary.
 
 `annotate` checks inputs, output folder and models, lists the inputs (resuming skips what is
-reported), gives each its output name (`maskmodel.layout`), runs `maskmodel.worker.Annotator` on each
-through an engine (`maskmodel.engines`: this process or a pool of `jobs` processes; or Ray,
-`maskmodel.distributed`), and writes `report.csv`, the exports and `summary.json`. Results come back in
-input order, so reports are stable. Videos go through `maskmodel.video` and get per-frame rows.
+reported), gives each its output name (`maskmodel.io.layout`), runs `maskmodel.batch.worker.Annotator` on each
+through an engine (`maskmodel.batch.engines`: this process or a pool of `jobs` processes; or Ray,
+`maskmodel.batch.distributed`), and writes `report.csv`, the exports and `summary.json`. Results come back in
+input order, so reports are stable. Videos go through `maskmodel.video.frames` and get per-frame rows.
 """
 
 from __future__ import annotations
@@ -22,22 +22,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmodel.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
-from maskmodel.detector_config import DetectorConfig
-from maskmodel.engines import iter_annotate
+from maskmodel.io.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
+from maskmodel.detect.detector_config import DetectorConfig
+from maskmodel.batch.engines import iter_annotate
 from maskmodel.errors import UsageError
-from maskmodel.exports import ExportWriter, label_names
-from maskmodel.html_report import HTML_NAME, build_html
-from maskmodel.layout import OutputNames, input_file, output_name, resolve_inputs
-from maskmodel.storage import LocalFolder, RemoteFolder, local_path, open_folder
+from maskmodel.outputs.exports import ExportWriter, label_names
+from maskmodel.outputs.html_report import HTML_NAME, build_html
+from maskmodel.io.layout import OutputNames, input_file, output_name, resolve_inputs
+from maskmodel.io.storage import LocalFolder, RemoteFolder, local_path, open_folder
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import (ReportMirror, ReportWriter, Summary, original_path, is_video_path, prepare_resume,
-                              read_report, report_path_text, report_rows)
+from maskmodel.outputs.report import (ReportMirror, ReportWriter, Summary, original_path, is_video_path, prepare_resume,
+                                      read_report, report_path_text, report_rows)
 from maskmodel.results import ImageResult
-from maskmodel.runstate import OWN_FILES, RunState
-from maskmodel.video import VIDEO_EXTENSIONS
-from maskmodel.worker import AnnotateSettings, build_detector
-from maskmodel.zoo import model_info
+from maskmodel.io.runstate import OWN_FILES, RunState
+from maskmodel.video.frames import VIDEO_EXTENSIONS
+from maskmodel.batch.worker import AnnotateSettings, build_detector
+from maskmodel.zoo.registry import model_info
 
 REPORT_NAME, SUMMARY_NAME = OWN_FILES
 
@@ -62,9 +62,9 @@ def annotate(
     Nothing is written before the inputs, the output folder and the models are checked: overlaps
     between inputs and output, an output folder in use by another run or not written by maskmodel, a
     damaged report to resume, and missing or corrupt models raise (`UsageError` and the zoo's errors).
-    Originals are never written (`maskmodel.layout`). `settings.out_dir` may be a URI
+    Originals are never written (`maskmodel.io.layout`). `settings.out_dir` may be a URI
     (`s3://bucket/run`): the workers write the annotated copies there, and the report is uploaded as it
-    grows (`maskmodel.report.ReportMirror`).
+    grows (`maskmodel.outputs.report.ReportMirror`).
 
     Args:
         inputs: files and directories, and folder URIs (`s3://bucket/photos`).
@@ -76,7 +76,7 @@ def annotate(
         hidden: also crawl hidden files and directories.
         on_image: called with the `ImageResult` of each finished image (progress bars).
         on_start: called with the number of images to process.
-        engine: `"local"` (`jobs` processes) or `"ray"` (Ray actors, see `maskmodel.distributed`).
+        engine: `"local"` (`jobs` processes) or `"ray"` (Ray actors, see `maskmodel.batch.distributed`).
         address: Ray cluster address for `engine="ray"` (`None`: a local Ray started for the run).
         num_cpus: CPUs of that local Ray. Defaults to all.
         overwrite: write into a non-empty output folder of an earlier run, removing what that run wrote.
@@ -121,7 +121,7 @@ def annotate(
         completed, blocks = False, None
         try:
             if engine == "ray":
-                from maskmodel.distributed import iter_annotate_ray
+                from maskmodel.batch.distributed import iter_annotate_ray
 
                 results = iter_annotate_ray(items, settings, address, num_cpus)
             else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maskmodel.boxes import box_iou
+from maskmodel.detect.boxes import box_iou
 from maskmodel.results import Face
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmodel.crops import resize_image
-from maskmodel.boxes import MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes, mirror_landmarks
+from maskmodel.classify.crops import resize_image
+from maskmodel.detect.boxes import (MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes,
+                                    mirror_landmarks)
 
 STRIDE, PAD = 4, 32
 OUTPUTS = ("537", "538", "539", "540")  # heat, scale, offset, landmarks
@@ -151,7 +152,7 @@ class CenterFaceDetector:
         backend: str = "auto",
         name: str = "centerface",
     ) -> None:
-        from maskmodel.classifier import onnxruntime_available
+        from maskmodel.classify.classifier import onnxruntime_available
 
         if backend not in BACKENDS:
             raise ValueError(f"Expected backend in {BACKENDS}. Received: backend={backend!r}")

@@ -2,7 +2,7 @@
 
 The listing becomes a Ray dataset; `MaskDetector` lives in actors (models loaded once per actor);
 each actor writes the annotated copies itself, to a folder every node reaches: a shared file system
-or a URI such as `s3://bucket/run` (`maskmodel.storage`). Results come back in input order, so the
+or a URI such as `s3://bucket/run` (`maskmodel.io.storage`). Results come back in input order, so the
 report is the same as the local engine's, row for row; bad files become the same `error` results.
 
 A worker process that dies (a crash in native code, the OOM killer, a lost node) is replaced and its
@@ -11,7 +11,7 @@ by one, so one image that kills its worker every time ends as an `error` result 
 
 For users who already run Ray jobs: `annotate(inputs, settings, engine="ray")` from
 `maskmodel.annotate`, or `iter_annotate_ray(items, settings)` for the `ImageResult`s as a stream. Each actor
-holds a `maskmodel.worker.Annotator`, the same object the local engine's processes hold.
+holds a `maskmodel.batch.worker.Annotator`, the same object the local engine's processes hold.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from maskmodel.engines import MAX_ATTEMPTS, start_worker_process
-from maskmodel.crawl import InputFile
-from maskmodel.report import WORKER_DIED
+from maskmodel.batch.engines import MAX_ATTEMPTS, start_worker_process
+from maskmodel.io.crawl import InputFile
+from maskmodel.outputs.report import WORKER_DIED
 from maskmodel.results import ImageResult
-from maskmodel.worker import AnnotateSettings
+from maskmodel.batch.worker import AnnotateSettings
 
 INSTALL_HINT = "the Ray engine needs Ray: pip install '.[ray]' (from a checkout)"
 BATCH_SIZE = 4  # images per call of an actor

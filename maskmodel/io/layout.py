@@ -3,7 +3,7 @@
 Every input root and the output root are resolved to real paths up front. From them:
 - overlaps are decided: `--out` may not be an input or hold an input file's own path; an `--out` inside
   an input folder is left out of the crawl; an output that is not empty must have been written by
-  maskmodel (`maskmodel.storage.RunState`) before it is resumed or overwritten;
+  maskmodel (`maskmodel.io.storage.RunState`) before it is resumed or overwritten;
 - every input gets a distinct report path (`InputRoot.prefix`: the folder or file name as given, or
   the real one for `.` and `..`, made
   distinct with `~2`, `~3`, ... when two inputs share one) and a distinct annotated-copy name
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from maskmodel.errors import UsageError
-from maskmodel.storage import local_path
+from maskmodel.io.storage import local_path
 
 ENCODABLE = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 

@@ -1,4 +1,4 @@
-"""Annotated copies: boxes coloured by label, captions laid out by `maskmodel.labels` (never
+"""Annotated copies: boxes coloured by label, captions laid out by `maskmodel.drawing.labels` (never
 overlapping each other), a legend with counts."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from maskmodel.labels import (
+from maskmodel.drawing.labels import (
     DEFAULT_STYLE,
     FONT,
     Label,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskmodel.crops import Box, CropPolicy, crop_face
+from maskmodel.classify.crops import Box, CropPolicy, crop_face
 
 
 @dataclass(frozen=True)
