@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 import maskmodel
 from bench import common
 from maskmodel.evaluation.annotations import read_voc_folder
-from maskmodel.classify.classifier import onnxruntime_available
+from maskmodel.runtime import onnxruntime_available
 from maskmodel.evaluation.evaluate import evaluate_annotated_faces
 from maskmodel.io.imageio import read_image
 from maskmodel.training.photos import split_photos

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from maskmodel.drawing.draw import draw_faces
+
 STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
 
 
@@ -152,8 +154,6 @@ class Detections(Sequence):
 
     def plot(self, blur: bool = False) -> np.ndarray:
         """An annotated BGR copy of the image (as `maskmodel annotate` draws it)."""
-        from maskmodel.drawing.draw import draw_faces
-
         return draw_faces(self.image, list(self.faces), self.classes, blur=blur)
 
     def to_supervision(self):

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmodel.io.crawl import IMAGE_EXTENSIONS, InputFile, iter_inputs
+from maskmodel.io.crawl import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.detect.detector_config import DetectorConfig
 from maskmodel.batch.engines import iter_annotate
 from maskmodel.errors import UsageError
@@ -35,7 +35,6 @@ from maskmodel.outputs.report import (ReportMirror, ReportWriter, Summary, origi
                                       read_report, report_path_text, report_rows)
 from maskmodel.results import ImageResult
 from maskmodel.io.runstate import OWN_FILES, RunState
-from maskmodel.video.frames import VIDEO_EXTENSIONS
 from maskmodel.batch.worker import AnnotateSettings, build_detector
 from maskmodel.zoo.registry import model_info
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from maskmodel.detect.boxstyle import BoxAdjust
-from maskmodel.io.crawl import InputFile
+from maskmodel.io.crawl import VIDEO_EXTENSIONS, InputFile
 from maskmodel.classify.crops import crop_face, expand_box
 from maskmodel.drawing.draw import draw_faces
 from maskmodel.detect.detector_config import DetectorConfig
@@ -31,7 +31,7 @@ from maskmodel.io.storage import TEMP_PREFIX, LocalFolder, RemoteFolder, open_fo
 from maskmodel.pipeline import MaskDetector
 from maskmodel.outputs.report import original_path, report_path_text
 from maskmodel.results import Face, ImageResult
-from maskmodel.video.frames import VIDEO_EXTENSIONS, VideoReadError, annotate_video
+from maskmodel.video.frames import VideoReadError, annotate_video
 from maskmodel.zoo.registry import DEFAULT_CLASSIFIER
 
 # Write errors that every later file would hit too: the run stops (--resume continues it). Any other

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from maskmodel.classify.crops import Box, CropPolicy, crop_face
+from maskmodel.runtime.backends import read_onnx, resolve_backend
 
 
 @dataclass(frozen=True)
@@ -41,31 +42,7 @@ class InputContract:
         }
 
 
-BACKENDS = ("auto", "opencv", "onnxruntime")
 MAX_BATCH = 8
-DNN_ENGINES = ("auto", "new", "classic")
-
-
-def read_onnx(model_path: str | os.PathLike, engine: str = "auto") -> cv2.dnn.Net:
-    """`cv2.dnn.readNetFromONNX` with an engine by name: `auto` (OpenCV's choice), or on OpenCV 5
-    `new` / `classic`."""
-    if engine not in DNN_ENGINES:
-        raise ValueError(f"Expected engine in {DNN_ENGINES}. Received: engine={engine!r}")
-    try:
-        if engine == "auto":
-            return cv2.dnn.readNetFromONNX(str(model_path))
-        if not hasattr(cv2.dnn, f"ENGINE_{engine.upper()}"):
-            raise ValueError(f"OpenCV {cv2.__version__} has no {engine!r} DNN engine; use engine='auto'")
-        return cv2.dnn.readNetFromONNX(str(model_path), getattr(cv2.dnn, f"ENGINE_{engine.upper()}"))
-    except cv2.error as error:
-        raise ValueError(f"cannot load ONNX model {str(model_path)!r}: {error.msg.strip()}") from error
-
-
-def onnxruntime_available() -> bool:
-    """Whether the optional `onnxruntime` package can be imported."""
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
 
 
 class MaskClassifier:
@@ -79,15 +56,14 @@ class MaskClassifier:
         contract: input size, class order and crop policy of that model.
         backend: `"opencv"` (`cv2.dnn`, always there), `"onnxruntime"` (the optional package), or
             `"auto"`: ONNX Runtime when installed, else OpenCV. Defaults to `"auto"`.
-        engine: `cv2.dnn` engine for the OpenCV backend (see `read_onnx`). Defaults to `"auto"`.
+        engine: `cv2.dnn` engine for the OpenCV backend (see `maskmodel.runtime.read_onnx`). Defaults to
+            `"auto"`.
     """
 
     def __init__(self, model_path: str | os.PathLike, contract: InputContract, backend: str = "auto",
                  engine: str = "auto") -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"Expected backend in {BACKENDS}. Received: backend={backend!r}")
         self.contract = contract
-        self.backend = ("onnxruntime" if onnxruntime_available() else "opencv") if backend == "auto" else backend
+        self.backend = resolve_backend(backend)
         if self.backend == "onnxruntime":
             import onnxruntime
 

@@ -22,10 +22,10 @@ import numpy as np
 from maskmodel.classify.crops import resize_image
 from maskmodel.detect.boxes import (MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes,
                                     mirror_landmarks)
+from maskmodel.runtime.backends import resolve_backend
 
 STRIDE, PAD = 4, 32
 OUTPUTS = ("537", "538", "539", "540")  # heat, scale, offset, landmarks
-BACKENDS = ("auto", "opencv", "onnxruntime")
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -152,16 +152,12 @@ class CenterFaceDetector:
         backend: str = "auto",
         name: str = "centerface",
     ) -> None:
-        from maskmodel.classify.classifier import onnxruntime_available
-
-        if backend not in BACKENDS:
-            raise ValueError(f"Expected backend in {BACKENDS}. Received: backend={backend!r}")
+        self.backend = resolve_backend(backend)
         if merge not in ("wbf", "nms"):
             raise ValueError(f"Expected merge in ('wbf', 'nms'). Received: merge={merge!r}")
         self.scales, self.score_threshold, self.nms_threshold = scales, score_threshold, nms_threshold
         self._pass_threshold = score_threshold / 2 if len(scales) > 1 or flip else score_threshold
         self.flip, self.merge, self.name = flip, merge, name
-        self.backend = ("onnxruntime" if onnxruntime_available() else "opencv") if backend == "auto" else backend
         model = dynamic_onnx(Path(model_path).read_bytes())
         if self.backend == "onnxruntime":
             import onnxruntime

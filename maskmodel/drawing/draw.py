@@ -4,7 +4,7 @@ overlapping each other), a legend with counts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -21,8 +21,18 @@ from maskmodel.drawing.labels import (
     text_box,
 )
 
-if TYPE_CHECKING:  # the Face records (maskmodel.results draws with this module)
-    from maskmodel.results import Face
+
+class FaceLike(Protocol):
+    """What drawing reads of a face: its box in image pixels and its label. `maskmodel.results.Face` is
+    one (a frozen dataclass, which `label_layout` copies with `dataclasses.replace`); drawing needs no
+    other part of maskmodel, so the results can draw themselves (`Detections.plot`)."""
+
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
+
+    @property
+    def label(self) -> str: ...
+
 
 COLOURS = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220), "mask_incorrect": (0, 200, 255)}  # BGR
 PALETTE = ((255, 140, 0), (200, 60, 200), (0, 160, 160), (120, 120, 255), (160, 100, 40), (90, 200, 200))
@@ -43,7 +53,7 @@ def _ink(background: tuple[int, int, int]) -> tuple[int, int, int]:
     return (0, 0, 0) if 0.114 * b + 0.587 * g + 0.299 * r > 150 else (255, 255, 255)
 
 
-def blur_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+def blur_faces(image: np.ndarray, faces: list[FaceLike]) -> np.ndarray:
     """A copy of `image` with every face box strongly blurred (privacy-safe output)."""
     out = image.copy()
     height, width = image.shape[:2]
@@ -56,7 +66,7 @@ def blur_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
     return out
 
 
-def draw_faces(image: np.ndarray, faces: list[Face], classes: list[str], blur: bool = False,
+def draw_faces(image: np.ndarray, faces: list[FaceLike], classes: list[str], blur: bool = False,
                prefixes: list[str] | None = None, style: LabelStyle = DEFAULT_STYLE) -> np.ndarray:
     """An annotated copy of `image`: one box per face, captions (after their prefix, such as a track
     id) placed so that none overlaps another or the legend, a legend with counts. With `style.enlarge`
@@ -82,8 +92,8 @@ def draw_faces(image: np.ndarray, faces: list[Face], classes: list[str], blur: b
     return out
 
 
-def label_layout(canvas_shape: tuple[int, ...], faces: list[Face], classes: list[str], style: LabelStyle,
-                 prefixes: list[str] | None = None) -> tuple[list[Face], list[str], list[Label], float, Legend]:
+def label_layout(canvas_shape: tuple[int, ...], faces: list[FaceLike], classes: list[str], style: LabelStyle,
+                 prefixes: list[str] | None = None) -> tuple[list[FaceLike], list[str], list[Label], float, Legend]:
     """What `draw_faces` draws on a canvas of `canvas_shape` (the image enlarged by `style.enlarge`):
     the faces in canvas pixels, the classes (unknown labels appended), the placed captions, their
     font scale and the legend."""
@@ -115,7 +125,7 @@ class Legend:
     lines: list[str]
 
 
-def _legend(canvas_shape: tuple[int, ...], faces: list[Face], classes: list[str], tags: dict[str, str] | None
+def _legend(canvas_shape: tuple[int, ...], faces: list[FaceLike], classes: list[str], tags: dict[str, str] | None
             ) -> Legend:
     """Class colours (and short-label tags) with face counts, in the corner that covers the least face
     area (top left when none does)."""

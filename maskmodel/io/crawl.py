@@ -21,6 +21,7 @@ from maskmodel.io.storage import local_path, open_folder
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jp2", ".pbm",
                               ".pgm", ".ppm"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maskmodel.errors import UsageError
+from maskmodel.io.crawl import VIDEO_EXTENSIONS
 from maskmodel.results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, Face, Frame, ImageResult
 
 if TYPE_CHECKING:
@@ -87,8 +88,6 @@ def _image_rows(relative: str, faces: tuple[Face, ...], width: int, height: int,
 
 def is_video_path(cell: str) -> bool:
     """Whether a report path names a video (by its extension)."""
-    from maskmodel.video.frames import VIDEO_EXTENSIONS
-
     return Path(cell).suffix.lower() in VIDEO_EXTENSIONS
 
 

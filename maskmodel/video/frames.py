@@ -21,7 +21,6 @@ from maskmodel.pipeline import MaskDetector
 from maskmodel.results import Face, Frame
 from maskmodel.video.tracking import IoUTracker
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 DEFAULT_CODECS = {".avi": "MJPG"}  # everything else: mp4v
 
 
