@@ -1,6 +1,6 @@
 """The package's shape (issues 15 and 27). The layers and the absence of import cycles are import-linter's
-contracts in setup.cfg (tests/test_architecture.py runs them); this file checks what they do not: no
-module uses another module's private names, every subpackage ships in the wheel, and the public names
+contracts in setup.cfg (tests/test_architecture.py runs them); this file checks what they do not: the
+library never imports the CLI (cli/, outside maskmodel/), no module uses another module's private names, every subpackage ships in the wheel, and the public names
 stay where users find them."""
 
 import ast
@@ -39,12 +39,25 @@ def test_no_private_import_across_modules():
     assert private == []
 
 
+def test_the_library_never_imports_the_cli():
+    """cli/ (installed as maskmodel.cli) is the top of the stack; import-linter reads only maskmodel/."""
+    found = []
+    for name, path in _modules().items():
+        if name == "maskmodel.__main__":  # `python -m maskmodel` is the CLI's entry point
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                       else [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            found += [f"{name} imports {target}" for target in targets if target.startswith("maskmodel.cli")]
+    assert found == []
+
+
 def test_every_subpackage_is_packaged():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     listed = set(config["options"]["packages"].split())
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
-    assert found | {"maskmodel.weights"} == listed
+    assert found | {"maskmodel.cli", "maskmodel.weights"} == listed  # both mapped by package_dir
 
 
 def test_public_names_are_importable_and_annotate_is_the_function():
