@@ -4,7 +4,7 @@ measured against the float model on crowd-dev and ILC val.
     python -m bench.centerface_int8 [--out .cache/centerface-int8.onnx] [--per-folder 40]
 
 Calibration photos: every n-th image (sorted paths) of covid19-facemask/train, real-facemask and
-ilc-2021 (its train part only, `maskmodel.annotations.split_by_name`), `--per-folder` of each. Each is prepared as the detector prepares it: longer side
+ilc-2021 (its train part only, `maskmodel.evaluation.annotations.split_by_name`), `--per-folder` of each. Each is prepared as the detector prepares it: longer side
 `--side` px, zero-padded to a square of that side. Needs the `onnx` package (the `[train]` extra) and
 onnxruntime.
 """
@@ -22,12 +22,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from bench.common import CROWD_DEV_OVERLAP
-from maskmodel.annotations import read_voc_folder, split_by_name
-from maskmodel.boxstyle import BOX_STYLES
-from maskmodel.centerface import PAD, CenterFaceDetector, dynamic_onnx
-from maskmodel.crops import resize_image
-from maskmodel.evaluate import evaluate_detections
-from maskmodel.imageio import read_image
+from maskmodel.evaluation.annotations import read_voc_folder, split_by_name
+from maskmodel.detect.boxstyle import BOX_STYLES
+from maskmodel.detect.centerface import PAD, CenterFaceDetector, dynamic_onnx
+from maskmodel.classify.crops import resize_image
+from maskmodel.evaluation.evaluate import evaluate_detections
+from maskmodel.io.imageio import read_image
 from maskmodel.pipeline import Face
 
 SHARED = ROOT.parent / "shared"
@@ -42,7 +42,7 @@ QUANTIZATION = {"opset": 13, "float_head": True, "format": "QDQ", "per_channel":
 
 def calibration_paths(folders: list[Path], per_folder: int) -> list[Path]:
     """Up to `per_folder` evenly spaced image paths of each folder (train part only for VOC sets)."""
-    from maskmodel.crawl import iter_inputs
+    from maskmodel.io.crawl import iter_inputs
 
     chosen = []
     for folder in map(Path, folders):

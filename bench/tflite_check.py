@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import CROWD_DEV_OVERLAP
-from maskmodel.annotations import read_voc_folder
-from maskmodel.classifier import MaskClassifier
-from maskmodel.detector_config import one_face_detector
-from maskmodel.faces import largest_face
-from maskmodel.imageio import read_image
+from maskmodel.evaluation.annotations import read_voc_folder
+from maskmodel.classify.classifier import MaskClassifier
+from maskmodel.detect.detector_config import one_face_detector
+from maskmodel.detect.faces import largest_face
+from maskmodel.io.imageio import read_image
 
 
 def folder_crops(classifier: MaskClassifier, root: Path, per_class: int) -> tuple[list[np.ndarray], list[int]]:

@@ -3,7 +3,7 @@
     python -m bench.video [--out bench/results/video.json]
 
 The clip (1280x720, 75 frames at 25 fps) pans and zooms over a crowd-dev photo, so every frame holds
-faces. `maskmodel.video.annotate_video` (decode, detect, track, classify, draw, encode) runs with
+faces. `maskmodel.video.frames.annotate_video` (decode, detect, track, classify, draw, encode) runs with
 `--every` 1, 2 and 3, in one process; the target is real time (>= 15 fps).
 """
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from bench import common
 from maskmodel.pipeline import MaskDetector
-from maskmodel.video import annotate_video
+from maskmodel.video.frames import annotate_video
 
 PHOTO = ROOT.parent / "shared/datasets/crowd-dev/images/maksssksksss11.png"
 FRAMES, SIZE, FPS = 75, (1280, 720), 25.0

@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
-from maskmodel.exports import EXPORT_FORMATS
-from maskmodel.imageio import DEFAULT_MAX_PIXELS
-from maskmodel.storage import is_uri, open_folder
+from maskmodel.outputs.exports import EXPORT_FORMATS
+from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
+from maskmodel.io.storage import is_uri, open_folder
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
@@ -102,12 +102,12 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     """
     from tqdm import tqdm
 
-    from maskmodel.batch import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
-    from maskmodel.html_report import HTML_NAME
-    from maskmodel.batch import annotate as run_annotate
+    from maskmodel.batch.run import REPORT_NAME, SUMMARY_NAME, AnnotateSettings
+    from maskmodel.outputs.html_report import HTML_NAME
+    from maskmodel.batch.run import annotate as run_annotate
     from maskmodel.errors import UsageError
-    from maskmodel.exports import run_names
-    from maskmodel.labels import LabelStyle
+    from maskmodel.outputs.exports import run_names
+    from maskmodel.drawing.labels import LabelStyle
 
     detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
     if engine == "ray":
@@ -192,8 +192,8 @@ def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, box
     `error`)."""
     import numpy as np
 
-    from maskmodel.crawl import iter_inputs
-    from maskmodel.imageio import ImageReadError, decode_image, read_image
+    from maskmodel.io.crawl import iter_inputs
+    from maskmodel.io.imageio import ImageReadError, decode_image, read_image
 
     settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
     detector = mask_detector(model, settings)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import click
 
-from maskmodel.detector_config import (DEFAULT_FACE_DETECTOR, DETECTOR_CLASSES, PRESET_NAMES, DetectorConfig,
-                                       DetectorConfigError, missing_capability)
+from maskmodel.detect.detector_config import (DEFAULT_FACE_DETECTOR, DETECTOR_CLASSES, PRESET_NAMES, DetectorConfig,
+                                              DetectorConfigError, missing_capability)
 
 
 class FaceDetectorChoice(click.Choice):
@@ -74,7 +74,7 @@ def detector_settings(face_detector: str, preset: str, threshold: float | None, 
                       flip: bool | None, nms_iou: float | None, box_adjust: str | None) -> dict:
     """The options as `AnnotateSettings` fields: `detector` (a `DetectorConfig`: the options given
     explicitly over the preset's) and `box_adjust`."""
-    from maskmodel.boxstyle import BoxAdjust
+    from maskmodel.detect.boxstyle import BoxAdjust
 
     try:
         config = DetectorConfig.preset(preset, face_detector, score_threshold=threshold, scales=_parse_scales(scales),

@@ -59,9 +59,9 @@ def classify(root, out_dir, model, face_detector) -> None:
     import numpy as np
 
     import maskmodel
-    from maskmodel.evaluate import evaluate_classification_folder
-    from maskmodel.detector_config import one_face_detector
-    from maskmodel.plots import confusion_image, contact_sheet
+    from maskmodel.evaluation.evaluate import evaluate_classification_folder
+    from maskmodel.detect.detector_config import one_face_detector
+    from maskmodel.outputs.plots import confusion_image, contact_sheet
 
     classifier = maskmodel.load(model)
     detector = None if face_detector == "none" else one_face_detector(face_detector)
@@ -93,12 +93,12 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
 
     from tqdm import tqdm
 
-    from maskmodel.engines import iter_annotate
-    from maskmodel.worker import AnnotateSettings
-    from maskmodel.crawl import InputFile
-    from maskmodel.exports import box, probabilities
+    from maskmodel.batch.engines import iter_annotate
+    from maskmodel.batch.worker import AnnotateSettings
+    from maskmodel.io.crawl import InputFile
+    from maskmodel.outputs.exports import box, probabilities
     from maskmodel.pipeline import Face
-    from maskmodel.report import report_rows
+    from maskmodel.outputs.report import report_rows
 
     root = os.path.commonpath([str(image.image_path.parent) for image in images]) if images else "."
     items = [InputFile(image.image_path, os.path.relpath(image.image_path, root)) for image in images]
@@ -162,15 +162,16 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
 
     import numpy as np
 
-    from maskmodel.annotations import DatasetError, canonical_labels, read_voc_folder, read_yolo_folder, relabel
-    from maskmodel.evaluate import (box_style, classification_report, classify_annotated_boxes, evaluate_detections,
-                                    two_class_report)
-    from maskmodel.imageio import ImageReadError
-    from maskmodel.plots import confusion_image, curve_plot
+    from maskmodel.evaluation.annotations import (DatasetError, canonical_labels, read_voc_folder, read_yolo_folder,
+                                                  relabel)
+    from maskmodel.evaluation.evaluate import (box_style, classification_report, classify_annotated_boxes,
+                                               evaluate_detections, two_class_report)
+    from maskmodel.io.imageio import ImageReadError
+    from maskmodel.outputs.plots import confusion_image, curve_plot
 
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise click.UsageError(f"{out_dir} is not empty: use --overwrite or another --out")
-    skipped: list[tuple[str, str]] = []  # bad records: named, counted, left out (maskmodel.annotations)
+    skipped: list[tuple[str, str]] = []  # bad records: named, counted, left out (maskmodel.evaluation.annotations)
     try:
         if data_format == "voc":
             images = read_voc_folder(dataset, frozenset(exclude), skipped, images_dir)
@@ -229,7 +230,7 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
     curves = result.pop("curves")
     _write_json(out_dir / "metrics.json", result)
     if not classifier_only:
-        from maskmodel.exports import COCO_NAME, coco_json
+        from maskmodel.outputs.exports import COCO_NAME, coco_json
 
         (out_dir / COCO_NAME).write_bytes(coco_json(blocks, detector.classes))
     plot = curve_plot({f"{name} (AP50 {result['face_ap50'] if name == 'face' else result['ap50'][name]:.3f})":
@@ -265,8 +266,8 @@ def _fit_box(images: list, predictions: list, current, path: Path, dataset: Path
 
     import numpy as np
 
-    from maskmodel.boxstyle import fit_box_adjust
-    from maskmodel.evaluate import box_style, evaluate_detections, face_matches
+    from maskmodel.detect.boxstyle import fit_box_adjust
+    from maskmodel.evaluation.evaluate import box_style, evaluate_detections, face_matches
 
     _, _, _, predicted, truth = face_matches(images, predictions, ("with_mask", "without_mask"), 0.3)
     extra = fit_box_adjust(predicted, truth)

@@ -70,11 +70,11 @@ def _representative_crops(root: Path, size: int, samples: int):
     import cv2
     import numpy as np
 
-    from maskmodel.crawl import iter_inputs
-    from maskmodel.crops import CropPolicy, crop_face
-    from maskmodel.detector_config import one_face_detector
-    from maskmodel.faces import largest_face
-    from maskmodel.imageio import ImageReadError, read_image
+    from maskmodel.io.crawl import iter_inputs
+    from maskmodel.classify.crops import CropPolicy, crop_face
+    from maskmodel.detect.detector_config import one_face_detector
+    from maskmodel.detect.faces import largest_face
+    from maskmodel.io.imageio import ImageReadError, read_image
 
     files = list(iter_inputs([root]))
     chosen = [files[int(i)] for i in np.linspace(0, len(files) - 1, min(samples, len(files)))]

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from maskmodel import zoo
-from maskmodel.detector_config import missing_capability
+from maskmodel.detect.detector_config import missing_capability
+from maskmodel.runtime.opencv import OpenCVCapabilityError
 
 
 @click.group()
@@ -31,7 +32,7 @@ def _files_here(info: zoo.ModelVersion) -> bool:
     try:
         for format in info.files:
             zoo.weights_path(info.name, info.version, format, download=False)
-    except (zoo.WeightsUnavailableError, zoo.ChecksumError, zoo.OpenCVCapabilityError):
+    except (zoo.WeightsUnavailableError, zoo.ChecksumError, OpenCVCapabilityError):
         return False
     return True
 

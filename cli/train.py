@@ -52,7 +52,7 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
     if not verbose:  # read by TensorFlow when it loads, below
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    from maskmodel.detector_config import create_face_detector, one_face_detector
+    from maskmodel.detect.detector_config import create_face_detector, one_face_detector
     from maskmodel.training.train import TrainConfig, TrainingDataError
     from maskmodel.training.train import train as run_training
 

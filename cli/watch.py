@@ -25,9 +25,10 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     """Show (or write) the annotated stream with frames per second; press q in the window to quit."""
     import cv2
 
-    from maskmodel.draw import draw_faces
-    from maskmodel.tracking import IoUTracker
-    from maskmodel.video import VideoReadError, iter_frames, open_capture, open_video_writer, tracked_faces
+    from maskmodel.drawing.draw import draw_faces
+    from maskmodel.video.tracking import IoUTracker
+    from maskmodel.video.frames import (VideoReadError, iter_frames, open_capture, open_video_writer,
+                                        tracked_faces)
 
     settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from maskmodel.batch import AnnotateSettings, annotate  # noqa: E402
+from maskmodel.batch.run import AnnotateSettings, annotate  # noqa: E402
 
 PHOTO = ROOT.parent / "shared/datasets/crowd-dev/images/maksssksksss148.png"
 TARGET = ROOT / "docs/img/generated"
@@ -45,11 +45,11 @@ def pr_curves() -> None:
     import cv2
 
     from bench.common import CROWD_DEV_OVERLAP
-    from maskmodel.annotations import read_voc_folder
-    from maskmodel.evaluate import evaluate_detections
-    from maskmodel.imageio import read_image
+    from maskmodel.evaluation.annotations import read_voc_folder
+    from maskmodel.evaluation.evaluate import evaluate_detections
+    from maskmodel.io.imageio import read_image
     from maskmodel.pipeline import MaskDetector
-    from maskmodel.plots import curve_plot
+    from maskmodel.outputs.plots import curve_plot
 
     images = read_voc_folder(PHOTO.parent.parent, CROWD_DEV_OVERLAP)[:30]
     detector = MaskDetector()

@@ -12,7 +12,7 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports():
-    from maskmodel.imageio import ImageReadError, decode_image
+    from maskmodel.io.imageio import ImageReadError, decode_image
 
 
 def test_one_input(data: bytes) -> None:

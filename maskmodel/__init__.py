@@ -6,15 +6,16 @@ The runtime (this package's top level) needs only OpenCV and NumPy. Training liv
 
 from __future__ import annotations
 
-from maskmodel.imageio import read_image  # first: it sets OpenCV's pixel limit before cv2 loads
-from maskmodel.batch import AnnotateSettings, annotate
-from maskmodel.classifier import InputContract, MaskClassifier
-from maskmodel.crops import CropPolicy, crop_face
-from maskmodel.detector_config import DetectorConfig, available_detectors, create_face_detector
+from maskmodel.io.imageio import read_image  # first: it sets OpenCV's pixel limit before cv2 loads
+from maskmodel.batch.run import AnnotateSettings, annotate
+from maskmodel.classify.classifier import InputContract, MaskClassifier
+from maskmodel.classify.crops import CropPolicy, crop_face
+from maskmodel.detect.detector_config import DetectorConfig, available_detectors, create_face_detector
 from maskmodel.errors import MaskmodelError, UsageError
 from maskmodel.pipeline import MaskDetector
 from maskmodel.results import Detections, Face, ImageResult
-from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelVersion, list_models, load, model_info, weights_path
+from maskmodel.loading import load
+from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelVersion, list_models, model_info, weights_path
 
 __version__ = "0.1.0"
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskmodel.boxstyle import BOX_STYLES, BoxAdjust
-from maskmodel.capabilities import quiet_opencv
-from maskmodel.classifier import MaskClassifier
-from maskmodel.detector_config import DEFAULT_FACE_DETECTOR, DetectorConfig
-from maskmodel.faces import FaceDetector
-from maskmodel.imageio import ImageLike, as_bgr
-from maskmodel.local_models import is_local_model, model_record
+from maskmodel.detect.boxstyle import BOX_STYLES, BoxAdjust
+from maskmodel.runtime.opencv import quiet_opencv
+from maskmodel.classify.classifier import MaskClassifier
+from maskmodel.detect.detector_config import DEFAULT_FACE_DETECTOR, DetectorConfig
+from maskmodel.detect.faces import FaceDetector
+from maskmodel.io.imageio import ImageLike, as_bgr
+from maskmodel.zoo.local_models import is_local_model, model_record
 from maskmodel.results import Detections, Face
-from maskmodel.zoo import DEFAULT_CLASSIFIER, ModelNotFoundError, ModelVersion, list_models, load, model_info
+from maskmodel.loading import load
+from maskmodel.zoo.registry import DEFAULT_CLASSIFIER, ModelNotFoundError, ModelVersion, list_models, model_info
 
 
 class MaskDetector:
@@ -26,7 +27,7 @@ class MaskDetector:
             directory or `.onnx`), or a `MaskClassifier`.
         backend: classifier backend when `model` is a name (`"auto"`, `"opencv"`, `"onnxruntime"`).
         box_adjust: how the reported boxes are moved and scaled from the detector's (see
-            `maskmodel.boxstyle`); `None` takes the detector's default box style (`BOX_STYLES`).
+            `maskmodel.detect.boxstyle`); `None` takes the detector's default box style (`BOX_STYLES`).
             The classifier always crops the detector's own box.
         **detector_settings: with a short name, `DetectorConfig` settings (for example `score_threshold=`).
     """

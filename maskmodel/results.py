@@ -1,7 +1,7 @@
 """What `MaskDetector.detect` returns: `Face` records, and `Detections`, the faces of one image with the
 array views, exports and drawing that users of detection libraries expect (ultralytics `Results`,
 supervision `Detections`); and what `annotate`'s workers return for one input file: an `ImageResult`
-(`maskmodel.report` renders it as CSV rows)."""
+(`maskmodel.outputs.report` renders it as CSV rows)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from maskmodel.drawing.draw import draw_faces
+
 STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
 
 
@@ -20,7 +22,7 @@ class Face:
     """One detected face: its box in image pixels, detector score, label and class probabilities.
 
     Attributes:
-        track: in a video, the id of the track the face belongs to (`maskmodel.tracking`); else `None`.
+        track: in a video, the id of the track the face belongs to (`maskmodel.video.tracking`); else `None`.
         landmarks: five (x, y) points in image pixels (right eye, left eye, nose tip, right and left
             mouth corner), from detectors that find them (CenterFace, YuNet); else `None`. They are the
             detector's, not moved by the box style that moved `box`.
@@ -152,8 +154,6 @@ class Detections(Sequence):
 
     def plot(self, blur: bool = False) -> np.ndarray:
         """An annotated BGR copy of the image (as `maskmodel annotate` draws it)."""
-        from maskmodel.draw import draw_faces
-
         return draw_faces(self.image, list(self.faces), self.classes, blur=blur)
 
     def to_supervision(self):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 
 def crash_on_marked_files() -> None:
-    import maskmodel.worker
+    import maskmodel.batch.worker
 
-    original = maskmodel.worker.read_image
+    original = maskmodel.batch.worker.read_image
 
     def read_image(path, *args, **kwargs):
         name = Path(path).name
@@ -19,4 +19,4 @@ def crash_on_marked_files() -> None:
             os._exit(1)
         return original(path, *args, **kwargs)
 
-    maskmodel.worker.read_image = read_image
+    maskmodel.batch.worker.read_image = read_image

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 import maskmodel
 from maskmodel.cli.main import main
 from helpers import CROWD_DEV, crowd_images, write_image
-from maskmodel.annotations import read_voc
-from maskmodel.imageio import read_image
+from maskmodel.evaluation.annotations import read_voc
+from maskmodel.io.imageio import read_image
 
 # A street photo with five annotated faces of 40 px or more, masked and unmasked.
 MIXED = CROWD_DEV / "images" / "maksssksksss148.png"

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import CROWD_DEV, crowd_images
-from maskmodel.annotations import AnnotatedFace, AnnotatedImage, split_by_name
-from maskmodel.boxstyle import BoxAdjust, fit_box_adjust
-from maskmodel.evaluate import box_style
+from maskmodel.evaluation.annotations import AnnotatedFace, AnnotatedImage, split_by_name
+from maskmodel.detect.boxstyle import BoxAdjust, fit_box_adjust
+from maskmodel.evaluation.evaluate import box_style
 
 
 @dataclass

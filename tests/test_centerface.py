@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from helpers import CROWD_DEV, FACE_MODELS, crowd_images
-from maskmodel.annotations import read_voc
-from maskmodel.centerface import CenterFaceDetector, dynamic_onnx
-from maskmodel.boxes import box_iou, merge_passes, mirror_boxes, weighted_box_fusion
-from maskmodel.detector_config import create_face_detector
-from maskmodel.imageio import read_image
+from maskmodel.evaluation.annotations import read_voc
+from maskmodel.detect.centerface import CenterFaceDetector, dynamic_onnx
+from maskmodel.detect.boxes import box_iou, merge_passes, mirror_boxes, weighted_box_fusion
+from maskmodel.detect.detector_config import create_face_detector
+from maskmodel.io.imageio import read_image
 
 MODEL = FACE_MODELS / "centerface_bnmerged.onnx"
 

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maskmodel.crops import CropPolicy, crop_face, expand_box, resize_image
+from maskmodel.classify.crops import CropPolicy, crop_face, expand_box, resize_image
 
 
 def test_expand_box_square_with_margin():
@@ -44,11 +44,11 @@ def test_resize_rule_area_when_shrinking_linear_when_enlarging():
 
 
 def test_training_and_runtime_share_the_crop_function():
-    import maskmodel.classifier
+    import maskmodel.classify.classifier
     import maskmodel.training.data
 
     assert maskmodel.training.data.crop_face is crop_face
-    assert maskmodel.classifier.crop_face is crop_face
+    assert maskmodel.classify.classifier.crop_face is crop_face
 
 
 def test_training_crop_matches_runtime_crop():

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from maskmodel.annotations import AnnotatedFace, AnnotatedImage
-from maskmodel.evaluate import average_precision, evaluate_detections
+from maskmodel.evaluation.annotations import AnnotatedFace, AnnotatedImage
+from maskmodel.evaluation.evaluate import average_precision, evaluate_detections
 
 
 @dataclass

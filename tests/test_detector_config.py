@@ -9,10 +9,10 @@ import pytest
 import maskmodel
 from helpers import FACE_MODELS, crowd_images
 from maskmodel import zoo
-from maskmodel.centerface import CenterFaceDetector
-from maskmodel.detector_config import DETECTOR_CLASSES, DetectorConfig, DetectorConfigError
-from maskmodel.faces import SSDDetector, YuNetDetector
-from maskmodel.imageio import read_image
+from maskmodel.detect.centerface import CenterFaceDetector
+from maskmodel.detect.detector_config import DETECTOR_CLASSES, DetectorConfig, DetectorConfigError
+from maskmodel.detect.faces import SSDDetector, YuNetDetector
+from maskmodel.io.imageio import read_image
 
 
 def test_presets_are_data_beside_each_detector_and_overrides_win():

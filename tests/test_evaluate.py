@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import COVID, CROWD_DEV
-from maskmodel.annotations import read_voc_folder
+from maskmodel.evaluation.annotations import read_voc_folder
 
 NAMES = ["with_mask", "without_mask", "mask_weared_incorrect"]
 

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import crowd_images
-from maskmodel.boxes import box_iou, mirror_boxes
-from maskmodel.detector_config import PRESET_NAMES, DetectorConfig, create_face_detector
-from maskmodel.imageio import read_image
+from maskmodel.detect.boxes import box_iou, mirror_boxes
+from maskmodel.detect.detector_config import PRESET_NAMES, DetectorConfig, create_face_detector
+from maskmodel.io.imageio import read_image
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import CROWD_DEV, write_image
-from maskmodel.html_report import MAX_GALLERY, MAX_REVIEW, build_html
+from maskmodel.outputs.html_report import MAX_GALLERY, MAX_REVIEW, build_html
 
 CHROMIUM = Path("/usr/bin/chromium")
 

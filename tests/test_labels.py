@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import CROWD_DEV
-from maskmodel.draw import PALETTE, colour, draw_faces, label_layout
-from maskmodel.labels import LabelStyle, caption, class_tags, place_labels
+from maskmodel.drawing.draw import PALETTE, colour, draw_faces, label_layout
+from maskmodel.drawing.labels import LabelStyle, caption, class_tags, place_labels
 from maskmodel.pipeline import Face, MaskDetector
 
 DENSE = [CROWD_DEV / "images" / f"maksssksksss{n}.png" for n in (518, 240, 695)]  # 83, 61, 28 annotated faces

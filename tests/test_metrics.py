@@ -1,6 +1,6 @@
 import numpy as np
 
-from maskmodel.metrics import classification_report, confusion_matrix, roc_auc
+from maskmodel.evaluation.metrics import classification_report, confusion_matrix, roc_auc
 
 
 def test_confusion_matrix_counts():

@@ -74,8 +74,8 @@ DETECTORS_SCRIPT = """
 import json, sys
 import cv2
 import maskmodel
-from maskmodel.centerface import CenterFaceDetector
-from maskmodel.detector_config import DETECTOR_CLASSES, DetectorConfig
+from maskmodel.detect.centerface import CenterFaceDetector
+from maskmodel.detect.detector_config import DETECTOR_CLASSES, DetectorConfig
 photos = [cv2.imread(path) for path in sys.argv[1:]]
 found = {name: [DetectorConfig(name).build().detect(photo).tolist() for photo in photos] for name in DETECTOR_CLASSES}
 found["centerface-opencv"] = [CenterFaceDetector(maskmodel.weights_path("centerface"), backend="opencv").detect(photo).tolist()

@@ -2,7 +2,7 @@
 it finds faces on a real photo, or is refused in one line that names the remedy, never a traceback.
 
 The same checks on OpenCV 4.12 are in test_opencv4.py, with the SSD's ONNX against its TensorFlow graph
-(OpenCV 5.1 cannot read the graph); the capability check itself is `maskmodel.capabilities`.
+(OpenCV 5.1 cannot read the graph); the capability check itself is `maskmodel.runtime.opencv`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import CROWD_DEV, crowd_images
-from maskmodel.capabilities import CAPABILITIES, OpenCVCapabilityError, has, require, summary
+from maskmodel.runtime.opencv import CAPABILITIES, OpenCVCapabilityError, has, require, summary
 from maskmodel.cli.detector import FaceDetectorChoice
 from maskmodel.cli.main import main
-from maskmodel.detector_config import DETECTOR_CLASSES, DetectorConfig, missing_capability
+from maskmodel.detect.detector_config import DETECTOR_CLASSES, DetectorConfig, missing_capability
 
 CLI_DETECTORS = FaceDetectorChoice().choices  # the CLI's own list: a detector added later is covered
 PHOTO = CROWD_DEV / "images" / "maksssksksss11.png"  # a street photo where every detector, Haar too, finds faces
@@ -66,7 +66,7 @@ def test_ssd_onnx_runs_in_onnxruntime_as_in_opencv():
 
 def assert_same_boxes(found: np.ndarray, expected: np.ndarray) -> None:
     """Same faces: each expected box matched by IoU >= 0.99 with a score within 1e-3."""
-    from maskmodel.boxes import box_iou
+    from maskmodel.detect.boxes import box_iou
 
     assert len(found) == len(expected)
     for box in expected:

@@ -13,8 +13,8 @@ import pytest
 
 import maskmodel
 from helpers import CROWD_DEV, ROOT
-from maskmodel.boxstyle import BoxAdjust
-from maskmodel.imageio import read_image
+from maskmodel.detect.boxstyle import BoxAdjust
+from maskmodel.io.imageio import read_image
 from maskmodel.pipeline import MaskDetector
 
 DOC = (ROOT / "docs" / "opencv.md").read_text()

@@ -20,10 +20,10 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import CROWD_DEV, crowd_images, write_image
-from maskmodel.report import COLUMNS, original_path
+from maskmodel.outputs.report import COLUMNS, original_path
 from maskmodel import zoo
-from maskmodel.detector_config import DEFAULT_FACE_DETECTOR
-from maskmodel.runstate import RunState
+from maskmodel.detect.detector_config import DEFAULT_FACE_DETECTOR
+from maskmodel.io.runstate import RunState
 
 MIXED = CROWD_DEV / "images" / "maksssksksss148.png"  # five faces
 

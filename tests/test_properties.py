@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maskmodel.crops import CropPolicy, crop_face, expand_box
-from maskmodel.boxes import box_iou, non_max_suppression
-from maskmodel.report import COLUMNS, ReportWriter, original_path, prepare_resume, report_path_text, report_rows
+from maskmodel.classify.crops import CropPolicy, crop_face, expand_box
+from maskmodel.detect.boxes import box_iou, non_max_suppression
+from maskmodel.outputs.report import COLUMNS, ReportWriter, original_path, prepare_resume, report_path_text, report_rows
 from maskmodel.results import ImageResult
 
 coordinate = st.floats(-50, 700, allow_nan=False)

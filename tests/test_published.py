@@ -7,9 +7,9 @@ import pytest
 
 import maskmodel
 from helpers import COVID, CROWD_DEV
-from maskmodel.annotations import read_voc_folder
-from maskmodel.classifier import InputContract, MaskClassifier
-from maskmodel.imageio import read_image
+from maskmodel.evaluation.annotations import read_voc_folder
+from maskmodel.classify.classifier import InputContract, MaskClassifier
+from maskmodel.io.imageio import read_image
 
 PUBLISHED = maskmodel.list_models(task="classification")
 VERSIONS = [f"{name}@{version}" for name in PUBLISHED for version in maskmodel.zoo.manifest()["models"][name]["versions"]]

@@ -57,8 +57,8 @@ def test_dead_workers_are_replaced_and_their_images_retried(tmp_path):
     as an error row, and every other image is reported as the local engine reports it."""
     import ray
 
-    from maskmodel.batch import AnnotateSettings, annotate
-    from maskmodel.distributed import MAX_ATTEMPTS
+    from maskmodel.batch.run import AnnotateSettings, annotate
+    from maskmodel.batch.distributed import MAX_ATTEMPTS
 
     folder = tmp_path / "in"
     folder.mkdir()

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import crowd_images, upload_tree
-from maskmodel.storage import RemoteFolder, open_folder
-from maskmodel.report import PARTS_FOLDER, ReportMirror, ReportWriter
+from maskmodel.io.storage import RemoteFolder, open_folder
+from maskmodel.outputs.report import PARTS_FOLDER, ReportMirror, ReportWriter
 from test_video import FRAMES, SIZE, frame_count, make_clip
 
 pafs = pytest.importorskip("pyarrow.fs")

@@ -1,4 +1,4 @@
-"""Result records (issue 15, item 4): `ImageResult` is what the workers return and only `maskmodel.report`
+"""Result records (issue 15, item 4): `ImageResult` is what the workers return and only `maskmodel.outputs.report`
 turns it into CSV rows; faces carry the detector's landmarks."""
 
 import ast
@@ -7,15 +7,15 @@ import pickle
 import pytest
 
 from helpers import ROOT, crowd_images
-from maskmodel.imageio import read_image
+from maskmodel.io.imageio import read_image
 from maskmodel.pipeline import MaskDetector
-from maskmodel.report import COLUMNS, report_rows
+from maskmodel.outputs.report import COLUMNS, report_rows
 from maskmodel.results import Face, Frame, ImageResult
 
 MASKED = {"with_mask": 0.91234, "without_mask": 0.08766}
 UNMASKED = {"with_mask": 0.2, "without_mask": 0.8}
 # modules between a worker and the report writer: they carry ImageResults and never read or build rows
-IN_FLIGHT = ("worker", "engines", "distributed", "batch")
+IN_FLIGHT = ("batch/worker", "batch/engines", "batch/distributed", "batch/run")
 REPORT_ONLY = set(COLUMNS) - {"path", "output", "width", "height", "detector", "model", "score", "label"}
 
 
@@ -63,14 +63,14 @@ def _row_keys(tree: ast.AST) -> list[str]:
 
 def _from_report(tree: ast.AST) -> set[str]:
     return {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-            and node.module == "maskmodel.report" for alias in node.names}
+            and node.module == "maskmodel.outputs.report" for alias in node.names}
 
 
 def test_only_the_report_renders_rows():
     for name in IN_FLIGHT:
         tree = ast.parse((ROOT / "maskmodel" / f"{name}.py").read_text(encoding="utf-8"))
         assert _row_keys(tree) == [], f"maskmodel/{name}.py builds or reads report rows"
-        if name != "batch":  # the report writer's caller renders each result once, as it writes it
+        if name != "batch/run":  # the report writer's caller renders each result once, as it writes it
             assert _from_report(tree) <= {"WORKER_DIED", "original_path", "report_path_text"}, name
 
 

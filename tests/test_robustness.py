@@ -19,7 +19,7 @@ from maskmodel.cli.main import main
 from helpers import CROWD_DEV
 from hostile import make_hostile_folder
 from maskmodel import zoo
-from maskmodel.report import report_rows
+from maskmodel.outputs.report import report_rows
 from maskmodel.results import ImageResult
 
 
@@ -191,10 +191,10 @@ def die_in_worker(path, marker):
 
 
 def test_dead_worker_processes_are_replaced_and_their_images_retried(tmp_path):
-    from maskmodel.engines import MAX_ATTEMPTS, iter_annotate
-    from maskmodel.report import WORKER_DIED as DIED
-    from maskmodel.worker import AnnotateSettings
-    from maskmodel.crawl import InputFile
+    from maskmodel.batch.engines import MAX_ATTEMPTS, iter_annotate
+    from maskmodel.outputs.report import WORKER_DIED as DIED
+    from maskmodel.batch.worker import AnnotateSettings
+    from maskmodel.io.crawl import InputFile
 
     photos = sorted((CROWD_DEV / "images").glob("*.png"))[:7]
     settings = AnnotateSettings(out_dir=str(tmp_path / "out"), dry_run=True)

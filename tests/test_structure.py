@@ -1,7 +1,12 @@
-"""The package's shape: its modules import each other without cycles and use no other module's private
-names (issue 15); imports under `if TYPE_CHECKING:` are for type hints only and do not count."""
+"""The package's shape (issues 15 and 27). The layers and the absence of import cycles are import-linter's
+contracts in setup.cfg (tests/test_architecture.py runs them); this file checks what they do not: the
+library never imports the CLI (cli/, outside maskmodel/), no module uses another module's private names, every subpackage ships in the wheel, and the public names
+stay where users find them."""
 
 import ast
+import configparser
+import importlib
+import pkgutil
 from pathlib import Path
 
 from helpers import ROOT
@@ -17,59 +22,54 @@ def _modules() -> dict[str, Path]:
     return modules
 
 
-def _imports(path: Path, modules: dict[str, Path]) -> list[tuple[str, str]]:
-    """(module imported, name) of every maskmodel import in a file, lazy ones included."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and "TYPE_CHECKING" in ast.unparse(block.test) for node in ast.walk(block)}
+def _private_imports(name: str, path: Path, modules: dict[str, Path]) -> list[str]:
+    """`module.name` of every private name a file imports from another maskmodel module."""
     found = []
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "maskmodel":
-            for alias in node.names:
-                submodule = f"{node.module}.{alias.name}"
-                found.append((submodule, "") if submodule in modules else (node.module, alias.name))
-        elif isinstance(node, ast.Import):
-            found += [(alias.name, "") for alias in node.names if alias.name.split(".")[0] == "maskmodel"]
+            found += [f"{node.module}.{alias.name}" for alias in node.names if alias.name.startswith("_")
+                      and f"{node.module}.{alias.name}" not in modules and node.module != name]
     return found
 
 
-def test_no_import_cycle_and_no_private_import_across_modules():
+def test_no_private_import_across_modules():
     modules = _modules()
-    graph = {name: set() for name in modules}
-    private = []
-    for name, path in modules.items():
-        for target, imported in _imports(path, modules):
-            if target in modules and target != name:
-                graph[name].add(target)
-            if imported.startswith("_"):
-                private.append(f"{name} imports {target}.{imported}")
+    private = [f"{name} imports {target}" for name, path in modules.items()
+               for target in _private_imports(name, path, modules)]
     assert private == []
-    state: dict[str, int] = {}  # 1 on the current path, 2 done
 
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for target in sorted(graph[name]):
-            assert state.get(target) != 1, "import cycle: " + " -> ".join(path[path.index(target):] + [target])
-            if target not in state:
-                visit(target, path + [target])
-        state[name] = 2
 
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [name])
+def test_the_library_never_imports_the_cli():
+    """cli/ (installed as maskmodel.cli) is the top of the stack; import-linter reads only maskmodel/."""
+    found = []
+    for name, path in _modules().items():
+        if name == "maskmodel.__main__":  # `python -m maskmodel` is the CLI's entry point
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                       else [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            found += [f"{name} imports {target}" for target in targets if target.startswith("maskmodel.cli")]
+    assert found == []
+
+
+def test_every_subpackage_is_packaged():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found | {"maskmodel.cli", "maskmodel.weights"} == listed  # both mapped by package_dir
 
 
 def test_public_names_are_importable_and_annotate_is_the_function():
-    import importlib
-
     import maskmodel
 
     for name in set(maskmodel.__all__) - {"build_model"}:  # build_model imports Keras: test_builder uses it
         assert getattr(maskmodel, name) is not None, name
-    importlib.import_module("maskmodel.batch")  # importing the module behind it does not shadow the function
-    from maskmodel import AnnotateSettings, DetectorConfig, annotate
+    for module in pkgutil.walk_packages(maskmodel.__path__, "maskmodel."):  # the runtime: no Keras here
+        if not module.name.startswith("maskmodel.training") and not module.name.endswith("__main__"):
+            importlib.import_module(module.name)  # no subpackage or module shadows a public name
+    from maskmodel import AnnotateSettings, DetectorConfig, annotate, load
 
-    assert callable(annotate) and annotate.__module__ == "maskmodel.batch"
+    assert callable(annotate) and annotate.__module__ == "maskmodel.batch.run"
+    assert maskmodel.annotate is annotate and maskmodel.load is load and load.__module__ == "maskmodel.loading"
     assert AnnotateSettings("out").detector == DetectorConfig()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import COVID, CROWD_DEV, SHARED
-from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder
+from maskmodel.evaluation.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder
 from maskmodel.training.photos import aligned_boxes, split_photos
 
 ILC = SHARED / "datasets" / "ilc-2021"
@@ -50,7 +50,7 @@ def test_photo_split_is_deterministic_and_duplicate_aware(tmp_path):
 @pytest.fixture(scope="module")
 def three_class_run(tmp_path_factory):
     pytest.importorskip("keras")
-    from maskmodel.detector_config import create_face_detector, one_face_detector
+    from maskmodel.detect.detector_config import create_face_detector, one_face_detector
     from maskmodel.training.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("three")
@@ -82,12 +82,12 @@ def test_three_class_training_run(three_class_run):
 
 
 def test_three_class_model_through_the_runtime(three_class_run, tmp_path):
-    from maskmodel.classifier import InputContract, MaskClassifier
-    from maskmodel.crops import CropPolicy
-    from maskmodel.draw import COLOURS, draw_faces
-    from maskmodel.evaluate import evaluate_annotated_faces
+    from maskmodel.classify.classifier import InputContract, MaskClassifier
+    from maskmodel.classify.crops import CropPolicy
+    from maskmodel.drawing.draw import COLOURS, draw_faces
+    from maskmodel.evaluation.evaluate import evaluate_annotated_faces
     from maskmodel.pipeline import Face, MaskDetector
-    from maskmodel.report import Summary, report_rows
+    from maskmodel.outputs.report import Summary, report_rows
     from maskmodel.results import ImageResult
 
     out, metrics = three_class_run

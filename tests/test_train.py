@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("keras")
 
 from helpers import COVID, write_image  # noqa: E402
-from maskmodel.detector_config import one_face_detector  # noqa: E402
+from maskmodel.detect.detector_config import one_face_detector  # noqa: E402
 from maskmodel.training.train import TrainConfig, TrainingDataError, train  # noqa: E402
 
 TINY = TrainConfig(alpha=0.35, input_size=224, augmented_copies=1, head_epochs=1, finetune_epochs=1, batch_size=8)

@@ -139,8 +139,8 @@ def test_training_offline_says_how_to_provide_the_imagenet_weights(tmp_path, mon
 
 
 def test_haar_runs_or_is_refused_in_one_line_naming_the_remedy():
-    from maskmodel.capabilities import OpenCVCapabilityError
-    from maskmodel.detector_config import available_detectors
+    from maskmodel.runtime.opencv import OpenCVCapabilityError
+    from maskmodel.detect.detector_config import available_detectors
 
     result = CliRunner().invoke(main, ["predict", str(MIXED), "--face-detector", "haar"])
     if hasattr(cv2, "CascadeClassifier"):  # opencv-python 4.x, or opencv-contrib-python

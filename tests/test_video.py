@@ -127,7 +127,7 @@ def test_watch_missing_camera_is_a_clear_error():
 
 def test_one_frame_flicker_does_not_flip_a_track():
     from maskmodel.pipeline import Face
-    from maskmodel.tracking import IoUTracker
+    from maskmodel.video.tracking import IoUTracker
 
     tracker = IoUTracker()
     masked = {"with_mask": 0.95, "without_mask": 0.05}
@@ -142,7 +142,7 @@ def test_one_frame_flicker_does_not_flip_a_track():
 
 def test_video_faces_carry_their_track_and_landmarks(tmp_path):
     from maskmodel.pipeline import MaskDetector
-    from maskmodel.video import annotate_video
+    from maskmodel.video.frames import annotate_video
 
     results, size = annotate_video(make_clip(tmp_path / "street.avi"), MaskDetector(), None)
     frames = [frame for frame, _ in results]

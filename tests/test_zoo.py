@@ -98,7 +98,7 @@ def test_models_cli_list_and_info():
 
 def test_models_list_tells_the_truth():
     """Every published version is listed; the defaults come from one place; `local` means here and runnable."""
-    from maskmodel.detector_config import DEFAULT_FACE_DETECTOR, missing_capability
+    from maskmodel.detect.detector_config import DEFAULT_FACE_DETECTOR, missing_capability
 
     listed = json.loads(CliRunner().invoke(main, ["models", "list", "--json"]).output)  # one JSON document
     published = {info.spec for name in zoo.list_models() for info in zoo.model_versions(name)}

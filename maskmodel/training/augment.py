@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskmodel.crops import CropPolicy, resize_image
+from maskmodel.classify.crops import CropPolicy, resize_image
 from maskmodel.training.data import CONTEXT_MARGIN
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmodel.crops import CropPolicy, crop_face
-from maskmodel.faces import largest_face
-from maskmodel.imageio import ImageReadError, read_image
+from maskmodel.classify.crops import CropPolicy, crop_face
+from maskmodel.detect.faces import largest_face
+from maskmodel.io.imageio import ImageReadError, read_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SPLITS = ("train", "val", "test")

@@ -19,10 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmodel.annotations import AnnotatedImage, canonical_labels, read_voc_folder
-from maskmodel.crops import CropPolicy, crop_face
-from maskmodel.evaluate import match_detections
-from maskmodel.imageio import read_image
+from maskmodel.evaluation.annotations import AnnotatedImage, canonical_labels, read_voc_folder
+from maskmodel.classify.crops import CropPolicy, crop_face
+from maskmodel.evaluation.evaluate import match_detections
+from maskmodel.io.imageio import read_image
 from maskmodel.training.data import (
     CONTEXT_MARGIN, CONTEXT_SIZE, SPLITS, CropSet, Sample, assign_splits, group_duplicates, difference_hash,
 )

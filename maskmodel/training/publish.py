@@ -26,13 +26,13 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from maskmodel.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder
-from maskmodel.classifier import InputContract, MaskClassifier
-from maskmodel.crops import CropPolicy
-from maskmodel.evaluate import TWO_CLASSES, evaluate_annotated_faces
-from maskmodel.detector_config import one_face_detector
-from maskmodel.faces import largest_face
-from maskmodel.imageio import read_image
+from maskmodel.evaluation.annotations import AnnotatedFace, AnnotatedImage, read_voc_folder
+from maskmodel.classify.classifier import InputContract, MaskClassifier
+from maskmodel.classify.crops import CropPolicy
+from maskmodel.evaluation.evaluate import TWO_CLASSES, evaluate_annotated_faces
+from maskmodel.detect.detector_config import one_face_detector
+from maskmodel.detect.faces import largest_face
+from maskmodel.io.imageio import read_image
 from maskmodel.training.photos import split_photos
 from maskmodel.training.model_card import render
 from maskmodel.zoo import SEMVER, sha256_of

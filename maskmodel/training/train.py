@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from maskmodel.classifier import InputContract
-from maskmodel.crops import CropPolicy
-from maskmodel.faces import FaceDetector
-from maskmodel.local_models import CONTRACT_NAME
-from maskmodel.metrics import classification_report
+from maskmodel.classify.classifier import InputContract
+from maskmodel.classify.crops import CropPolicy
+from maskmodel.detect.faces import FaceDetector
+from maskmodel.zoo.local_models import CONTRACT_NAME
+from maskmodel.evaluation.metrics import classification_report
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import SPLITS, CropSet, build_crop_sets, load_dataset
 from maskmodel.training.photos import build_photo_crop_sets, face_counts, split_photos

@@ -1,0 +1,258 @@
+"""Batch annotation: crawl → plan the outputs → run the per-image work → report, exports, summary.
+
+`annotate` checks inputs, output folder and models, lists the inputs (resuming skips what is
+reported), gives each its output name (`maskmodel.io.layout`), runs `maskmodel.batch.worker.Annotator` on each
+through an engine (`maskmodel.batch.engines`: this process or a pool of `jobs` processes; or Ray,
+`maskmodel.batch.distributed`), and writes `report.csv`, the exports and `summary.json`. Results come back in
+input order, so reports are stable. Videos go through `maskmodel.video.frames` and get per-frame rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskmodel.io.crawl import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputFile, iter_inputs
+from maskmodel.detect.detector_config import DetectorConfig
+from maskmodel.batch.engines import iter_annotate
+from maskmodel.errors import UsageError
+from maskmodel.outputs.exports import ExportWriter, label_names
+from maskmodel.outputs.html_report import HTML_NAME, build_html
+from maskmodel.io.layout import OutputNames, input_file, output_name, resolve_inputs
+from maskmodel.io.storage import LocalFolder, RemoteFolder, local_path, open_folder
+from maskmodel.pipeline import MaskDetector
+from maskmodel.outputs.report import (ReportMirror, ReportWriter, Summary, original_path, is_video_path, prepare_resume,
+                                      read_report, report_path_text, report_rows)
+from maskmodel.results import ImageResult
+from maskmodel.io.runstate import OWN_FILES, RunState
+from maskmodel.batch.worker import AnnotateSettings, build_detector
+from maskmodel.zoo.registry import model_info
+
+REPORT_NAME, SUMMARY_NAME = OWN_FILES
+
+
+def annotate(
+    inputs: list[Path | str],
+    settings: AnnotateSettings,
+    jobs: int = 1,
+    resume: bool = False,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    hidden: bool = False,
+    on_image: Callable[[ImageResult], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    overwrite: bool = False,
+) -> Summary:
+    """Annotate every image under `inputs` into `settings.out_dir`; write the report and summary.
+
+    Nothing is written before the inputs, the output folder and the models are checked: overlaps
+    between inputs and output, an output folder in use by another run or not written by maskmodel, a
+    damaged report to resume, and missing or corrupt models raise (`UsageError` and the zoo's errors).
+    Originals are never written (`maskmodel.io.layout`). `settings.out_dir` may be a URI
+    (`s3://bucket/run`): the workers write the annotated copies there, and the report is uploaded as it
+    grows (`maskmodel.outputs.report.ReportMirror`).
+
+    Args:
+        inputs: files and directories, and folder URIs (`s3://bucket/photos`).
+        settings: output directory, models, drawing and format options.
+        jobs: worker processes. Defaults to `1`.
+        resume: skip images already in an existing report and append to it.
+        include: glob patterns (relative paths or file names) a file must match, if any are given.
+        exclude: glob patterns of files to skip.
+        hidden: also crawl hidden files and directories.
+        on_image: called with the `ImageResult` of each finished image (progress bars).
+        on_start: called with the number of images to process.
+        engine: `"local"` (`jobs` processes) or `"ray"` (Ray actors, see `maskmodel.batch.distributed`).
+        address: Ray cluster address for `engine="ray"` (`None`: a local Ray started for the run).
+        num_cpus: CPUs of that local Ray. Defaults to all.
+        overwrite: write into a non-empty output folder of an earlier run, removing what that run wrote.
+    """
+    started = time.time()
+    roots = resolve_inputs(inputs, settings.out_dir)
+    folder = open_folder(settings.out_dir)
+    _check_output(folder, resume, overwrite)
+    detector = build_detector(settings)  # before anything is written: a bad model is one clear error
+    unknown = sorted(set(settings.save_crops or ()) - set(detector.classes))
+    if unknown:
+        raise UsageError(f"Expected --save-crops classes among {detector.classes}. Received: {', '.join(unknown)}")
+    with ExitStack() as cleanup:
+        state = None
+        if not folder.remote:
+            state = RunState(folder.root)
+            state.acquire()
+            cleanup.callback(state.release)
+            settings = dataclasses.replace(settings, temp_prefix=state.temp_prefix)
+            folder.temp_prefix = state.temp_prefix
+            if overwrite and not resume:
+                state.remove_previous_outputs()
+        report_path, mirror = cleanup.enter_context(_report_location(folder))
+        if resume and mirror:
+            mirror.restore()
+        done = prepare_resume(report_path, state and state.folder / "report.csv.tmp") if resume else set()
+        if mirror:  # one remote report.csv from here on: the restored rows, no parts of an older run
+            mirror.publish()
+        if resume:  # images a killed run was still writing: never complete, never under a final name
+            if state:
+                state.remove_temporary_files(skip=[r.real for r in roots if r.real is not None and r.is_dir])
+            else:
+                folder.remove_temporary_files()
+        summary = Summary()
+        items, copies = _plan(roots, folder, state, settings, include, exclude, hidden, summary.skipped_files, done)
+        exports = ExportWriter(folder, state, detector.classes, settings.save, settings.save_json, copies)
+        exports.claim([name for item in items if item.error is None and not is_video_path(item.relative)
+                       for name in label_names(original_path(report_path_text(item.relative)), settings.save)])
+        if on_start:
+            on_start(len(items))
+        writer = ReportWriter(report_path, append=resume)
+        completed, blocks = False, None
+        try:
+            if engine == "ray":
+                from maskmodel.batch.distributed import iter_annotate_ray
+
+                results = iter_annotate_ray(items, settings, address, num_cpus)
+            else:
+                results = iter_annotate(items, settings, jobs, detector)
+            for result in results:
+                rows = report_rows(result)
+                exports.image(rows, result.crops)  # first: a resumed image writes them again
+                writer.write(rows)
+                summary.processed += 1
+                if mirror:
+                    mirror.sync()
+                if on_image:
+                    on_image(result)
+            blocks = read_report(report_path)  # read once: the run-level exports and the summary
+            _finish_exports(exports, blocks, bool(done), detector, settings, folder, roots)
+            completed = True
+        finally:
+            writer.close()
+            whole = Summary.of_blocks(read_report(report_path) if blocks is None else blocks)
+            summary = dataclasses.replace(whole, processed=summary.processed, skipped_files=summary.skipped_files,
+                                          seconds=time.time() - started)
+            record = {"settings": {**asdict(settings), "out_dir": str(folder)},  # no credentials of a URI
+                      "used": _what_was_used(detector, settings.detector, engine, jobs, inputs, started),
+                      "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict(),
+                      "exports_refused": exports.refused}
+            try:
+                if mirror:
+                    mirror.publish()
+                folder.write_bytes(SUMMARY_NAME, json.dumps(record, indent=2).encode())
+            except OSError:
+                if completed:  # otherwise the error that stopped the run is the one to report
+                    raise
+    return summary
+
+
+def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, jobs: int, inputs: list,
+                   started: float) -> dict:
+    """Enough to rerun a run: inputs, the face detector's model version and settings in force (defaults
+    resolved), the classifier, the versions of the software, start and end time."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str | None:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    face_detector = detector.face_detector
+    settings = {key: getattr(face_detector, key) for key in ("scales", "score_threshold", "nms_threshold", "flip",
+                                                             "input_size", "min_size") if hasattr(face_detector, key)}
+    return {
+        "inputs": [str(_public(i)) for i in inputs],
+        "face_detector": {"name": face_detector.name, "model": model_info(config.name, config.version).spec,
+                          **settings},
+        "model": detector.model_name,
+        "classes": detector.classes,
+        "classifier_backend": getattr(detector.classifier, "backend", None),
+        "engine": engine, "jobs": jobs,
+        "versions": {"maskmodel": installed("maskmodel"), "opencv": cv2.__version__, "numpy": np.__version__,
+                     "onnxruntime": installed("onnxruntime")},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _public(location: Path | str) -> str:
+    """A location without the credentials or options a URI may carry."""
+    return str(location) if local_path(location) is not None else str(open_folder(location))
+
+
+def _finish_exports(exports: ExportWriter, blocks: list[list[dict]], resumed: bool, detector: MaskDetector,
+                    settings: AnnotateSettings, folder: LocalFolder | RemoteFolder, roots) -> None:
+    """The run-level files, from the whole report: the --save ones and report.html."""
+    exports.finish(blocks, resumed)
+    exports.claim([HTML_NAME])
+    setup = f"detector {settings.detector.name}, classifier {detector.model_name}, output {folder}"
+    exports.write(HTML_NAME, build_html(blocks, detector.classes, lambda path: input_file(path, roots), setup).encode())
+
+
+def _check_output(folder: LocalFolder | RemoteFolder, resume: bool, overwrite: bool) -> None:
+    """Refuse an output folder that cannot be written safely (raises `UsageError`)."""
+    if folder.remote:
+        if not (resume or overwrite or folder.is_empty()):
+            raise UsageError(f"{folder} is not empty: use --resume to continue or --overwrite")
+        return
+    root = folder.root
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file, not a directory")
+    if folder.is_empty():
+        return
+    if not (resume or overwrite):
+        raise UsageError(f"{root} is not empty: use --resume to continue or --overwrite")
+    for name in OWN_FILES:
+        if (root / name).is_symlink():
+            raise UsageError(f"{root / name} is a symlink: maskmodel never writes through one")
+    if not RunState.exists_in(root) and any((root / name).exists() for name in OWN_FILES):
+        raise UsageError(f"{root} holds a report that maskmodel did not write (no {root / '.maskmodel'}): "
+                         "choose an empty or new --out")
+
+
+def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, settings: AnnotateSettings,
+          include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool, skipped: Counter,
+          done: set[str]) -> tuple[list[InputFile], set[str]]:
+    """The inputs still to do, each with the distinct name of its annotated copy (recorded in the run
+    state before any is written), or an error when no name would be safe; and the annotated-copy names
+    of all inputs, done ones included."""
+    names = OutputNames(None if folder.remote else folder.root, roots, state.written() if state else set())
+    skip = None if folder.remote else folder.root
+    items, new_names = [], []
+    for item in iter_inputs(roots, skip, include, exclude, hidden, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, skipped):
+        video = item.path.suffix.lower() in VIDEO_EXTENSIONS
+        name = names.assign(output_name(item.relative, settings.image_format, video))
+        if report_path_text(item.relative) in done:
+            continue
+        if item.error is None and name is None:
+            item = dataclasses.replace(item, error="its annotated copy would be written inside an input folder; "
+                                                   "choose an --out outside the inputs")
+        elif name is not None:
+            item = dataclasses.replace(item, output=name)
+            new_names.append(name)
+        items.append(item)
+    if state and not settings.dry_run:
+        state.record([name for name in new_names if name not in names.owned])
+    return items, names.used
+
+
+@contextmanager
+def _report_location(folder: LocalFolder | RemoteFolder) -> Iterator[tuple[Path, ReportMirror | None]]:
+    """The local report file to write, and for a remote folder the mirror that uploads it."""
+    if not folder.remote:
+        yield folder.root / REPORT_NAME, None
+        return
+    with tempfile.TemporaryDirectory(prefix="maskmodel-report-") as staging:
+        local = Path(staging) / REPORT_NAME
+        yield local, ReportMirror(folder, local, REPORT_NAME)

@@ -1,0 +1,231 @@
+"""CenterFace: an anchor-free face detector with a stride-4 heat map, strong on small faces.
+
+The upstream ONNX file (Star-Clouds/CenterFace, MIT) declares a fixed 10x3x32x32 input;
+`dynamic_onnx` rewrites its graph inputs and outputs to `[N, C, H, W]` in memory at load time (a
+few lines of protobuf, no `onnx` package needed), so the downloaded and hash-checked file stays the
+upstream one. Contract: RGB float32 0..255, no normalisation, zero-padded bottom/right to multiples
+of 32; four stride-4 maps: heat (already a sigmoid), log-scale (h, w), offset (y, x) and 5 landmarks.
+
+Reference:
+    Xu et al., "CenterFace: Joint Face Detection and Alignment Using Face as Point", 2019.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskmodel.classify.crops import resize_image
+from maskmodel.detect.boxes import (MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes,
+                                    mirror_landmarks)
+from maskmodel.runtime.backends import resolve_backend
+
+STRIDE, PAD = 4, 32
+OUTPUTS = ("537", "538", "539", "540")  # heat, scale, offset, landmarks
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _fields(data: bytes) -> Iterator[tuple[int, bytes | None, bytes]]:
+    """Protobuf fields of a message: (field number, payload of a length-delimited field or None, raw bytes)."""
+    pos = 0
+    while pos < len(data):
+        start = pos
+        key, pos = _varint(data, pos)
+        wire, payload = key & 7, None
+        if wire == 0:
+            _, pos = _varint(data, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            payload, pos = data[pos:pos + length], pos + length
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield key >> 3, payload, data[start:pos]
+
+
+def _message(field: int, payload: bytes) -> bytes:
+    return _encode_varint(field << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+def _with_nested(data: bytes, path: tuple[int, ...], change) -> bytes:
+    """`data` with every length-delimited field at `path` replaced by `change(payload)`."""
+    out = []
+    for field, payload, raw in _fields(data):
+        if field == path[0] and payload is not None:
+            raw = _message(field, change(payload) if len(path) == 1 else _with_nested(payload, path[1:], change))
+        out.append(raw)
+    return b"".join(out)
+
+
+def _dynamic_shape(shape: bytes) -> bytes:
+    """A TensorShapeProto with dimensions 0, 2 and 3 made symbolic (N, H, W); the channels kept."""
+    dims = [payload for field, payload, _ in _fields(shape) if field == 1]
+    names = {0: b"N", 2: b"H", 3: b"W"}
+    return b"".join(_message(1, _message(2, names[i]) if i in names else dim) for i, dim in enumerate(dims))
+
+
+def dynamic_onnx(model: bytes, image_input: str = "input.1", outputs: tuple[str, ...] = OUTPUTS) -> bytes:
+    """The ONNX `model` with `image_input` and `outputs` given shape `[N, C, H, W]`.
+
+    The other graph inputs of the upstream file are its weights (initializers listed as inputs, as
+    old exporters did); they are dropped from the inputs so ONNX Runtime may fold them as constants.
+    Path: ModelProto.graph (7) → GraphProto.input (11) / output (12) → ValueInfoProto.type (2) →
+    TypeProto.tensor_type (1) → shape (2).
+    """
+
+    def name_of(value_info: bytes) -> str:
+        return next(p for f, p, _ in _fields(value_info) if f == 1).decode()
+
+    def graph(payload: bytes) -> bytes:
+        out = []
+        for field, value, raw in _fields(payload):
+            if field in (11, 12) and value is not None:
+                if field == 11 and name_of(value) != image_input:
+                    continue
+                if name_of(value) in (image_input, *outputs):
+                    raw = _message(field, _with_nested(value, (2, 1, 2), _dynamic_shape))
+            out.append(raw)
+        return b"".join(out)
+
+    return _with_nested(model, (7,), graph)
+
+
+class CenterFaceDetector:
+    """CenterFace, run at one or more image sizes, optionally also on the mirrored image.
+
+    Args:
+        model_path: the upstream `centerface_bnmerged.onnx` (made dynamic in memory).
+        scales: longer image side, in pixels, of each detection pass (`None`: native size).
+            Defaults to `(800,)`.
+        score_threshold: minimum face score (CenterFace scores run lower than YuNet's). With several
+            passes it applies to the merged score; each pass keeps candidates from half of it, so a face
+            found weakly by one pass still adds to the fusion. Defaults to `0.3`.
+        nms_threshold: IoU of the greedy NMS within one pass and of the merge across passes.
+            Defaults to `0.3`.
+        flip: also detect in the mirrored image at each scale (batched with the plain pass). Defaults to
+            `False`.
+        merge: how passes are merged: `"wbf"` (weighted box fusion) or `"nms"`. Defaults to `"wbf"`.
+        backend: `"onnxruntime"`, `"opencv"` (`cv2.dnn`) or `"auto"` (ONNX Runtime when installed, about
+            2x faster). Defaults to `"auto"`.
+        name: the detector's name in reports (`"centerface"`, or `"centerface-int8"` for the int8 file).
+            Defaults to `"centerface"`.
+    """
+
+    # Named settings (`DetectorConfig.preset`), measured in docs/benchmarks.md. The defaults (one pass at
+    # 800 px, threshold 0.3) are, on crowd-dev and ILC val, the most accurate single pass whose drawn boxes
+    # are at least as precise as the previous default's (YuNet 640+1024), at the same CPU cost.
+    PRESETS = {"speed": {"scales": (512,)}, "accuracy": {"scales": (1024,), "flip": True, "score_threshold": 0.2}}
+    REQUIRES = ()  # an ONNX file: OpenCV's ONNX importer, or ONNX Runtime
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        scales: tuple[int | None, ...] = (800,),
+        score_threshold: float = 0.3,
+        nms_threshold: float = 0.3,
+        flip: bool = False,
+        merge: str = "wbf",
+        backend: str = "auto",
+        name: str = "centerface",
+    ) -> None:
+        self.backend = resolve_backend(backend)
+        if merge not in ("wbf", "nms"):
+            raise ValueError(f"Expected merge in ('wbf', 'nms'). Received: merge={merge!r}")
+        self.scales, self.score_threshold, self.nms_threshold = scales, score_threshold, nms_threshold
+        self._pass_threshold = score_threshold / 2 if len(scales) > 1 or flip else score_threshold
+        self.flip, self.merge, self.name = flip, merge, name
+        model = dynamic_onnx(Path(model_path).read_bytes())
+        if self.backend == "onnxruntime":
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = max(1, cv2.getNumThreads())  # share OpenCV's thread budget
+            options.log_severity_level = 3  # errors only: the upstream graph draws harmless warnings
+            self._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        else:
+            self._net = cv2.dnn.readNetFromONNX(np.frombuffer(model, np.uint8))
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        """`(N, 5)` boxes `x1, y1, x2, y2, score` of a BGR image, sorted by score."""
+        return self.detect_with_landmarks(image)[0]
+
+    def detect_with_landmarks(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes as `detect`, and `(N, 10)` landmarks: (x, y) of right eye, left eye, nose tip, right and
+        left mouth corner."""
+        passes = [p for scale in self.scales for p in self._detect_at(image, scale)]
+        boxes, landmarks = merge_passes(passes, self.nms_threshold, self.merge)
+        keep = boxes[:, 4] >= self.score_threshold
+        return boxes[keep], landmarks[keep]
+
+    def forward(self, blob: np.ndarray) -> list[np.ndarray]:
+        """The four raw maps (heat, scale, offset, landmarks) of an NCHW RGB float32 blob."""
+        if self.backend == "onnxruntime":
+            return self._session.run(None, {"input.1": blob})
+        self._net.setInput(blob)
+        return list(self._net.forward(list(OUTPUTS)))
+
+    def _detect_at(self, image: np.ndarray, longer_side: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        height, width = image.shape[:2]
+        factor = 1.0 if longer_side is None else longer_side / max(height, width)
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        if min(size) < MIN_DETECTION_SIDE:  # a sliver of an image holds no detectable face
+            return [(NO_FACES, NO_LANDMARKS)]
+        scaled = image if size == (width, height) else resize_image(image, size)
+        batch = [scaled, scaled[:, ::-1]] if self.flip else [scaled]
+        blob = np.zeros((len(batch), 3, -(-size[1] // PAD) * PAD, -(-size[0] // PAD) * PAD), np.float32)
+        for index, pixels in enumerate(batch):  # RGB, NCHW, zero-padded bottom/right
+            blob[index, :, :size[1], :size[0]] = pixels[..., ::-1].transpose(2, 0, 1)
+        maps = self.forward(blob)
+        found = []
+        for index in range(len(batch)):
+            boxes, landmarks = self._decode([m[index] for m in maps], factor, width, height)
+            if index == 1:
+                boxes, landmarks = mirror_boxes(boxes, width), mirror_landmarks(landmarks, width)
+            found.append((boxes, landmarks))
+        return found
+
+    def _decode(self, maps: list[np.ndarray], factor: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        heat, scale, offset, marks = maps
+        ys, xs = np.nonzero(heat[0] > self._pass_threshold)
+        if len(ys) == 0:
+            return NO_FACES.copy(), NO_LANDMARKS.copy()
+        h, w = np.exp(scale[0, ys, xs]) * STRIDE, np.exp(scale[1, ys, xs]) * STRIDE
+        cy, cx = (ys + offset[0, ys, xs] + 0.5) * STRIDE, (xs + offset[1, ys, xs] + 0.5) * STRIDE
+        x1, y1 = cx - w / 2, cy - h / 2
+        boxes = np.column_stack([x1, y1, x1 + w, y1 + h, heat[0, ys, xs]]).astype(np.float32)
+        landmarks = np.empty((len(ys), 10), np.float32)
+        landmarks[:, 0::2] = marks[1::2, ys, xs].T * w[:, None] + x1[:, None]
+        landmarks[:, 1::2] = marks[0::2, ys, xs].T * h[:, None] + y1[:, None]
+        keep = cv2.dnn.NMSBoxes(np.column_stack([x1, y1, w, h]).tolist(), boxes[:, 4].tolist(), 0.0,
+                                self.nms_threshold)
+        keep = np.asarray(keep, dtype=int).reshape(-1)
+        boxes, landmarks = boxes[keep], landmarks[keep] / factor
+        boxes[:, :4] /= factor
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+        return boxes, landmarks

@@ -1,0 +1,164 @@
+"""`DetectorConfig`: which face detector runs, and with which settings, in one frozen record.
+
+Each detector class keeps its own defaults (its `__init__`'s keyword defaults) and its named settings
+(`PRESETS`, measured in docs/benchmarks.md); a config names the detector and only the settings that
+differ, and is checked once, when it is made. The CLI builds one from its options, `AnnotateSettings`
+carries one to the workers, and `MaskDetector` accepts one. Adding an option to a detector means
+adding it to that detector's `__init__` and a field here.
+
+The short names (`centerface`, `yunet`, `ssd`, `haar`) are the manifest's detector aliases; each
+names the class that runs the model's files (`DETECTOR_CLASSES`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, fields
+
+from maskmodel.detect.centerface import CenterFaceDetector
+from maskmodel.detect.faces import FaceDetector, HaarDetector, SSDDetector, YuNetDetector
+from maskmodel.errors import UsageError
+from maskmodel.runtime.opencv import FORMAT_CAPABILITY, OpenCVCapabilityError, has, missing_message
+from maskmodel.zoo.downloads import weights_path
+from maskmodel.zoo.registry import DEFAULT_FACE_DETECTOR, model_info
+
+DETECTOR_CLASSES: dict[str, type] = {
+    "centerface": CenterFaceDetector, "yunet": YuNetDetector, "ssd": SSDDetector, "haar": HaarDetector,
+}
+PRESET_NAMES = ("speed", "default", "accuracy")
+_NOT_OPTIONS = frozenset({"name", "version", "path"})  # fields that choose the model, not its settings
+MIN_SCALE = 32
+
+
+class DetectorConfigError(UsageError, ValueError):
+    """A detector setting that is not valid; `field` names the setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def missing_capability(name: str, version: str | None = None) -> str | None:
+    """Why face detector `name` (its default version if `version` is None) cannot run with the installed
+    OpenCV, in one line naming the remedy; `None` when it can. The detector class's `REQUIRES` and the
+    model files' formats (a TensorFlow `.pb` needs OpenCV's TensorFlow importer) say what it needs."""
+    info = model_info(name, version)
+    needed = [*_detector_class(name).REQUIRES, *(FORMAT_CAPABILITY[f] for f in info.files if f in FORMAT_CAPABILITY)]
+    what = f"The {name} face detector" + (f" ({info.spec})" if version else "")
+    return next((missing_message(capability, what) for capability in needed if not has(capability)), None)
+
+
+def available_detectors() -> list[str]:
+    """The short names of the face detectors that run with this OpenCV (`missing_capability` says why
+    the others do not: Haar needs a cascade classifier, which OpenCV 5's opencv-python lacks)."""
+    return [name for name in DETECTOR_CLASSES if missing_capability(name) is None]
+
+
+def _detector_class(name: str) -> type:
+    if name not in DETECTOR_CLASSES:
+        raise DetectorConfigError("name", f"Expected name in {sorted(DETECTOR_CLASSES)}. Received: name={name!r}")
+    return DETECTOR_CLASSES[name]
+
+
+def _parameters(name: str) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(DETECTOR_CLASSES[name].__init__).parameters)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """A face detector and its settings; `None` leaves a setting at the detector's default.
+
+    Args:
+        name: `"centerface"` (the default), `"yunet"`, `"ssd"` or `"haar"`.
+        score_threshold: minimum face score, 0..1.
+        scales: longer image side, in pixels, of each detection pass (centerface, yunet).
+        flip: also detect in the mirrored image (centerface, yunet).
+        nms_threshold: IoU above which overlapping boxes are merged, (0, 1] (centerface, yunet).
+        version: zoo version of the detector's model; its default version if `None`.
+        path: a local copy of the model's (first) file, checked against the manifest's sha256.
+
+    Raises:
+        DetectorConfigError: an unknown detector, a value out of range, or a setting the detector
+            does not have.
+
+    Example:
+        `DetectorConfig.preset("accuracy", name="yunet", score_threshold=0.8)`
+    """
+
+    name: str = DEFAULT_FACE_DETECTOR
+    score_threshold: float | None = None
+    scales: tuple[int | None, ...] | None = None
+    flip: bool | None = None
+    nms_threshold: float | None = None
+    version: str | None = None
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        _detector_class(self.name)
+        if self.scales is not None:
+            object.__setattr__(self, "scales", tuple(self.scales))
+            if not self.scales or any(s is not None and (not isinstance(s, int) or s < MIN_SCALE) for s in self.scales):
+                raise DetectorConfigError("scales", f"Expected scales of at least {MIN_SCALE} px (None: the native "
+                                                    f"size). Received: scales={self.scales!r}")
+        if self.score_threshold is not None and not 0 <= self.score_threshold <= 1:
+            raise DetectorConfigError("score_threshold", "Expected score_threshold in [0, 1]. Received: "
+                                                         f"score_threshold={self.score_threshold!r}")
+        if self.nms_threshold is not None and not 0 < self.nms_threshold <= 1:
+            raise DetectorConfigError("nms_threshold", "Expected nms_threshold in (0, 1]. Received: "
+                                                       f"nms_threshold={self.nms_threshold!r}")
+        for key, value in self.options().items():
+            if key not in _parameters(self.name):
+                having = [name for name in DETECTOR_CLASSES if key in _parameters(name)]
+                raise DetectorConfigError(key, f"{key} applies to the {' and '.join(having)} detectors only. "
+                                               f"Received: name={self.name!r}, {key}={value!r}")
+
+    @classmethod
+    def preset(cls, preset: str = "default", name: str = DEFAULT_FACE_DETECTOR, **overrides) -> DetectorConfig:
+        """The named settings of a detector (`"speed"`, `"default"`, `"accuracy"`; see the detector's
+        `PRESETS`), with `overrides` (those not `None`) on top."""
+        presets = {"default": {}, **getattr(_detector_class(name), "PRESETS", {})}
+        if preset not in presets:
+            raise DetectorConfigError("preset", f"Expected preset in {tuple(presets)} for the {name} detector. "
+                                                f"Received: preset={preset!r}")
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return cls(name=name, **{**presets[preset], **given})
+
+    def options(self) -> dict:
+        """The settings given (not `None`), as keyword arguments of the detector class."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in _NOT_OPTIONS and getattr(self, f.name) is not None}
+
+    def resolved(self) -> dict:
+        """Every setting of the detector, the detector's defaults filled in (for records of a run)."""
+        settings = {f.name for f in fields(self)} - _NOT_OPTIONS
+        defaults = {key: p.default for key, p in _parameters(self.name).items() if key in settings}
+        return {**defaults, **self.options()}
+
+    def build(self) -> FaceDetector:
+        """The detector, its model files resolved by the zoo (installed, cached or downloaded, and checked).
+
+        Raises:
+            OpenCVCapabilityError: the installed OpenCV cannot run this detector (the message names the remedy).
+        """
+        problem = missing_capability(self.name, self.version)
+        if problem:
+            raise OpenCVCapabilityError(problem)
+        info = model_info(self.name, self.version)
+        files = [weights_path(info.name, info.version, format, self.path if index == 0 else None)
+                 for index, format in enumerate(info.files)]
+        return DETECTOR_CLASSES[self.name](*files, **self.options())
+
+
+def create_face_detector(name: str = DEFAULT_FACE_DETECTOR, **settings) -> FaceDetector:
+    """A face detector by short name, with settings as `DetectorConfig` fields
+    (`create_face_detector("yunet", scales=(640,))`)."""
+    return DetectorConfig(name, **settings).build()
+
+
+def one_face_detector(name: str = "yunet") -> FaceDetector:
+    """The detector as used to cut one face per image (training crops, classification folders).
+
+    A single YuNet pass at 640 px: these images hold one large face, and the published classifiers
+    were trained on crops cut this way.
+    """
+    return create_face_detector(name, **({"scales": (640,)} if name == "yunet" else {}))

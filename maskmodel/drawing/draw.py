@@ -1,0 +1,159 @@
+"""Annotated copies: boxes coloured by label, captions laid out by `maskmodel.drawing.labels` (never
+overlapping each other), a legend with counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from maskmodel.drawing.labels import (
+    DEFAULT_STYLE,
+    FONT,
+    Label,
+    LabelStyle,
+    class_tags,
+    label_mode,
+    layout_labels,
+    line_width,
+    text_box,
+)
+
+
+class FaceLike(Protocol):
+    """What drawing reads of a face: its box in image pixels and its label. `maskmodel.results.Face` is
+    one (a frozen dataclass, which `label_layout` copies with `dataclasses.replace`); drawing needs no
+    other part of maskmodel, so the results can draw themselves (`Detections.plot`)."""
+
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
+
+    @property
+    def label(self) -> str: ...
+
+
+COLOURS = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220), "mask_incorrect": (0, 200, 255)}  # BGR
+PALETTE = ((255, 140, 0), (200, 60, 200), (0, 160, 160), (120, 120, 255), (160, 100, 40), (90, 200, 200))
+
+
+def colour(label: str, classes: list[str]) -> tuple[int, int, int]:
+    """The BGR colour of a class: fixed for the known ones, from `PALETTE` by class position otherwise."""
+    if label in COLOURS:
+        return COLOURS[label]
+    others = [name for name in classes if name not in COLOURS]
+    index = others.index(label) if label in others else len(others)
+    return PALETTE[index % len(PALETTE)]
+
+
+def _ink(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white text, whichever reads better on `background` (BGR)."""
+    b, g, r = background
+    return (0, 0, 0) if 0.114 * b + 0.587 * g + 0.299 * r > 150 else (255, 255, 255)
+
+
+def blur_faces(image: np.ndarray, faces: list[FaceLike]) -> np.ndarray:
+    """A copy of `image` with every face box strongly blurred (privacy-safe output)."""
+    out = image.copy()
+    height, width = image.shape[:2]
+    for face in faces:
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
+        if x2 > x1 and y2 > y1:
+            kernel = max(3, (max(x2 - x1, y2 - y1) // 3) | 1)
+            out[y1:y2, x1:x2] = cv2.GaussianBlur(out[y1:y2, x1:x2], (kernel, kernel), 0)
+    return out
+
+
+def draw_faces(image: np.ndarray, faces: list[FaceLike], classes: list[str], blur: bool = False,
+               prefixes: list[str] | None = None, style: LabelStyle = DEFAULT_STYLE) -> np.ndarray:
+    """An annotated copy of `image`: one box per face, captions (after their prefix, such as a track
+    id) placed so that none overlaps another or the legend, a legend with counts. With `style.enlarge`
+    > 1 the copy is that many times larger than `image`, so captions of tiny faces stay legible."""
+    out = blur_faces(image, faces) if blur else image.copy()
+    if style.enlarge != 1:
+        out = cv2.resize(out, None, fx=style.enlarge, fy=style.enlarge, interpolation=cv2.INTER_CUBIC)
+    faces, classes, labels, scale, legend = label_layout(out.shape, faces, classes, style, prefixes)
+    for face in faces:
+        box = np.array(face.box)
+        x1, y1, x2, y2 = (round(v) for v in box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour(face.label, classes), line_width(style, box, out.shape))
+    _draw_legend(out, legend, classes)
+    for label in labels:  # leader lines first: no line crosses a caption
+        if label.detached:
+            _leader(out, label.rect, faces[label.face].box, colour(faces[label.face].label, classes))
+    for label in labels:
+        fill = colour(faces[label.face].label, classes)
+        x1, y1, x2, y2 = label.rect
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), fill, cv2.FILLED)
+        base = text_box(label.text, scale)[2]
+        cv2.putText(out, label.text, (x1 + 2, y2 - base - 1), FONT, scale, _ink(fill), 1, cv2.LINE_AA)
+    return out
+
+
+def label_layout(canvas_shape: tuple[int, ...], faces: list[FaceLike], classes: list[str], style: LabelStyle,
+                 prefixes: list[str] | None = None) -> tuple[list[FaceLike], list[str], list[Label], float, Legend]:
+    """What `draw_faces` draws on a canvas of `canvas_shape` (the image enlarged by `style.enlarge`):
+    the faces in canvas pixels, the classes (unknown labels appended), the placed captions, their
+    font scale and the legend."""
+    if style.enlarge != 1:
+        faces = [replace(f, box=tuple(v * style.enlarge for v in f.box)) for f in faces]
+    classes = list(classes) + sorted({f.label for f in faces} - set(classes))
+    boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+    tags = class_tags(classes) if label_mode(style, boxes) == "short" else None
+    legend = _legend(canvas_shape, faces, classes, tags)
+    labels, scale = layout_labels(faces, classes, canvas_shape, style, prefixes, [legend.rect])
+    return faces, classes, labels, scale, legend
+
+
+def _leader(image: np.ndarray, rect: tuple[int, int, int, int], box: tuple[float, ...], fill) -> None:
+    """A thin line from a detached label to the nearest point of its face box."""
+    x1, y1, x2, y2 = rect
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    px, py = float(np.clip(cx, box[0], box[2])), float(np.clip(cy, box[1], box[3]))
+    lx, ly = float(np.clip(px, x1, x2 - 1)), float(np.clip(py, y1, y2 - 1))
+    cv2.line(image, (int(lx), int(ly)), (int(px), int(py)), fill, 1, cv2.LINE_AA)
+
+
+@dataclass(frozen=True)
+class Legend:
+    """The legend panel: its rectangle, font scale, and one text line per class."""
+
+    rect: tuple[int, int, int, int]
+    scale: float
+    lines: list[str]
+
+
+def _legend(canvas_shape: tuple[int, ...], faces: list[FaceLike], classes: list[str], tags: dict[str, str] | None
+            ) -> Legend:
+    """Class colours (and short-label tags) with face counts, in the corner that covers the least face
+    area (top left when none does)."""
+    scale = float(np.clip(max(canvas_shape[:2]) / 1200, 0.35, 1.2))
+    lines = [f"{tags[name] + ' ' if tags else ''}{name}: {sum(face.label == name for face in faces)}"
+             for name in classes]
+    (text_w, text_h), base = cv2.getTextSize(max(lines, key=len), FONT, scale, 1)
+    step = text_h + base + 6
+    width, height = min(text_w + step + 12, canvas_shape[1]), min(step * len(lines) + 6, canvas_shape[0])
+    right, bottom = canvas_shape[1] - width, canvas_shape[0] - height
+    corners = [(0, 0), (right, 0), (0, bottom), (right, bottom)]
+    boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+    rects = np.array([(x, y, x + width, y + height) for x, y in corners], dtype=np.float64)
+    covered = [float(np.sum(np.clip(np.minimum(r[2], boxes[:, 2]) - np.maximum(r[0], boxes[:, 0]), 0, None)
+                            * np.clip(np.minimum(r[3], boxes[:, 3]) - np.maximum(r[1], boxes[:, 1]), 0, None)))
+               for r in rects]
+    x, y = corners[int(np.argmin(covered))]
+    return Legend((x, y, x + width, y + height), scale, lines)
+
+
+def _draw_legend(image: np.ndarray, legend: Legend, classes: list[str]) -> None:
+    """The legend on a dark panel."""
+    x1, y1, x2, y2 = legend.rect
+    region = image[y1:y2, x1:x2]
+    region[:] = (region * 0.35).astype(image.dtype)
+    (_, text_h), _ = cv2.getTextSize("Mg", FONT, legend.scale, 1)
+    step = (y2 - y1 - 6) // len(legend.lines)
+    for row, (name, text) in enumerate(zip(classes, legend.lines)):
+        y = y1 + 6 + row * step
+        cv2.rectangle(image, (x1 + 6, y), (x1 + 6 + text_h, y + text_h), colour(name, classes), cv2.FILLED)
+        cv2.putText(image, text, (x1 + 12 + text_h, y + text_h), FONT, legend.scale, (255, 255, 255), 1, cv2.LINE_AA)

@@ -1,0 +1,205 @@
+"""Face-box annotations: PASCAL VOC XML and YOLO txt readers.
+
+Reading policy: a dataset that cannot be read at all (no `annotations/` or `images/` folder, no
+annotation files, no annotated face) is a `DatasetError` naming the path. A single bad record (XML that
+does not parse, a missing `<filename>` or `<name>`, a box that is not four numbers with x1 < x2 and
+y1 < y2, a YOLO line that is not `class cx cy w h` with a class index in range and a positive size, a
+label file that is not text, an image that is missing or cannot be read) leaves that image out of the
+evaluation: with a `skipped` list, it is named there with the reason and reading goes on; without one,
+it is a `DatasetError`.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import Path
+
+from maskmodel.errors import UsageError
+
+
+class DatasetError(UsageError):
+    """An annotated dataset cannot be read; the message names the file or folder."""
+
+
+class _BadRecord(Exception):
+    """One annotation record cannot be used (the reason is the message)."""
+
+
+@dataclass(frozen=True)
+class AnnotatedFace:
+    """One annotated face box with its label."""
+
+    box: tuple[float, float, float, float]
+    label: str
+
+
+@dataclass(frozen=True)
+class AnnotatedImage:
+    """An image file and its annotated faces."""
+
+    image_path: Path
+    faces: tuple[AnnotatedFace, ...]
+
+
+def read_voc(annotation_path: Path, images_dir: Path) -> AnnotatedImage:
+    """Read one PASCAL VOC XML file; the image is `images_dir / <filename>`. Raises `DatasetError`."""
+    try:
+        return _read_voc(Path(annotation_path), Path(images_dir))
+    except _BadRecord as error:
+        raise DatasetError(f"{annotation_path}: {error}") from None
+
+
+def _read_voc(annotation_path: Path, images_dir: Path) -> AnnotatedImage:
+    try:
+        root = ElementTree.parse(annotation_path).getroot()
+    except (ElementTree.ParseError, UnicodeDecodeError) as error:
+        raise _BadRecord(f"not valid XML ({error})") from None
+    file_name = (root.findtext("filename") or "").strip()
+    if not file_name:
+        raise _BadRecord("no <filename>")
+    faces = []
+    for index, obj in enumerate(root.findall("object")):
+        label = (obj.findtext("name") or "").strip()
+        if not label:
+            raise _BadRecord(f"object {index} has no <name>")
+        try:
+            box = tuple(float(obj.findtext(f"bndbox/{key}")) for key in ("xmin", "ymin", "xmax", "ymax"))
+        except (TypeError, ValueError):
+            raise _BadRecord(f"object {index} has no numeric <bndbox> xmin, ymin, xmax, ymax") from None
+        faces.append(AnnotatedFace(_checked_box(box, index), label))
+    image_path = images_dir / file_name
+    if not image_path.is_file():
+        raise _BadRecord(f"its image {image_path} does not exist")
+    return AnnotatedImage(image_path, tuple(faces))
+
+
+def _checked_box(box: tuple[float, ...], index: int) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = box
+    if not all(math.isfinite(v) for v in box) or x2 <= x1 or y2 <= y1:
+        raise _BadRecord(f"object {index} has an empty or inverted box {box}")
+    return x1, y1, x2, y2
+
+
+def read_voc_folder(dataset: Path, exclude: frozenset[str] = frozenset(),
+                    skipped: list[tuple[str, str]] | None = None, images_dir: Path | None = None
+                    ) -> list[AnnotatedImage]:
+    """Read `dataset/annotations/**/*.xml` (images in `images_dir`, by default `dataset/images/`), leaving
+    out `exclude` names.
+
+    Bad records are listed in `skipped` as (file, reason) when it is given, else raise `DatasetError`.
+    """
+    dataset = Path(dataset)
+    folder = dataset / "annotations"
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} not found: a VOC dataset has annotations/*.xml and images/")
+    files = sorted(folder.rglob("*.xml"))
+    if not files:
+        raise DatasetError(f"{folder} holds no .xml annotation files")
+    images = []
+    for path in files:
+        try:
+            image = _read_voc(path, Path(images_dir) if images_dir else dataset / "images")
+        except _BadRecord as error:
+            if skipped is None:
+                raise DatasetError(f"{path}: {error}") from None
+            skipped.append((str(path), str(error)))
+            continue
+        if image.image_path.name not in exclude:
+            images.append(image)
+    return _with_faces(images, dataset)
+
+
+def read_yolo_folder(images_dir: Path, labels_dir: Path, names: list[str],
+                     skipped: list[tuple[str, str]] | None = None) -> list[AnnotatedImage]:
+    """Read YOLO txt labels (`class cx cy w h`, relative) for every image in `images_dir`.
+
+    Args:
+        images_dir: folder of images.
+        labels_dir: folder of `<image stem>.txt` files (an image without one has no faces).
+        names: class names by class index (the lines of a `classes.txt` / `obj.names` file).
+        skipped: where to list bad records as (file, reason); without it they raise `DatasetError`.
+    """
+    from maskmodel.io.crawl import iter_inputs
+    from maskmodel.io.imageio import ImageReadError, read_image
+
+    for folder in (images_dir, labels_dir):
+        if not Path(folder).is_dir():
+            raise DatasetError(f"{folder} not found: a YOLO dataset has images/ and labels/")
+    images = []
+    for item in iter_inputs([Path(images_dir)]):
+        label_file = Path(labels_dir) / (Path(item.relative).with_suffix(".txt"))
+        try:
+            try:
+                height, width = read_image(item.path).shape[:2]
+            except ImageReadError as error:
+                raise _BadRecord(f"image {item.path}: {error}") from None
+            faces = _read_yolo_labels(label_file, names, width, height) if label_file.exists() else ()
+        except _BadRecord as error:
+            if skipped is None:
+                raise DatasetError(f"{label_file}: {error}") from None
+            skipped.append((str(label_file), str(error)))
+            continue
+        images.append(AnnotatedImage(item.path, tuple(faces)))
+    return _with_faces(images, Path(images_dir))
+
+
+def _read_yolo_labels(label_file: Path, names: list[str], width: int, height: int) -> list[AnnotatedFace]:
+    try:
+        text = label_file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise _BadRecord("not a text file") from None
+    faces = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        try:
+            index, cx, cy, w, h = int(fields[0]), *(float(v) for v in fields[1:5])
+        except (ValueError, IndexError):
+            raise _BadRecord(f"line {number} is not 'class cx cy w h': {line[:60]!r}") from None
+        if not 0 <= index < len(names):
+            raise _BadRecord(f"line {number}: class {index} is not in 0..{len(names) - 1}")
+        cx, cy, w, h = cx * width, cy * height, w * width, h * height
+        faces.append(AnnotatedFace(_checked_box((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), number - 1),
+                                   names[index]))
+    return faces
+
+
+def _with_faces(images: list[AnnotatedImage], dataset: Path) -> list[AnnotatedImage]:
+    if not any(image.faces for image in images):
+        raise DatasetError(f"{dataset} has no readable annotated face")
+    return images
+
+
+def relabel(images: list[AnnotatedImage], mapping: dict[str, str]) -> list[AnnotatedImage]:
+    """Rename face labels by `mapping` (labels not in it are kept)."""
+    return [
+        AnnotatedImage(image.image_path, tuple(AnnotatedFace(f.box, mapping.get(f.label, f.label)) for f in image.faces))
+        for image in images
+    ]
+
+
+# Names that annotated sets give to a mask worn below the nose or on the chin.
+CANONICAL_LABELS = {"with_incorrect_mask": "mask_incorrect", "mask_weared_incorrect": "mask_incorrect"}
+
+
+def canonical_labels(images: list[AnnotatedImage]) -> list[AnnotatedImage]:
+    """`relabel` by `CANONICAL_LABELS`: every set's incorrectly-worn mask becomes `mask_incorrect`."""
+    return relabel(images, CANONICAL_LABELS)
+
+
+def split_by_name(images: list[AnnotatedImage],
+                  val_percent: int = 20) -> tuple[list[AnnotatedImage], list[AnnotatedImage]]:
+    """Deterministic train/val split by a hash of each image's file name (stable when files are added).
+
+    Returns:
+        `(train, val)`, about `val_percent` % of the images in `val`.
+    """
+    import hashlib
+
+    def in_val(image: AnnotatedImage) -> bool:
+        return int(hashlib.sha256(Path(image.image_path).name.encode()).hexdigest()[:8], 16) % 100 < val_percent
+
+    return [i for i in images if not in_val(i)], [i for i in images if in_val(i)]

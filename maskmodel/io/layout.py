@@ -1,0 +1,154 @@
+"""Where each input's results go, decided once before any work: the safety rules of `annotate`.
+
+Every input root and the output root are resolved to real paths up front. From them:
+- overlaps are decided: `--out` may not be an input or hold an input file's own path; an `--out` inside
+  an input folder is left out of the crawl; an output that is not empty must have been written by
+  maskmodel (`maskmodel.io.storage.RunState`) before it is resumed or overwritten;
+- every input gets a distinct report path (`InputRoot.prefix`: the folder or file name as given, or
+  the real one for `.` and `..`, made
+  distinct with `~2`, `~3`, ... when two inputs share one) and a distinct annotated-copy name
+  (`OutputNames`): relative, never absolute, never `..`, never an existing file that maskmodel did not
+  write, never inside an input folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from maskmodel.errors import UsageError
+from maskmodel.io.storage import local_path
+
+ENCODABLE = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class InputRoot:
+    """One input as given (`location`), its real path (None for a URI), and the prefix of its report
+    paths ("" for a single input folder)."""
+
+    location: str
+    real: Path | None
+    prefix: str
+    is_dir: bool
+
+
+def resolve_inputs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike | None = None) -> list[InputRoot]:
+    """Resolve the inputs (against the output folder, if given); raises `UsageError` for an overlap
+    that would let a write land on an input."""
+    out = local_path(out_dir) if out_dir is not None else None
+    out_real = Path(os.path.realpath(out)) if out is not None else None
+    roots, used = [], set()
+    for location in inputs:
+        path = local_path(location)
+        if path is None:
+            if out_dir is not None:
+                _check_remote_overlap(str(location), str(out_dir))
+            name = PurePosixPath(str(location).split("?")[0].rstrip("/")).name or "input"
+            real, is_dir = None, True
+        else:
+            real = Path(os.path.realpath(path))
+            is_dir = real.is_dir()
+            name = path.name if path.name not in ("", ".", "..") else (real.name or "root")
+            if out_real is not None and real == out_real:
+                raise UsageError(f"--out {out_dir} is the input {location}: originals are never overwritten")
+        prefix = name if (len(inputs) > 1 or not is_dir) else ""
+        prefix = _first_free(prefix, used.__contains__, keep_suffix=not is_dir) if prefix else prefix
+        used.add(prefix)
+        roots.append(InputRoot(str(location), real, prefix, is_dir))
+    return roots
+
+
+def input_file(report_path: str, roots: list[InputRoot]) -> Path | None:
+    """The local file a report path (without `spreadsheet_safe`'s mark) names, or None (a URI input)."""
+    for root in roots:
+        if root.real is None:
+            continue
+        if not root.prefix:
+            return root.real / report_path
+        if report_path == root.prefix:
+            return root.real
+        if report_path.startswith(root.prefix + "/"):
+            return root.real / report_path[len(root.prefix) + 1:]
+    return None
+
+
+def _first_free(name: str, taken: Callable[[str], bool], keep_suffix: bool = True) -> str:
+    """`name`, or the first of `name~2`, `name~3`, ... (before the suffix of its last part, with
+    `keep_suffix`) that is not `taken`."""
+    parent, _, leaf = name.rpartition("/")
+    stem, suffix = _split_suffix(leaf) if keep_suffix else (leaf, "")
+    candidate, number = name, 1
+    while taken(candidate):
+        number += 1
+        candidate = f"{parent + '/' if parent else ''}{stem}~{number}{suffix}"
+    return candidate
+
+
+def _split_suffix(name: str) -> tuple[str, str]:
+    suffix = PurePosixPath(name).suffix
+    return (name[: -len(suffix)], suffix) if suffix and len(suffix) < len(name) else (name, "")
+
+
+def _check_remote_overlap(location: str, out_dir: str) -> None:
+    base, out = location.split("?")[0].rstrip("/"), out_dir.split("?")[0].rstrip("/")
+    if out == base or out.startswith(base + "/"):
+        raise UsageError(f"--out {out_dir} is inside the input {location}: choose an output outside it")
+
+
+def is_safe_relative(name: str) -> bool:
+    """A relative name with no `..`, no empty or `.` parts, not absolute."""
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and all(part not in ("", ".", "..") for part in parts)
+
+
+def output_name(relative: str, image_format: str, video: bool = False) -> str:
+    """The natural name of the annotated copy of `relative` (`same` keeps the suffix when it can be
+    written); `OutputNames` makes it distinct."""
+    if video:
+        return relative
+    suffix = PurePosixPath(relative).suffix.lower()
+    if image_format == "same":
+        return relative if suffix in ENCODABLE else f"{relative}.png"
+    return relative if suffix == f".{image_format}" else f"{relative}.{image_format}"
+
+
+class OutputNames:
+    """Gives each input a distinct annotated-copy name inside a local output folder.
+
+    A name is taken when another input got it, or when a file that maskmodel did not write (`owned`
+    says which it did) is already there; then `~2`, `~3`, ... is inserted before the suffix. The same
+    inputs and the same folder give the same names, so `--resume` finds its own files again.
+    A name whose place is inside an input that lies inside the output folder is refused (`None`).
+    """
+
+    def __init__(self, out_root: Path | None, roots: list[InputRoot], owned: set[str]) -> None:
+        self.out_root = Path(os.path.realpath(out_root)) if out_root is not None else None
+        # inputs inside the output folder (an output folder inside an input is not crawled instead)
+        self.protected = [root.real for root in roots if root.real is not None and self.out_root is not None
+                          and self.out_root in root.real.parents]
+        self.owned = owned
+        self.used: set[str] = set()
+
+    def assign(self, natural: str) -> str | None:
+        """The name to write `natural` under, or None if no write there could be safe."""
+        if not is_safe_relative(natural):
+            return None
+        candidate = _first_free(natural, lambda name: name in self.used or self._foreign(name))
+        if self._inside_input(candidate):
+            return None
+        self.used.add(candidate)
+        return candidate
+
+    def _foreign(self, name: str) -> bool:
+        if self.out_root is None or name in self.owned:
+            return False
+        return os.path.lexists(self.out_root / name)
+
+    def _inside_input(self, name: str) -> bool:
+        if self.out_root is None:
+            return False
+        target = self.out_root / name
+        return any(target == root or root in target.parents for root in self.protected)

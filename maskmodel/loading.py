@@ -1,0 +1,55 @@
+"""`load`: a zoo model by name (or a model you trained) as the object that runs it.
+
+It builds classifiers (`maskmodel.classify`) and face detectors (`maskmodel.detect`) from the records
+and files of the zoo (`maskmodel.zoo`), so it sits above all three; `maskmodel.load` is this function.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from maskmodel.classify.classifier import InputContract, MaskClassifier
+from maskmodel.detect.detector_config import DetectorConfig
+from maskmodel.detect.faces import FaceDetector
+from maskmodel.zoo.downloads import weights_path
+from maskmodel.zoo.local_models import is_local_model, model_record
+from maskmodel.zoo.registry import DEFAULT_CLASSIFIER, ModelNotFoundError, model_info
+
+if TYPE_CHECKING:
+    import keras
+
+
+def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str = "onnx",
+         path: str | os.PathLike | None = None, backend: str = "auto") -> MaskClassifier | FaceDetector | keras.Model:
+    """Load a model: a zoo name (`name@version` accepted; the default version if none is given; face
+    detectors also by their short name, `"yunet"`), or a model you trained (a `maskmodel train` run
+    directory, or its `.onnx` / `.keras` file).
+
+    Args:
+        name: model name from `list_models()`, or the path of a run directory or model file.
+        version: version; defaults to the model's default version.
+        format: `"onnx"` (a `MaskClassifier` run by OpenCV DNN) or `"keras"` (a Keras model; needs the
+            `[train]` extra). Face detectors load from their own files. Defaults to `"onnx"`.
+        path: use this local file instead of the installed/cached/downloaded one (checked by sha256;
+            for a face detector, its first file).
+        backend: for ONNX classifiers: `"opencv"`, `"onnxruntime"` or `"auto"` (see `MaskClassifier`).
+
+    Returns:
+        A `MaskClassifier`, a Keras model, or a face detector with its default settings.
+    """
+    if is_local_model(name):
+        info = model_record(name)
+        if format not in info.files:
+            raise ModelNotFoundError(f"{name} has no {format!r} file. Available: {', '.join(info.files)}")
+        file = info.files[format].file
+    else:
+        info = model_info(name, version)
+        if info.task == "face-detection":
+            return DetectorConfig(info.alias, version=info.version, path=None if path is None else str(path)).build()
+        file = weights_path(info.name, info.version, format, path)
+    if format == "keras":
+        import keras
+
+        return keras.saving.load_model(file)
+    return MaskClassifier(file, InputContract.from_manifest(info.input, info.classes), backend)

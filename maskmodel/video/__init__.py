@@ -1,0 +1,6 @@
+"""Video: frames in, faces tracked across frames with their labels smoothed, an annotated video out."""
+
+from maskmodel.video.frames import VideoReadError, annotate_video, iter_frames
+from maskmodel.video.tracking import IoUTracker
+
+__all__ = ["IoUTracker", "VideoReadError", "annotate_video", "iter_frames"]

@@ -1,0 +1,109 @@
+"""Video files and streams: frames in, tracked and labelled faces out, an annotated video written.
+
+Frames are read with `cv2.VideoCapture`; every `every`-th frame is detected and classified, and faces
+are tracked across frames (`maskmodel.video.tracking`), each track's label smoothed over time. The
+annotated video keeps the input's frame rate and size; frames between processed ones carry the last
+boxes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskmodel.runtime.opencv import require
+from maskmodel.drawing.draw import draw_faces
+from maskmodel.drawing.labels import DEFAULT_STYLE, LabelStyle
+from maskmodel.pipeline import MaskDetector
+from maskmodel.results import Face, Frame
+from maskmodel.video.tracking import IoUTracker
+
+DEFAULT_CODECS = {".avi": "MJPG"}  # everything else: mp4v
+
+
+class VideoReadError(Exception):
+    """A video could not be opened or decoded; the message says why."""
+
+
+def open_capture(source: str | int) -> cv2.VideoCapture:
+    """`cv2.VideoCapture` for a file, a stream URL or a camera index, or a `VideoReadError`."""
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        kind = "camera" if isinstance(source, int) else "video"
+        raise VideoReadError(f"cannot open {kind} {source!r} (missing, unsupported codec or not a video)")
+    return capture
+
+
+def iter_frames(capture: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, BGR frame) until the stream ends."""
+    index = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            return
+        yield index, frame
+        index += 1
+
+
+def tracked_faces(faces: list[Face], tracker: IoUTracker) -> list[Face]:
+    """This frame's faces with their `track` id, and label and probabilities smoothed by the track."""
+    tracks = tracker.update(faces)
+    return [dataclasses.replace(face, label=track.label, probabilities=dict(track.probabilities), track=track.track_id)
+            for face, track in zip(faces, tracks)]
+
+
+def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, every: int = 1,
+                   codec: str | None = None, blur: bool = False, style: LabelStyle = DEFAULT_STYLE
+                   ) -> tuple[list[tuple[Frame, Face]], tuple[int, int]]:
+    """Detect, track and classify faces in a video file; write the annotated video to `out_path`
+    (the caller makes that write atomic: see `maskmodel.io.storage`), drawn with `style` (its size
+    is the input's: `style.enlarge` is not used for videos).
+
+    Returns:
+        One `(frame, face)` per face of every processed frame (the face with its `track` id), and the
+        frame size (width, height).
+
+    Raises:
+        VideoReadError: the file cannot be opened or holds no frame.
+        OSError: the annotated video cannot be written.
+    """
+    capture = open_capture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    style = dataclasses.replace(style, enlarge=1.0)
+    tracker, writer, drawn = IoUTracker(), None, []
+    results = []
+    frames = 0
+    try:
+        for index, frame in iter_frames(capture):
+            frames += 1
+            if index % every == 0:
+                drawn = tracked_faces(detector.detect(frame), tracker)
+                results += [(Frame(index, index / fps), face) for face in drawn]
+            if out_path is not None:
+                if writer is None:
+                    writer = open_video_writer(out_path, codec, fps, frame.shape[1], frame.shape[0])
+                captions = [f"#{face.track}" for face in drawn]
+                writer.write(draw_faces(frame, drawn, detector.classes, blur, captions, style))
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if frames == 0:
+        raise VideoReadError("no frame could be decoded (truncated file or unsupported codec)")
+    return results, size
+
+
+def open_video_writer(out_path: Path, codec: str | None, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    """A `cv2.VideoWriter` for `out_path` (codec by suffix unless given); `OSError` if it cannot be opened."""
+    require("video_writer", "Writing annotated videos")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fourcc = cv2.VideoWriter_fourcc(*(codec or DEFAULT_CODECS.get(out_path.suffix.lower(), "mp4v")))
+    writer = cv2.VideoWriter(str(out_path), fourcc, fps, (width, height))
+    if not writer.isOpened():
+        raise OSError(f"cannot write video {out_path} with codec {codec or 'default'!r}")
+    return writer
