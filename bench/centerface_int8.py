@@ -4,7 +4,7 @@ measured against the float model on crowd-dev and ILC val.
     python -m bench.centerface_int8 [--out .cache/centerface-int8.onnx] [--per-folder 40]
 
 Calibration photos: every n-th image (sorted paths) of covid19-facemask/train, real-facemask and
-ilc-2021 (its train part only, `maskmodel.evaluation.annotations.split_by_name`), `--per-folder` of each. Each is prepared as the detector prepares it: longer side
+ilc-2021 (its train part only, `bench.common.ilc_part`), `--per-folder` of each. Each is prepared as the detector prepares it: longer side
 `--side` px, zero-padded to a square of that side. Needs the `onnx` package (the `[train]` extra) and
 onnxruntime.
 """
@@ -21,8 +21,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from bench.common import CROWD_DEV_OVERLAP
-from maskmodel.evaluation.annotations import read_voc_folder, split_by_name
+from bench.common import CROWD_DEV_OVERLAP, ilc_part
+from maskmodel.evaluation.annotations import read_voc_folder
 from maskmodel.detect.boxstyle import BOX_STYLES
 from maskmodel.detect.centerface import PAD, CenterFaceDetector, dynamic_onnx
 from maskmodel.classify.crops import resize_image
@@ -47,7 +47,7 @@ def calibration_paths(folders: list[Path], per_folder: int) -> list[Path]:
     chosen = []
     for folder in map(Path, folders):
         if (folder / "annotations").is_dir():
-            paths = sorted(Path(i.image_path) for i in split_by_name(read_voc_folder(folder))[0])
+            paths = sorted(Path(i.image_path) for i in ilc_part("train"))
         else:
             paths = sorted(item.path for item in iter_inputs([folder]))
         step = max(1, len(paths) // per_folder)
@@ -122,7 +122,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     quantize_centerface(source, args.out, calibration, args.side)
     sets = {"crowd-dev": read_voc_folder(SHARED / "datasets/crowd-dev", CROWD_DEV_OVERLAP),
-            "ILC val": split_by_name(read_voc_folder(SHARED / "datasets/ilc-2021"))[1]}
+            "ILC val": ilc_part("val")}
     lines = [f"{len(calibration)} calibration photos, {QUANTIZATION}, threshold 0.3, one thread", "",
              "| set | longer side | face AP50 float | face AP50 int8 | difference | precision / recall int8 | "
              "speed int8 / float |", "|---|---|---|---|---|---|---|"]

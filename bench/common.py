@@ -11,9 +11,20 @@ import subprocess
 import time
 from pathlib import Path
 
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
 # crowd-dev photos that also appear (whole, or a near-identical face) in real-facemask: left out of
 # every crowd-dev evaluation (datasets/crowd-dev.md).
 CROWD_DEV_OVERLAP = frozenset({"maksssksksss71.png", "maksssksksss758.png"})
+
+
+def ilc_part(part: str) -> list:
+    """The `train`, `val` or `test` photos of ilc-2021 (annotated images) in the project's one split:
+    duplicate-aware, seed 0, 80/10/10 (`maskmodel.training.photos.split_photos`), the split the classifiers
+    are trained with. "ILC val" in every benchmark is its `val` part."""
+    from maskmodel.training.photos import split_photos
+
+    return [photo.annotated for photo in split_photos(SHARED / "datasets/ilc-2021") if photo.split == part]
 
 
 def tree_rss_bytes(pid: int) -> int:

@@ -4,8 +4,8 @@
                              [--out bench/results/pipeline.json]
 
 Each configuration runs `MaskDetector` over the 148 crowd-dev photos (the two that overlap the
-training data left out) and over ILC val (the images of ilc-2021 whose file-name hash puts them in its
-20 % validation part, `maskmodel.evaluation.annotations.split_by_name`), one image at a time in one process, timing
+training data left out) and over ILC val (the validation part of the project's one duplicate-aware ilc-2021
+split, `bench.common.ilc_part`), one image at a time in one process, timing
 decode + detection + classification (one warm-up image first; the configurations take turns image by
 image, so that load changes on a shared machine hit them alike); the first configuration is also timed by
 faces per image and by image size (one photo resized up to 5120 px). Metrics: face AP50 (class-agnostic),
@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from bench import common
-from maskmodel.evaluation.annotations import read_voc_folder, split_by_name
+from maskmodel.evaluation.annotations import read_voc_folder
 from maskmodel.detect.boxstyle import BoxAdjust
 from maskmodel.evaluation.evaluate import box_style, evaluate_detections
 from maskmodel.detect.centerface import CenterFaceDetector
@@ -69,7 +69,7 @@ def load_sets(names: list[str]) -> dict:
         if name == "crowd-dev":
             sets[name] = read_voc_folder(SHARED / "datasets/crowd-dev", common.CROWD_DEV_OVERLAP)
         elif name == "ilc-val":
-            sets[name] = split_by_name(read_voc_folder(SHARED / "datasets/ilc-2021"))[1]
+            sets[name] = common.ilc_part("val")
         else:
             raise ValueError(f"Expected sets among crowd-dev, ilc-val. Received: {name!r}")
     return sets

@@ -31,8 +31,8 @@ SECTIONS = [
      "balanced accuracy overall and by face size. Latency: batches of 32 crops, median of 5, after a warm-up."),
     ("Whole pipeline on crowd-dev and ILC val: detection + classification", ["-m", "bench.pipeline"],
      "Face AP50 is class-agnostic; per-class AP50 ranks each face of a class by detector score x class "
-     "probability; mask_weared_incorrect / with_incorrect_mask faces are ignore regions. ILC val: the 20 % of "
-     "ilc-2021 whose file-name hash falls in the validation part (`maskmodel.evaluation.annotations.split_by_name`). Box "
+     "probability; mask_weared_incorrect / with_incorrect_mask faces are ignore regions. ILC val: the validation "
+     "part of the project's one duplicate-aware ilc-2021 split (`bench.common.ilc_part`, 10 %). Box "
      "style: face AP at IoU 0.3 and 0.5:0.95, and the median centre offset (dy, in face heights; + = annotation "
      "lower) and height ratio (sh) of the annotated boxes from the reported ones. images/s: one process, image by "
      "image, decode included, the configurations taking turns image by image. The seed pipeline is OpenCV's res10 "

@@ -50,10 +50,10 @@ OPTIONS = (
     click.option("--nms-iou", type=click.FloatRange(0, 1, min_open=True), default=None,
                  help="centerface/yunet: IoU above which overlapping boxes are merged (default 0.3; higher keeps "
                       "more faces of dense crowds)."),
-    click.option("--box-adjust", default=None, metavar="DX,DY,SW,SH|FILE|none",
+    click.option("--box-adjust", default=None, metavar="DX,DY,SW,SH|FILE|STYLE|none",
                  help="Move and scale the reported boxes (centre by DX widths and DY heights, then width x SW, "
-                      "height x SH), or a calibration file from `evaluate detect --fit-box`; 'none': the "
-                      "detector's own boxes. Default: the detector's measured box style."),
+                      "height x SH), a calibration file from `evaluate detect --fit-box`, or a shipped style "
+                      "fitted on an annotated set (crowd-dev). Default: the detector's own boxes."),
 )
 
 
@@ -82,7 +82,7 @@ def detector_settings(face_detector: str, preset: str, threshold: float | None, 
     except DetectorConfigError as error:
         raise click.BadParameter(str(error), param_hint=OPTION_OF.get(error.field)) from None
     try:
-        adjust = None if box_adjust is None else BoxAdjust.parse(box_adjust)
+        adjust = None if box_adjust is None else BoxAdjust.parse(box_adjust, config.name)
     except (ValueError, OSError) as error:
         raise click.BadParameter(str(error), param_hint="--box-adjust") from None
     return {"detector": config, "box_adjust": adjust}

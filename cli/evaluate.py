@@ -208,7 +208,7 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
                  "box_adjust": dataclasses.asdict(detector.box_adjust)}
     result = evaluate_detections(images, predictions, tuple(classes))
     result["box_style"] = box_style(images, predictions, tuple(classes))
-    if fit_box:
+    if not classifier_only:
         result["fitted"] = _fit_box(images, predictions, detector.box_adjust, fit_box, dataset)
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
     result["skipped"] = [{"file": file, "reason": reason} for file, reason in skipped]
@@ -251,6 +251,11 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         click.echo(f"fitted box adjustment {fitted['box_adjust']} written to {fit_box}; with it: face AP50 "
                    f"{fitted['face_ap50']:.4f}, mAP50 {fitted['map50']:.4f}, face AP at IoU 0.3 / 0.5 / 0.5:0.95: "
                    + " / ".join(f"{v:.4f}" for v in fitted["face_ap"].values()))
+    elif not classifier_only and _box_style_differs(result["fitted"]["extra"]):
+        fitted = result["fitted"]
+        click.echo(f"box style: {_style_text(fitted['extra'])}; face AP50 {result['face_ap50']:.4f} -> "
+                   f"{fitted['face_ap50']:.4f}, mAP50 {result['map50']:.4f} -> {fitted['map50']:.4f} with "
+                   f"--box-adjust FILE (write FILE with --fit-box FILE)")
     click.echo(f"written to {out_dir}")
 
 
@@ -259,9 +264,25 @@ def _offset_text(offset: dict) -> str:
             f"{offset['sh']:.3f} high ({offset['pairs']} faces matched at IoU 0.3)")
 
 
-def _fit_box(images: list, predictions: list, current, path: Path, dataset: Path) -> dict:
-    """Fit a box adjustment on top of `current` (so it applies to the detector's own boxes), save it and
-    measure the predictions with it."""
+def _box_style_differs(extra: dict) -> bool:
+    """Whether a fitted adjustment moves boxes by more than a little (2 % of a face, 3 % in size)."""
+    return max(abs(extra["dx"]), abs(extra["dy"])) > 0.02 or max(abs(extra["sw"] - 1), abs(extra["sh"] - 1)) > 0.03
+
+
+def _style_text(extra: dict) -> str:
+    """How the annotated boxes sit relative to the reported ones, in words."""
+    parts = [f"your boxes sit {abs(extra['dy']):.2f} face heights {'lower' if extra['dy'] > 0 else 'higher'}"]
+    if abs(extra["dx"]) > 0.02:
+        parts.append(f"{abs(extra['dx']):.2f} widths {'right' if extra['dx'] > 0 else 'left'}")
+    for key, larger, smaller in (("sh", "taller", "shorter"), ("sw", "wider", "narrower")):
+        if abs(extra[key] - 1) > 0.03:
+            parts.append(f"{abs(extra[key] - 1) * 100:.0f} % {larger if extra[key] > 1 else smaller}")
+    return ", ".join(parts) + " than the reported ones"
+
+
+def _fit_box(images: list, predictions: list, current, path: Path | None, dataset: Path) -> dict:
+    """Fit a box adjustment on top of `current` (so that it applies to the detector's own boxes), measure
+    the predictions with it, and save it to `path` if given."""
     import dataclasses
 
     import numpy as np
@@ -274,8 +295,10 @@ def _fit_box(images: list, predictions: list, current, path: Path, dataset: Path
     fitted = current.then(extra)
     adjusted = [[dataclasses.replace(f, box=tuple(map(float, extra.apply(np.array([f.box]))[0]))) for f in faces]
                 for faces in predictions]
-    fitted.save(path, fitted_on=str(dataset), pairs=len(predicted))
+    if path is not None:
+        fitted.save(path, fitted_on=str(dataset), pairs=len(predicted))
     result = evaluate_detections(images, adjusted)
-    return {"box_adjust": dataclasses.asdict(fitted), "face_ap50": result["face_ap50"], "map50": result["map50"],
+    return {"box_adjust": dataclasses.asdict(fitted), "extra": dataclasses.asdict(extra),
+            "face_ap50": result["face_ap50"], "map50": result["map50"],
             "precision": result["precision"], "recall": result["recall"],
             "face_ap": box_style(images, adjusted)["face_ap"]}

@@ -64,7 +64,7 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
     if config.weights == "imagenet":  # before any work: cutting crops takes minutes
         from maskmodel.training.imagenet import check_imagenet_weights
 
-        check_imagenet_weights(config.alpha, config.input_size)
+        check_imagenet_weights(config.alpha)
     try:
         metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet,
                                photos=list(photos), photo_detector=create_face_detector(face_detector))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskmodel.detect.boxstyle import BOX_STYLES, BoxAdjust
+from maskmodel.detect.boxstyle import BoxAdjust
 from maskmodel.runtime.opencv import quiet_opencv
 from maskmodel.classify.classifier import MaskClassifier
 from maskmodel.detect.detector_config import DEFAULT_FACE_DETECTOR, DetectorConfig
@@ -27,7 +27,7 @@ class MaskDetector:
             directory or `.onnx`), or a `MaskClassifier`.
         backend: classifier backend when `model` is a name (`"auto"`, `"opencv"`, `"onnxruntime"`).
         box_adjust: how the reported boxes are moved and scaled from the detector's (see
-            `maskmodel.detect.boxstyle`); `None` takes the detector's default box style (`BOX_STYLES`).
+            `maskmodel.detect.boxstyle`); `None` reports the detector's own boxes.
             The classifier always crops the detector's own box.
         **detector_settings: with a short name, `DetectorConfig` settings (for example `score_threshold=`).
     """
@@ -56,7 +56,7 @@ class MaskDetector:
             with quiet_opencv():
                 face_detector = face_detector.build()
         self.face_detector = face_detector
-        self.box_adjust = BOX_STYLES.get(face_detector.name, BoxAdjust()) if box_adjust is None else box_adjust
+        self.box_adjust = BoxAdjust() if box_adjust is None else box_adjust
         self.classifier = model
         self.classes = list(model.contract.classes)
 

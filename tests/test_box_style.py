@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import CROWD_DEV, crowd_images
-from maskmodel.evaluation.annotations import AnnotatedFace, AnnotatedImage, split_by_name
-from maskmodel.detect.boxstyle import BoxAdjust, fit_box_adjust
+from maskmodel.evaluation.annotations import AnnotatedFace, AnnotatedImage
+from maskmodel.detect.boxstyle import BOX_STYLES, BoxAdjust, fit_box_adjust
 from maskmodel.evaluation.evaluate import box_style
 
 
@@ -67,15 +67,6 @@ def test_box_style_of_boxes_drawn_too_high():
     assert result["offset"] == {"dx": 0.0, "dy": pytest.approx(0.3), "sw": 1.0, "sh": 1.0, "pairs": 2}
 
 
-def test_split_by_name_is_deterministic_and_disjoint():
-    images = [AnnotatedImage(f"/a/ilc_{i:04d}.jpg", ()) for i in range(500)]
-    train, val = split_by_name(images)
-    assert len(train) + len(val) == 500 and 70 <= len(val) <= 130
-    assert split_by_name(list(reversed(images)))[1] == list(reversed(val))
-    moved = [AnnotatedImage(f"/elsewhere/ilc_{i:04d}.jpg", ()) for i in range(500)]
-    assert [Path(i.image_path).name for i in split_by_name(moved)[1]] == [Path(i.image_path).name for i in val]
-
-
 def test_fit_box_writes_a_calibration_the_commands_accept(tmp_path):
     voc = tmp_path / "voc"
     (voc / "images").mkdir(parents=True)
@@ -101,3 +92,27 @@ def test_fit_box_writes_a_calibration_the_commands_accept(tmp_path):
     assert [f["label"] for f in plain] == [f["label"] for f in moved]  # the classifier sees the detector's box
     wrong = CliRunner().invoke(main, ["predict", photo, "--box-adjust", "1,2"])
     assert wrong.exit_code == 2 and "--box-adjust" in wrong.output
+
+
+def test_own_boxes_by_default_and_evaluate_tells_what_a_fit_would_change(tmp_path):
+    """The reported boxes are the detector's own; on crowd-dev photos, whose annotators draw boxes lower,
+    `evaluate detect` says so, with the AP a fitted style would give, without being asked."""
+    photo = str(crowd_images(2)[1])
+    default = json.loads(CliRunner().invoke(main, ["predict", photo]).output)["faces"]
+    own = json.loads(CliRunner().invoke(main, ["predict", photo, "--box-adjust", "none"]).output)["faces"]
+    assert [f["box"] for f in default] == [f["box"] for f in own]
+    styled = json.loads(CliRunner().invoke(main, ["predict", photo, "--box-adjust", "crowd-dev"]).output)["faces"]
+    expected = BOX_STYLES["crowd-dev"]["centerface"].apply(np.array([f["box"] for f in own]))
+    assert np.allclose([f["box"] for f in styled], expected, atol=0.1)
+    wrong = CliRunner().invoke(main, ["predict", photo, "--face-detector", "ssd", "--box-adjust", "crowd-dev"])
+    assert wrong.exit_code == 2 and "fitted for the centerface and yunet detectors only" in wrong.output
+    voc = tmp_path / "voc"
+    (voc / "images").mkdir(parents=True)
+    (voc / "annotations").mkdir()
+    for path in crowd_images(6):
+        (voc / "images" / path.name).symlink_to(path)
+        (voc / "annotations" / f"{path.stem}.xml").symlink_to(CROWD_DEV / "annotations" / f"{path.stem}.xml")
+    result = CliRunner().invoke(main, ["evaluate", "detect", str(voc), "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    assert "box style: your boxes sit" in result.output and "face heights lower" in result.output
+    assert "with --box-adjust FILE (write FILE with --fit-box FILE)" in result.output

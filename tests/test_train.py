@@ -48,6 +48,8 @@ def test_run_directory_has_every_artefact(tiny_run, tiny_dataset):
     assert list(report["unreadable"]) == [str(tiny_dataset / "train" / "with_mask" / "broken.jpg")]
     assert report["faces_found"] + report["faces_not_found"] == 18
     assert cv2.imread(str(out / "curves.png")).shape[1] > 500
+    calibration = metrics["calibration"]  # a temperature fitted on the val split, folded into the model
+    assert calibration["fitted_on"] == "val" and calibration["count"] == 6 and calibration["temperature"] > 0
 
 
 def test_onnx_agrees_with_keras_through_opencv_dnn(tiny_run):

@@ -5,7 +5,8 @@ tenth of a face height above the annotations; hand-labelled sets often draw hair
 IoU 0.5 punishes it. A `BoxAdjust` moves and scales every predicted box relative to its own size;
 `fit_box_adjust` measures one from matched pairs of predicted and annotated boxes (medians, so a few
 bad matches do not move it). The classifier still sees the detector's own box (its crops are
-detector-aligned); the adjustment changes the boxes drawn, reported and evaluated.
+detector-aligned); the adjustment changes the boxes drawn, reported and evaluated. By default nothing is
+adjusted: the reported boxes are the detector's own.
 """
 
 from __future__ import annotations
@@ -52,10 +53,17 @@ class BoxAdjust:
         Path(path).write_text(json.dumps({**asdict(self), **notes}, indent=2) + "\n")
 
     @classmethod
-    def parse(cls, text: str) -> BoxAdjust:
-        """From `"DX,DY,SW,SH"`, `"none"` (no adjustment) or the path of a calibration file."""
+    def parse(cls, text: str, detector: str | None = None) -> BoxAdjust:
+        """From `"DX,DY,SW,SH"`, `"none"` (no adjustment), a shipped style's name (`BOX_STYLES`, fitted per
+        detector: `detector` names it) or the path of a calibration file."""
         if text == "none":
             return cls()
+        if text in BOX_STYLES:
+            fitted = BOX_STYLES[text]
+            if detector not in fitted:
+                raise ValueError(f"The {text!r} box style is fitted for the {' and '.join(fitted)} detectors only. "
+                                 f"Received: detector={detector!r}")
+            return fitted[detector]
         if os.path.isfile(text):
             data = json.loads(Path(text).read_text())
             return cls(*(float(data[key]) for key in ("dx", "dy", "sw", "sh")))
@@ -64,17 +72,21 @@ class BoxAdjust:
         except ValueError:
             values = []
         if len(values) != 4 or values[2] <= 0 or values[3] <= 0:
-            raise ValueError(f"Expected DX,DY,SW,SH (SW, SH > 0), 'none' or a calibration file. Received: {text!r}")
+            raise ValueError(f"Expected DX,DY,SW,SH (SW, SH > 0), 'none', a style name ({', '.join(BOX_STYLES)}) or a "
+                             f"calibration file. Received: {text!r}")
         return cls(*values)
 
 
-# Default box style of each detector's reported boxes (identity when not listed): the mean of the
-# adjustments fitted on crowd-dev and on ILC val (`evaluate detect --fit-box`, default settings), so it
-# serves both sets and is fitted to neither (docs/benchmarks.md). crowd-dev alone would want about
-# dy +0.12 (its boxes sit lower), ILC val about +0.03.
-BOX_STYLES: dict[str, BoxAdjust] = {
-    "centerface": BoxAdjust(dx=0.017, dy=0.073, sw=1.009, sh=0.948),
-    "yunet": BoxAdjust(dx=0.012, dy=0.086, sw=0.999, sh=0.908),
+# Shipped box styles, by name and detector: the adjustment fitted on one annotated set's boxes
+# (`evaluate detect --fit-box`, the detector's default settings, its own boxes). Reported boxes are the
+# detector's own unless a style is asked for (`--box-adjust crowd-dev`): a user's photos are labelled by
+# someone else, or by no one, and CenterFace and YuNet draw in the WIDER FACE convention most face sets
+# share. "crowd-dev": the andrewmvd Kaggle set's annotators, whose boxes sit lower (docs/benchmarks.md).
+BOX_STYLES: dict[str, dict[str, BoxAdjust]] = {
+    "crowd-dev": {
+        "centerface": BoxAdjust(dx=0.0328, dy=0.116, sw=1.0494, sh=0.9405),
+        "yunet": BoxAdjust(dx=0.0268, dy=0.1298, sw=1.0396, sh=0.895),
+    },
 }
 
 

@@ -188,18 +188,3 @@ CANONICAL_LABELS = {"with_incorrect_mask": "mask_incorrect", "mask_weared_incorr
 def canonical_labels(images: list[AnnotatedImage]) -> list[AnnotatedImage]:
     """`relabel` by `CANONICAL_LABELS`: every set's incorrectly-worn mask becomes `mask_incorrect`."""
     return relabel(images, CANONICAL_LABELS)
-
-
-def split_by_name(images: list[AnnotatedImage],
-                  val_percent: int = 20) -> tuple[list[AnnotatedImage], list[AnnotatedImage]]:
-    """Deterministic train/val split by a hash of each image's file name (stable when files are added).
-
-    Returns:
-        `(train, val)`, about `val_percent` % of the images in `val`.
-    """
-    import hashlib
-
-    def in_val(image: AnnotatedImage) -> bool:
-        return int(hashlib.sha256(Path(image.image_path).name.encode()).hexdigest()[:8], 16) % 100 < val_percent
-
-    return [i for i in images if not in_val(i)], [i for i in images if in_val(i)]

@@ -23,13 +23,16 @@ def two_class_report(labels: np.ndarray, probabilities: np.ndarray, classes: lis
     """`classification_report` over `TWO_CLASSES` for a model with those and possibly more classes.
 
     Faces of other classes are left out, and so are the model's other outputs (each face is called
-    by the larger of its two probabilities): for a two-class model this is the plain report.
+    by the larger of its two probabilities, renormalised to sum to 1): for a two-class model this is the
+    plain report.
     """
     columns = [classes.index(name) for name in TWO_CLASSES]
     labels = np.asarray(labels, int)
     keep = np.isin(labels, columns)
     remapped = np.array([columns.index(label) for label in labels[keep]], dtype=int)
-    return classification_report(remapped, np.asarray(probabilities)[keep][:, columns], list(TWO_CLASSES))
+    two = np.asarray(probabilities, np.float64)[keep][:, columns]
+    two = two / np.clip(two.sum(axis=1, keepdims=True), 1e-12, None)
+    return classification_report(remapped, two, list(TWO_CLASSES))
 
 
 def _report_by_size(labels: np.ndarray, probabilities: np.ndarray, sizes: np.ndarray, classes: list[str],

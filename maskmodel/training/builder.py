@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     import keras
 
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
-IMAGENET_SIZES = (96, 128, 160, 192, 224)
 LAST_BLOCK = 16
 
 
@@ -34,9 +33,10 @@ def build_model(
     Args:
         alpha: MobileNetV2 width multiplier. Defaults to `1.0`.
         input_size: side of the square RGB input in pixels. Defaults to `224`.
-        weights: `None` (random init), `"imagenet"` (backbone from Keras' ImageNet files, fetched
-            through Keras' own cache under `$KERAS_HOME`), or the path of a `.keras` or
-            `.weights.h5` file of this architecture. Defaults to `"imagenet"`.
+        weights: `None` (random init), `"imagenet"` (backbone from Keras' ImageNet file of this alpha at
+            224 px, fetched through Keras' own cache under `$KERAS_HOME`; a no-top MobileNetV2's weights do
+            not depend on the input size, so every `input_size` starts from the same file), or the path of
+            a `.keras` or `.weights.h5` file of this architecture. Defaults to `"imagenet"`.
         classes: number of output classes. Defaults to `2`.
         dropout: dropout rate before the last layer. Defaults to `0.2`.
         name: model name. Defaults to `mask_mobilenetv2_{alpha}_{input_size}`.
@@ -48,11 +48,6 @@ def build_model(
         raise ValueError(f"Expected alpha in {IMAGENET_ALPHAS}. Received: alpha={alpha!r}")
     if not isinstance(input_size, int) or input_size < 32:
         raise ValueError(f"Expected an integer input_size >= 32. Received: input_size={input_size!r}")
-    if weights == "imagenet" and input_size not in IMAGENET_SIZES:
-        raise ValueError(
-            f"Expected input_size in {IMAGENET_SIZES} with weights='imagenet'. "
-            f"Received: input_size={input_size!r}"
-        )
     if not (weights is None or weights == "imagenet" or Path(weights).is_file()):
         raise ValueError(
             "Expected weights to be None, 'imagenet' or the path of an existing weights file. "
@@ -70,8 +65,10 @@ def build_model(
         input_tensor=scaled,
         alpha=alpha,
         include_top=False,
-        weights="imagenet" if weights == "imagenet" else None,
+        weights=None,
     )
+    if weights == "imagenet":
+        backbone.load_weights(imagenet_file(alpha))
     x = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
@@ -79,6 +76,16 @@ def build_model(
     if weights is not None and weights != "imagenet":
         model.load_weights(str(weights))
     return model
+
+
+def imagenet_file(alpha: float) -> str:
+    """Keras' no-top ImageNet MobileNetV2 file of width `alpha` (224 px), from Keras' cache or downloaded."""
+    import keras
+
+    from maskmodel.training.imagenet import BASE_URL, file_name
+
+    name = file_name(alpha)
+    return keras.utils.get_file(name, BASE_URL + name, cache_subdir="models")
 
 
 def block_of(layer_name: str) -> int | None:

@@ -24,9 +24,12 @@ class ImagenetWeightsMissing(UsageError):
     """The ImageNet weights are neither in Keras' folder nor downloadable."""
 
 
-def file_name(alpha: float, input_size: int) -> str:
-    """Keras' name of the no-top ImageNet file for this width and input size."""
-    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{input_size}_no_top.h5"
+IMAGENET_INPUT = 224  # the ImageNet file every input size starts from (no-top weights fit any size)
+
+
+def file_name(alpha: float) -> str:
+    """Keras' name of the no-top ImageNet file of this width (224 px)."""
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{IMAGENET_INPUT}_no_top.h5"
 
 
 def keras_models_dir() -> Path:
@@ -34,9 +37,9 @@ def keras_models_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models"
 
 
-def check_imagenet_weights(alpha: float, input_size: int, timeout: float = 5.0) -> None:
+def check_imagenet_weights(alpha: float, timeout: float = 5.0) -> None:
     """Raise `ImagenetWeightsMissing`, with how to provide the file, unless Keras has it or can fetch it."""
-    name = file_name(alpha, input_size)
+    name = file_name(alpha)
     if (keras_models_dir() / name).is_file():
         return
     try:

@@ -26,7 +26,8 @@ from maskmodel.classify.classifier import InputContract
 from maskmodel.classify.crops import CropPolicy
 from maskmodel.detect.faces import FaceDetector
 from maskmodel.zoo.local_models import CONTRACT_NAME
-from maskmodel.evaluation.metrics import classification_report
+from maskmodel.evaluation.metrics import (classification_report, expected_calibration_error, fit_temperature,
+                                          with_temperature)
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import SPLITS, CropSet, build_crop_sets, load_dataset
 from maskmodel.training.photos import build_photo_crop_sets, face_counts, split_photos
@@ -57,6 +58,7 @@ class TrainConfig:
     seed: int = 0
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     exclude: list[str] = field(default_factory=list)
+    calibrate: bool = True
 
     @property
     def crop_policy(self) -> CropPolicy:
@@ -202,13 +204,18 @@ def train(
         history.setdefault("phase", []).extend([phase] * len(fit.history["loss"]))
     trained = time.time()
 
+    def predict(crop_set: CropSet) -> np.ndarray:
+        return np.concatenate([  # in chunks: a whole split as float32 crops can exhaust memory
+            model.predict(np.stack([runtime_crop(c, policy, size) for c in chunk]).astype(np.float32),
+                          batch_size=64, verbose=0)
+            for chunk in np.array_split(crop_set.crops, -(-len(crop_set.crops) // 256))])
+
     metrics = {"classes": classes, "crop_policy": policy.to_dict(), "splits": {}, "photo_splits": {}}
+    if config.calibrate:
+        metrics["calibration"] = calibrate(model, val_set, predict(val_set), photo_paths)
     for split in SPLITS:
         if split in crop_sets:
-            probabilities = np.concatenate([  # in chunks: a whole split as float32 crops can exhaust memory
-                model.predict(np.stack([runtime_crop(c, policy, size) for c in chunk]).astype(np.float32),
-                              batch_size=64, verbose=0)
-                for chunk in np.array_split(crop_sets[split].crops, -(-len(crop_sets[split].crops) // 256))])
+            probabilities = predict(crop_sets[split])
             metrics["splits"][split] = classification_report(crop_sets[split].labels, probabilities, classes)
             from_photos = np.array([p in photo_paths for p in crop_sets[split].paths])
             if from_photos.any():
@@ -243,6 +250,23 @@ def train(
         "architecture": {"backbone": "MobileNetV2", "alpha": config.alpha},
     }, indent=2))
     return metrics
+
+
+def calibrate(model, val_set: CropSet, probabilities: np.ndarray, photo_paths: set[str]) -> dict:
+    """Temperature scaling, folded into the model: fit the temperature on the validation faces of the
+    annotated photos (real photos, like the runtime's; the whole validation split when there are none) and
+    divide the last layer's weights and bias by it, so that every export carries calibrated probabilities.
+    Returns the temperature and the expected calibration error before and after, on those faces."""
+    from_photos = np.array([p in photo_paths for p in val_set.paths])
+    chosen = from_photos if from_photos.any() else np.ones(len(val_set.labels), dtype=bool)
+    labels, before = val_set.labels[chosen], probabilities[chosen]
+    temperature = fit_temperature(labels, before)
+    layer = model.get_layer("predictions")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel / temperature, bias / temperature])
+    return {"temperature": round(temperature, 4), "fitted_on": "val photo faces" if from_photos.any() else "val",
+            "count": int(chosen.sum()), "ece_before": expected_calibration_error(labels, before),
+            "ece_after": expected_calibration_error(labels, with_temperature(before, temperature))}
 
 
 def _feature_copies(crop_set: CropSet, copies: int, features, progress: bool, make_crop):
