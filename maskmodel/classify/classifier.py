@@ -1,4 +1,5 @@
-"""The ONNX mask classifier run by OpenCV's DNN module (no TensorFlow)."""
+"""The ONNX mask classifier, run by the runtime layer (`maskmodel.runtime`: OpenCV's DNN module, ONNX Runtime
+or OpenVINO; no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 
 from maskmodel.classify.crops import Box, CropPolicy, crop_face
-from maskmodel.runtime.backends import read_onnx, resolve_backend
+from maskmodel.runtime.backends import open_network
 
 
 @dataclass(frozen=True)
@@ -43,40 +44,37 @@ class InputContract:
 
 
 MAX_BATCH = 8
+# Crops per network call, by backend, measured with bench.runtimes (docs/benchmarks.md): cv2.dnn and ONNX
+# Runtime cost more per face in batches above 2 on these CPUs; OpenVINO costs less up to 8, with a static
+# shape compiled per batch size of STATIC_BATCHES (a batch padded up to the next: 2x faster than a
+# dynamic batch dimension).
+BATCH_SIZES = {"opencv": 2, "onnxruntime": 2, "openvino": MAX_BATCH}
+STATIC_BATCHES = (1, 2, 4, 8)
 
 
 class MaskClassifier:
-    """Classify face crops with an exported ONNX model, through OpenCV DNN or ONNX Runtime.
+    """Classify face crops with an exported ONNX model, on any backend of `maskmodel.runtime`.
 
-    Both backends take the same blob: NCHW float32 RGB 0..255, as `cv2.dnn.blobFromImages(crops, 1.0,
-    (S, S), swapRB=True)` makes it.
+    Every backend takes the same blob: NCHW float32 RGB 0..255, as `cv2.dnn.blobFromImages(crops, 1.0,
+    (S, S), swapRB=True)` makes it, S being the contract's input size.
 
     Args:
         model_path: the ONNX file.
         contract: input size, class order and crop policy of that model.
-        backend: `"opencv"` (`cv2.dnn`, always there), `"onnxruntime"` (the optional package), or
-            `"auto"`: ONNX Runtime when installed, else OpenCV. Defaults to `"auto"`.
+        backend: `"opencv"` (`cv2.dnn`, always there), `"onnxruntime"`, `"openvino"`, or `"auto"`: the
+            fastest installed (see `maskmodel.runtime.backends`). Defaults to `"auto"`.
         engine: `cv2.dnn` engine for the OpenCV backend (see `maskmodel.runtime.read_onnx`). Defaults to
             `"auto"`.
+        precision: `"auto"` (bf16 on OpenVINO where the CPU has it, else fp32), `"fp32"` or `"bf16"`.
+            Defaults to `"auto"`.
     """
 
     def __init__(self, model_path: str | os.PathLike, contract: InputContract, backend: str = "auto",
-                 engine: str = "auto") -> None:
+                 engine: str = "auto", precision: str = "auto") -> None:
         self.contract = contract
-        self.backend = resolve_backend(backend)
-        if self.backend == "onnxruntime":
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = max(1, cv2.getNumThreads())  # share OpenCV's thread budget
-            try:
-                self._session = onnxruntime.InferenceSession(str(model_path), options,
-                                                             providers=["CPUExecutionProvider"])
-            except Exception as error:  # onnxruntime raises its own exception types
-                raise ValueError(f"cannot load ONNX model {str(model_path)!r}: {error}") from error
-            self._input_name = self._session.get_inputs()[0].name
-        else:
-            self._net = read_onnx(model_path, engine)
+        self._network = open_network(model_path, backend, precision, engine=engine, batches=STATIC_BATCHES)
+        self.backend, self.precision = self._network.backend, self._network.precision
+        self.batch_size = BATCH_SIZES[self.backend]
 
     def crops(self, image_bgr: np.ndarray, boxes: list[Box] | np.ndarray) -> list[np.ndarray]:
         """The classifier's input crops (BGR) of `boxes` in `image_bgr`, by the one crop function."""
@@ -87,7 +85,8 @@ class MaskClassifier:
 
         To classify the faces of a photo, use `predict(image, boxes)` (or `MaskDetector`): a whole
         photo is not a face crop, and is refused here. Crops go through the network in batches of at
-        most `MAX_BATCH`, which bounds memory whatever the number of faces in a photo.
+        most `MAX_BATCH` (the backend's best, `BATCH_SIZES`), which bounds memory whatever the number of
+        faces in a photo.
 
         Raises:
             ValueError: a crop is not S x S x 3 (S: the contract's input size).
@@ -100,14 +99,9 @@ class MaskClassifier:
             raise ValueError(f"predict_crops takes {size}x{size}x3 face crops made by crops(); got an array of "
                              f"shape {wrong}. For the faces of a photo use predict(image, boxes) or MaskDetector.")
         outputs = []
-        for start in range(0, len(crops_bgr), MAX_BATCH):
-            batch = crops_bgr[start : start + MAX_BATCH]
-            blob = cv2.dnn.blobFromImages(batch, 1.0, (size, size), swapRB=True)
-            if self.backend == "onnxruntime":
-                output = self._session.run(None, {self._input_name: blob})[0]
-            else:
-                self._net.setInput(blob)
-                output = self._net.forward()
+        for start in range(0, len(crops_bgr), self.batch_size):
+            batch = crops_bgr[start : start + self.batch_size]
+            output = self._network.run(cv2.dnn.blobFromImages(batch, 1.0, (size, size), swapRB=True))[0]
             outputs.append(np.asarray(output, dtype=np.float32).reshape(len(batch), -1))
         return np.concatenate(outputs)
 
