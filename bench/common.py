@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def run_annotate(inputs: Path, out: Path, *flags: str) -> dict:
     """`maskmodel annotate INPUTS --out OUT FLAGS --quiet` as a user runs it, timed whole, with the peak
     resident memory of its process tree sampled every 20 ms, and the CPU seconds the tree used (less
     sensitive than wall time to other jobs on a shared machine); plus the counts of its summary."""
-    command = [shutil.which("maskmodel") or "maskmodel", "annotate", str(inputs), "--out", str(out), *flags, "--quiet"]
+    beside = Path(sys.executable).with_name("maskmodel")  # the command of this interpreter's environment
+    command = [str(beside) if beside.is_file() else shutil.which("maskmodel") or "maskmodel", "annotate", str(inputs), "--out", str(out), *flags, "--quiet"]
     started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0

@@ -171,9 +171,11 @@ class OnnxRuntimeNetwork(Network):
 class OpenVINONetwork(Network):
     """OpenVINO on the CPU. With `batches`, every input shape gets its own static-shape compiled model (the
     classifier ran 2x faster so than with a dynamic batch dimension), the batch padded up to the next of
-    `batches` so that few shapes are compiled (lazily, at first use; the last `MAX_SHAPES` kept); without,
-    one model with the file's dynamic dimensions (CenterFace: as fast as static shapes, and photos differ
-    in size)."""
+    `batches` so that few shapes are compiled (the last `MAX_SHAPES` kept); without, one model with the
+    file's dynamic dimensions (CenterFace: as fast as static shapes, and photos differ in size).
+
+    The model is read (and so checked) at once, and compiled at its first run: a process that only loads
+    the models (`annotate`'s main process, which checks them before its workers start) compiles nothing."""
 
     backend = "openvino"
     MAX_SHAPES = 8
@@ -190,8 +192,6 @@ class OpenVINONetwork(Network):
         self._output_names = list(outputs) if outputs else None
         self._batches = tuple(sorted(batches)) if batches else ()
         self._compiled: dict[tuple[int, ...] | None, tuple] = {}
-        if not self._batches:
-            self._compiled[None] = self._compile()
 
     def _compile(self) -> tuple:
         try:
@@ -214,6 +214,8 @@ class OpenVINONetwork(Network):
                     self._compiled.pop(next(iter(self._compiled)))
                 self._model.reshape({self._model.inputs[0]: list(key)})
                 self._compiled[key] = self._compile()
+        elif key not in self._compiled:
+            self._compiled[key] = self._compile()
         request, outputs = self._compiled[key]
         results = request.infer({0: np.ascontiguousarray(blob)})
         return [results[port][:count] for port in outputs]
