@@ -35,12 +35,15 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 @click.option("--photos", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Photo set with face boxes (images/ + annotations/ in PASCAL VOC), repeatable: each "
                    "face is cut at the runtime detector's matching box, labels from the annotation.")
+@click.option("--ignore-label", "ignore_labels", multiple=True,
+              help="Photo face label to leave out of training (repeatable), e.g. mask_incorrect for a "
+                   "two-class model trained on three-class photos.")
 @click.option("--face-detector", type=FaceDetectorChoice(), default="yunet", show_default=True,
               help="Detector that cuts the training crops (use the runtime's).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no per-epoch lines.")
 @click.option("--verbose", is_flag=True, help="Also TensorFlow's own start-up and device logs.")
 def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epochs, first_block, copies,
-          margin, seed, exclude, photos, face_detector, quiet, verbose) -> None:
+          margin, seed, exclude, photos, ignore_labels, face_detector, quiet, verbose) -> None:
     """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test) and --photos.
 
     Phase 1 trains the head on cached features of the frozen backbone; phase 2 unfreezes the top
@@ -60,6 +63,7 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
         alpha=float(alpha), input_size=int(input_size), weights=None if weights == "none" else weights,
         crop_margin=margin, first_trainable_block=first_block, augmented_copies=copies,
         head_epochs=head_epochs, finetune_epochs=finetune_epochs, seed=seed, exclude=list(exclude),
+        ignore_labels=list(ignore_labels),
     )
     if config.weights == "imagenet":  # before any work: cutting crops takes minutes
         from maskmodel.training.imagenet import check_imagenet_weights

@@ -59,6 +59,7 @@ class TrainConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     exclude: list[str] = field(default_factory=list)
     calibrate: bool = True
+    ignore_labels: list[str] = field(default_factory=list)
 
     @property
     def crop_policy(self) -> CropPolicy:
@@ -108,7 +109,8 @@ def train(
     """Fine-tune MobileNetV2 on folder-per-class `data` and annotated `photos`; write a run directory.
 
     Classes are the class folders (sorted), then photo labels not among them (sorted), for example
-    `mask_incorrect` (see `annotations.CANONICAL_LABELS`).
+    `mask_incorrect` (see `annotations.CANONICAL_LABELS`), except the photo labels `config.ignore_labels`
+    names, whose faces are left out.
 
     Args:
         data: dataset roots (`ROOT/<class>/*` or `ROOT/{train,val,test}/<class>/*`).
@@ -147,6 +149,9 @@ def train(
     for photo_set in photo_sets:
         for split, faces in face_counts(photo_set).items():
             counts[split].update(faces)
+    for split_counts in counts.values():
+        for label in config.ignore_labels:
+            split_counts.pop(label, None)
     photo_labels = sorted(set().union(*(c.keys() for c in counts.values())) - set(report.classes))
     classes = report.classes + photo_labels
     check_trainable(counts, classes)
@@ -232,6 +237,7 @@ def train(
         "config": asdict(config),
         "data": [str(p) for p in data],
         "photos": [str(p) for p in photos],
+        "face_detector": detector.name,
         "classes": classes,
         "training_samples": int(len(y_train)),
         "history": history,
