@@ -1,0 +1,186 @@
+"""The second round of hostile inputs (issue 29): nothing lost outside --out, no wrong result served
+silently, no hang, no traceback. One regression test per case of the issue (its number in the name)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import maskmodel
+from helpers import CROWD_DEV, tiny_classifier, write_image
+from maskmodel.cli.main import main
+from maskmodel.errors import MaskmodelError, ModelCheckError, UsageError
+
+FACES = CROWD_DEV / "images" / "maksssksksss148.png"  # five faces
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def one_line_error(result, code):
+    """The result failed with `code` and a one-line message, no traceback."""
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return result.output.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(FACES, folder / "a.png")
+    return folder
+
+
+# --- 1: the record of what a run wrote is checked before --overwrite removes anything -----------
+
+@pytest.mark.parametrize("entry", ["{victim}", "../victim.txt", "sub/../../victim.txt", ".maskmodel/run.json", "", 7])
+def test_1_overwrite_never_removes_a_file_named_by_a_hostile_record(tmp_path, photos, entry):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "out"
+    assert cli("annotate", photos, "--out", out, "-q").exit_code == 0
+    if isinstance(entry, str):
+        entry = entry.format(victim=victim)
+    with open(out / ".maskmodel" / "written.jsonl", "a") as journal:
+        journal.write(json.dumps(entry) + "\n")
+    message = one_line_error(cli("annotate", photos, "--out", out, "-q", "--overwrite"), 2)
+    assert "written.jsonl is damaged" in message
+    assert victim.read_text() == "keep me"
+    assert (out / "a.png").is_file() and (out / ".maskmodel" / "run.json").is_file()  # nothing removed
+
+
+# --- 4: crops of a.jpg and a.png never share a name -----------------------------------------------
+
+def test_4_crops_of_inputs_with_the_same_stem_are_all_kept(tmp_path, photos):
+    shutil.copy(FACES, photos / "a.jpg")
+    out = tmp_path / "out"
+    result = cli("annotate", photos, "--out", out, "-q", "--save-crops")
+    assert result.exit_code == 0, result.output
+    crops = sorted(path.name for path in (out / "crops").rglob("*.jpg"))
+    faces = sum(1 for line in (out / "report.csv").read_text().splitlines()[1:] if ",ok," in line)
+    assert len(crops) == faces >= 6
+    assert {name.rsplit("_", 1)[0] for name in crops} == {"a.jpg", "a.png"}
+    assert json.loads((out / "summary.json").read_text())["exports_refused"] == []
+
+
+# --- 3 and 6: models are checked when they load ----------------------------------------------------
+
+@pytest.mark.parametrize("classes", [["../../../x", "y"], ["with\nmask", "without"], ["a", "a"], ["..", "b"],
+                                     ["a/b", "c"], ["x" * 65, "y"], ["only"], ["\u202eevil", "b"], "ab",
+                                     [1, 2], [".hidden", "b"]])
+def test_3_class_names_are_checked_where_a_model_loads(tmp_path, photos, classes):
+    model = tiny_classifier(tmp_path / "model")
+    contract = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**contract, "classes": classes}))
+    with pytest.raises(UsageError, match="not a usable model contract"):
+        maskmodel.load(str(model))
+    out = tmp_path / "out"
+    message = one_line_error(cli("annotate", photos, "--out", out, "--model", model, "--save-crops", "--save", "yolo"), 2)
+    assert "model.json" in message
+    assert not out.exists() and not (tmp_path / "x").exists()
+
+
+def test_3_a_good_contract_loads_and_annotates(tmp_path, photos):
+    model = tiny_classifier(tmp_path / "model", classes=("masked", "bare", "chin strap"))
+    out = tmp_path / "out"
+    result = cli("annotate", photos, "--out", out, "-q", "--model", model, "--save-crops", "--save", "yolo")
+    assert result.exit_code == 0, result.output
+    assert (out / "classes.txt").read_text() == "masked\nbare\nchin strap\n"
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({"outputs": 1}, "1 outputs per face for 2 classes"),
+    ({"outputs": 3}, "3 outputs per face for 2 classes"),
+    ({"bias": float("nan")}, "not finite"),
+    ({"softmax": False, "bias": 60.0}, "outside 0..1"),
+])
+@pytest.mark.parametrize("backend", ["opencv", "onnxruntime"])
+def test_6_a_classifier_that_does_not_match_its_contract_is_refused_before_the_first_photo(tmp_path, photos,
+                                                                                          settings, expected, backend):
+    model = tiny_classifier(tmp_path / "model", **settings)
+    with pytest.raises(ModelCheckError, match=expected):
+        maskmodel.load(str(model), backend=backend)
+    out = tmp_path / "out"
+    message = one_line_error(cli("annotate", photos, "--out", out, "--model", model, "--backend", backend), 1)
+    assert expected in message and not out.exists()
+    assert expected in one_line_error(cli("predict", photos / "a.png", "--model", model), 1)
+
+
+# --- 14 (last part): a damaged file in the training crop cache is made again ----------------------
+
+def test_14_a_truncated_png_in_the_crop_cache_does_not_break_later_runs(tmp_path):
+    from maskmodel.detect.detector_config import one_face_detector
+    from maskmodel.training.data import DatasetReport, Sample, build_crop_sets
+
+    samples = [Sample(path, label, "train", sha256=f"{index:064x}") for index, (path, label) in
+               enumerate([(FACES, "with_mask"), (CROWD_DEV / "images" / "maksssksksss695.png", "without_mask")])]
+    detector, classes = one_face_detector(), ["with_mask", "without_mask"]
+    first = build_crop_sets(samples, classes, detector, tmp_path, DatasetReport([], classes), progress=False)
+    [folder] = tmp_path.iterdir()
+    cached = sorted(folder.glob("*.png"))
+    assert len(cached) == 2 and not list(folder.glob(".*"))  # no temporary file left
+    cached[0].write_bytes(cached[0].read_bytes()[:300])  # what a killed run of an older version left
+    again = build_crop_sets(samples, classes, detector, tmp_path, DatasetReport([], classes), progress=False)
+    assert np.array_equal(again["train"].crops, first["train"].crops)
+    assert cached[0].stat().st_size > 300  # written again, whole
+
+
+# --- 2: watch and export never replace a file they did not make -----------------------------------
+
+def _clip(path, frames=4):
+    from maskmodel.video.frames import open_video_writer
+
+    photo = cv2.resize(cv2.imread(str(FACES)), (160, 120))
+    writer = open_video_writer(path, "MJPG", 8.0, 160, 120)
+    for _ in range(frames):
+        writer.write(photo)
+    writer.release()
+    return path
+
+
+def test_2_watch_never_replaces_its_source_an_existing_file_or_a_symlink_target(tmp_path):
+    source = _clip(tmp_path / "street.avi")
+    kept = source.read_bytes()
+    (tmp_path / "photo.avi").write_bytes(b"mine")
+    elsewhere = tmp_path / "elsewhere.avi"
+    (tmp_path / "link.avi").symlink_to(elsewhere)
+    for out in (source, tmp_path / "photo.avi", tmp_path / "link.avi"):
+        message = one_line_error(cli("watch", "--source", source, "--no-display", "--out", out), 2)
+        assert "exists" in message
+    assert source.read_bytes() == kept and (tmp_path / "photo.avi").read_bytes() == b"mine"
+    assert not elsewhere.exists()
+    result = cli("watch", "--source", source, "--no-display", "--out", tmp_path / "new.avi")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new.avi").stat().st_size > 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["link.avi", "new.avi", "photo.avi", "street.avi"]  # no temporary file left
+
+
+def test_2_and_13_export_refuses_an_existing_file_and_damaged_models_in_one_line(tmp_path):
+    existing = tmp_path / "model.onnx"
+    existing.write_bytes(b"mine")
+    message = one_line_error(cli("export", "mask-mobilenetv2-0.35", "--out", existing), 2)
+    assert "exists: use --overwrite" in message and existing.read_bytes() == b"mine"
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes((Path(maskmodel.weights_path("mask-mobilenetv2-0.35", format="keras"))).read_bytes()[:500])
+    message = one_line_error(cli("export", damaged, "--out", tmp_path / "new.onnx"), 1)
+    assert "not a .keras model file" in message and not (tmp_path / "new.onnx").exists()
+
+
+def test_13_export_of_a_keras_file_with_a_lambda_layer_is_one_line(tmp_path):
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(keras.layers.Lambda(lambda x: x * 2)(inputs)))
+    keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
+    message = one_line_error(cli("export", tmp_path / "lambda.keras", "--out", tmp_path / "new.onnx"), 1)
+    assert "Lambda layer" in message and not (tmp_path / "new.onnx").exists()
