@@ -184,3 +184,86 @@ def test_13_export_of_a_keras_file_with_a_lambda_layer_is_one_line(tmp_path):
     keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
     message = one_line_error(cli("export", tmp_path / "lambda.keras", "--out", tmp_path / "new.onnx"), 1)
     assert "Lambda layer" in message and not (tmp_path / "new.onnx").exists()
+
+
+# --- 7: a run remembers its configuration -----------------------------------------------------------
+
+@pytest.mark.parametrize(("changed", "named"), [
+    (["--face-detector", "yunet"], "detector.name"),
+    (["--threshold", "0.8"], "detector.score_threshold"),
+    (["--box-adjust", "none"], "box_adjust.d"),
+    (["--model", "mask-mobilenetv2-1.0"], "model"),
+])
+def test_7_resume_with_another_configuration_is_refused_naming_the_difference(tmp_path, photos, changed, named):
+    out = tmp_path / "out"
+    shutil.copy(FACES, photos / "b.png")
+    assert cli("annotate", photos / "a.png", "--out", out, "-q").exit_code == 0
+    before = (out / "report.csv").read_bytes()
+    message = one_line_error(cli("annotate", photos, "--out", out, "-q", "--resume", *changed), 2)
+    assert "--resume with other settings" in message and named in message
+    assert (out / "report.csv").read_bytes() == before
+    result = cli("annotate", photos, "--out", out, "-q", "--resume")  # the same settings: resumed
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((out / "summary.json").read_text())["used"]["inputs"]) == 1
+
+
+def test_7_resume_and_overwrite_together_are_refused(tmp_path, photos):
+    out = tmp_path / "out"
+    assert cli("annotate", photos, "--out", out, "-q").exit_code == 0
+    message = one_line_error(cli("annotate", photos, "--out", out, "-q", "--resume", "--overwrite"), 2)
+    assert "give one of them" in message
+
+
+# --- 5 and 14: training run folders --------------------------------------------------------------------
+
+@pytest.fixture
+def training_data(tmp_path):
+    for label in ("with_mask", "without_mask"):
+        for index in range(3):
+            write_image(tmp_path / "data" / label / f"{index}.png", np.full((64, 64, 3), 40 * index, np.uint8))
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("inside", ["data/with_mask/run", "data", "data/with_mask"])
+def test_5_a_run_folder_inside_the_training_data_is_refused(tmp_path, training_data, inside):
+    before = sorted(training_data.rglob("*"))
+    message = one_line_error(cli("train", training_data, "--out", tmp_path / inside, "--weights", "none"), 2)
+    assert "inside the training data" in message
+    assert sorted(training_data.rglob("*")) == before
+    from maskmodel.detect.detector_config import one_face_detector
+    from maskmodel.training.train import TrainConfig, train
+
+    with pytest.raises(UsageError, match="inside the training data"):
+        train([training_data], tmp_path / inside, one_face_detector(), TrainConfig(), progress=False)
+
+
+def test_5_an_earlier_run_is_never_replaced_without_overwrite(tmp_path, training_data):
+    from maskmodel.training.rundir import new_run_folder
+
+    run = tmp_path / "run"
+    assert new_run_folder(run, [training_data]) == run and run.is_dir()  # new
+    assert new_run_folder(run, [training_data]) == run  # empty: used
+    (run / "model.onnx").write_bytes(b"first")
+    assert new_run_folder(run, [training_data]) == tmp_path / "run-2"
+    (tmp_path / "run-2" / "model.onnx").write_bytes(b"second")
+    assert new_run_folder(run, [training_data]) == tmp_path / "run-3"
+    assert new_run_folder(run, [training_data], overwrite=True) == run
+    assert (run / "model.onnx").read_bytes() == b"first"
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--head-epochs", "0"], "at least 1 epoch"),
+    (["--epochs", "0"], "at least 1 epoch"),
+    (["--out-file"], "is a file, not a run folder"),
+    (["--long"], "cannot create the run folder"),
+])
+def test_14_bad_training_arguments_are_one_line(tmp_path, training_data, args, expected):
+    out = tmp_path / "run"
+    if args == ["--out-file"]:
+        out, args = tmp_path / "file", []
+        out.write_text("mine")
+    elif args == ["--long"]:
+        out, args = tmp_path / ("x" * 300) / "run", []
+    message = one_line_error(cli("train", training_data, "--out", out, "--weights", "none", *args), 2)
+    assert expected in message
+    assert not (tmp_path / "run").exists()

@@ -4,6 +4,8 @@
   first. The kernel releases it when the run ends, however it ends.
 - `run.json`: the folder's token; temporary files of this folder are named `.maskmodel-<token>-*`, so
   cleaning up after a killed run removes only what maskmodel was writing, never a file of an input.
+- `configuration.json`: what the report's rows depend on (detector and its settings, classifier and its
+  classes, box style, frame step); `--resume` with another configuration is refused, naming the difference.
 - `written.jsonl`: every annotated-copy name this folder's runs were to write (one JSON string a line,
   appended before the work starts). `--overwrite` removes exactly those files, and a file under any other
   name is never replaced. The record is checked when it is read: a name that is not a relative path inside
@@ -76,6 +78,27 @@ class RunState:
         """The name prefix of this folder's temporary files."""
         return f".maskmodel-{self.token}-"
 
+    def check_configuration(self, configuration: dict, resume: bool) -> None:
+        """Remember what the report's rows depend on (`configuration.json`); on `resume`, refuse
+        (`UsageError`) a configuration that differs from the remembered one, naming each difference."""
+        path = self.folder / "configuration.json"
+        configuration = json.loads(json.dumps(configuration))  # tuples as lists, as read back
+        if resume and path.is_file():
+            try:
+                before = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                before = None
+            if not isinstance(before, dict):
+                raise UsageError(f"{path} is damaged: choose a new --out, or --overwrite to start again")
+            old, new = _flat(before), _flat(configuration)
+            changed = [f"{key} {old.get(key, '(none)')} -> {new.get(key, '(none)')}" for key in sorted(set(old) | set(new))
+                       if old.get(key) != new.get(key)]
+            if changed:
+                raise UsageError(f"--resume with other settings than the report in {self.root} was made with: "
+                                 f"{'; '.join(changed)}. Use the same options, a new --out, or --overwrite")
+            return
+        write_file_atomic(path, json.dumps(configuration, indent=2, sort_keys=True).encode())
+
     def written(self) -> set[str]:
         """The annotated-copy names recorded so far (a torn last line, from a killed run, is ignored)."""
         journal = self.folder / "written.jsonl"
@@ -128,6 +151,17 @@ class RunState:
                 path = Path(directory) / name
                 if name.startswith(self.temp_prefix) and stat.S_ISREG(os.lstat(path).st_mode):
                     path.unlink()
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    """`{"a": {"b": 1}}` as `{"a.b": 1}`, values as JSON text."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value)
+    return flat
 
 
 def recorded_name_problem(name: object) -> str | None:
