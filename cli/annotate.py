@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
+from maskmodel.cli.detector import cap_jobs, detector_options, detector_settings, mask_detector
 from maskmodel.outputs.exports import EXPORT_FORMATS
 from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.io.storage import is_uri, open_folder
@@ -46,7 +46,8 @@ INPUT = InputType()
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
 @click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime"]), default="auto", show_default=True,
               help="Classifier runtime: OpenCV DNN, or ONNX Runtime if installed (auto: ONNX Runtime when present).")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, callback=cap_jobs,
+              help="Worker processes (at most the CPUs).")
 @click.option("--resume", is_flag=True, help="Skip images already in OUT/report.csv and append to it.")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty OUT: what earlier runs wrote there is removed first (only that).")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import (FaceDetectorChoice, detector_options, detector_settings, face_detector_help,
+from maskmodel.cli.detector import (FaceDetectorChoice, cap_jobs, detector_options, detector_settings, face_detector_help,
                                     mask_detector)
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
@@ -139,7 +139,8 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
 @click.option("--fit-box", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Fit the box adjustment (median offset and scale) that makes the detector's boxes match this "
                    "set's, write it to this calibration file (for --box-adjust) and report the metrics with it.")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, callback=cap_jobs,
+              help="Worker processes (at most the CPUs).")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT (its files of the same names are replaced).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def detect(dataset, out_dir, data_format, names, images_dir, model, face_detector, preset, threshold, scales, flip,

@@ -267,3 +267,54 @@ def test_14_bad_training_arguments_are_one_line(tmp_path, training_data, args, e
     message = one_line_error(cli("train", training_data, "--out", out, "--weights", "none", *args), 2)
     assert expected in message
     assert not (tmp_path / "run").exists()
+
+
+# --- 9, 11, 12, 13: arguments are checked where they come in --------------------------------------------
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("{}", "Expected DX,DY,SW,SH"), ("nan,0,1,1", "finite"), ("0,0,-1,1", "SW, SH in"), ("0,0,1,1e9", "SW, SH in"),
+    ("file:{}", "numbers dx, dy"), ("file:[1, 2]", "numbers dx, dy"), ('file:{"dx": "0", "dy": 0, "sw": 1, "sh": 1}',
+                                                                          "numbers dx, dy"),
+    ('file:{"dx": NaN, "dy": 0, "sw": 1, "sh": 1}', "finite"), ("file:\xff", "not a box calibration file"),
+    ("fifo", "not a regular file"),
+])
+def test_9_and_13_box_adjust_values_and_files_have_one_schema(tmp_path, photos, value, expected):
+    if value.startswith("file:"):
+        (tmp_path / "box.json").write_bytes(value[5:].encode("latin-1"))
+        value = str(tmp_path / "box.json")
+    elif value == "fifo":
+        os.mkfifo(tmp_path / "box.json")
+        value = str(tmp_path / "box.json")
+    message = one_line_error(cli("annotate", photos, "--out", tmp_path / "out", "--box-adjust", value), 2)
+    assert expected in message and not (tmp_path / "out").exists()
+    from maskmodel.detect.boxstyle import BoxAdjust
+
+    with pytest.raises(UsageError, match=expected):
+        BoxAdjust.parse(value)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--scales", "100000"], "scales of 32 to 8192 px"),
+    (["--scales", ",".join(["640"] * 9)], "1 to 8 scales"),
+])
+def test_11_sizes_have_bounds(tmp_path, photos, args, expected):
+    message = one_line_error(cli("annotate", photos, "--out", tmp_path / "out", *args), 2)
+    assert expected in message
+
+
+def test_11_crop_margins_have_bounds():
+    from maskmodel.classify.crops import CropPolicy
+
+    for margin in (500, -0.1, float("nan")):
+        with pytest.raises(UsageError, match="crop margin"):
+            CropPolicy(margin=margin)
+    assert CropPolicy(margin=2.0).margin == 2.0
+
+
+def test_12_jobs_are_capped_at_the_cpus_with_a_note(tmp_path, photos):
+    from maskmodel.batch.engines import available_cpus
+
+    result = CliRunner().invoke(main, ["annotate", str(photos), "--out", str(tmp_path / "out"), "-q", "--jobs", "10000"])
+    assert result.exit_code == 0, result.output
+    assert f"--jobs 10000 is more than the {available_cpus()} CPUs here: using {available_cpus()}" in result.output
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["jobs"] == available_cpus()
