@@ -213,6 +213,7 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         result["fitted"] = _fit_box(images, predictions, detector.box_adjust, fit_box, dataset)
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
     result["skipped"] = [{"file": file, "reason": reason} for file, reason in skipped]
+    result["boxes_clipped"] = sum(image.clipped for image in images)  # reached outside their image
     out_dir.mkdir(parents=True, exist_ok=True)
     if classifier_only:
         pairs = [(classes.index(f.label), [p.probabilities[c] for c in classes])
@@ -242,6 +243,9 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         click.echo(f"skipped {file}: {reason}", err=True)
     if skipped:
         click.echo(f"{len(skipped)} image(s) left out of the evaluation (listed in metrics.json 'skipped')", err=True)
+    if result["boxes_clipped"]:
+        click.echo(f"{result['boxes_clipped']} annotated box(es) reached outside their image: clipped to it, or left "
+                   "out when wholly outside (metrics.json 'boxes_clipped')", err=True)
     style = result["box_style"]
     click.echo(f"face AP50 {result['face_ap50']:.4f}, mAP50 {result['map50']:.4f}, precision {result['precision']:.4f}, "
                f"recall {result['recall']:.4f}, label accuracy {result['label_accuracy_on_matched']:.4f}")

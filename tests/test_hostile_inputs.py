@@ -318,3 +318,102 @@ def test_12_jobs_are_capped_at_the_cpus_with_a_note(tmp_path, photos):
     assert result.exit_code == 0, result.output
     assert f"--jobs 10000 is more than the {available_cpus()} CPUs here: using {available_cpus()}" in result.output
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["jobs"] == available_cpus()
+
+
+# --- 8, 9, 10, 11, 12, 13: readers ----------------------------------------------------------------------------
+
+@pytest.fixture
+def no_hang():
+    """Fail a test that blocks (a FIFO read) instead of hanging the suite."""
+    import signal
+
+    def stop(signum, frame):
+        raise TimeoutError("blocked: a FIFO was read")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def _voc(folder, boxes, file_name="a.png", size=True):
+    write_image(folder / "images" / "a.png", np.full((80, 100, 3), 90, np.uint8))
+    objects = "".join(f"<object><name>with_mask</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax>"
+                      f"<ymax>{y2}</ymax></bndbox></object>" for x1, y1, x2, y2 in boxes)
+    size = "<size><width>100</width><height>80</height></size>" if size else ""
+    (folder / "annotations").mkdir(parents=True, exist_ok=True)
+    (folder / "annotations" / "a.xml").write_text(f"<annotation><filename>{file_name}</filename>{size}{objects}"
+                                                  "</annotation>")
+    return folder
+
+
+def test_10_a_fifo_as_annotation_or_label_file_is_a_skipped_record_not_a_hang(tmp_path, no_hang):
+    from maskmodel.evaluation.annotations import read_voc_folder, read_yolo_folder
+
+    dataset = _voc(tmp_path / "voc", [(10, 10, 40, 40)])
+    os.mkfifo(dataset / "annotations" / "b.xml")
+    skipped = []
+    [image] = read_voc_folder(dataset, skipped=skipped)
+    assert skipped == [(str(dataset / "annotations" / "b.xml"), "not a regular file (a FIFO)")]
+    (dataset / "labels").mkdir()
+    (dataset / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    write_image(dataset / "images" / "b.png", np.full((80, 100, 3), 90, np.uint8))
+    os.mkfifo(dataset / "labels" / "b.txt")
+    skipped = []
+    [image] = read_yolo_folder(dataset / "images", dataset / "labels", ["with_mask"], skipped)
+    assert skipped == [(str(dataset / "labels" / "b.txt"), "not a regular file (a FIFO)")]
+
+
+def test_10_a_fifo_in_the_detector_cache_is_named_not_a_hang(tmp_path, model_home, photos, no_hang):
+    cached = model_home / "centerface_bnmerged.onnx"
+    cached.unlink()
+    os.mkfifo(cached)
+    message = one_line_error(cli("annotate", photos, "--out", tmp_path / "out"), 1)
+    assert "not a regular file (a FIFO)" in message
+
+
+def test_9_and_11_annotated_boxes_are_clipped_to_the_image_and_counted(tmp_path):
+    from maskmodel.evaluation.annotations import read_voc_folder, read_yolo_folder
+
+    huge = (-1e12, -1e12, 1e12, 1e12)
+    for size in (True, False):  # from <size>, else from the image's header
+        dataset = _voc(tmp_path / f"voc{size}", [(10, 10, 40, 40), huge, (200, 200, 300, 300)], size=size)
+        [image] = read_voc_folder(dataset)
+        assert [face.box for face in image.faces] == [(10, 10, 40, 40), (0, 0, 100, 80)] and image.clipped == 2
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "a.txt").write_bytes(b"\xef\xbb\xbf0 0.5 0.5 0.2 0.25\n0 0.5 0.5 9e9 9e9\n")  # 8: a UTF-8 BOM is fine
+    [image] = read_yolo_folder(dataset / "images", labels, ["with_mask"])
+    assert [face.box for face in image.faces] == [(40, 30, 60, 50), (0, 0, 100, 80)] and image.clipped == 1
+    out = tmp_path / "e"
+    result = cli("evaluate", "detect", tmp_path / "vocTrue", "--out", out, "--classifier-only")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["boxes_clipped"] == 2
+
+
+def test_13_absolute_and_relative_file_names_mixed_in_voc(tmp_path):
+    from maskmodel.evaluation.annotations import read_voc_folder
+
+    dataset = _voc(tmp_path / "voc", [(10, 10, 40, 40)], file_name=str(tmp_path / "elsewhere" / "a.png"))
+    write_image(dataset / "images" / "b.png", np.full((80, 100, 3), 90, np.uint8))
+    (dataset / "annotations" / "b.xml").write_text("<annotation><filename>b.png</filename><object><name>with_mask"
+                                                   "</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9"
+                                                   "</ymax></bndbox></object></annotation>")
+    (dataset / "annotations" / "c.xml").write_text("<annotation><filename>..\\..\\b.png</filename></annotation>")
+    images = read_voc_folder(dataset)
+    assert [image.image_path for image in images] == [dataset / "images" / name for name in ("a.png", "b.png", "b.png")]
+    result = cli("evaluate", "detect", dataset, "--out", tmp_path / "e", "--classifier-only")
+    assert result.exit_code == 0, result.output
+
+
+def test_12_predict_reads_stdin_by_chunks_and_refuses_what_is_not_an_image(tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "maskmodel", "predict", "-"]
+    garbage = subprocess.run(f"head -c 2000000000 /dev/zero | {' '.join(command)}", shell=True, capture_output=True,
+                             text=True, timeout=120)
+    assert garbage.returncode == 1 and "does not start with an image header" in garbage.stdout
+    photo = subprocess.run(command, stdin=open(FACES, "rb"), capture_output=True, text=True, timeout=120)
+    assert photo.returncode == 0 and len(json.loads(photo.stdout)["faces"]) >= 3
