@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
+from maskmodel.cli.detector import cap_jobs, detector_options, detector_settings, mask_detector
 from maskmodel.outputs.exports import EXPORT_FORMATS
 from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.io.storage import is_uri, open_folder
@@ -46,7 +46,8 @@ INPUT = InputType()
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
 @click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime"]), default="auto", show_default=True,
               help="Classifier runtime: OpenCV DNN, or ONNX Runtime if installed (auto: ONNX Runtime when present).")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, callback=cap_jobs,
+              help="Worker processes (at most the CPUs).")
 @click.option("--resume", is_flag=True, help="Skip images already in OUT/report.csv and append to it.")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty OUT: what earlier runs wrote there is removed first (only that).")
@@ -203,7 +204,7 @@ def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, box
         for path in files:
             name = "-" if path is None else str(path)
             try:
-                pixels = (decode_image(np.frombuffer(sys.stdin.buffer.read(), np.uint8)) if path is None
+                pixels = (decode_image(np.frombuffer(_stdin_image(), np.uint8)) if path is None
                           else read_image(path))
             except ImageReadError as error:
                 failed = True
@@ -213,3 +214,25 @@ def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, box
             click.echo(faces.to_json(image=name, detector=detector.face_detector.name, model=detector.model_name))
     if failed:
         sys.exit(1)
+
+
+MAX_STDIN_BYTES = 256 << 20
+
+
+def _stdin_image() -> bytes:
+    """One image's bytes from standard input, read in chunks: refused (`ImageReadError`) as soon as its
+    first bytes are not an image header, or beyond `MAX_STDIN_BYTES`, without reading the rest."""
+    from maskmodel.io.imageio import ImageReadError
+    from maskmodel.io.imagesize import declared_size
+
+    chunks, total, checked = [], 0, False
+    while chunk := sys.stdin.buffer.read(1 << 20):
+        chunks.append(chunk)
+        total += len(chunk)
+        if not checked and (total >= 1 << 16 or len(chunk) < 1 << 20):
+            checked = True
+            if declared_size(b"".join(chunks)) is None:
+                raise ImageReadError("standard input does not start with an image header of a known format")
+        if total > MAX_STDIN_BYTES:
+            raise ImageReadError(f"standard input holds more than {MAX_STDIN_BYTES} bytes: not one image")
+    return b"".join(chunks)

@@ -12,7 +12,9 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 
 @click.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory to write.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Run directory to write; if it holds a run, the next free OUT-2, OUT-3, ... (unless --overwrite).")
+@click.option("--overwrite", is_flag=True, help="Write into --out even if it holds an earlier run (its files are replaced).")
 @click.option("--alpha", type=click.Choice(["0.35", "0.5", "0.75", "1.0", "1.3", "1.4"]),
               default=str(model_info(DEFAULT_CLASSIFIER).architecture["alpha"]), show_default=True,
               help="MobileNetV2 width multiplier (default: the published default classifier's).")
@@ -42,7 +44,7 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
               help="Detector that cuts the training crops (use the runtime's).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no per-epoch lines.")
 @click.option("--verbose", is_flag=True, help="Also TensorFlow's own start-up and device logs.")
-def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epochs, first_block, copies,
+def train(data, out_dir, overwrite, alpha, input_size, weights, head_epochs, finetune_epochs, first_block, copies,
           margin, seed, exclude, photos, ignore_labels, face_detector, quiet, verbose) -> None:
     """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test) and --photos.
 
@@ -56,6 +58,7 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     from maskmodel.detect.detector_config import create_face_detector, one_face_detector
+    from maskmodel.training.rundir import new_run_folder
     from maskmodel.training.train import TrainConfig, TrainingDataError
     from maskmodel.training.train import train as run_training
 
@@ -69,6 +72,9 @@ def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epoch
         from maskmodel.training.imagenet import check_imagenet_weights
 
         check_imagenet_weights(config.alpha)
+    given, out_dir = out_dir, new_run_folder(out_dir, [*data, *photos], overwrite)
+    if out_dir != given:
+        click.echo(f"{given} holds an earlier run: writing this one to {out_dir} (--overwrite replaces it)", err=True)
     try:
         metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet,
                                photos=list(photos), photo_detector=create_face_detector(face_detector))

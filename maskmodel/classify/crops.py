@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from maskmodel.errors import UsageError
+from maskmodel.zoo.schema import MAX_CROP_MARGIN
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 
 
@@ -33,6 +36,10 @@ class CropPolicy:
 
     margin: float = 0.2
     square: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin <= MAX_CROP_MARGIN:  # also false for nan
+            raise UsageError(f"Expected a crop margin in [0, {MAX_CROP_MARGIN}]. Received: margin={self.margin!r}")
 
     def to_dict(self) -> dict:
         return {"margin": self.margin, "square": self.square}

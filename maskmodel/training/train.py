@@ -25,12 +25,14 @@ import numpy as np
 from maskmodel.classify.classifier import InputContract
 from maskmodel.classify.crops import CropPolicy
 from maskmodel.detect.faces import FaceDetector
+from maskmodel.errors import UsageError
 from maskmodel.zoo.local_models import CONTRACT_NAME
 from maskmodel.evaluation.metrics import (classification_report, expected_calibration_error, fit_temperature,
                                           with_temperature)
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import SPLITS, CropSet, build_crop_sets, load_dataset
 from maskmodel.training.photos import build_photo_crop_sets, face_counts, split_photos
+from maskmodel.training.rundir import check_outside_data
 from maskmodel.zoo import cache_dir as model_cache
 
 
@@ -64,6 +66,11 @@ class TrainConfig:
     @property
     def crop_policy(self) -> CropPolicy:
         return CropPolicy(margin=self.crop_margin, square=True)
+
+    def __post_init__(self) -> None:
+        if self.head_epochs < 1 or self.finetune_epochs < 1:
+            raise UsageError("Expected at least 1 epoch in each phase. Received: head_epochs="
+                             f"{self.head_epochs}, finetune_epochs={self.finetune_epochs}")
 
 
 def check_trainable(counts: dict[str, Counter], classes: list[str]) -> None:
@@ -137,6 +144,7 @@ def train(
     config = config or TrainConfig()
     keras.utils.set_random_seed(config.seed)
     out_dir = Path(out_dir)
+    check_outside_data(out_dir, [*data, *photos])
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir else model_cache()
 
