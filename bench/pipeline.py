@@ -51,8 +51,7 @@ YUNET, CENTERFACE = YuNetDetector.PRESETS, CenterFaceDetector.PRESETS
 OLD_DEFAULT = "old default: yunet 640+1024 t0.6"
 CONFIGS = {
     "default: centerface 800 t0.3": ("centerface", {}, FAST, None),
-    "default, crowd-dev box style (--box-adjust crowd-dev)": ("centerface", {}, FAST,
-                                                              BOX_STYLES["crowd-dev"]["centerface"]),
+    "default with the crowd-dev box style": ("centerface", {}, FAST, BOX_STYLES["crowd-dev"]["centerface"]),
     "default with the previous classifier (0.35@1.0.0)": ("centerface", {}, PREVIOUS_CLASSIFIER, None),
     "speed: centerface 512 t0.3": ("centerface", CENTERFACE["speed"], FAST, None),
     "centerface 640 t0.3": ("centerface", {"scales": (640,)}, FAST, None),

@@ -191,7 +191,7 @@ def test_13_export_of_a_keras_file_with_a_lambda_layer_is_one_line(tmp_path):
 @pytest.mark.parametrize(("changed", "named"), [
     (["--face-detector", "yunet"], "detector.name"),
     (["--threshold", "0.8"], "detector.score_threshold"),
-    (["--box-adjust", "none"], "box_adjust.d"),
+    (["--box-adjust", "crowd-dev"], "box_adjust.d"),
     (["--model", "mask-mobilenetv2-1.0"], "model"),
 ])
 def test_7_resume_with_another_configuration_is_refused_naming_the_difference(tmp_path, photos, changed, named):

@@ -41,7 +41,8 @@ def test_float16_matches_keras_and_runs_in_opencv(setup):
     assert np.abs(probabilities - reference).max() < 0.05
     assert (probabilities.argmax(1) == reference.argmax(1)).mean() >= 0.99
     net = cv2.dnn.readNetFromTFLite(str(files["float16"]))
-    net.setInput(cv2.dnn.blobFromImage(crops[0], 1.0, (224, 224), swapRB=True))
+    size = crops[0].shape[0]  # the default classifier's input size
+    net.setInput(cv2.dnn.blobFromImage(crops[0], 1.0, (size, size), swapRB=True))
     assert np.abs(net.forward().ravel() - probabilities[0]).max() < 1e-3
 
 
