@@ -35,7 +35,8 @@ def build_model(
         alpha: MobileNetV2 width multiplier. Defaults to `1.0`.
         input_size: side of the square RGB input in pixels. Defaults to `224`.
         weights: `None` (random init), `"imagenet"` (backbone from Keras' ImageNet files, fetched
-            through Keras' own cache under `$KERAS_HOME`), or the path of a `.keras` or
+            through Keras' own cache under `$KERAS_HOME`, default `~/.keras`; offline, install them
+            first with `maskmodel models install --from DIR`), or the path of a `.keras` or
             `.weights.h5` file of this architecture. Defaults to `"imagenet"`.
         classes: number of output classes. Defaults to `2`.
         dropout: dropout rate before the last layer. Defaults to `0.2`.
@@ -43,6 +44,10 @@ def build_model(
 
     Returns:
         A Keras model mapping `(batch, input_size, input_size, 3)` RGB 0..255 to `(batch, classes)`.
+
+    Raises:
+        ImagenetWeightsMissing: `weights="imagenet"`, the file is not in Keras' folder and cannot be
+            downloaded (a `maskmodel.errors.UsageError` naming the remedy, raised before Keras tries).
     """
     if alpha not in IMAGENET_ALPHAS:
         raise ValueError(f"Expected alpha in {IMAGENET_ALPHAS}. Received: alpha={alpha!r}")
@@ -60,6 +65,10 @@ def build_model(
         )
     if not isinstance(classes, int) or classes < 2:
         raise ValueError(f"Expected classes >= 2. Received: classes={classes!r}")
+    if weights == "imagenet":  # one clear error offline, not Keras' "URL fetch failure"
+        from maskmodel.training.imagenet import check_imagenet_weights
+
+        check_imagenet_weights(alpha, input_size if input_size in IMAGENET_SIZES else 224)  # Keras' fallback
 
     import keras
 
