@@ -17,6 +17,7 @@ from maskmodel.drawing.labels import (
     class_tags,
     AUTO_BESIDE,
     AUTO_CAPTIONED,
+    AUTO_FACE_MAX,
     AUTO_FACTORS,
     AUTO_MAX_SIDE,
     label_mode,
@@ -101,26 +102,30 @@ def draw_faces(image: np.ndarray, faces: list[FaceLike], classes: list[str], blu
 def auto_enlarge(image_shape: tuple[int, ...], faces: list[FaceLike], classes: list[str], style: LabelStyle,
                  prefixes: list[str] | None = None) -> float:
     """The canvas factor `draw_faces` uses: `style.enlarge`, or for `"auto"` the smallest of
-    `AUTO_FACTORS` (canvas sides within `AUTO_MAX_SIDE` px) at which `AUTO_CAPTIONED` of the faces get
-    a caption and `AUTO_BESIDE` of them one right beside their box, else the one with the most
-    captions beside their box.
+    `AUTO_FACTORS` (canvas sides within `AUTO_MAX_SIDE` px, the median face within `AUTO_FACE_MAX`
+    px) at which `AUTO_CAPTIONED` of the faces get a caption and `AUTO_BESIDE` of them one right
+    beside their box; else the smallest at which `AUTO_CAPTIONED` get one (faces crowded together
+    leave no side free at any size); else the one that captions the most.
 
     Captions never cover a face box, so on a small photo of many small faces many would be left out
     or pushed away from their faces: on a larger canvas the faces grow and the captions find room."""
     if style.enlarge != "auto":
         return float(style.enlarge)
-    best, best_beside = 1.0, -1
+    heights = [face.box[3] - face.box[1] for face in faces]
+    median = float(np.median(heights)) if heights else 0.0
+    captioned, most, most_count = None, 1.0, -1
     for factor in AUTO_FACTORS:
-        if factor > 1 and max(image_shape[:2]) * factor > AUTO_MAX_SIDE:
+        if factor > 1 and (max(image_shape[:2]) * factor > AUTO_MAX_SIDE or median * factor > AUTO_FACE_MAX):
             break
         canvas = (round(image_shape[0] * factor), round(image_shape[1] * factor), *image_shape[2:])
         labels = label_layout(canvas, faces, classes, replace(style, enlarge=factor), prefixes)[2]
-        beside = sum(not label.detached for label in labels)
-        if beside > best_beside:
-            best, best_beside = factor, beside
-        if len(labels) >= AUTO_CAPTIONED * len(faces) and beside >= AUTO_BESIDE * len(faces):
-            break
-    return best
+        if len(labels) >= AUTO_CAPTIONED * len(faces):
+            if sum(not label.detached for label in labels) >= AUTO_BESIDE * len(faces):
+                return factor
+            captioned = factor if captioned is None else captioned
+        if len(labels) > most_count:
+            most, most_count = factor, len(labels)
+    return most if captioned is None else captioned
 
 
 def label_layout(canvas_shape: tuple[int, ...], faces: list[FaceLike], classes: list[str], style: LabelStyle,

@@ -22,7 +22,8 @@ KNOWN_TAGS = {"with_mask": "M", "without_mask": "X", "mask_incorrect": "I"}
 REACH = 6  # how far (in steps of a label height) a label may move away from its face
 GAP = 1  # px kept free between two labels
 AUTO_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)  # canvas factors `enlarge="auto"` tries, smallest first
-AUTO_MAX_SIDE = 1600  # px: `enlarge="auto"` never makes a canvas side longer than this
+AUTO_MAX_SIDE = 1600  # px: `enlarge="auto"` never makes a canvas side longer than this ...
+AUTO_FACE_MAX = 64  # px: ... nor the median face larger than this (enlarging is for small faces)
 AUTO_CAPTIONED = 0.9  # share of faces `enlarge="auto"` wants captioned ...
 AUTO_BESIDE = 2 / 3  # ... and captioned right beside their box (no leader line)
 
