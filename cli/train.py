@@ -76,7 +76,8 @@ def train(data, out_dir, alpha, input_size, weights, epochs, head_epochs, finetu
     config = TrainConfig(
         alpha=float(alpha), input_size=int(input_size), weights=None if weights == "none" else weights,
         crop_margin=margin, first_trainable_block=first_block, augmented_copies=1 if smoke else copies,
-        head_epochs=head_epochs, finetune_epochs=finetune_epochs, seed=seed, exclude=list(exclude), images_per_class=SMOKE_IMAGES if smoke else None,
+        head_epochs=head_epochs, finetune_epochs=finetune_epochs, seed=seed, exclude=list(exclude),
+        images_per_class=SMOKE_IMAGES if smoke else None,
     )
     if config.weights == "imagenet":  # before any work: cutting crops takes minutes
         from maskmodel.training.imagenet import check_imagenet_weights

@@ -10,16 +10,16 @@ import cv2
 import numpy as np
 
 from maskmodel.drawing.labels import (
-    DEFAULT_STYLE,
-    FONT,
-    Label,
-    LabelStyle,
-    class_tags,
     AUTO_BESIDE,
     AUTO_CAPTIONED,
     AUTO_FACE_MAX,
     AUTO_FACTORS,
     AUTO_MAX_SIDE,
+    DEFAULT_STYLE,
+    FONT,
+    Label,
+    LabelStyle,
+    class_tags,
     label_mode,
     layout_labels,
     line_width,

@@ -5,7 +5,8 @@ Each face's label is tried at the sides of its box first, then at growing distan
 with a leader line); the free spot nearest the box wins, a spot is free when it touches no other label
 and no face box. A label with no free spot in reach is left out (its box and colour still say the
 class), so faces stay visible on crowd photos. Faces are placed largest first. With `enlarge="auto"`
-(the default) a photo whose captions would not fit is drawn on a larger canvas (see `maskmodel.drawing.draw.auto_enlarge`).
+(the default) a photo whose captions would not fit is drawn on a larger canvas
+(`maskmodel.drawing.draw.auto_enlarge`).
 """
 
 from __future__ import annotations
@@ -39,9 +40,8 @@ class LabelStyle:
         line_width: box line width in px; `None` scales it to the face and image size.
         font_scale: OpenCV font scale; `None` scales it to the faces and the image.
         enlarge: draw on a canvas this many times larger than the image (for tiny faces), 1 to 8, or
-            `"auto"`: the smallest of `AUTO_FACTORS` at which 90 % of the faces get a caption, within
-            `AUTO_MAX_SIDE` px (see `maskmodel.drawing.draw.auto_enlarge`). Defaults to `"auto"`; drawings that must keep the
-            image size (videos, `Detections.plot`) use 1.
+            `"auto"`: as much as the captions need (`maskmodel.drawing.draw.auto_enlarge`). Defaults to
+            `"auto"`; drawings that must keep the image size (videos, `watch`, `Detections.plot`) use 1.
     """
 
     labels: str = "auto"
