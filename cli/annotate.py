@@ -61,8 +61,10 @@ INPUT = InputType()
 @click.option("--line-width", type=click.IntRange(1, 50), default=None, help="Box line width in px (default: scaled).")
 @click.option("--font-scale", type=click.FloatRange(0.2, 5), default=None,
               help="Caption font scale (default: scaled to the faces and the image).")
-@click.option("--enlarge", type=click.FloatRange(1, 8), default=1.0, show_default=True,
-              help="Draw images on a canvas this many times larger (tiny faces get legible captions).")
+@click.option("--enlarge", type=click.FloatRange(1, 8), default=None,
+              help="Draw images on a canvas this many times larger (tiny faces get legible captions). Default: "
+                   "automatic, up to 4x and 1600 px, enlarged only as much as the captions need to sit beside "
+                   "their faces (captions never cover a face box).")
 @click.option("--save", "save_formats", type=click.Choice(EXPORT_FORMATS), multiple=True,
               help="Also write labels: coco (predictions.coco.json), yolo (labels/*.txt, classes.txt), voc "
                    "(annotations/*.xml). Repeatable.")
@@ -123,7 +125,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     settings = AnnotateSettings(out_dir=out_dir, model=model, backend=backend, image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels, every=every,
                                 codec=codec, save=tuple(sorted(set(save_formats))), save_json=save_json,
-                                save_crops=_crop_classes(save_crops), style=LabelStyle(label_mode, not no_conf, line_width, font_scale, enlarge),
+                                save_crops=_crop_classes(save_crops), style=LabelStyle(label_mode, not no_conf, line_width, font_scale, enlarge or "auto"),
                                 **detector)
     bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 

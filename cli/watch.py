@@ -29,6 +29,7 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     import cv2
 
     from maskmodel.drawing.draw import draw_faces
+    from maskmodel.drawing.labels import LabelStyle
     from maskmodel.video.tracking import IoUTracker
     from maskmodel.video.frames import (VideoReadError, iter_frames, open_capture, open_video_writer,
                                         tracked_faces)
@@ -52,7 +53,8 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
             if index % every == 0:
                 drawn = tracked_faces(detector.detect(frame), tracker)
             frames += 1
-            shown = draw_faces(frame, drawn, detector.classes, prefixes=[f"#{face.track}" for face in drawn])
+            shown = draw_faces(frame, drawn, detector.classes, prefixes=[f"#{face.track}" for face in drawn],
+                               style=LabelStyle(enlarge=1.0))  # the stream's frame size
             rate = frames / (time.perf_counter() - started)
             cv2.putText(shown, f"{rate:.1f} fps", (10, shown.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                         (255, 255, 255), 2, cv2.LINE_AA)

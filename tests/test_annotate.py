@@ -183,3 +183,15 @@ def test_symlink_loop_and_hidden_files(tmp_path):
     assert result.exit_code == 0, result.output
     paths = {row["path"] for row in csv.DictReader(open(out / "report.csv", encoding="utf-8"))}
     assert paths == {"a/face.png"}
+
+
+def test_a_usage_error_shows_the_commands_usage_line(tmp_path):
+    """A non-empty --out is refused with `annotate`'s usage line, not the group's."""
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", np.full((48, 64, 3), 90, np.uint8))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, ["annotate", str(tmp_path / "in"), "--out", str(tmp_path / "out")],
+                                prog_name="maskmodel")
+    assert result.exit_code == 2 and "not empty" in result.output
+    assert result.output.startswith("Usage: maskmodel annotate [OPTIONS] INPUTS...\n"), result.output

@@ -73,8 +73,9 @@ def test_labels_read_back_by_evaluate_detect(run, tmp_path, data_format, jobs):
     assert metrics["label_accuracy_on_matched"] == pytest.approx(1.0)
     saved = json.loads((tmp_path / "metrics" / "predictions.coco.json").read_text())
     assert len(saved["images"]) == 4 and len(saved["annotations"]) == metrics["predictions"] > 20
-    again = CliRunner().invoke(main, args)
+    again = CliRunner().invoke(main, args, prog_name="maskmodel")
     assert again.exit_code == 2 and "not empty" in again.output
+    assert again.output.startswith("Usage: maskmodel evaluate detect [OPTIONS]")  # not the group's usage
 
 
 def test_coco_loads_in_pycocotools(run):

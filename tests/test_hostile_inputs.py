@@ -253,7 +253,7 @@ def test_5_an_earlier_run_is_never_replaced_without_overwrite(tmp_path, training
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["--head-epochs", "0"], "at least 1 epoch"),
-    (["--epochs", "0"], "at least 1 epoch"),
+    (["--epochs", "0"], "0 is not in the range x>=1"),
     (["--out-file"], "is a file, not a run folder"),
     (["--long"], "cannot create the run folder"),
 ])
