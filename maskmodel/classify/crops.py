@@ -66,12 +66,9 @@ def expand_box(box: Box, policy: CropPolicy) -> tuple[int, int, int, int]:
     cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
     half_w = width * (0.5 + policy.margin)
     half_h = height * (0.5 + policy.margin)
-    return (
-        int(round(cx - half_w)),
-        int(round(cy - half_h)),
-        int(round(cx + half_w)),
-        int(round(cy + half_h)),
-    )
+    left, top = int(round(cx - half_w)), int(round(cy - half_h))
+    # at least one pixel: round-half-to-even can give a 1 px box the same start and end
+    return left, top, max(int(round(cx + half_w)), left + 1), max(int(round(cy + half_h)), top + 1)
 
 
 def crop_face(image: np.ndarray, box: Box, policy: CropPolicy, size: int) -> np.ndarray:
