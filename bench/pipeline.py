@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from bench import common
 from maskmodel.evaluation.annotations import read_voc_folder
-from maskmodel.detect.boxstyle import BoxAdjust
+from maskmodel.detect.boxstyle import BOX_STYLES
+from maskmodel.zoo import DEFAULT_CLASSIFIER
 from maskmodel.evaluation.evaluate import box_style, evaluate_detections
 from maskmodel.detect.centerface import CenterFaceDetector
 from maskmodel.detect.detector_config import create_face_detector
@@ -45,19 +46,20 @@ from maskmodel.pipeline import Face, MaskDetector
 
 SHARED = ROOT.parent / "shared"
 
-FAST, ACCURATE = "mask-mobilenetv2-0.35", "mask-mobilenetv2-1.0"
+FAST, ACCURATE = DEFAULT_CLASSIFIER, "mask-mobilenetv2-1.0"
+PREVIOUS_CLASSIFIER = "mask-mobilenetv2-0.35@1.0.0"
 
-# name -> (face detector, detector options, classifier, box adjustment: None = the detector's default)
+# name -> (face detector, detector options, classifier, box adjustment: None = the detector's own boxes)
 YUNET, CENTERFACE = YuNetDetector.PRESETS, CenterFaceDetector.PRESETS
-OLD_DEFAULT = "old default: yunet 640+1024 t0.6 with own boxes"
+OLD_DEFAULT = "old default: yunet 640+1024 t0.6"
 CONFIGS = {
     "default: centerface 800 t0.3": ("centerface", {}, FAST, None),
+    "default with the crowd-dev box style": ("centerface", {}, FAST, BOX_STYLES["crowd-dev"]["centerface"]),
+    "default with the previous classifier (0.35@1.0.0)": ("centerface", {}, PREVIOUS_CLASSIFIER, None),
     "speed: centerface 512 t0.3": ("centerface", CENTERFACE["speed"], FAST, None),
     "centerface 640 t0.3": ("centerface", {"scales": (640,)}, FAST, None),
     "accuracy: centerface 1024 mirrored t0.2": ("centerface", CENTERFACE["accuracy"], FAST, None),
-    "default centerface with own boxes (--box-adjust none)": ("centerface", {}, FAST, BoxAdjust()),
-    OLD_DEFAULT: ("yunet", {}, FAST, BoxAdjust()),
-    "yunet 640+1024 with its default box style": ("yunet", {}, FAST, None),
+    OLD_DEFAULT: ("yunet", {}, FAST, None),
     "yunet --preset speed": ("yunet", YUNET["speed"], FAST, None),
     "yunet --preset accuracy": ("yunet", YUNET["accuracy"], FAST, None),
     "default with alpha 1.0": ("centerface", {}, ACCURATE, None),

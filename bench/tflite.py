@@ -27,6 +27,10 @@ SHARED = ROOT.parent / "shared"
 
 
 def opencv_runs(path: Path, crop: np.ndarray) -> str:
+    from maskmodel.runtime.opencv import has, missing_message
+
+    if not has("tflite_importer"):
+        return "no: " + missing_message("tflite_importer", "Reading TFLite")
     try:
         net = cv2.dnn.readNetFromTFLite(str(path))
         net.setInput(cv2.dnn.blobFromImage(crop, 1.0, crop.shape[:2][::-1], swapRB=True))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
+from maskmodel.cli.detector import cap_jobs, detector_options, detector_settings, mask_detector
 from maskmodel.outputs.exports import EXPORT_FORMATS
 from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.io.storage import is_uri, open_folder
@@ -50,8 +50,10 @@ INPUT = InputType()
                    "or OpenVINO if installed. auto: OpenVINO where the CPU has bf16, else ONNX Runtime, else "
                    "OpenVINO, else OpenCV.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="Network precision. auto: bf16 on OpenVINO where the CPU has it (AVX512-BF16 or AMX), else fp32.")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
+              help="Network precision. auto: the face detector in bf16 on OpenVINO where the CPU has it (AVX512-BF16 or AMX), "
+                   "else fp32; the classifier in fp32.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, callback=cap_jobs,
+              help="Worker processes (at most the CPUs).")
 @click.option("--resume", is_flag=True, help="Skip images already in OUT/report.csv and append to it.")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty OUT: what earlier runs wrote there is removed first (only that).")
@@ -65,8 +67,10 @@ INPUT = InputType()
 @click.option("--line-width", type=click.IntRange(1, 50), default=None, help="Box line width in px (default: scaled).")
 @click.option("--font-scale", type=click.FloatRange(0.2, 5), default=None,
               help="Caption font scale (default: scaled to the faces and the image).")
-@click.option("--enlarge", type=click.FloatRange(1, 8), default=1.0, show_default=True,
-              help="Draw images on a canvas this many times larger (tiny faces get legible captions).")
+@click.option("--enlarge", type=click.FloatRange(1, 8), default=None,
+              help="Draw images on a canvas this many times larger (tiny faces get legible captions). Default: "
+                   "automatic, up to 4x and 1600 px, enlarged only as much as the captions need to sit beside "
+                   "their faces (captions never cover a face box).")
 @click.option("--save", "save_formats", type=click.Choice(EXPORT_FORMATS), multiple=True,
               help="Also write labels: coco (predictions.coco.json), yolo (labels/*.txt, classes.txt), voc "
                    "(annotations/*.xml). Repeatable.")
@@ -128,7 +132,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
                                 image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels, every=every,
                                 codec=codec, save=tuple(sorted(set(save_formats))), save_json=save_json,
-                                save_crops=_crop_classes(save_crops), style=LabelStyle(label_mode, not no_conf, line_width, font_scale, enlarge),
+                                save_crops=_crop_classes(save_crops), style=LabelStyle(label_mode, not no_conf, line_width, font_scale, enlarge or "auto"),
                                 **detector)
     bar = tqdm(unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 
@@ -209,7 +213,7 @@ def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, box
         for path in files:
             name = "-" if path is None else str(path)
             try:
-                pixels = (decode_image(np.frombuffer(sys.stdin.buffer.read(), np.uint8)) if path is None
+                pixels = (decode_image(np.frombuffer(_stdin_image(), np.uint8)) if path is None
                           else read_image(path))
             except ImageReadError as error:
                 failed = True
@@ -219,3 +223,25 @@ def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, box
             click.echo(faces.to_json(image=name, detector=detector.face_detector.name, model=detector.model_name))
     if failed:
         sys.exit(1)
+
+
+MAX_STDIN_BYTES = 256 << 20
+
+
+def _stdin_image() -> bytes:
+    """One image's bytes from standard input, read in chunks: refused (`ImageReadError`) as soon as its
+    first bytes are not an image header, or beyond `MAX_STDIN_BYTES`, without reading the rest."""
+    from maskmodel.io.imageio import ImageReadError
+    from maskmodel.io.imagesize import declared_size
+
+    chunks, total, checked = [], 0, False
+    while chunk := sys.stdin.buffer.read(1 << 20):
+        chunks.append(chunk)
+        total += len(chunk)
+        if not checked and (total >= 1 << 16 or len(chunk) < 1 << 20):
+            checked = True
+            if declared_size(b"".join(chunks)) is None:
+                raise ImageReadError("standard input does not start with an image header of a known format")
+        if total > MAX_STDIN_BYTES:
+            raise ImageReadError(f"standard input holds more than {MAX_STDIN_BYTES} bytes: not one image")
+    return b"".join(chunks)

@@ -88,6 +88,16 @@ def detector_settings(face_detector: str, preset: str, threshold: float | None, 
     return {"detector": config, "box_adjust": adjust}
 
 
+def cap_jobs(ctx: click.Context, param: click.Parameter, jobs: int) -> int:
+    """`--jobs` callback: at most the CPUs this process may use (more processes only cost memory), with a note."""
+    from maskmodel.batch.engines import available_cpus
+
+    cpus = available_cpus()
+    if jobs > cpus:
+        click.echo(f"note: --jobs {jobs} is more than the {cpus} CPUs here: using {cpus}", err=True)
+    return min(jobs, cpus)
+
+
 def _parse_scales(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import (FaceDetectorChoice, detector_options, detector_settings, face_detector_help,
+from maskmodel.cli.detector import (FaceDetectorChoice, cap_jobs, detector_options, detector_settings, face_detector_help,
                                     mask_detector)
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
@@ -139,7 +139,8 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
 @click.option("--fit-box", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Fit the box adjustment (median offset and scale) that makes the detector's boxes match this "
                    "set's, write it to this calibration file (for --box-adjust) and report the metrics with it.")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, callback=cap_jobs,
+              help="Worker processes (at most the CPUs).")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT (its files of the same names are replaced).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def detect(dataset, out_dir, data_format, names, images_dir, model, face_detector, preset, threshold, scales, flip,
@@ -212,6 +213,7 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         result["fitted"] = _fit_box(images, predictions, detector.box_adjust, fit_box, dataset)
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
     result["skipped"] = [{"file": file, "reason": reason} for file, reason in skipped]
+    result["boxes_clipped"] = sum(image.clipped for image in images)  # reached outside their image
     out_dir.mkdir(parents=True, exist_ok=True)
     if classifier_only:
         pairs = [(classes.index(f.label), [p.probabilities[c] for c in classes])
@@ -241,6 +243,9 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         click.echo(f"skipped {file}: {reason}", err=True)
     if skipped:
         click.echo(f"{len(skipped)} image(s) left out of the evaluation (listed in metrics.json 'skipped')", err=True)
+    if result["boxes_clipped"]:
+        click.echo(f"{result['boxes_clipped']} annotated box(es) reached outside their image: clipped to it, or left "
+                   "out when wholly outside (metrics.json 'boxes_clipped')", err=True)
     style = result["box_style"]
     click.echo(f"face AP50 {result['face_ap50']:.4f}, mAP50 {result['map50']:.4f}, precision {result['precision']:.4f}, "
                f"recall {result['recall']:.4f}, label accuracy {result['label_accuracy_on_matched']:.4f}")

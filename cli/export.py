@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import click
@@ -22,47 +24,80 @@ def _resolve_keras(model: str) -> Path:
 @click.command()
 @click.argument("model")
 @click.option("--format", "export_format", type=click.Choice(["onnx", "tflite"]), default="onnx", show_default=True)
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The file to write; an existing file is replaced only with --overwrite.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--quantization", type=click.Choice(["float32", "float16", "int8"]), default="float16",
               show_default=True, help="TFLite only.")
 @click.option("--representative", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="TFLite int8: a folder of training images (ROOT/<class>/*) to calibrate with.")
 @click.option("--samples", type=click.IntRange(1), default=200, show_default=True,
               help="TFLite int8: how many representative images.")
-def export(model, export_format, out_path, quantization, representative, samples) -> None:
+def export(model, export_format, out_path, quantization, representative, samples, overwrite) -> None:
     """Export MODEL (a .keras file, a run directory, or a zoo name) to ONNX or TFLite.
 
     ONNX input: NCHW float32 RGB 0..255, exactly what cv2.dnn.blobFromImages(crops, 1.0, (S, S),
     swapRB=True) makes; output: softmax probabilities. TFLite input: NHWC float32 RGB 0..255, batch 1.
     """
-    import keras
     import numpy as np
 
+    from maskmodel.runtime.files import publish_file
     from maskmodel.training.export import export_onnx, export_tflite
 
+    if os.path.lexists(out_path) and not overwrite:
+        raise click.UsageError(f"{out_path} exists: use --overwrite to replace it")
+    if export_format == "tflite" and quantization == "int8" and representative is None:
+        raise click.BadParameter("int8 needs training images to calibrate with", param_hint="--representative")
     try:
         keras_path = _resolve_keras(model)
     except Exception as error:
         raise click.ClickException(str(error)) from error
-    network = keras.saving.load_model(keras_path)
+    network = _load_keras(keras_path)
     size = network.input_shape[1]
-    if export_format == "onnx":
-        export_onnx(network, out_path)
-        import cv2
+    # written beside --out under a temporary name, then moved there whole (never replacing a file
+    # that appeared meanwhile unless --overwrite)
+    temp = out_path.with_name(f".{out_path.stem[:40]}-{secrets.token_hex(4)}.partial{out_path.suffix}")
+    try:
+        if export_format == "onnx":
+            export_onnx(network, temp)
+            import cv2
 
-        probe = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype(np.float32)
-        net = cv2.dnn.readNetFromONNX(str(out_path))
-        net.setInput(probe.transpose(0, 3, 1, 2).copy())
-        difference = float(np.abs(net.forward() - network.predict(probe, verbose=0)).max())
-        click.echo(f"wrote {out_path}; max |cv2.dnn - Keras| on 4 random inputs: {difference:.2e}")
-        return
-    crops = None
-    if quantization == "int8":
-        if representative is None:
-            raise click.BadParameter("int8 needs training images to calibrate with", param_hint="--representative")
-        crops = _representative_crops(representative, size, samples)
-    export_tflite(network, out_path, quantization, crops)
-    click.echo(f"wrote {out_path} ({quantization})")
+            probe = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype(np.float32)
+            net = cv2.dnn.readNetFromONNX(str(temp))
+            net.setInput(probe.transpose(0, 3, 1, 2).copy())
+            difference = float(np.abs(net.forward() - network.predict(probe, verbose=0)).max())
+            done = f"wrote {out_path}; max |cv2.dnn - Keras| on 4 random inputs: {difference:.2e}"
+        else:
+            crops = _representative_crops(representative, size, samples) if quantization == "int8" else None
+            export_tflite(network, temp, quantization, crops)
+            done = f"wrote {out_path} ({quantization})"
+        publish_file(temp, out_path, replace=overwrite)
+    except FileExistsError:
+        raise click.UsageError(f"{out_path} exists: use --overwrite to replace it") from None
+    except OSError as error:
+        raise click.ClickException(f"cannot write {out_path}: {error.strerror or error}") from None
+    finally:
+        if os.path.lexists(temp):
+            os.unlink(temp)
+    click.echo(done)
+
+
+def _load_keras(path: Path):
+    """The Keras model in `path`, or a one-line error saying why it cannot be used."""
+    import zipfile
+
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise click.ClickException(f"{path} is not a .keras model file (a zip archive): damaged or of another kind")
+    import keras
+
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # Keras raises ValueError, TypeError, KeyError, OSError for bad files
+        if "Lambda" in str(error):
+            raise click.ClickException(f"{path} holds a Lambda layer (Python code): maskmodel never runs code "
+                                       "from a model file") from None
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise click.ClickException(f"cannot load {path}: {type(error).__name__}: {first}") from None
 
 
 def _representative_crops(root: Path, size: int, samples: int):

@@ -25,10 +25,21 @@ class MaskmodelGroup(click.Group):
 
         try:
             return super().invoke(ctx)
-        except UsageError as error:
-            raise click.UsageError(str(error), ctx) from error
+        except UsageError as error:  # with the usage line of the command that was run, not the group's
+            raise click.UsageError(str(error), _innermost_context(error, ctx)) from error
         except MaskmodelError as error:
             raise click.ClickException(str(error)) from error
+
+
+def _innermost_context(error: BaseException, default: click.Context) -> click.Context:
+    """The context of the innermost command `error` went through (`maskmodel evaluate detect`'s, not
+    the group's): the last `ctx` of a Click frame in its traceback."""
+    found, frame = default, error.__traceback__
+    while frame is not None:
+        ctx = frame.tb_frame.f_locals.get("ctx")
+        found = ctx if isinstance(ctx, click.Context) else found
+        frame = frame.tb_next
+    return found
 
 
 @click.group(cls=MaskmodelGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,10 +9,21 @@ import click
 from maskmodel.cli.detector import FaceDetectorChoice
 from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 
+SMOKE_IMAGES = 8  # --smoke: images per class and split
+
+
+def phase_epochs(epochs: int | None, head: int | None, finetune: int | None, smoke: bool = False) -> tuple[int, int]:
+    """Epochs of phase 1 and phase 2: --head-epochs / --finetune-epochs, else --epochs, else 1 with --smoke,
+    else 20 and 12."""
+    first = lambda *values: next(value for value in values if value is not None)  # noqa: E731
+    return first(head, epochs, 1 if smoke else None, 20), first(finetune, epochs, 1 if smoke else None, 12)
+
 
 @click.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory to write.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Run directory to write; if it holds a run, the next free OUT-2, OUT-3, ... (unless --overwrite).")
+@click.option("--overwrite", is_flag=True, help="Write into --out even if it holds an earlier run (its files are replaced).")
 @click.option("--alpha", type=click.Choice(["0.35", "0.5", "0.75", "1.0", "1.3", "1.4"]),
               default=str(model_info(DEFAULT_CLASSIFIER).architecture["alpha"]), show_default=True,
               help="MobileNetV2 width multiplier (default: the published default classifier's).")
@@ -20,10 +31,16 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
               show_default=True, help="Classifier input side in pixels.")
 @click.option("--weights", default="imagenet", show_default=True,
               help="'imagenet', 'none', or a .keras/.weights.h5 file to start from.")
-@click.option("--head-epochs", type=click.IntRange(0), default=20, show_default=True,
-              help="Phase 1 epochs (head only).")
-@click.option("--epochs", "finetune_epochs", type=click.IntRange(0), default=12, show_default=True,
-              help="Phase 2 epochs (top blocks unfrozen).")
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Epochs of each phase (both phases at most N, early stopping may end one sooner; "
+                   "--epochs 1 runs 2 epochs in all). Default: 20 for phase 1, 12 for phase 2.")
+@click.option("--head-epochs", type=click.IntRange(0), default=None,
+              help="Phase 1 epochs (head only), overriding --epochs for phase 1.  [default: 20]")
+@click.option("--finetune-epochs", type=click.IntRange(0), default=None,
+              help="Phase 2 epochs (top blocks unfrozen), overriding --epochs for phase 2.  [default: 12]")
+@click.option("--smoke", is_flag=True,
+              help=f"A quick try of the whole pipeline: at most {SMOKE_IMAGES} images per class and split, one "
+                   "augmented copy, 1 epoch per phase (unless given); the model it writes is not a useful one.")
 @click.option("--unfreeze-from", "first_block", type=click.IntRange(1, 16), default=12, show_default=True,
               help="First MobileNetV2 block trained in phase 2.")
 @click.option("--copies", type=click.IntRange(1), default=8, show_default=True,
@@ -35,42 +52,87 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 @click.option("--photos", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Photo set with face boxes (images/ + annotations/ in PASCAL VOC), repeatable: each "
                    "face is cut at the runtime detector's matching box, labels from the annotation.")
+@click.option("--ignore-label", "ignore_labels", multiple=True,
+              help="Photo face label to leave out of training (repeatable), e.g. mask_incorrect for a "
+                   "two-class model trained on three-class photos.")
 @click.option("--face-detector", type=FaceDetectorChoice(), default="yunet", show_default=True,
               help="Detector that cuts the training crops (use the runtime's).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no per-epoch lines.")
-@click.option("--verbose", is_flag=True, help="Also TensorFlow's own start-up and device logs.")
-def train(data, out_dir, alpha, input_size, weights, head_epochs, finetune_epochs, first_block, copies,
-          margin, seed, exclude, photos, face_detector, quiet, verbose) -> None:
+@click.option("--verbose", is_flag=True,
+              help="Also the logs and warnings of TensorFlow, Keras, OpenCV and the ONNX export (silenced by default).")
+def train(data, out_dir, overwrite, alpha, input_size, weights, epochs, head_epochs, finetune_epochs, smoke,
+          first_block, copies, margin, seed, exclude, photos, ignore_labels, face_detector, quiet, verbose) -> None:
     """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test) and --photos.
 
     Phase 1 trains the head on cached features of the frozen backbone; phase 2 unfreezes the top
-    blocks at a low learning rate. Writes model.keras, model.onnx, metrics.json, curves.png,
-    confusion.png and dataset_report.json into OUT.
-    """
-    import os
+    blocks at a low learning rate. --epochs N sets both phases to N epochs (--head-epochs and
+    --finetune-epochs set one phase each); by default 20 and 12. Writes model.keras, model.onnx,
+    metrics.json, curves.png, confusion.png and dataset_report.json into OUT.
 
-    if not verbose:  # read by TensorFlow when it loads, below
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    Offline, install Keras' ImageNet files first: maskmodel models install --from ../shared/models/keras
+    """
+    if not verbose:
+        _quiet_third_parties()
     from maskmodel.detect.detector_config import create_face_detector, one_face_detector
+    from maskmodel.training.rundir import new_run_folder
     from maskmodel.training.train import TrainConfig, TrainingDataError
     from maskmodel.training.train import train as run_training
 
+    head_epochs, finetune_epochs = phase_epochs(epochs, head_epochs, finetune_epochs, smoke)
     config = TrainConfig(
         alpha=float(alpha), input_size=int(input_size), weights=None if weights == "none" else weights,
-        crop_margin=margin, first_trainable_block=first_block, augmented_copies=copies,
+        crop_margin=margin, first_trainable_block=first_block, augmented_copies=1 if smoke else copies,
         head_epochs=head_epochs, finetune_epochs=finetune_epochs, seed=seed, exclude=list(exclude),
+        ignore_labels=list(ignore_labels),
+        images_per_class=SMOKE_IMAGES if smoke else None,
     )
     if config.weights == "imagenet":  # before any work: cutting crops takes minutes
         from maskmodel.training.imagenet import check_imagenet_weights
 
         check_imagenet_weights(config.alpha)
+    given, out_dir = out_dir, new_run_folder(out_dir, [*data, *photos], overwrite)
+    if out_dir != given:
+        click.echo(f"{given} holds an earlier run: writing this one to {out_dir} (--overwrite replaces it)", err=True)
     try:
         metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet,
                                photos=list(photos), photo_detector=create_face_detector(face_detector))
     except (TrainingDataError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     for split, result in metrics["splits"].items():
+        counts = ", ".join(f"{name} {count}" for name, count in metrics["counts"][split].items())
         click.echo(f"{split:5s} accuracy {result['accuracy']:.4f}  balanced {result['balanced_accuracy']:.4f}"
-                   f"  ({result['count']} images)")
-    click.echo(f"run written to {out_dir}")
+                   f"  ({result['count']} images: {counts})" + ("  TOO SMALL TO MEASURE" if "warning" in result else ""))
+    for warning in metrics["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"model: {out_dir / 'model.onnx'} (and model.keras; use it with --model {out_dir})\n"
+               f"curves: {out_dir / 'curves.png'}\nmetrics: {out_dir / 'metrics.json'}"
+               + (f" (confusion matrix: {out_dir / 'confusion.png'})" if (out_dir / "confusion.png").exists() else ""))
+
+
+def _quiet_third_parties() -> None:
+    """Silence what TensorFlow, Keras, OpenCV and the ONNX export log on their own (--verbose keeps it)."""
+    import logging
+    import os
+    import sys
+    import warnings
+
+    import cv2
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read by TensorFlow when it loads, below
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)  # TensorFlow 2.21 writes its start-up lines (oneDNN, cuda, CPU features) to the file
+    try:               # descriptor whatever TF_CPP_MIN_LOG_LEVEL says: load it with fd 2 on /dev/null
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 2)
+        os.close(quiet)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # not the DNN engine's warnings
+    for name in ("tensorflow", "absl", "tf2onnx", "keras"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for category in (FutureWarning, DeprecationWarning, UserWarning):  # np.object and the like, from libraries
+        warnings.filterwarnings("ignore", category=category, module=r"(tensorflow|keras|tf2onnx|onnx|absl)")
+

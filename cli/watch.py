@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER
 @click.option("--source", default="0", show_default=True, help="Camera index, stream URL or video file.")
 @click.option("--no-display", is_flag=True, help="No window (headless); use --out to keep the stream.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the annotated stream to this video file.")
+              help="Write the annotated stream to this video file (a new one: an existing file or link is never "
+                   "replaced).")
 @click.option("--every", type=click.IntRange(1), default=1, show_default=True, help="Detect in every Nth frame.")
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
 @detector_options
@@ -26,11 +29,18 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     import cv2
 
     from maskmodel.drawing.draw import draw_faces
+    from maskmodel.drawing.labels import LabelStyle
     from maskmodel.video.tracking import IoUTracker
     from maskmodel.video.frames import (VideoReadError, iter_frames, open_capture, open_video_writer,
                                         tracked_faces)
 
     settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
+    if out_path is not None and os.path.lexists(out_path):
+        raise click.UsageError(f"{out_path} exists: watch writes a new file and never replaces one (the source "
+                               "included); choose another --out")
+    # the stream is written under a temporary name beside --out and moved there when it ends
+    temp = None if out_path is None else \
+        out_path.with_name(f".{out_path.stem[:40]}-{secrets.token_hex(4)}.partial{out_path.suffix}")
     try:
         capture = open_capture(int(source) if source.isdigit() else source)
     except VideoReadError as error:
@@ -43,14 +53,15 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
             if index % every == 0:
                 drawn = tracked_faces(detector.detect(frame), tracker)
             frames += 1
-            shown = draw_faces(frame, drawn, detector.classes, prefixes=[f"#{face.track}" for face in drawn])
+            shown = draw_faces(frame, drawn, detector.classes, prefixes=[f"#{face.track}" for face in drawn],
+                               style=LabelStyle(enlarge=1.0))  # the stream's frame size
             rate = frames / (time.perf_counter() - started)
             cv2.putText(shown, f"{rate:.1f} fps", (10, shown.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                         (255, 255, 255), 2, cv2.LINE_AA)
             if out_path is not None:
                 if writer is None:
                     try:
-                        writer = open_video_writer(out_path, "mp4v", fps_in, frame.shape[1], frame.shape[0])
+                        writer = open_video_writer(temp, "mp4v", fps_in, frame.shape[1], frame.shape[0])
                     except OSError as error:
                         raise click.ClickException(str(error)) from error
                 writer.write(shown)
@@ -67,9 +78,20 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
         capture.release()
         if writer is not None:
             writer.release()
+            _publish(temp, out_path)
         if not no_display:
             cv2.destroyAllWindows()
     people = tracker.people()
     masked = sum(label == "with_mask" for label in people.values())
     click.echo(f"{frames} frames, {frames / max(time.perf_counter() - started, 1e-9):.1f} fps, "
                f"{len(people)} people ({masked} with mask)" + (f"; written to {out_path}" if out_path else ""))
+
+
+def _publish(temp: Path, out_path: Path) -> None:
+    """Move the written stream to --out, unless something took that name meanwhile (then it stays at `temp`)."""
+    from maskmodel.runtime.files import publish_file
+
+    try:
+        publish_file(temp, out_path, replace=False)
+    except FileExistsError:
+        raise click.ClickException(f"{out_path} appeared while watching; the stream is kept in {temp}") from None

@@ -10,3 +10,8 @@ class MaskmodelError(Exception):
 class UsageError(MaskmodelError, ValueError):
     """The request cannot be carried out as given (conflicting paths, an output folder in use or not
     maskmodel's): nothing was written. The CLI exits with 2."""
+
+
+class ModelCheckError(MaskmodelError, ValueError):
+    """A model does not do what its contract says (output width is not the number of classes, outputs
+    that are not finite probabilities); it is refused when it is loaded, before the first photo."""

@@ -29,7 +29,8 @@ class MaskDetector:
             detector (when given by name or `DetectorConfig`; CenterFace and the SSD run ONNX): `"auto"`
             (the fastest installed, see `maskmodel.runtime.backends`), `"opencv"`, `"onnxruntime"`,
             `"openvino"`.
-        precision: `"auto"` (bf16 on OpenVINO where the CPU has it, else fp32), `"fp32"` or `"bf16"`.
+        precision: `"auto"` (the face detector in bf16 on OpenVINO where the CPU has it, else fp32; the classifier in
+            fp32), `"fp32"` or `"bf16"`.
         box_adjust: how the reported boxes are moved and scaled from the detector's (see
             `maskmodel.detect.boxstyle`); `None` reports the detector's own boxes.
             The classifier always crops the detector's own box.

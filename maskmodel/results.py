@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from maskmodel.drawing.draw import draw_faces
+from maskmodel.drawing.labels import LabelStyle
 
 STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
 
@@ -153,8 +154,8 @@ class Detections(Sequence):
         return json.dumps({**record, **self.to_dict()}, ensure_ascii=False)
 
     def plot(self, blur: bool = False) -> np.ndarray:
-        """An annotated BGR copy of the image (as `maskmodel annotate` draws it)."""
-        return draw_faces(self.image, list(self.faces), self.classes, blur=blur)
+        """An annotated BGR copy of the image, of its size (as `maskmodel annotate --enlarge 1` draws it)."""
+        return draw_faces(self.image, list(self.faces), self.classes, blur=blur, style=LabelStyle(enlarge=1.0))
 
     def to_supervision(self):
         """A `supervision.Detections` (needs the optional `supervision` package)."""

@@ -38,3 +38,32 @@ def upload_tree(folder: Path, uri: str) -> None:
         if path.is_file():
             with filesystem.open_output_stream(f"{root}/{path.relative_to(folder).as_posix()}") as stream:
                 stream.write(path.read_bytes())
+
+
+def tiny_classifier(folder: Path, classes=("with_mask", "without_mask"), outputs: int | None = None,
+                    softmax: bool = True, bias: float = 0.0, size: int = 32) -> Path:
+    """A run folder (`model.onnx` + `model.json`) of a tiny ONNX classifier built with `onnx.helper`:
+    mean colour → `outputs` values (default: one per class), a softmax unless told otherwise."""
+    import json
+
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    outputs = len(classes) if outputs is None else outputs
+    weights = numpy_helper.from_array(np.linspace(-0.01, 0.01, 3 * outputs, dtype=np.float32).reshape(3, outputs), "w")
+    offsets = numpy_helper.from_array(np.full(outputs, bias, np.float32), "b")
+    nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "w", "b"], ["logits" if softmax else "probabilities"])]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, size, size])],
+                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", outputs])],
+                              [weights, offsets])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    save(model, str(folder / "model.onnx"))
+    contract = {"task": "classification", "classes": list(classes),
+                "input": {"size": size, "crop": {"margin": 0.2, "square": True}}}
+    (folder / "model.json").write_text(json.dumps(contract))
+    return folder

@@ -83,7 +83,8 @@ def test_annotate_folder(photo_folder, tmp_path):
     faces = [r for r in rows if r["path"] == MIXED.name]
     assert status[MIXED.name] == {"ok"} and len(faces) >= 5
     assert all(abs(float(r["p_with_mask"]) + float(r["p_without_mask"]) - 1) < 1e-3 for r in faces)
-    assert {r["model"] for r in faces} == {f"{maskmodel.DEFAULT_CLASSIFIER}@1.0.0"} and {r["detector"] for r in faces} == {"centerface"}
+    assert {r["model"] for r in faces} == {maskmodel.model_info(maskmodel.DEFAULT_CLASSIFIER).spec}
+    assert {r["detector"] for r in faces} == {"centerface"}
     found = [([float(r[k]) for k in ("x1", "y1", "x2", "y2")], r["label"]) for r in faces]
     annotated = [f for f in read_voc(CROWD_DEV / "annotations" / "maksssksksss148.xml", CROWD_DEV / "images").faces
                  if f.box[2] - f.box[0] >= 40 and f.label in ("with_mask", "without_mask")]
@@ -182,3 +183,15 @@ def test_symlink_loop_and_hidden_files(tmp_path):
     assert result.exit_code == 0, result.output
     paths = {row["path"] for row in csv.DictReader(open(out / "report.csv", encoding="utf-8"))}
     assert paths == {"a/face.png"}
+
+
+def test_a_usage_error_shows_the_commands_usage_line(tmp_path):
+    """A non-empty --out is refused with `annotate`'s usage line, not the group's."""
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", np.full((48, 64, 3), 90, np.uint8))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, ["annotate", str(tmp_path / "in"), "--out", str(tmp_path / "out")],
+                                prog_name="maskmodel")
+    assert result.exit_code == 2 and "not empty" in result.output
+    assert result.output.startswith("Usage: maskmodel annotate [OPTIONS] INPUTS...\n"), result.output

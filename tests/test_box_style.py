@@ -67,13 +67,18 @@ def test_box_style_of_boxes_drawn_too_high():
     assert result["offset"] == {"dx": 0.0, "dy": pytest.approx(0.3), "sw": 1.0, "sh": 1.0, "pairs": 2}
 
 
-def test_fit_box_writes_a_calibration_the_commands_accept(tmp_path):
-    voc = tmp_path / "voc"
+def crowd_voc(voc, count: int):
+    """A VOC folder holding (links to) the first `count` crowd-dev photos and their annotations."""
     (voc / "images").mkdir(parents=True)
     (voc / "annotations").mkdir()
-    for path in crowd_images(2):
+    for path in crowd_images(count):
         (voc / "images" / path.name).symlink_to(path)
         (voc / "annotations" / f"{path.stem}.xml").symlink_to(CROWD_DEV / "annotations" / f"{path.stem}.xml")
+    return voc
+
+
+def test_fit_box_writes_a_calibration_the_commands_accept(tmp_path):
+    voc = crowd_voc(tmp_path / "voc", 2)
     calibration = tmp_path / "box.json"
     result = CliRunner().invoke(main, ["evaluate", "detect", str(voc), "--out", str(tmp_path / "e"),
                                        "--box-adjust", "none", "--fit-box", str(calibration)])
@@ -106,12 +111,7 @@ def test_own_boxes_by_default_and_evaluate_tells_what_a_fit_would_change(tmp_pat
     assert np.allclose([f["box"] for f in styled], expected, atol=0.1)
     wrong = CliRunner().invoke(main, ["predict", photo, "--face-detector", "ssd", "--box-adjust", "crowd-dev"])
     assert wrong.exit_code == 2 and "fitted for the centerface and yunet detectors only" in wrong.output
-    voc = tmp_path / "voc"
-    (voc / "images").mkdir(parents=True)
-    (voc / "annotations").mkdir()
-    for path in crowd_images(6):
-        (voc / "images" / path.name).symlink_to(path)
-        (voc / "annotations" / f"{path.stem}.xml").symlink_to(CROWD_DEV / "annotations" / f"{path.stem}.xml")
+    voc = crowd_voc(tmp_path / "voc", 6)
     result = CliRunner().invoke(main, ["evaluate", "detect", str(voc), "--out", str(tmp_path / "e")])
     assert result.exit_code == 0, result.output
     assert "box style: your boxes sit" in result.output and "face heights lower" in result.output

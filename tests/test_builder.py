@@ -79,3 +79,21 @@ def test_model_splits_into_trunk_and_top_at_every_block(first_block):
     trunk, top = keras.Model(model.input, split), keras.Model(split, model.output)
     x = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype("float32")
     assert np.allclose(top.predict(trunk.predict(x, verbose=0), verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_imagenet_weights_missing_offline_is_one_maskmodel_error(tmp_path, monkeypatch):
+    """Without the file and without a network: a UsageError naming the remedy, raised before Keras tries its
+    download (never Keras' `Exception: URL fetch failure`); after `models install --from` it builds."""
+    from helpers import SHARED
+    from maskmodel.errors import UsageError
+    from maskmodel.training import imagenet
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(imagenet, "BASE_URL", "http://127.0.0.1:9/")  # nothing listens there: offline
+    with pytest.raises(imagenet.ImagenetWeightsMissing) as error:
+        build_model(alpha=0.35, weights="imagenet")
+    assert isinstance(error.value, UsageError) and "\n" not in str(error.value)
+    assert "maskmodel models install --from" in str(error.value) and str(tmp_path / "keras" / "models") in str(error.value)
+    assert not (tmp_path / "keras").exists()  # Keras never started a download
+    imagenet.install_from(SHARED / "models" / "keras")
+    assert build_model(alpha=0.35, weights="imagenet").output_shape == (None, 2)

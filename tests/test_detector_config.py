@@ -28,8 +28,9 @@ def test_presets_are_data_beside_each_detector_and_overrides_win():
 
 @pytest.mark.parametrize("settings, field, message", [
     ({"name": "mtcnn"}, "name", "Expected name in"),
-    ({"scales": (16,)}, "scales", "at least 32 px"),
-    ({"scales": ()}, "scales", "at least 32 px"),
+    ({"scales": (16,)}, "scales", "scales of 32 to 8192 px"),
+    ({"scales": (100_000,)}, "scales", "scales of 32 to 8192 px"),
+    ({"scales": ()}, "scales", "1 to 8 scales"),
     ({"score_threshold": 1.5}, "score_threshold", r"in \[0, 1\]"),
     ({"nms_threshold": 0.0}, "nms_threshold", r"in \(0, 1\]"),
     ({"name": "ssd", "flip": True}, "flip", "applies to the centerface and yunet detectors only"),

@@ -47,7 +47,7 @@ def test_files_and_records(run):
     assert (out / "classes.txt").read_text().split() == CLASSES
     crops = sorted((out / "crops").rglob("*.jpg"))
     assert len(crops) == faces
-    by_label = {f"{r['path'].rsplit('.', 1)[0]}_{f['face']}": f["label"] for r in records for f in r["faces"]}
+    by_label = {f"{r['path']}_{f['face']}": f["label"] for r in records for f in r["faces"]}
     for crop in crops:
         label, *rest = crop.relative_to(out / "crops").with_suffix("").parts
         assert by_label["/".join(rest)] == label
@@ -73,8 +73,9 @@ def test_labels_read_back_by_evaluate_detect(run, tmp_path, data_format, jobs):
     assert metrics["label_accuracy_on_matched"] == pytest.approx(1.0)
     saved = json.loads((tmp_path / "metrics" / "predictions.coco.json").read_text())
     assert len(saved["images"]) == 4 and len(saved["annotations"]) == metrics["predictions"] > 20
-    again = CliRunner().invoke(main, args)
+    again = CliRunner().invoke(main, args, prog_name="maskmodel")
     assert again.exit_code == 2 and "not empty" in again.output
+    assert again.output.startswith("Usage: maskmodel evaluate detect [OPTIONS]")  # not the group's usage
 
 
 def test_coco_loads_in_pycocotools(run):
@@ -150,13 +151,13 @@ def test_exports_never_write_through_a_symlink(tmp_path):
 
 
 def test_an_export_never_replaces_an_annotated_copy(tmp_path):
-    """An input at crops/<label>/a_0.jpg keeps its annotated copy; the crop of a.jpg's face 0 is refused."""
+    """An input at crops/<label>/a.jpg_0.jpg keeps its annotated copy; the crop of a.jpg's face 0 is refused."""
     photos = tmp_path / "photos"
     photos.mkdir()
     write_image(photos / "a.jpg", cv2.imread(str(CROWD_DEV / "images" / PHOTOS[0])))
     first = tmp_path / "first"
     assert CliRunner().invoke(main, ["annotate", str(photos), "--out", str(first), "-q", "--save-crops"]).exit_code == 0
-    crop = next(p for p in (first / "crops").rglob("a_0.jpg")).relative_to(first).as_posix()
+    crop = next(p for p in (first / "crops").rglob("a.jpg_0.jpg")).relative_to(first).as_posix()
     write_image(photos / crop, np.full((70, 90, 3), 90, np.uint8))  # not square, like no crop
     out = tmp_path / "out"
     assert CliRunner().invoke(main, ["annotate", str(photos), "--out", str(out), "-q", "--save-crops"]).exit_code == 0

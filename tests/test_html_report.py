@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from maskmodel.cli.main import main
 from helpers import CROWD_DEV, write_image
-from maskmodel.outputs.html_report import MAX_GALLERY, MAX_REVIEW, build_html
+from maskmodel.outputs.html_report import MAX_GALLERY, MAX_REVIEW, MAX_REVIEW_LIST, build_html
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -77,6 +77,38 @@ def test_capped_for_huge_runs():
     assert sum(tag == "img" for tag, _ in tags) == MAX_GALLERY
     assert sum(tag == "figure" for tag, _ in tags) == MAX_REVIEW
     assert "100000" in page.replace(",", "") and len(page) < 1_000_000
+
+
+def _face(path: str, label: str, probability: float) -> list[dict]:
+    other = "with_mask" if label == "without_mask" else "without_mask"
+    return [{"status": "ok", "face": "0", "x1": "10", "y1": "10", "x2": "30", "y2": "34", "score": "0.9",
+             "label": label, f"p_{label}": f"{probability:.4f}", f"p_{other}": f"{1 - probability:.4f}",
+             "width": "100", "height": "80", "frame": "", "track": "", "message": "", "path": path, "output": path}]
+
+
+def test_review_queue_ranks_doubt_and_says_what_it_left_out():
+    """Uncertain faces first (least sure first), then unmasked ones (least sure first); masked faces sure
+    of their label never; beyond the crops a folded list, and a count of the rest."""
+    rng = np.random.default_rng(0)
+    sure_unmasked = [_face(f"x{i}.jpg", "without_mask", p) for i, p in enumerate(rng.uniform(0.76, 1.0, 150))]
+    unsure = [_face(f"u{i}.jpg", label, p) for i, (label, p) in
+              enumerate(zip(rng.choice(["with_mask", "without_mask"], 60), rng.uniform(0.5, 0.74, 60)))]
+    masked = [_face(f"m{i}.jpg", "with_mask", p) for i, p in enumerate(rng.uniform(0.8, 1.0, 50))]
+    blocks = sure_unmasked + masked + unsure
+    page = build_html(blocks, ["with_mask", "without_mask"], lambda path: None)
+    shown = [attrs["title"] for tag, attrs in _tags(page) if tag == "figure"]
+    listed = re.findall(r'<tr><td><a href="([^"]+)">', page.split('<details class="review-list">')[1])
+    probability = {rows[0]["path"]: float(rows[0][f"p_{rows[0]['label']}"]) for rows in blocks}
+    assert len(shown) == MAX_REVIEW and len(listed) == 60 + 150 - MAX_REVIEW
+    queue = shown + listed
+    assert all(name.startswith("u") for name in queue[:60]) and all(name.startswith("x") for name in queue[60:])
+    assert [probability[n] for n in queue[:60]] == sorted(probability[n] for n in queue[:60])
+    assert [probability[n] for n in queue[60:]] == sorted(probability[n] for n in queue[60:])
+    assert "210 faces qualified" in page and f"the next {210 - MAX_REVIEW} are listed below" in page
+    assert "more are in report.csv" not in page  # all of them are on the page
+    many = build_html(sure_unmasked * 10, ["with_mask", "without_mask"], lambda path: None)
+    assert "1500 faces qualified" in many and f"{1500 - MAX_REVIEW - MAX_REVIEW_LIST} more are in report.csv" in many
+    assert len(re.findall("<tr><td><a ", many)) == MAX_REVIEW_LIST
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium; CI does)")

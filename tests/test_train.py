@@ -106,3 +106,64 @@ def test_the_run_directory_is_a_model_everything_accepts(tiny_run, tmp_path):
     (folder / photo.name).write_bytes(photo.read_bytes())
     result = CliRunner().invoke(main, ["annotate", str(folder), "--out", str(tmp_path / "o"), "--model", str(out), "-q"])
     assert result.exit_code == 0, result.output
+
+
+def test_epochs_means_each_phase_unless_a_phase_is_named():
+    from maskmodel.cli.train import phase_epochs
+
+    assert phase_epochs(None, None, None) == (20, 12)
+    assert phase_epochs(1, None, None) == (1, 1)  # --epochs 1: two epochs in all, not 21
+    assert phase_epochs(3, 0, None) == (0, 3) and phase_epochs(None, None, 5) == (20, 5)
+    assert phase_epochs(None, 2, None, smoke=True) == (2, 1) and phase_epochs(4, None, None, smoke=True) == (4, 4)
+
+
+def test_train_command_log_is_quiet_and_ends_with_where_things_are(tmp_path):
+    """The real command in its own process (TensorFlow writes to the file descriptor): no third-party
+    lines, one line per epoch with its phase, the run's files named, splits too small to measure said."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    for split, count in (("train", 10), ("val", 3), ("test", 3)):
+        for label in ("with_mask", "without_mask"):
+            (data / split / label).mkdir(parents=True)
+            for source in sorted((COVID / "train" / label).iterdir())[:count] if split == "train" else \
+                    sorted((COVID / split / label).iterdir())[:count]:
+                shutil.copy(source, data / split / label / source.name)
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "maskmodel", "train", str(data), "--out", str(out), "--alpha", "0.35",
+                             "--smoke", "--head-epochs", "2"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stderr.replace("\r", "\n").splitlines()
+             if line.strip() and not line.startswith(("face crops", "features"))]  # our progress bars
+    epochs = [line for line in lines if line.startswith("phase ")]
+    assert [line.split("  ")[0] for line in epochs] == [
+        "phase 1/2 (head) epoch 1/2", "phase 1/2 (head) epoch 2/2", "phase 2/2 (finetune) epoch 1/1"]
+    assert all("loss " in line and "val_accuracy " in line for line in epochs)
+    metrics = json.loads((out / "metrics.json").read_text())
+    counts = metrics["counts"]  # near duplicates may move an image between splits: 6 or 7 in val and test
+    assert counts["train"] == {"with_mask": 8, "without_mask": 8}  # --smoke: at most 8 a class and split
+    small = [split for split in ("val", "test") if sum(counts[split].values()) < 10]
+    assert small == ["val", "test"]
+    assert [line for line in lines if line not in epochs] == [  # nothing from TensorFlow, OpenCV, tf2onnx
+        f"warning: the {split} split is too small to measure ({sum(counts[split].values())} images, under 10: "
+        f"with_mask {counts[split]['with_mask']}, without_mask {counts[split]['without_mask']}): its accuracy says little"
+        for split in small]
+    assert f"model: {out / 'model.onnx'}" in result.stdout and f"curves: {out / 'curves.png'}" in result.stdout
+    assert f"metrics: {out / 'metrics.json'}" in result.stdout
+    assert result.stdout.count("TOO SMALL TO MEASURE") == 2
+    assert "warning" not in metrics["splits"]["train"] and "too small" in metrics["splits"]["test"]["warning"]
+    assert len(metrics["warnings"]) == 2
+    run = json.loads((out / "run.json").read_text())
+    assert run["history"]["phase"] == ["head", "head", "finetune"] and run["training_samples"] == 16
+
+
+def test_split_warning_names_small_splits_and_missing_classes():
+    from maskmodel.training.train import split_warning
+
+    assert split_warning("test", {"with_mask": 5, "without_mask": 5}) is None
+    assert "2 images, under 10" in split_warning("test", {"with_mask": 2, "without_mask": 0})
+    assert "no without_mask image" in split_warning("test", {"with_mask": 2, "without_mask": 0})
+    assert split_warning("val", {"with_mask": 40, "without_mask": 0}) == (
+        "the val split is too small to measure (no without_mask image: with_mask 40, without_mask 0): "
+        "its accuracy says little")

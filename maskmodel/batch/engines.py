@@ -56,6 +56,11 @@ def exit_with_parent(interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="maskmodel-parent-watch", daemon=True).start()
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1,
                   detector: MaskDetector | None = None) -> Iterator[ImageResult]:
     """The `ImageResult` of each item, in input order, computed by `jobs` processes.
@@ -65,6 +70,7 @@ def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int 
     `MAX_ATTEMPTS` times gets an `error` result; workers exit when this process dies. With `jobs=1` the
     work runs in this process (with `detector`, if one is given).
     """
+    jobs = min(jobs, available_cpus())  # more processes than CPUs only cost memory
     if jobs <= 1:
         yield from map(Annotator(settings, detector), items)
         return

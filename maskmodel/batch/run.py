@@ -81,6 +81,8 @@ def annotate(
         overwrite: write into a non-empty output folder of an earlier run, removing what that run wrote.
     """
     started = time.time()
+    if resume and overwrite:
+        raise UsageError("--resume continues the report and --overwrite starts again: give one of them")
     roots = resolve_inputs(inputs, settings.out_dir)
     folder = open_folder(settings.out_dir)
     _check_output(folder, resume, overwrite)
@@ -96,7 +98,8 @@ def annotate(
             cleanup.callback(state.release)
             settings = dataclasses.replace(settings, temp_prefix=state.temp_prefix)
             folder.temp_prefix = state.temp_prefix
-            if overwrite and not resume:
+            state.check_configuration(_configuration(detector, settings), resume)
+            if overwrite:
                 state.remove_previous_outputs()
         report_path, mirror = cleanup.enter_context(_report_location(folder))
         if resume and mirror:
@@ -186,6 +189,14 @@ def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, 
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _configuration(detector: MaskDetector, settings: AnnotateSettings) -> dict:
+    """What the report's rows depend on: a resumed run must have the same (`RunState.check_configuration`)."""
+    config = settings.detector
+    return {"detector": {"name": config.name, "model": model_info(config.name, config.version).spec, **config.resolved()},
+            "model": detector.model_name, "classes": list(detector.classes), "box_adjust": asdict(detector.box_adjust),
+            "every": settings.every}
 
 
 def _public(location: Path | str) -> str:

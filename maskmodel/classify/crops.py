@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from maskmodel.errors import UsageError
+from maskmodel.zoo.schema import MAX_CROP_MARGIN
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 
 
@@ -33,6 +36,10 @@ class CropPolicy:
 
     margin: float = 0.2
     square: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin <= MAX_CROP_MARGIN:  # also false for nan
+            raise UsageError(f"Expected a crop margin in [0, {MAX_CROP_MARGIN}]. Received: margin={self.margin!r}")
 
     def to_dict(self) -> dict:
         return {"margin": self.margin, "square": self.square}
@@ -59,12 +66,9 @@ def expand_box(box: Box, policy: CropPolicy) -> tuple[int, int, int, int]:
     cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
     half_w = width * (0.5 + policy.margin)
     half_h = height * (0.5 + policy.margin)
-    return (
-        int(round(cx - half_w)),
-        int(round(cy - half_h)),
-        int(round(cx + half_w)),
-        int(round(cy + half_h)),
-    )
+    left, top = int(round(cx - half_w)), int(round(cy - half_h))
+    # at least one pixel: round-half-to-even can give a 1 px box the same start and end
+    return left, top, max(int(round(cx + half_w)), left + 1), max(int(round(cy + half_h)), top + 1)
 
 
 def crop_face(image: np.ndarray, box: Box, policy: CropPolicy, size: int) -> np.ndarray:

@@ -12,11 +12,17 @@ adjusted: the reported boxes are the detector's own.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from maskmodel.errors import UsageError
+from maskmodel.runtime.files import read_regular_file
+
+MAX_SHIFT, MAX_SCALE = 10.0, 100.0  # box widths or heights
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,13 @@ class BoxAdjust:
     dy: float = 0.0
     sw: float = 1.0
     sh: float = 1.0
+
+    def __post_init__(self) -> None:  # the one schema of a box style, whether typed, parsed or read from a file
+        values = (self.dx, self.dy, self.sw, self.sh)
+        if (not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+                or max(abs(self.dx), abs(self.dy)) > MAX_SHIFT or not all(0 < v <= MAX_SCALE for v in values[2:])):
+            raise UsageError(f"Expected DX,DY,SW,SH with DX, DY finite in [-{MAX_SHIFT}, {MAX_SHIFT}] and SW, SH in "
+                             f"(0, {MAX_SCALE}]. Received: dx={self.dx!r}, dy={self.dy!r}, sw={self.sw!r}, sh={self.sh!r}")
 
     def apply(self, boxes: np.ndarray) -> np.ndarray:
         """`(N, >=4)` boxes `x1, y1, x2, y2, ...` adjusted (extra columns kept)."""
@@ -61,19 +74,26 @@ class BoxAdjust:
         if text in BOX_STYLES:
             fitted = BOX_STYLES[text]
             if detector not in fitted:
-                raise ValueError(f"The {text!r} box style is fitted for the {' and '.join(fitted)} detectors only. "
+                raise UsageError(f"The {text!r} box style is fitted for the {' and '.join(fitted)} detectors only. "
                                  f"Received: detector={detector!r}")
             return fitted[detector]
-        if os.path.isfile(text):
-            data = json.loads(Path(text).read_text())
-            return cls(*(float(data[key]) for key in ("dx", "dy", "sw", "sh")))
+        if os.path.exists(text):
+            try:
+                data = json.loads(read_regular_file(text, 1 << 16).decode("utf-8"))
+            except (OSError, ValueError) as error:
+                raise UsageError(f"{text} is not a box calibration file: {error}") from None
+            values = [data.get(key) for key in ("dx", "dy", "sw", "sh")] if isinstance(data, dict) else []
+            if not values or any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
+                raise UsageError(f"{text} is not a box calibration file: expected a JSON object with numbers dx, dy, "
+                                 "sw and sh (written by `evaluate detect --fit-box`)")
+            return cls(*(float(v) for v in values))
         try:
             values = [float(part) for part in text.split(",")]
         except ValueError:
             values = []
-        if len(values) != 4 or values[2] <= 0 or values[3] <= 0:
-            raise ValueError(f"Expected DX,DY,SW,SH (SW, SH > 0), 'none', a style name ({', '.join(BOX_STYLES)}) or a "
-                             f"calibration file. Received: {text!r}")
+        if len(values) != 4:
+            raise UsageError(f"Expected DX,DY,SW,SH, 'none', a style name ({', '.join(BOX_STYLES)}) or a calibration "
+                             f"file. Received: {text!r}")
         return cls(*values)
 
 

@@ -28,6 +28,7 @@ DETECTOR_CLASSES: dict[str, type] = {
 PRESET_NAMES = ("speed", "default", "accuracy")
 _NOT_OPTIONS = frozenset({"name", "version", "path"})  # fields that choose the model, not its settings
 MIN_SCALE = 32
+MAX_SCALE, MAX_PASSES = 8192, 8  # bounds the memory of a detection pass and the work per image
 
 
 class DetectorConfigError(UsageError, ValueError):
@@ -97,9 +98,10 @@ class DetectorConfig:
         _detector_class(self.name)
         if self.scales is not None:
             object.__setattr__(self, "scales", tuple(self.scales))
-            if not self.scales or any(s is not None and (not isinstance(s, int) or s < MIN_SCALE) for s in self.scales):
-                raise DetectorConfigError("scales", f"Expected scales of at least {MIN_SCALE} px (None: the native "
-                                                    f"size). Received: scales={self.scales!r}")
+            if not self.scales or len(self.scales) > MAX_PASSES or any(
+                    s is not None and (not isinstance(s, int) or not MIN_SCALE <= s <= MAX_SCALE) for s in self.scales):
+                raise DetectorConfigError("scales", f"Expected 1 to {MAX_PASSES} scales of {MIN_SCALE} to {MAX_SCALE} px "
+                                                    f"(None: the native size). Received: scales={self.scales!r}")
         if self.score_threshold is not None and not 0 <= self.score_threshold <= 1:
             raise DetectorConfigError("score_threshold", "Expected score_threshold in [0, 1]. Received: "
                                                          f"score_threshold={self.score_threshold!r}")

@@ -10,6 +10,11 @@ import cv2
 import numpy as np
 
 from maskmodel.drawing.labels import (
+    AUTO_BESIDE,
+    AUTO_CAPTIONED,
+    AUTO_FACE_MAX,
+    AUTO_FACTORS,
+    AUTO_MAX_SIDE,
     DEFAULT_STYLE,
     FONT,
     Label,
@@ -70,8 +75,10 @@ def draw_faces(image: np.ndarray, faces: list[FaceLike], classes: list[str], blu
                prefixes: list[str] | None = None, style: LabelStyle = DEFAULT_STYLE) -> np.ndarray:
     """An annotated copy of `image`: one box per face, captions (after their prefix, such as a track
     id) placed so that none overlaps another or the legend, a legend with counts. With `style.enlarge`
-    > 1 the copy is that many times larger than `image`, so captions of tiny faces stay legible."""
+    > 1 the copy is that many times larger than `image`, so captions of tiny faces stay legible; with
+    `"auto"` (the default) as large as the captions need (`maskmodel.drawing.labels.auto_enlarge`)."""
     out = blur_faces(image, faces) if blur else image.copy()
+    style = replace(style, enlarge=auto_enlarge(image.shape, faces, classes, style, prefixes))
     if style.enlarge != 1:
         out = cv2.resize(out, None, fx=style.enlarge, fy=style.enlarge, interpolation=cv2.INTER_CUBIC)
     faces, classes, labels, scale, legend = label_layout(out.shape, faces, classes, style, prefixes)
@@ -92,11 +99,42 @@ def draw_faces(image: np.ndarray, faces: list[FaceLike], classes: list[str], blu
     return out
 
 
+def auto_enlarge(image_shape: tuple[int, ...], faces: list[FaceLike], classes: list[str], style: LabelStyle,
+                 prefixes: list[str] | None = None) -> float:
+    """The canvas factor `draw_faces` uses: `style.enlarge`, or for `"auto"` the smallest of
+    `AUTO_FACTORS` (canvas sides within `AUTO_MAX_SIDE` px, the median face within `AUTO_FACE_MAX`
+    px) at which `AUTO_CAPTIONED` of the faces get a caption and `AUTO_BESIDE` of them one right
+    beside their box; else the smallest at which `AUTO_CAPTIONED` get one (faces crowded together
+    leave no side free at any size); else the one that captions the most.
+
+    Captions never cover a face box, so on a small photo of many small faces many would be left out
+    or pushed away from their faces: on a larger canvas the faces grow and the captions find room."""
+    if style.enlarge != "auto":
+        return float(style.enlarge)
+    heights = [face.box[3] - face.box[1] for face in faces]
+    median = float(np.median(heights)) if heights else 0.0
+    captioned, most, most_count = None, 1.0, -1
+    for factor in AUTO_FACTORS:
+        if factor > 1 and (max(image_shape[:2]) * factor > AUTO_MAX_SIDE or median * factor > AUTO_FACE_MAX):
+            break
+        canvas = (round(image_shape[0] * factor), round(image_shape[1] * factor), *image_shape[2:])
+        labels = label_layout(canvas, faces, classes, replace(style, enlarge=factor), prefixes)[2]
+        if len(labels) >= AUTO_CAPTIONED * len(faces):
+            if sum(not label.detached for label in labels) >= AUTO_BESIDE * len(faces):
+                return factor
+            captioned = factor if captioned is None else captioned
+        if len(labels) > most_count:
+            most, most_count = factor, len(labels)
+    return most if captioned is None else captioned
+
+
 def label_layout(canvas_shape: tuple[int, ...], faces: list[FaceLike], classes: list[str], style: LabelStyle,
                  prefixes: list[str] | None = None) -> tuple[list[FaceLike], list[str], list[Label], float, Legend]:
     """What `draw_faces` draws on a canvas of `canvas_shape` (the image enlarged by `style.enlarge`):
     the faces in canvas pixels, the classes (unknown labels appended), the placed captions, their
-    font scale and the legend."""
+    font scale and the legend (`style.enlarge` a number: see `auto_enlarge`)."""
+    if style.enlarge == "auto":
+        raise ValueError("Expected a number for style.enlarge (auto_enlarge gives it). Received: enlarge='auto'")
     if style.enlarge != 1:
         faces = [replace(f, box=tuple(v * style.enlarge for v in f.box)) for f in faces]
     classes = list(classes) + sorted({f.label for f in faces} - set(classes))

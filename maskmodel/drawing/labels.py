@@ -1,10 +1,12 @@
 """Caption layout for annotated copies: label text, sizes scaled to the faces, and placement that
-never lets two labels overlap and avoids covering faces where it can.
+never lets two labels overlap and never covers a face box.
 
 Each face's label is tried at the sides of its box first, then at growing distances around it (drawn
-with a leader line); the free spot covering the least face area, nearest the box, wins. A label with
-no free spot in reach is left out (its box and colour still say the class), so labels stay readable
-on crowd photos. Faces are placed largest first.
+with a leader line); the free spot nearest the box wins, a spot is free when it touches no other label
+and no face box. A label with no free spot in reach is left out (its box and colour still say the
+class), so faces stay visible on crowd photos. Faces are placed largest first. With `enlarge="auto"`
+(the default) a photo whose captions would not fit is drawn on a larger canvas
+(`maskmodel.drawing.draw.auto_enlarge`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ SHORT_BELOW = 32  # px: `auto` uses short labels when the median face is smaller
 KNOWN_TAGS = {"with_mask": "M", "without_mask": "X", "mask_incorrect": "I"}
 REACH = 6  # how far (in steps of a label height) a label may move away from its face
 GAP = 1  # px kept free between two labels
+AUTO_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)  # canvas factors `enlarge="auto"` tries, smallest first
+AUTO_MAX_SIDE = 1600  # px: `enlarge="auto"` never makes a canvas side longer than this ...
+AUTO_FACE_MAX = 64  # px: ... nor the median face larger than this (enlarging is for small faces)
+AUTO_CAPTIONED = 0.9  # share of faces `enlarge="auto"` wants captioned ...
+AUTO_BESIDE = 2 / 3  # ... and captioned right beside their box (no leader line)
 
 
 @dataclass(frozen=True)
@@ -32,19 +39,21 @@ class LabelStyle:
         conf: show the class probability. Defaults to `True`.
         line_width: box line width in px; `None` scales it to the face and image size.
         font_scale: OpenCV font scale; `None` scales it to the faces and the image.
-        enlarge: draw on a canvas this many times larger than the image (for tiny faces). Defaults to 1.
+        enlarge: draw on a canvas this many times larger than the image (for tiny faces), 1 to 8, or
+            `"auto"`: as much as the captions need (`maskmodel.drawing.draw.auto_enlarge`). Defaults to
+            `"auto"`; drawings that must keep the image size (videos, `watch`, `Detections.plot`) use 1.
     """
 
     labels: str = "auto"
     conf: bool = True
     line_width: int | None = None
     font_scale: float | None = None
-    enlarge: float = 1.0
+    enlarge: float | str = "auto"
 
     def __post_init__(self) -> None:
         if self.labels not in LABEL_MODES:
             raise ValueError(f"Expected labels in {LABEL_MODES}. Received: labels={self.labels!r}")
-        if self.enlarge < 1 or self.enlarge > 8:
+        if self.enlarge != "auto" and (isinstance(self.enlarge, str) or not 1 <= self.enlarge <= 8):
             raise ValueError(f"Expected 1 <= enlarge <= 8. Received: enlarge={self.enlarge!r}")
 
 
@@ -73,12 +82,14 @@ def class_tags(classes: list[str]) -> dict[str, str]:
 
 
 def label_mode(style: LabelStyle, boxes: np.ndarray) -> str:
-    """The label mode to draw with (`auto` resolved by the median face height in px)."""
+    """The label mode to draw with (`auto` resolved by the median face height in px of the photo:
+    `boxes` are on the canvas, `style.enlarge` times larger)."""
     if style.labels != "auto":
         return style.labels
     if len(boxes) == 0:
         return "full"
-    return "short" if float(np.median(boxes[:, 3] - boxes[:, 1])) < SHORT_BELOW else "full"
+    factor = 1.0 if style.enlarge == "auto" else float(style.enlarge)
+    return "short" if float(np.median(boxes[:, 3] - boxes[:, 1])) / factor < SHORT_BELOW else "full"
 
 
 def font_scale(style: LabelStyle, boxes: np.ndarray, image_shape: tuple[int, ...]) -> float:
@@ -120,9 +131,9 @@ def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_size: tu
                  reserved: list[tuple[int, int, int, int]] = ()) -> list[tuple[tuple[int, int, int, int], bool] | None]:
     """A rectangle for each face's label (`sizes`: width, height), or None where none is free.
 
-    No two rectangles overlap, none overlaps a `reserved` one (the legend), and all lie inside the
-    image (`image_size`: width, height). Faces are placed largest first; a label prefers a side of its
-    box, then the spot covering the least face area.
+    No two rectangles overlap, none overlaps a `reserved` one (the legend) or any face box, and all lie
+    inside the image (`image_size`: width, height). Faces are placed largest first; a label prefers a
+    side of its box, then the nearest free spot.
 
     Returns:
         Per face: ((x1, y1, x2, y2), detached) or None.
@@ -137,21 +148,21 @@ def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_size: tu
         if w > width or h > height:
             continue
         candidates, adjacent = _candidates(faces[index], w, h)
+        candidates = np.round(candidates)  # whole pixels, as drawn
         candidates[:, 0] = np.clip(candidates[:, 0], 0, width - w)
         candidates[:, 1] = np.clip(candidates[:, 1], 0, height - h)
         rects = np.column_stack([candidates, candidates + [w, h]])
         reach = np.concatenate([rects[:, :2].min(axis=0) - GAP, rects[:, 2:].max(axis=0) + GAP])
         free = ~(_overlap(rects, _near(placed, reach), GAP) > 0).any(axis=1)
+        free &= ~(_overlap(rects, _near(faces, reach), 0) > 0).any(axis=1)  # no face box is covered
         if not free.any():
             continue
-        own = _overlap(rects, faces[index:index + 1], 0)[:, 0]
-        covered = _overlap(rects, _near(faces, reach), 0).sum(axis=1) - own
         centre = faces[index].reshape(2, 2).mean(axis=0)
         distance = np.hypot(*(rects.reshape(-1, 2, 2).mean(axis=1) - centre).T)
-        cost = (3 * own + 2 * covered) / (w * h) + distance / (4 * h) + ~adjacent
+        cost = distance / (4 * h) + ~adjacent
         cost[~free] = np.inf
         best = int(np.argmin(cost))
-        rect = rects[best].round().astype(int)
+        rect = rects[best].astype(int)
         placed = np.vstack([placed, rect])
         result[index] = (tuple(int(v) for v in rect), not adjacent[best] and not _touches(rect, faces[index]))
     return result

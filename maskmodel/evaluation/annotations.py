@@ -6,17 +6,21 @@ does not parse, a missing `<filename>` or `<name>`, a box that is not four numbe
 y1 < y2, a YOLO line that is not `class cx cy w h` with a class index in range and a positive size, a
 label file that is not text, an image that is missing or cannot be read) leaves that image out of the
 evaluation: with a `skipped` list, it is named there with the reason and reading goes on; without one,
-it is a `DatasetError`.
+it is a `DatasetError`. Only regular files of at most `MAX_ANNOTATION_BYTES` are read (a FIFO is a bad
+record, never a hang); boxes are clipped to the image and counted (`AnnotatedImage.clipped`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
 from maskmodel.errors import UsageError
+from maskmodel.io.imagesize import declared_size
+from maskmodel.runtime.files import read_regular_file, regular_file_handle
 
 
 class DatasetError(UsageError):
@@ -37,10 +41,62 @@ class AnnotatedFace:
 
 @dataclass(frozen=True)
 class AnnotatedImage:
-    """An image file and its annotated faces."""
+    """An image file and its annotated faces; `clipped`: boxes that reached outside the image, clipped to
+    it (or left out when nothing of them was inside)."""
 
     image_path: Path
     faces: tuple[AnnotatedFace, ...]
+    clipped: int = 0
+
+
+MAX_ANNOTATION_BYTES = 16 << 20  # a label or annotation file larger than this is refused, not read
+
+
+def _read_record(path: Path) -> bytes:
+    """The bytes of an annotation or label file: a regular file, at most `MAX_ANNOTATION_BYTES`."""
+    try:
+        return read_regular_file(path, MAX_ANNOTATION_BYTES)
+    except OSError as error:
+        raise _BadRecord(str(error)) from None
+
+
+def _clipped(faces: list[AnnotatedFace], width: float, height: float) -> tuple[list[AnnotatedFace], int]:
+    """`faces` with their boxes clipped to a `width` x `height` image (those wholly outside left out), and how
+    many boxes were changed or left out."""
+    kept, changed = [], 0
+    for face in faces:
+        x1, y1, x2, y2 = face.box
+        box = (min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+        changed += box != face.box
+        if box[2] > box[0] and box[3] > box[1]:
+            kept.append(AnnotatedFace(box, face.label))
+    return kept, changed
+
+
+def _image_size(root, image_path: Path) -> tuple[float, float] | None:
+    """(width, height) from a VOC `<size>`, else from the image file's header; `None` if neither tells."""
+    try:
+        width, height = int(root.findtext("size/width")), int(root.findtext("size/height"))
+        if width > 0 and height > 0:
+            return float(width), float(height)
+    except (TypeError, ValueError):
+        pass
+    try:
+        handle = regular_file_handle(image_path)
+    except OSError:
+        return None
+    with os.fdopen(handle, "rb") as stream:
+        size = declared_size(stream.read(1 << 20))
+    return None if size is None else (float(size[1]), float(size[0]))
+
+
+def _inside(images_dir: Path, file_name: str) -> Path:
+    """The image a `<filename>` names, inside `images_dir`: an absolute name or one with `..` (written by
+    some tools) is taken by its last part."""
+    parts = file_name.replace("\\", "/").split("/")
+    if file_name.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+        return images_dir / parts[-1]
+    return images_dir / file_name
 
 
 def read_voc(annotation_path: Path, images_dir: Path) -> AnnotatedImage:
@@ -53,7 +109,7 @@ def read_voc(annotation_path: Path, images_dir: Path) -> AnnotatedImage:
 
 def _read_voc(annotation_path: Path, images_dir: Path) -> AnnotatedImage:
     try:
-        root = ElementTree.parse(annotation_path).getroot()
+        root = ElementTree.fromstring(_read_record(annotation_path))
     except (ElementTree.ParseError, UnicodeDecodeError) as error:
         raise _BadRecord(f"not valid XML ({error})") from None
     file_name = (root.findtext("filename") or "").strip()
@@ -69,10 +125,14 @@ def _read_voc(annotation_path: Path, images_dir: Path) -> AnnotatedImage:
         except (TypeError, ValueError):
             raise _BadRecord(f"object {index} has no numeric <bndbox> xmin, ymin, xmax, ymax") from None
         faces.append(AnnotatedFace(_checked_box(box, index), label))
-    image_path = images_dir / file_name
+    image_path = _inside(images_dir, file_name)
     if not image_path.is_file():
         raise _BadRecord(f"its image {image_path} does not exist")
-    return AnnotatedImage(image_path, tuple(faces))
+    size = _image_size(root, image_path)
+    if size is None:
+        raise _BadRecord(f"the size of its image {image_path} is neither in <size> nor in the image's header")
+    faces, clipped = _clipped(faces, *size)
+    return AnnotatedImage(image_path, tuple(faces), clipped)
 
 
 def _checked_box(box: tuple[float, ...], index: int) -> tuple[float, float, float, float]:
@@ -135,19 +195,20 @@ def read_yolo_folder(images_dir: Path, labels_dir: Path, names: list[str],
                 height, width = read_image(item.path).shape[:2]
             except ImageReadError as error:
                 raise _BadRecord(f"image {item.path}: {error}") from None
-            faces = _read_yolo_labels(label_file, names, width, height) if label_file.exists() else ()
+            faces = _read_yolo_labels(label_file, names, width, height) if os.path.lexists(label_file) else []
         except _BadRecord as error:
             if skipped is None:
                 raise DatasetError(f"{label_file}: {error}") from None
             skipped.append((str(label_file), str(error)))
             continue
-        images.append(AnnotatedImage(item.path, tuple(faces)))
+        faces, clipped = _clipped(faces, width, height)
+        images.append(AnnotatedImage(item.path, tuple(faces), clipped))
     return _with_faces(images, Path(images_dir))
 
 
 def _read_yolo_labels(label_file: Path, names: list[str], width: int, height: int) -> list[AnnotatedFace]:
     try:
-        text = label_file.read_bytes().decode("utf-8")
+        text = _read_record(label_file).decode("utf-8-sig")  # a byte order mark, as some editors write, is fine
     except UnicodeDecodeError:
         raise _BadRecord("not a text file") from None
     faces = []
@@ -176,7 +237,7 @@ def _with_faces(images: list[AnnotatedImage], dataset: Path) -> list[AnnotatedIm
 def relabel(images: list[AnnotatedImage], mapping: dict[str, str]) -> list[AnnotatedImage]:
     """Rename face labels by `mapping` (labels not in it are kept)."""
     return [
-        AnnotatedImage(image.image_path, tuple(AnnotatedFace(f.box, mapping.get(f.label, f.label)) for f in image.faces))
+        AnnotatedImage(image.image_path, tuple(AnnotatedFace(f.box, mapping.get(f.label, f.label)) for f in image.faces), image.clipped)
         for image in images
     ]
 

@@ -10,7 +10,6 @@ converted).
 from __future__ import annotations
 
 import os
-import stat
 
 import numpy as np
 
@@ -23,6 +22,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
 import cv2  # noqa: E402
 
 from maskmodel.io.imagesize import declared_size  # noqa: E402
+from maskmodel.runtime.files import UnreadableFileError, read_regular_file  # noqa: E402
 
 
 class ImageReadError(Exception):
@@ -51,23 +51,9 @@ def read_file(path: str | os.PathLike) -> bytes:
     """The bytes of a regular file. Anything else (a FIFO, a device, a directory) is refused without
     blocking: it is opened non-blocking and checked before any read."""
     try:
-        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as error:
-        raise ImageReadError(f"cannot read file: {error.strerror or error}") from error
-    with os.fdopen(handle, "rb") as stream:
-        mode = os.fstat(handle).st_mode
-        if not stat.S_ISREG(mode):
-            raise ImageReadError(f"not a regular file ({_file_kind(mode)})")
-        try:
-            return stream.read()
-        except OSError as error:
-            raise ImageReadError(f"cannot read file: {error.strerror or error}") from error
-
-
-def _file_kind(mode: int) -> str:
-    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
-             stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory"}
-    return next((name for test, name in kinds.items() if test(mode)), "not a file")
+        return read_regular_file(path)
+    except UnreadableFileError as error:
+        raise ImageReadError(str(error)) from error
 
 
 def decode_image(data: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -4,9 +4,13 @@
   first. The kernel releases it when the run ends, however it ends.
 - `run.json`: the folder's token; temporary files of this folder are named `.maskmodel-<token>-*`, so
   cleaning up after a killed run removes only what maskmodel was writing, never a file of an input.
+- `configuration.json`: what the report's rows depend on (detector and its settings, classifier and its
+  classes, box style, frame step); `--resume` with another configuration is refused, naming the difference.
 - `written.jsonl`: every annotated-copy name this folder's runs were to write (one JSON string a line,
   appended before the work starts). `--overwrite` removes exactly those files, and a file under any other
-  name is never replaced.
+  name is never replaced. The record is checked when it is read: a name that is not a relative path inside
+  the folder (absolute, `..`, empty parts, the state folder itself) makes it damaged, and the run is
+  refused before anything is removed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from maskmodel.errors import UsageError
+from maskmodel.runtime.files import write_file_atomic
 
 STATE_FOLDER = ".maskmodel"
 OWN_FILES = ("report.csv", "summary.json")  # besides the annotated copies
@@ -61,7 +66,7 @@ class RunState:
         else:
             self.token = secrets.token_hex(4)
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            _write_atomic(record, json.dumps({"token": self.token, "created": created}).encode())
+            write_file_atomic(record, json.dumps({"token": self.token, "created": created}).encode())
 
     def release(self) -> None:
         if self._lock is not None:
@@ -73,17 +78,43 @@ class RunState:
         """The name prefix of this folder's temporary files."""
         return f".maskmodel-{self.token}-"
 
+    def check_configuration(self, configuration: dict, resume: bool) -> None:
+        """Remember what the report's rows depend on (`configuration.json`); on `resume`, refuse
+        (`UsageError`) a configuration that differs from the remembered one, naming each difference."""
+        path = self.folder / "configuration.json"
+        configuration = json.loads(json.dumps(configuration))  # tuples as lists, as read back
+        if resume and path.is_file():
+            try:
+                before = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                before = None
+            if not isinstance(before, dict):
+                raise UsageError(f"{path} is damaged: choose a new --out, or --overwrite to start again")
+            old, new = _flat(before), _flat(configuration)
+            changed = [f"{key} {old.get(key, '(none)')} -> {new.get(key, '(none)')}" for key in sorted(set(old) | set(new))
+                       if old.get(key) != new.get(key)]
+            if changed:
+                raise UsageError(f"--resume with other settings than the report in {self.root} was made with: "
+                                 f"{'; '.join(changed)}. Use the same options, a new --out, or --overwrite")
+            return
+        write_file_atomic(path, json.dumps(configuration, indent=2, sort_keys=True).encode())
+
     def written(self) -> set[str]:
         """The annotated-copy names recorded so far (a torn last line, from a killed run, is ignored)."""
         journal = self.folder / "written.jsonl"
         if not journal.is_file():
             return set()
         names = set()
-        for line in journal.read_bytes().split(b"\n"):
+        for number, line in enumerate(journal.read_bytes().split(b"\n"), 1):
             try:
-                names.add(json.loads(line))
+                name = json.loads(line)
             except ValueError:
                 continue
+            problem = recorded_name_problem(name)
+            if problem:
+                raise UsageError(f"{journal} is damaged (line {number}: {problem}); maskmodel removes nothing "
+                                 "from this folder: choose a new --out")
+            names.add(name)
         return names
 
     def record(self, names: list[str]) -> None:
@@ -98,10 +129,12 @@ class RunState:
     def remove_previous_outputs(self) -> None:
         """For `--overwrite`: remove the previous runs' annotated copies, report and summary (regular
         files only; a symlink or folder put there is left alone), and forget them."""
+        root = os.path.realpath(self.root)
         for name in sorted(self.written()) + list(OWN_FILES):
             target = self.root / name
             try:
-                if stat.S_ISREG(os.lstat(target).st_mode) and not _has_symlink_parent(self.root, name):
+                if (stat.S_ISREG(os.lstat(target).st_mode) and not _has_symlink_parent(self.root, name)
+                        and os.path.commonpath([root, os.path.realpath(target.parent)]) == root):
                     target.unlink()
             except FileNotFoundError:
                 continue
@@ -120,6 +153,30 @@ class RunState:
                     path.unlink()
 
 
+def _flat(data: dict, prefix: str = "") -> dict:
+    """`{"a": {"b": 1}}` as `{"a.b": 1}`, values as JSON text."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value)
+    return flat
+
+
+def recorded_name_problem(name: object) -> str | None:
+    """Why `name` cannot be a name of `written.jsonl` (a relative POSIX path inside the output folder,
+    outside its state folder), or `None` when it can."""
+    if not isinstance(name, str):
+        return f"{name!r} is not a file name"
+    parts = name.split("/")
+    if not name or "\0" in name or name.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return f"{name!r} is not a relative path inside the output folder"
+    if parts[0] == STATE_FOLDER:
+        return f"{name!r} is inside {STATE_FOLDER}/"
+    return None
+
+
 def _refuse_symlink(path: Path) -> None:
     if path.is_symlink():
         raise UsageError(f"{path} is a symlink: maskmodel never writes through one")
@@ -132,9 +189,3 @@ def _has_symlink_parent(root: Path, name: str) -> bool:
         if parent.is_symlink():
             return True
     return False
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_bytes(data)
-    os.replace(temp, path)

@@ -67,9 +67,10 @@ def label_names(relative: str, formats: tuple[str, ...]) -> list[str]:
 
 
 def crop_name(relative: str, face: int, label: str) -> str:
-    """Where the crop of face `face` of an input goes."""
+    """Where the crop of face `face` of an input goes: named by the input's whole file name, so `a.jpg` and
+    `a.png` of one folder never share a crop name."""
     path = PurePosixPath(relative)
-    return str(PurePosixPath("crops") / label / path.parent / f"{path.stem}_{face}.jpg")
+    return str(PurePosixPath("crops") / label / path.parent / f"{path.name}_{face}.jpg")
 
 
 def run_names(formats: tuple[str, ...], save_json: bool) -> list[str]:

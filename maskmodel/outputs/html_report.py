@@ -1,9 +1,10 @@
 """`report.html`: one self-contained page summing up an annotate run, built from `report.csv`.
 
 Totals and compliance per folder, a gallery of annotated copies (linked, at most `MAX_GALLERY`, the
-images with the most unmasked faces first), a review queue (unmasked and low-confidence faces as
-crops of the input images embedded, worst first, at most `MAX_REVIEW`), histograms of face size and confidence, and a
-per-person table for videos. No network, no script: standard-library templating and inline SVG, so
+images with the most unmasked faces first), a review queue ranked by doubt (faces whose label probability
+is under `LOW_CONFIDENCE`, least sure first, then unmasked faces, least sure first: the first `MAX_REVIEW`
+as crops of the input images embedded, the next `MAX_REVIEW_LIST` as a folded list, and how many more
+qualified), histograms of face size and confidence, and a per-person table for videos. No network, no script: standard-library templating and inline SVG, so
 the page stays small and fast for runs of any size (only the capped parts hold per-face content).
 """
 
@@ -33,7 +34,7 @@ from maskmodel.io.imageio import ImageReadError, read_image
 from maskmodel.outputs.report import STATUS_ERROR, STATUS_NO_FACE, original_path
 
 HTML_NAME = "report.html"
-MAX_GALLERY, MAX_REVIEW, MAX_TRACKS, MAX_ERRORS = 200, 100, 500, 100
+MAX_GALLERY, MAX_REVIEW, MAX_REVIEW_LIST, MAX_TRACKS, MAX_ERRORS = 200, 100, 1000, 500, 100
 SIZE_BINS = (0, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 100_000)  # face height, px
 CONFIDENCE_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)  # label probability (3+ classes: under 0.5)
 REVIEW_LABEL = "without_mask"
@@ -50,7 +51,7 @@ td:first-child,th:first-child{text-align:left}
 .gallery,.review{display:flex;flex-wrap:wrap;gap:8px}
 .gallery a{display:block;width:180px;font-size:11px;color:#444;text-decoration:none;word-break:break-all}
 .gallery img{width:180px;height:120px;object-fit:contain;background:#eee;display:block}
-.review figure{margin:0;width:120px;font-size:11px;word-break:break-all}.review img{width:120px;height:120px;object-fit:contain;background:#eee}
+.review-list{margin-top:8px}.review figure{margin:0;width:120px;font-size:11px;word-break:break-all}.review img{width:120px;height:120px;object-fit:contain;background:#eee}
 .note{color:#666}svg text{font-size:10px;fill:#444}
 </style></head><body>
 <h1>maskmodel report</h1>
@@ -58,7 +59,7 @@ td:first-child,th:first-child{text-align:left}
 <div class="cards">$cards</div>
 <h2>By folder</h2>$folders
 <h2>Annotated copies</h2><p class="note">$gallery_note</p><div class="gallery">$gallery</div>
-<h2>Review queue</h2><p class="note">$review_note</p><div class="review">$review</div>
+<h2>Review queue</h2><p class="note">$review_note</p><div class="review">$review</div>$review_rest
 <h2>Face size and confidence</h2>$histograms
 <h2>Videos: people (tracks)</h2>$tracks
 <h2>Errors</h2>$errors
@@ -135,6 +136,31 @@ def _review_crops(chosen: list[dict], locate: Callable[[str], Path | None]) -> s
     return "".join(figures)
 
 
+def _review_note(qualified: int, shown: int, listed: int) -> str:
+    more = qualified - shown - listed
+    return (f"{qualified} faces qualified: a label probability under {LOW_CONFIDENCE} (least sure first), then "
+            f"{REVIEW_LABEL} (least sure first). The first {shown} are shown"
+            + (f", the next {listed} are listed below" if listed else "")
+            + (f"; {more} more are in report.csv" if more else "") + ".")
+
+
+def _review_list(rows: list[dict]) -> str:
+    """The review faces beyond the crops: a folded table, linked to their annotated copies."""
+    if not rows:
+        return ""
+    cells = []
+    for row in rows:
+        path = original_path(row["path"])
+        output = original_path(row["output"]) if row.get("output") else ""
+        name = f'<a href="{_url(output)}">{_e(path)}</a>' if output else _e(path)
+        confidence = probabilities(row).get(row["label"], float(row["score"]))
+        cells.append(f"<tr><td>{name}</td><td>{_e(row['face'])}</td><td>{_e(row['label'])}</td>"
+                     f"<td>{confidence:.2f}</td></tr>")
+    return (f'<details class="review-list"><summary>the next {len(rows)} faces of the queue</summary><table>'
+            "<tr><th>image</th><th>face</th><th>label</th><th>probability</th></tr>" + "".join(cells)
+            + "</table></details>")
+
+
 def build_html(blocks: list[list[dict]], classes: list[str], locate: Callable[[str], Path | None],
                setup: str = "") -> str:
     """The page of a report's blocks; `locate` maps a report path to its input file (for review crops)."""
@@ -142,7 +168,7 @@ def build_html(blocks: list[list[dict]], classes: list[str], locate: Callable[[s
     totals: Counter = Counter()
     per_folder: dict[str, Counter] = defaultdict(Counter)
     gallery: list[tuple[int, str, str, int]] = []
-    review: list[tuple[float, int, dict]] = []
+    review: list[tuple[int, float, int, dict]] = []
     sizes, confidences, errors, tracks = [], [], [], []
     for rows in blocks:
         path = original_path(rows[0]["path"])
@@ -175,13 +201,8 @@ def build_html(blocks: list[list[dict]], classes: list[str], locate: Callable[[s
             confidence = probabilities(row).get(row["label"], float(row["score"]))
             confidences.append(confidence)
             if row["label"] == REVIEW_LABEL or confidence < LOW_CONFIDENCE:
-                # worst first: unmasked (most confident first), then the least confident of the rest
-                badness = 1 + confidence if row["label"] == REVIEW_LABEL else 1 - confidence
-                item = (badness, len(sizes), row)
-                if len(review) < MAX_REVIEW:
-                    heapq.heappush(review, item)
-                else:
-                    heapq.heappushpop(review, item)
+                # doubt first: uncertain faces (least sure first), then unmasked ones (least sure first)
+                review.append((confidence >= LOW_CONFIDENCE, confidence, len(sizes), row))
     faces = sum(totals[f"label:{c}"] for c in classes)
     cards = [("images", totals["images"]), ("videos", totals["videos"]), ("video frames", totals["frames"]),
              ("faces (people in videos)", faces),
@@ -192,7 +213,8 @@ def build_html(blocks: list[list[dict]], classes: list[str], locate: Callable[[s
                     f"{c['label:with_mask'] / n:.1%}" if (n := sum(c[f'label:{k}'] for k in classes)) else "-"]
                    for folder, c in sorted(per_folder.items())]
     shown = sorted(gallery)[:MAX_GALLERY]
-    chosen = [row for _, _, row in sorted(review, key=lambda item: (-item[0], item[1]))]
+    ranked = [item[-1] for item in heapq.nsmallest(MAX_REVIEW + MAX_REVIEW_LIST, review, key=lambda item: item[:3])]
+    chosen, listed = ranked[:MAX_REVIEW], ranked[MAX_REVIEW:]
     return PAGE.substitute(
         setup=_e(setup),
         cards="".join(f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in cards),
@@ -201,9 +223,9 @@ def build_html(blocks: list[list[dict]], classes: list[str], locate: Callable[[s
                         + ("; all are listed in report.csv" if len(gallery) > len(shown) else "")),
         gallery="".join(f'<a href="{_url(out)}"><img src="{_url(out)}" loading="lazy" alt="{_e(path)}">'
                         f'{_e(path)} ({count})</a>' for _, path, out, count in shown),
-        review_note=_e(f"{len(chosen)} faces: {REVIEW_LABEL}, or a label probability under {LOW_CONFIDENCE} "
-                       f"(at most {MAX_REVIEW}, worst first)"),
+        review_note=_e(_review_note(len(review), len(chosen), len(listed))),
         review=_review_crops(chosen, locate),
+        review_rest=_review_list(listed),
         histograms=_histogram("face height (px)", SIZE_BINS, sizes,
                               [f"{a}-{b}" if b < 100_000 else f"{a}+" for a, b in pairwise(SIZE_BINS)])
         + _histogram("label probability", CONFIDENCE_BINS, confidences,

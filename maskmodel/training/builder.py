@@ -34,15 +34,20 @@ def build_model(
         alpha: MobileNetV2 width multiplier. Defaults to `1.0`.
         input_size: side of the square RGB input in pixels. Defaults to `224`.
         weights: `None` (random init), `"imagenet"` (backbone from Keras' ImageNet file of this alpha at
-            224 px, fetched through Keras' own cache under `$KERAS_HOME`; a no-top MobileNetV2's weights do
-            not depend on the input size, so every `input_size` starts from the same file), or the path of
-            a `.keras` or `.weights.h5` file of this architecture. Defaults to `"imagenet"`.
+            224 px, fetched through Keras' own cache under `$KERAS_HOME`, default `~/.keras`; a no-top
+            MobileNetV2's weights do not depend on the input size, so every `input_size` starts from the same
+            file; offline, install it first with `maskmodel models install --from DIR`), or the path of a
+            `.keras` or `.weights.h5` file of this architecture. Defaults to `"imagenet"`.
         classes: number of output classes. Defaults to `2`.
         dropout: dropout rate before the last layer. Defaults to `0.2`.
         name: model name. Defaults to `mask_mobilenetv2_{alpha}_{input_size}`.
 
     Returns:
         A Keras model mapping `(batch, input_size, input_size, 3)` RGB 0..255 to `(batch, classes)`.
+
+    Raises:
+        ImagenetWeightsMissing: `weights="imagenet"`, the file is not in Keras' folder and cannot be
+            downloaded (a `maskmodel.errors.UsageError` naming the remedy, raised before Keras tries).
     """
     if alpha not in IMAGENET_ALPHAS:
         raise ValueError(f"Expected alpha in {IMAGENET_ALPHAS}. Received: alpha={alpha!r}")
@@ -55,6 +60,10 @@ def build_model(
         )
     if not isinstance(classes, int) or classes < 2:
         raise ValueError(f"Expected classes >= 2. Received: classes={classes!r}")
+    if weights == "imagenet":  # one clear error offline, not Keras' "URL fetch failure"
+        from maskmodel.training.imagenet import check_imagenet_weights
+
+        check_imagenet_weights(alpha)
 
     import keras
 

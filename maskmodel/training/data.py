@@ -19,7 +19,8 @@ import numpy as np
 
 from maskmodel.classify.crops import CropPolicy, crop_face
 from maskmodel.detect.faces import largest_face
-from maskmodel.io.imageio import ImageReadError, read_image
+from maskmodel.io.imageio import ImageReadError, encode_image, read_image
+from maskmodel.runtime.files import write_file_atomic
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SPLITS = ("train", "val", "test")
@@ -255,14 +256,14 @@ def build_crop_sets(
     for sample in tqdm(samples, desc="face crops", disable=not progress, unit="img"):
         cached = cache_dir / f"{sample.sha256}.png"
         marker = cache_dir / f"{sample.sha256}.noface"
-        if cached.exists():
-            crop = cv2.cvtColor(cv2.imread(str(cached)), cv2.COLOR_BGR2RGB)
+        crop = _cached_crop(cached)
+        if crop is not None:
             found = not marker.exists()
-        else:
+        else:  # not cached, or a damaged file from a killed run of an older version: made again
             crop, found = detector_crop(read_image(sample.path), detector)
             if not found:
                 marker.touch()
-            cv2.imwrite(str(cached), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+            write_file_atomic(cached, encode_image(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), ".png"))
         report.faces_found += found
         report.faces_not_found += not found
         crops[sample.split].append((crop, classes.index(sample.label), str(sample.path)))
@@ -272,3 +273,15 @@ def build_crop_sets(
             images, labels, paths = zip(*rows)
             result[split] = CropSet(np.stack(images), np.array(labels, dtype=np.int64), list(paths))
     return result
+
+
+def _cached_crop(path: Path) -> np.ndarray | None:
+    """A crop of the cache (RGB), or `None` when it is missing or damaged (cache files are written whole,
+    by a rename, but a folder may hold files of older versions)."""
+    if not path.exists():
+        return None
+    try:
+        crop = read_image(path)
+    except ImageReadError:
+        return None
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if crop.shape == (CONTEXT_SIZE, CONTEXT_SIZE, 3) else None

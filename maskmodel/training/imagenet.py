@@ -48,9 +48,10 @@ def check_imagenet_weights(alpha: float, timeout: float = 5.0) -> None:
     except OSError as error:
         reason = getattr(error, "reason", error)
     raise ImagenetWeightsMissing(
-        f"the ImageNet weights {name} are not in {keras_models_dir()} and cannot be downloaded ({reason}): "
-        f"copy the file there, or run `maskmodel models install --from DIR` with a folder holding it "
-        "(or train with --weights none)")
+        f"the ImageNet weights {name} are not in {keras_models_dir()} (Keras' folder, $KERAS_HOME/models) "
+        f"and cannot be downloaded ({reason}): install them from a folder holding them with "
+        "`maskmodel models install --from DIR` (in a checkout: --from ../shared/models/keras), or copy the file "
+        "there (or start from random weights: --weights none, weights=None)")
 
 
 def install_from(directory: Path) -> list[Path]:

@@ -97,7 +97,8 @@ def build_photo_crop_sets(
     cache_dir: Path,
     progress: bool = True,
 ) -> tuple[dict[str, CropSet], dict]:
-    """Context crops (RGB) of every annotated face of `photos` per split, cached on disk.
+    """Context crops (RGB) of every annotated face of `photos` whose label is one of `classes`, per split,
+    cached on disk.
 
     The cache key is the photo's sha256, its boxes and the detector's settings. Returns the crop sets
     and a summary (faces per split and class, how many boxes came from the detector).
@@ -126,7 +127,8 @@ def build_photo_crop_sets(
             np.savez(cached, crops=crops, detected=detected)
         from_detector += int(detected.sum())
         for index, (face, crop) in enumerate(zip(photo.annotated.faces, crops)):
-            rows[photo.split].append((crop, classes.index(face.label), f"{photo.annotated.image_path}#{index}"))
+            if face.label in classes:  # faces of a label left out of training (`TrainConfig.ignore_labels`) are not
+                rows[photo.split].append((crop, classes.index(face.label), f"{photo.annotated.image_path}#{index}"))
     sets = {}
     for split, split_rows in rows.items():
         if split_rows:

@@ -46,9 +46,20 @@ DATA_LICENCES = {
 }
 
 
+def weights_licence(datasets: Iterable[str]) -> str:
+    """The terms of weights trained on `datasets`: MIT only when every dataset allows it; otherwise the
+    training data's terms carry over (stated, dataset by dataset)."""
+    restricted = {name: DATA_LICENCES.get(name, "not recorded") for name in datasets
+                  if not DATA_LICENCES.get(name, "").startswith("MIT")}
+    if not restricted:
+        return "MIT"
+    return ("Not plain MIT: the weights follow the terms of their training data, so use them for non-commercial "
+            "research and evaluation only (" + "; ".join(f"{k}: {v}" for k, v in restricted.items()) + ")")
+
+
 def _summary(report: dict) -> dict:
-    keys = ("count", "accuracy", "balanced_accuracy", "roc_auc")
-    summary = {key: report[key] for key in keys}
+    keys = ("count", "accuracy", "balanced_accuracy", "roc_auc", "ece")
+    summary = {key: report[key] for key in keys if key in report}
     summary["recall"] = {name: c["recall"] for name, c in report["per_class"].items()}
     if "by_size" in report:
         summary["by_size"] = {b: {k: r[k] for k in ("count", "balanced_accuracy")} for b, r in report["by_size"].items()}
@@ -117,16 +128,23 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
                           "samples": {s: r["count"] for s, r in metrics["splits"].items()},
                           "licences": {Path(p).name: DATA_LICENCES.get(Path(p).name, "not recorded")
                                        for p in run["data"] + run.get("photos", [])}},
-        "recipe": {k: config[k] for k in ("crop_margin", "first_trainable_block", "augmented_copies",
-                                           "head_epochs", "finetune_epochs", "head_lr", "finetune_lr", "seed")},
+        "recipe": {**{k: config[k] for k in ("crop_margin", "first_trainable_block", "augmented_copies",
+                                              "head_epochs", "finetune_epochs", "head_lr", "finetune_lr", "seed")},
+                   "face_detector": run.get("face_detector", "yunet"),
+                   **({"ignored_photo_labels": config["ignore_labels"]} if config.get("ignore_labels") else {}),
+                   **({"temperature": metrics["calibration"]["temperature"],
+                       "calibrated_on": f"{metrics['calibration']['fitted_on']} ({metrics['calibration']['count']})"}
+                      if "calibration" in metrics else {})},
         "command": " ".join(["maskmodel train", *run["data"], *[f"--photos {p}" for p in run.get("photos", [])],
                              f"--out {run_dir}", f"--alpha {config['alpha']}",
                              f"--input-size {config['input_size']}", f"--unfreeze-from {config['first_trainable_block']}",
                              f"--copies {config['augmented_copies']}", f"--margin {config['crop_margin']}",
-                             f"--seed {config['seed']}", *[f"--exclude {name}" for name in config["exclude"]]]),
+                             f"--seed {config['seed']}", *[f"--exclude {name}" for name in config["exclude"]],
+                             f"--face-detector {run.get('face_detector', 'yunet')}",
+                             *[f"--ignore-label {label}" for label in config.get("ignore_labels", [])]]),
         "training_seconds": run["seconds"]["total"],
         "date": datetime.date.today().isoformat(),
-        "license": "MIT",
+        "license": weights_licence(Path(p).name for p in run["data"] + run.get("photos", [])),
     }
     classifier = MaskClassifier(weights_dir / files["onnx"]["file"], InputContract.from_manifest(record["input"], record["classes"]))
     for photos in run.get("photos", []):

@@ -15,6 +15,7 @@ directory is a model `--model` and `maskmodel.load` accept), `metrics.json`, `cu
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -25,13 +26,18 @@ import numpy as np
 from maskmodel.classify.classifier import InputContract
 from maskmodel.classify.crops import CropPolicy
 from maskmodel.detect.faces import FaceDetector
+from maskmodel.errors import UsageError
 from maskmodel.zoo.local_models import CONTRACT_NAME
 from maskmodel.evaluation.metrics import (classification_report, expected_calibration_error, fit_temperature,
                                           with_temperature)
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import SPLITS, CropSet, build_crop_sets, load_dataset
 from maskmodel.training.photos import build_photo_crop_sets, face_counts, split_photos
+from maskmodel.training.rundir import check_outside_data
 from maskmodel.zoo import cache_dir as model_cache
+
+
+MIN_MEASURED = 10  # images: a split with fewer, or without some class, is reported as too small to measure
 
 
 class TrainingDataError(ValueError):
@@ -59,10 +65,17 @@ class TrainConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     exclude: list[str] = field(default_factory=list)
     calibrate: bool = True
+    ignore_labels: list[str] = field(default_factory=list)
+    images_per_class: int | None = None  # at most this many images per class and split (a quick try)
 
     @property
     def crop_policy(self) -> CropPolicy:
         return CropPolicy(margin=self.crop_margin, square=True)
+
+    def __post_init__(self) -> None:
+        if self.head_epochs < 1 or self.finetune_epochs < 1:
+            raise UsageError("Expected at least 1 epoch in each phase. Received: head_epochs="
+                             f"{self.head_epochs}, finetune_epochs={self.finetune_epochs}")
 
 
 def check_trainable(counts: dict[str, Counter], classes: list[str]) -> None:
@@ -108,7 +121,8 @@ def train(
     """Fine-tune MobileNetV2 on folder-per-class `data` and annotated `photos`; write a run directory.
 
     Classes are the class folders (sorted), then photo labels not among them (sorted), for example
-    `mask_incorrect` (see `annotations.CANONICAL_LABELS`).
+    `mask_incorrect` (see `annotations.CANONICAL_LABELS`), except the photo labels `config.ignore_labels`
+    names, whose faces are left out.
 
     Args:
         data: dataset roots (`ROOT/<class>/*` or `ROOT/{train,val,test}/<class>/*`).
@@ -135,18 +149,24 @@ def train(
     config = config or TrainConfig()
     keras.utils.set_random_seed(config.seed)
     out_dir = Path(out_dir)
+    check_outside_data(out_dir, [*data, *photos])
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir else model_cache()
 
     samples, report = load_dataset(
         [Path(p) for p in data], set(config.exclude), config.split_fractions, config.seed
     )
+    if config.images_per_class:
+        samples = _first_per_class(samples, config.images_per_class)
     photo_sets = [split_photos(Path(p), config.split_fractions, config.seed, frozenset(config.exclude))
                   for p in photos]
     counts = {split: Counter(s.label for s in samples if s.split == split) for split in SPLITS}
     for photo_set in photo_sets:
         for split, faces in face_counts(photo_set).items():
             counts[split].update(faces)
+    for split_counts in counts.values():
+        for label in config.ignore_labels:
+            split_counts.pop(label, None)
     photo_labels = sorted(set().union(*(c.keys() for c in counts.values())) - set(report.classes))
     classes = report.classes + photo_labels
     check_trainable(counts, classes)
@@ -174,31 +194,37 @@ def train(
     def features(crops: list[np.ndarray]) -> np.ndarray:
         return trunk.predict(np.stack(crops).astype(np.float32), batch_size=64, verbose=0).astype(np.float16)
 
+    from tqdm import tqdm
+
     train_set, val_set = crop_sets["train"], crop_sets["val"]
-    x_train, y_train = _feature_copies(train_set, config.augmented_copies, features, progress,
-                                       lambda c: augment(c, policy, size, rng, AugmentConfig(), train_set.crops))
     low_res_only = AugmentConfig(scale=(1.0, 1.0), shift=0.0, rotation_degrees=0.0, flip=0.0, colour=0.0,
                                  low_resolution=1.0, blur=0.0, jpeg=0.0, grayscale=0.0, occluder=0.0)
-    x_val_clean, y_val = _feature_copies(val_set, 1, features, progress, lambda c: runtime_crop(c, policy, size))
-    x_val_low, _ = _feature_copies(val_set, 1, features, progress,
-                                   lambda c: augment(c, policy, size, rng, low_res_only))
+    with tqdm(total=config.augmented_copies * len(train_set.crops) + 2 * len(val_set.crops), desc="features",
+              unit="crop", disable=not progress) as bar:  # one bar for the three passes
+        x_train, y_train = _feature_copies(train_set, config.augmented_copies, features, bar,
+                                           lambda c: augment(c, policy, size, rng, AugmentConfig(), train_set.crops))
+        x_val_clean, y_val = _feature_copies(val_set, 1, features, bar, lambda c: runtime_crop(c, policy, size))
+        x_val_low, _ = _feature_copies(val_set, 1, features, bar, lambda c: augment(c, policy, size, rng, low_res_only))
     x_val, y_val = np.concatenate([x_val_clean, x_val_low]), np.concatenate([y_val, y_val])
     cached = time.time()
 
     counts = np.bincount(y_train, minlength=len(classes))
     class_weight = {i: float(len(y_train) / (len(classes) * max(c, 1))) for i, c in enumerate(counts)}
     history: dict[str, list[float]] = {}
-    for phase, first_block, lr, epochs in (
+    for number, (phase, first_block, lr, epochs) in enumerate((
         ("head", None, config.head_lr, config.head_epochs),
         ("finetune", config.first_trainable_block, config.finetune_lr, config.finetune_epochs),
-    ):
+    ), 1):
         set_trainable_blocks(model, first_block)
         top.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                     metrics=["accuracy"])
         stop = keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)
+        name = f"phase {number}/2 ({phase})"
+        line = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs, name=name, epochs=epochs: print(
+            _epoch_line(name, epochs, {**logs, "epoch": epoch}), file=sys.stderr, flush=True))
+        callbacks = [stop, line] if progress else [stop]
         fit = top.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
-                      batch_size=config.batch_size, class_weight=class_weight, callbacks=[stop],
-                      verbose=2 if progress else 0)  # a line per epoch, not per step
+                      batch_size=config.batch_size, class_weight=class_weight, callbacks=callbacks, verbose=0)
         for key, values in fit.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         history.setdefault("phase", []).extend([phase] * len(fit.history["loss"]))
@@ -210,13 +236,20 @@ def train(
                           batch_size=64, verbose=0)
             for chunk in np.array_split(crop_set.crops, -(-len(crop_set.crops) // 256))])
 
-    metrics = {"classes": classes, "crop_policy": policy.to_dict(), "splits": {}, "photo_splits": {}}
+    metrics = {"classes": classes, "crop_policy": policy.to_dict(), "splits": {}, "photo_splits": {},
+               "counts": {}, "warnings": []}
     if config.calibrate:
         metrics["calibration"] = calibrate(model, val_set, predict(val_set), photo_paths)
     for split in SPLITS:
         if split in crop_sets:
             probabilities = predict(crop_sets[split])
             metrics["splits"][split] = classification_report(crop_sets[split].labels, probabilities, classes)
+            metrics["counts"][split] = {name: int(n) for name, n in
+                                        zip(classes, np.bincount(crop_sets[split].labels, minlength=len(classes)))}
+            warning = split_warning(split, metrics["counts"][split])
+            if warning:
+                metrics["splits"][split]["warning"] = warning
+                metrics["warnings"].append(warning)
             from_photos = np.array([p in photo_paths for p in crop_sets[split].paths])
             if from_photos.any():
                 metrics["photo_splits"][split] = classification_report(
@@ -232,6 +265,7 @@ def train(
         "config": asdict(config),
         "data": [str(p) for p in data],
         "photos": [str(p) for p in photos],
+        "face_detector": detector.name,
         "classes": classes,
         "training_samples": int(len(y_train)),
         "history": history,
@@ -269,17 +303,42 @@ def calibrate(model, val_set: CropSet, probabilities: np.ndarray, photo_paths: s
             "ece_after": expected_calibration_error(labels, with_temperature(before, temperature))}
 
 
-def _feature_copies(crop_set: CropSet, copies: int, features, progress: bool, make_crop):
-    """Trunk features of `copies` crops per image made by `make_crop`, with their labels."""
-    from tqdm import tqdm
+def split_warning(split: str, counts: dict[str, int]) -> str | None:
+    """Why the metrics of a split with these images per class say little (under `MIN_MEASURED` images,
+    or a class missing), or None."""
+    problems = [f"{sum(counts.values())} images, under {MIN_MEASURED}"] * (sum(counts.values()) < MIN_MEASURED)
+    problems += [f"no {name} image" for name, count in counts.items() if count == 0]
+    if not problems:
+        return None
+    listed = ", ".join(f"{name} {count}" for name, count in counts.items())
+    return f"the {split} split is too small to measure ({'; '.join(problems)}: {listed}): its accuracy says little"
 
+
+def _first_per_class(samples: list, limit: int) -> list:
+    """At most `limit` samples of each class in each split, in their order."""
+    seen: Counter = Counter()
+    kept = []
+    for sample in samples:
+        seen[sample.split, sample.label] += 1
+        if seen[sample.split, sample.label] <= limit:
+            kept.append(sample)
+    return kept
+
+
+def _feature_copies(crop_set: CropSet, copies: int, features, bar, make_crop):
+    """Trunk features of `copies` crops per image made by `make_crop`, with their labels (`bar` counts)."""
     chunks, labels = [], []
-    total = copies * len(crop_set.crops)
-    with tqdm(total=total, desc="features", unit="crop", disable=not progress) as bar:
-        for _ in range(copies):
-            for start in range(0, len(crop_set.crops), 256):
-                batch = [make_crop(c) for c in crop_set.crops[start : start + 256]]
-                chunks.append(features(batch))
-                labels.append(crop_set.labels[start : start + 256])
-                bar.update(len(batch))
+    for _ in range(copies):
+        for start in range(0, len(crop_set.crops), 256):
+            batch = [make_crop(c) for c in crop_set.crops[start : start + 256]]
+            chunks.append(features(batch))
+            labels.append(crop_set.labels[start : start + 256])
+            bar.update(len(batch))
     return np.concatenate(chunks), np.concatenate(labels)
+
+
+def _epoch_line(phase: str, epochs: int, logs: dict) -> str:
+    """One line per epoch: phase, epoch, loss, accuracy and their validation values."""
+    values = "  ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+                       if key in logs)
+    return f"{phase} epoch {logs['epoch'] + 1}/{epochs}  {values}"

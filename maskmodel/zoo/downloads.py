@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from maskmodel.errors import MaskmodelError
+from maskmodel.runtime.files import regular_file_handle
 from maskmodel.zoo.registry import WeightsFile, list_models, model_versions, package_weights_dir, weights_file
 
 CHUNK = 1 << 20
@@ -38,7 +39,7 @@ def cache_dir() -> Path:
 def sha256_of(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
+    with os.fdopen(regular_file_handle(path), "rb") as stream:  # a FIFO or device: refused, never read
         for chunk in iter(lambda: stream.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -75,7 +76,10 @@ def weights_path(
         return _verified(installed, record)
     cached = cache_dir() / record.file
     if cached.exists():
-        actual = sha256_of(cached) if record.sha256 else None
+        try:
+            actual = sha256_of(cached) if record.sha256 else None
+        except OSError as error:
+            actual = f"none: {error}"
         if actual == record.sha256:
             return cached
         problem = f"the cached {cached} has sha256 {actual}, expected {record.sha256}; "

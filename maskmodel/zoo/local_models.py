@@ -13,10 +13,13 @@ import os
 from pathlib import Path
 
 from maskmodel.errors import UsageError
+from maskmodel.runtime.files import read_regular_file
 from maskmodel.zoo.registry import ModelVersion, WeightsFile
+from maskmodel.zoo.schema import check_contract
 
 CONTRACT_NAME = "model.json"
 FORMAT_FILES = {"onnx": "model.onnx", "keras": "model.keras"}
+MAX_CONTRACT_BYTES = 1 << 20
 
 
 def is_local_model(spec: str | os.PathLike) -> bool:
@@ -41,12 +44,11 @@ def model_record(spec: str | os.PathLike) -> ModelVersion:
         raise UsageError(f"{spec} is not a maskmodel model: expected {folder / CONTRACT_NAME} (written by "
                          "`maskmodel train`) with its classes and input contract")
     try:
-        record = json.loads(contract.read_text(encoding="utf-8"))
-        classes, size, crop = record["classes"], record["input"]["size"], record["input"]["crop"]
-    except (ValueError, KeyError, TypeError) as error:
+        record = json.loads(read_regular_file(contract, MAX_CONTRACT_BYTES).decode("utf-8"))
+    except (ValueError, OSError) as error:
         raise UsageError(f"{contract} is not a model contract ({type(error).__name__}: {error})") from None
-    if record.get("task", "classification") != "classification" or len(classes) < 2 or not size or not crop:
-        raise UsageError(f"{contract} does not describe a mask classifier")
+    check_contract(record, str(contract))
+    classes = record["classes"]
     paths = ({format: folder / name for format, name in FORMAT_FILES.items() if (folder / name).is_file()}
              if path.is_dir() else {path.suffix.lower().lstrip("."): path})
     if not paths:

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from maskmodel.errors import UsageError
+from maskmodel.zoo.schema import check_contract
 
 # The defaults, in one place (read by `models list/info`, the CLI's options, the API and the docs' tests):
 # the classifier used when none is named, the most accurate on crowd-dev and the fastest (see
@@ -123,6 +124,8 @@ def _model_version(name: str, entry: dict, version: str) -> ModelVersion:
     unknown = set(record) - {f.name for f in fields(ModelVersion)}
     if unknown:
         raise ValueError(f"Unknown field(s) {sorted(unknown)} in the manifest record of {name}@{version}")
+    if entry["task"] == "classification":
+        check_contract({**record, "task": entry["task"]}, f"the manifest record of {name}@{version}")
     files = {fmt: _weights_file(fmt, file) for fmt, file in record.pop("files").items()}
     return ModelVersion(name=name, version=version, task=entry["task"], files=files, alias=entry.get("alias"),
                         is_default=version == entry["default"], classes=tuple(record.pop("classes", ())), **record)
