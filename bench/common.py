@@ -47,7 +47,8 @@ def tree_rss_bytes(pid: int) -> list[int]:
 def _first_output(out: Path) -> bool:
     """Whether an annotated copy (a finished file, not a temporary one) is in `out` yet."""
     try:
-        return any(entry.is_file() and entry.suffix.lower() in (".png", ".jpg", ".jpeg") and not entry.name.startswith(".")
+        return any(entry.is_file() and Path(entry.name).suffix.lower() in (".png", ".jpg", ".jpeg")
+                   and not entry.name.startswith(".")
                    for entry in os.scandir(out))
     except OSError:
         return False

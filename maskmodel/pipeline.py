@@ -67,7 +67,7 @@ class MaskDetector:
         self.classes = list(model.contract.classes)
 
     def detect(self, image: ImageLike, color: str = "bgr") -> Detections:
-        """All faces of one image, classified together (batches of up to `MAX_BATCH` crops), sorted by
+        """All faces of one image, classified together (in batches of the runtime's best size), sorted by
         detector score.
 
         Args:

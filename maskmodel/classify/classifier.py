@@ -53,13 +53,13 @@ class InputContract:
         }
 
 
-MAX_BATCH = 8
 # Crops per network call, by backend, measured with bench.runtimes (docs/benchmarks.md): cv2.dnn and ONNX
-# Runtime cost more per face in batches above 2 on these CPUs; OpenVINO costs less up to 8, with a static
-# shape compiled per batch size of STATIC_BATCHES (a batch padded up to the next: 2x faster than a
-# dynamic batch dimension).
-BATCH_SIZES = {"opencv": 2, "onnxruntime": 2, "openvino": MAX_BATCH}
-STATIC_BATCHES = (1, 2, 4, 8)
+# Runtime cost more per face in batches above 2 on these CPUs. OpenVINO runs a static input shape (2x
+# faster than a dynamic batch dimension); at 128 px one face a call costs as much per face as a batch of 8
+# (0.69 against 0.69 ms, fp32, one thread) and each further shape costs a compilation (0.15 s a worker),
+# so it compiles one shape and takes the faces one by one.
+BATCH_SIZES = {"opencv": 2, "onnxruntime": 2, "openvino": 1}
+STATIC_BATCHES = (1,)
 # The classifier runs in float32 unless bf16 is asked for: on 40 crowd-dev faces, OpenVINO bf16 moved the
 # default classifier's (0.35@3.0.0, 128 px) probabilities by up to 0.22 (tests/test_runtime.py), and the
 # classifier is a small share of a photo's time (docs/benchmarks.md); the face detector's auto is bf16.
@@ -113,7 +113,7 @@ class MaskClassifier:
 
         To classify the faces of a photo, use `predict(image, boxes)` (or `MaskDetector`): a whole
         photo is not a face crop, and is refused here. Crops go through the network in batches of at
-        most `MAX_BATCH` (the backend's best, `BATCH_SIZES`), which bounds memory whatever the number of
+        most the backend's best size (`BATCH_SIZES`), which bounds memory whatever the number of
         faces in a photo.
 
         Raises:
