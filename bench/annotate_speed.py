@@ -6,7 +6,8 @@ and `import maskmodel` time.
 
 Runs the installed `maskmodel annotate` command (as a user would) over the 150 crowd-dev photos for each
 `--jobs` / `--backend` pair (plus extra flags), timing the whole command (start-up and model loading
-included), its CPU seconds, and sampling the resident memory of the process tree every 20 ms. The AIZOO
+included), its CPU seconds, the seconds until its first annotated copy is written, and sampling the
+resident memory of the process tree (all processes, and the largest one: the main process or a worker) every 20 ms. The AIZOO
 peer (`../shared/peers/aizoo/run.py`: its SSD through OpenCV 4.12's DNN, from `.cache/opencv4`, one
 process) runs on the same photos in the same round: its whole process is timed the same way, and its
 own images/s (its loop only, models loaded) is kept too. With `--repeat N` the list runs N times round
@@ -164,17 +165,19 @@ def main() -> None:
             run["vs_aizoo_cpu"] = statistics.median(p["cpu_seconds"] / r["cpu_seconds"] for p, r in paired)
         runs.append(run)
     peer = sorted(peers, key=lambda p: p["seconds"])[len(peers) // 2] if peers else None
-    lines = ["| command | images | faces | seconds (whole command) | images/s | CPU seconds | peak RSS (MiB) |"
+    lines = ["| command | images | faces | seconds (whole command) | first annotated copy (s) | images/s | CPU seconds "
+             "| peak RSS, all processes / largest (MiB) |"
              + (" vs AIZOO: images/s (whole process) / its loop only / CPU time |" if peer else ""),
-             "|---|---|---|---|---|---|---|" + ("---|" if peer else "")]
+             "|---|---|---|---|---|---|---|---|" + ("---|" if peer else "")]
     if peer:
         lines.append(f"| AIZOO peer: `run.py crowd-dev/images` (OpenCV 4.12, one process) | {peer['images']} | - | "
-                     f"{peer['seconds']:.1f} | {peer['images_per_second']:.1f} (its loop: "
+                     f"{peer['seconds']:.1f} | - | {peer['images_per_second']:.1f} (its loop: "
                      f"{peer['loop_images_per_second']:.1f}) | {peer['cpu_seconds']:.1f} | - | 1.00x |")
     for r in runs:
+        first = "-" if r["first_output_seconds"] is None else f"{r['first_output_seconds']:.2f}"
         lines.append(f"| `maskmodel annotate crowd-dev/images {r['flags']}` | {r['images']} | {r['faces']} | "
-                     f"{r['seconds']:.1f} | {r['images_per_second']:.1f} | {r['cpu_seconds']:.1f} | "
-                     f"{r['peak_rss_mib']:.0f} |"
+                     f"{r['seconds']:.1f} | {first} | {r['images_per_second']:.1f} | {r['cpu_seconds']:.1f} | "
+                     f"{r['peak_rss_mib']:.0f} / {r['peak_process_rss_mib']:.0f} |"
                      + (f" {r['vs_aizoo']:.2f}x / {r['vs_aizoo_loop']:.2f}x / {r['vs_aizoo_cpu']:.2f}x |" if peer else ""))
     table = "\n".join(lines)
     stages, stage_data = stage_table(args.stage_photos) if args.stage_photos else ("", {})

@@ -188,8 +188,9 @@ def main() -> None:
         detector, options, model, box_adjust = CONFIGS[name]
         for backend, precision in runtimes:
             pipeline = MaskDetector(detector, model, backend, box_adjust, precision, **options)
-            network = pipeline.classifier
-            suffix = f" [{network.backend} {network.precision}]" if len(runtimes) > 1 else ""
+            detector_net, classifier_net = pipeline.face_detector, pipeline.classifier
+            suffix = (f" [{classifier_net.backend}: detector {getattr(detector_net, 'precision', 'fp32')}, "
+                      f"classifier {classifier_net.precision}]") if len(runtimes) > 1 else ""
             pipelines[f"{name} + {model}{suffix}"] = pipeline
     if not args.no_peer:
         pipelines["seed: ssd-300 t0.5 + peer classifier"] = SeedPipeline(0.5)

@@ -7,8 +7,9 @@ One thread (as each `annotate --jobs N` worker runs), every installed backend an
 - CenterFace at 800 px on crowd-dev photos (the default detector pass), ms per photo, and how far its
   boxes move from `cv2.dnn` float32's (max |heat map| difference, faces matched at IoU >= 0.99);
 - the default classifier on real crowd-dev face crops, ms per face at batch sizes 1, 2, 4, 8, 16, and
-  the largest difference in probability from `cv2.dnn`; and the cost per face at a 128 px input (the
-  same network reshaped; the weights do not matter for speed), on the backends that can reshape it.
+  the largest difference in probability from `cv2.dnn` (OpenVINO with a static shape per batch size, as
+  the classifier runs it); and the cost per face at 224 and 128 px inputs (the same network reshaped; the
+  weights do not matter for speed), on the backends that can reshape it.
 After a warm-up round (OpenVINO prepares its kernels for each new input shape once), rounds take the
 configurations in turn, so load from other jobs on a shared machine falls on all alike; each number is
 the median round of CPU time of this process (`time.process_time`: every thread of the runtimes counted,
@@ -85,9 +86,11 @@ def centerface(configs, photos, rounds) -> dict:
 
 def classifier(configs, crops, rounds) -> dict:
     file = maskmodel.weights_path(CLASSIFIER)
-    networks = {c: open_network(file, c[0], c[1], threads=1) for c in configs}
-    blobs = {b: cv2.dnn.blobFromImages(crops[:b], 1.0, (224, 224), swapRB=True) for b in BATCHES}
-    everything = cv2.dnn.blobFromImages(crops, 1.0, (224, 224), swapRB=True)
+    size = crops[0].shape[0]  # the contract's input size
+    # OpenVINO with a static shape per batch size, as the classifier compiles it (dynamic: 2x slower)
+    networks = {c: open_network(file, c[0], c[1], threads=1, batches=BATCHES) for c in configs}
+    blobs = {b: cv2.dnn.blobFromImages(crops[:b], 1.0, (size, size), swapRB=True) for b in BATCHES}
+    everything = cv2.dnn.blobFromImages(crops, 1.0, (size, size), swapRB=True)
     reference = networks[("opencv", "fp32")].run(everything)[0]
     differences = {c: float(np.abs(n.run(everything)[0] - reference).max()) for c, n in networks.items()}
     times = {(c, b): [] for c in configs for b in BATCHES}
@@ -100,8 +103,8 @@ def classifier(configs, crops, rounds) -> dict:
                      "max_probability_difference": differences[config]} for config in configs}
 
 
-def classifier_128(configs, rounds) -> dict:
-    """ms per face at a 128 px input, batch 8: OpenVINO reshapes the 224 px network (same weights)."""
+def classifier_sizes(configs, rounds) -> dict:
+    """ms per face at 224 and 128 px inputs, batch 8: OpenVINO reshapes the network (same weights)."""
     if not available("openvino"):
         return {}
     import openvino
@@ -140,7 +143,7 @@ def main() -> None:
     crops = [c for a in annotated[:12] for c in probe.crops(read_image(a.image_path), [f.box for f in a.faces])][:32]
     detector = centerface(configs, photos, args.rounds)
     classify = classifier(configs, crops, args.rounds)
-    small = classifier_128(configs, args.rounds)
+    small = classifier_sizes(configs, args.rounds)
     base = ("onnxruntime", "fp32") if ("onnxruntime", "fp32") in detector else ("opencv", "fp32")
     name = {c: f"{c[0]} {c[1]}" for c in configs}
     lines = ["| backend | CenterFace 800 px, CPU ms / photo | vs " + name[base] + " | faces at IoU >= 0.99 of cv2.dnn's | "

@@ -174,8 +174,8 @@ class OpenVINONetwork(Network):
     `batches` so that few shapes are compiled (the last `MAX_SHAPES` kept); without, one model with the
     file's dynamic dimensions (CenterFace: as fast as static shapes, and photos differ in size).
 
-    The model is read (and so checked) at once, and compiled at its first run: a process that only loads
-    the models (`annotate`'s main process, which checks them before its workers start) compiles nothing."""
+    The model is read (and so checked) at once, and compiled at its first run with a new shape (the
+    classifier's dry run compiles its one shape; CenterFace compiles at its first photo)."""
 
     backend = "openvino"
     MAX_SHAPES = 8
