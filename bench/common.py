@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,42 +28,58 @@ def ilc_part(part: str) -> list:
     return [photo.annotated for photo in split_photos(SHARED / "datasets/ilc-2021") if photo.split == part]
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of `pid` and all its descendants (Linux /proc)."""
-    total, stack = 0, [pid]
+def tree_rss_bytes(pid: int) -> list[int]:
+    """Resident memory of `pid` and of each of its descendants (Linux /proc), one entry a process."""
+    sizes, stack = [], [pid]
     while stack:
         current = stack.pop()
         try:
             with open(f"/proc/{current}/status") as status:
-                total += next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+                sizes.append(next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:")))
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as children:
                     stack += [int(c) for c in children.read().split()]
         except (FileNotFoundError, ProcessLookupError, StopIteration):
             continue
-    return total
+    return sizes
+
+
+def _first_output(out: Path) -> bool:
+    """Whether an annotated copy (a finished file, not a temporary one) is in `out` yet."""
+    try:
+        return any(entry.is_file() and Path(entry.name).suffix.lower() in (".png", ".jpg", ".jpeg")
+                   and not entry.name.startswith(".")
+                   for entry in os.scandir(out))
+    except OSError:
+        return False
 
 
 def run_annotate(inputs: Path, out: Path, *flags: str) -> dict:
     """`maskmodel annotate INPUTS --out OUT FLAGS --quiet` as a user runs it, timed whole, with the peak
-    resident memory of its process tree sampled every 20 ms, and the CPU seconds the tree used (less
-    sensitive than wall time to other jobs on a shared machine); plus the counts of its summary."""
-    command = [shutil.which("maskmodel") or "maskmodel", "annotate", str(inputs), "--out", str(out), *flags, "--quiet"]
+    resident memory of its process tree and of its largest process sampled every 20 ms, the seconds until
+    the first annotated copy is in OUT, and the CPU seconds the tree used (less sensitive than wall time
+    to other jobs on a shared machine); plus the counts of its summary."""
+    beside = Path(sys.executable).with_name("maskmodel")  # the command of this interpreter's environment
+    command = [str(beside) if beside.is_file() else shutil.which("maskmodel") or "maskmodel", "annotate", str(inputs), "--out", str(out), *flags, "--quiet"]
     started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
+    peak = peak_process = 0
+    first = None
     while process.poll() is None:
-        peak = max(peak, tree_rss_bytes(process.pid))
+        sizes = tree_rss_bytes(process.pid)
+        peak, peak_process = max(peak, sum(sizes)), max([peak_process, *sizes])
+        if first is None and _first_output(out):
+            first = time.perf_counter() - started
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     summary = json.loads((out / "summary.json").read_text())
     return {"flags": " ".join(flags), "exit_code": process.returncode, "seconds": seconds,
-            "cpu_seconds": cpu_seconds,
+            "cpu_seconds": cpu_seconds, "first_output_seconds": first,
             "images": summary["images"], "faces": summary["faces"], "errors": summary["errors"],
             "images_per_second": summary["images"] / seconds, "faces_per_second": summary["faces"] / seconds,
-            "peak_rss_mib": peak / 2**20}
+            "peak_rss_mib": peak / 2**20, "peak_process_rss_mib": peak_process / 2**20}
 
 
 def publish(table: str, data: dict, out: Path) -> None:

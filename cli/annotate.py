@@ -44,8 +44,14 @@ INPUT = InputType()
                    "A URI (s3://bucket/run, gs://..., any pyarrow or fsspec filesystem) writes there.")
 @detector_options
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
-@click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime"]), default="auto", show_default=True,
-              help="Classifier runtime: OpenCV DNN, or ONNX Runtime if installed (auto: ONNX Runtime when present).")
+@click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime", "openvino"]), default="auto",
+              show_default=True,
+              help="Runtime of the networks (face detector and classifier): OpenCV DNN (always there), ONNX Runtime "
+                   "or OpenVINO if installed. auto: OpenVINO where the CPU has bf16, else ONNX Runtime, else "
+                   "OpenVINO, else OpenCV.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Network precision. auto: the face detector in bf16 on OpenVINO where the CPU has it (AVX512-BF16 or AMX), "
+                   "else fp32; the classifier in fp32.")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, callback=cap_jobs,
               help="Worker processes (at most the CPUs).")
 @click.option("--resume", is_flag=True, help="Skip images already in OUT/report.csv and append to it.")
@@ -86,7 +92,7 @@ INPUT = InputType()
 @click.option("--address", default=None, help="Ray cluster address (auto, ray://host:port); default: a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray (default: all).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
-def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, model, backend, jobs, resume,
+def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, model, backend, precision, jobs, resume,
              overwrite, dry_run, image_format, blur_faces, label_mode, no_conf, line_width, font_scale, enlarge, save_formats,
              save_json, save_crops, include, exclude, hidden, max_pixels, every, codec, engine,
              address, num_cpus, quiet) -> None:
@@ -122,7 +128,8 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         folder = open_folder(out_dir)
     except (RuntimeError, ValueError, OSError) as error:
         raise click.BadParameter(str(error), param_hint="--out") from error
-    settings = AnnotateSettings(out_dir=out_dir, model=model, backend=backend, image_format=image_format,
+    settings = AnnotateSettings(out_dir=out_dir, model=model, backend=backend, precision=precision,
+                                image_format=image_format,
                                 blur_faces=blur_faces, dry_run=dry_run, max_pixels=max_pixels, every=every,
                                 codec=codec, save=tuple(sorted(set(save_formats))), save_json=save_json,
                                 save_crops=_crop_classes(save_crops), style=LabelStyle(label_mode, not no_conf, line_width, font_scale, enlarge or "auto"),

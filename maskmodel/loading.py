@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str = "onnx",
-         path: str | os.PathLike | None = None, backend: str = "auto") -> MaskClassifier | FaceDetector | keras.Model:
+         path: str | os.PathLike | None = None, backend: str = "auto",
+         precision: str = "auto") -> MaskClassifier | FaceDetector | keras.Model:
     """Load a model: a zoo name (`name@version` accepted; the default version if none is given; face
     detectors also by their short name, `"yunet"`), or a model you trained (a `maskmodel train` run
     directory, or its `.onnx` / `.keras` file).
@@ -33,7 +34,9 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
             `[train]` extra). Face detectors load from their own files. Defaults to `"onnx"`.
         path: use this local file instead of the installed/cached/downloaded one (checked by sha256;
             for a face detector, its first file).
-        backend: for ONNX classifiers: `"opencv"`, `"onnxruntime"` or `"auto"` (see `MaskClassifier`).
+        backend: for ONNX models (classifiers, CenterFace, the SSD): `"auto"`, `"opencv"`, `"onnxruntime"`
+            or `"openvino"` (see `maskmodel.runtime.backends`).
+        precision: for ONNX models: `"auto"`, `"fp32"` or `"bf16"`.
 
     Returns:
         A `MaskClassifier`, a Keras model, or a face detector with its default settings.
@@ -46,10 +49,10 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
     else:
         info = model_info(name, version)
         if info.task == "face-detection":
-            return DetectorConfig(info.alias, version=info.version, path=None if path is None else str(path)).build()
+            return DetectorConfig(info.alias, version=info.version, path=None if path is None else str(path)).build(backend, precision)
         file = weights_path(info.name, info.version, format, path)
     if format == "keras":
         import keras
 
         return keras.saving.load_model(file)
-    return MaskClassifier(file, InputContract.from_manifest(info.input, info.classes), backend)
+    return MaskClassifier(file, InputContract.from_manifest(info.input, info.classes), backend, precision=precision)

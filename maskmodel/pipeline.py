@@ -25,7 +25,12 @@ class MaskDetector:
             `"yunet"`, `"ssd"`, `"haar"`), or any object with `detect(image) -> (N, 5) array` and a `name`.
         model: zoo name of the classifier (`name@version` accepted), a model you trained (its run
             directory or `.onnx`), or a `MaskClassifier`.
-        backend: classifier backend when `model` is a name (`"auto"`, `"opencv"`, `"onnxruntime"`).
+        backend: runtime of the ONNX networks, the classifier (when `model` is a name) and the face
+            detector (when given by name or `DetectorConfig`; CenterFace and the SSD run ONNX): `"auto"`
+            (the fastest installed, see `maskmodel.runtime.backends`), `"opencv"`, `"onnxruntime"`,
+            `"openvino"`.
+        precision: `"auto"` (the face detector in bf16 on OpenVINO where the CPU has it, else fp32; the classifier in
+            fp32), `"fp32"` or `"bf16"`.
         box_adjust: how the reported boxes are moved and scaled from the detector's (see
             `maskmodel.detect.boxstyle`); `None` reports the detector's own boxes.
             The classifier always crops the detector's own box.
@@ -38,6 +43,7 @@ class MaskDetector:
         model: str | MaskClassifier = DEFAULT_CLASSIFIER,
         backend: str = "auto",
         box_adjust: BoxAdjust | None = None,
+        precision: str = "auto",
         **detector_settings: object,
     ) -> None:
         if isinstance(face_detector, str):
@@ -49,19 +55,19 @@ class MaskDetector:
             info = classifier_info(model)
             self.model_name = info.name if info.version == "local" else info.spec
             with quiet_opencv():
-                model = load(self.model_name, backend=backend)
+                model = load(self.model_name, backend=backend, precision=precision)
         else:
             self.model_name = "custom"
         if isinstance(face_detector, DetectorConfig):
             with quiet_opencv():
-                face_detector = face_detector.build()
+                face_detector = face_detector.build(backend, precision)
         self.face_detector = face_detector
         self.box_adjust = BoxAdjust() if box_adjust is None else box_adjust
         self.classifier = model
         self.classes = list(model.contract.classes)
 
     def detect(self, image: ImageLike, color: str = "bgr") -> Detections:
-        """All faces of one image, classified together (batches of up to `MAX_BATCH` crops), sorted by
+        """All faces of one image, classified together (in batches of the runtime's best size), sorted by
         detector score.
 
         Args:

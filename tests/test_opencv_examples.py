@@ -26,8 +26,8 @@ def code_block(language: str) -> str:
 
 
 def expected_lines() -> list[str]:
-    # the example reports YuNet's own boxes
-    detector = MaskDetector("yunet", maskmodel.DEFAULT_CLASSIFIER, box_adjust=BoxAdjust(), scales=(640,))
+    # the example reports YuNet's own boxes, its classifier run by cv2.dnn (float32) as maskmodel's opencv backend
+    detector = MaskDetector("yunet", maskmodel.DEFAULT_CLASSIFIER, "opencv", box_adjust=BoxAdjust(), scales=(640,))
     faces = detector.detect(read_image(PHOTO))
     return [(f.box, f.label, f.probabilities[f.label]) for f in faces]
 

@@ -32,17 +32,19 @@ def test_at_least_one_classifier_is_published():
 
 
 BACKENDS = [("opencv", e) for e in (("new", "classic") if hasattr(cv2.dnn, "ENGINE_NEW") else ("auto",))]
-BACKENDS += [("onnxruntime", "auto")]
+BACKENDS += [("onnxruntime", "auto"), ("openvino", "auto")]
 
 
 @pytest.mark.parametrize("backend,engine", BACKENDS)
 @pytest.mark.parametrize("name", VERSIONS)
 def test_keras_and_onnx_backends_agree(name, backend, engine):
+    """Every backend in float32 gives Keras' probabilities (bf16 is checked against these in test_runtime.py)."""
     keras = pytest.importorskip("keras")
-    if backend == "onnxruntime":
-        pytest.importorskip("onnxruntime")
+    if backend != "opencv":
+        pytest.importorskip(backend)
     info = maskmodel.model_info(name)
-    classifier = MaskClassifier(maskmodel.weights_path(name), InputContract.from_manifest(info.input, info.classes), backend, engine)
+    classifier = MaskClassifier(maskmodel.weights_path(name), InputContract.from_manifest(info.input, info.classes),
+                                backend, engine, precision="fp32")
     model = keras.saving.load_model(maskmodel.weights_path(name, format="keras"))
     assert model.input_shape[1] == info.input["size"]
     assert model.output_shape[1] == len(info.classes)

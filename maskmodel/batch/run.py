@@ -181,9 +181,11 @@ def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, 
         "model": detector.model_name,
         "classes": detector.classes,
         "classifier_backend": getattr(detector.classifier, "backend", None),
+        "runtime": {part: {"backend": getattr(network, "backend", None), "precision": getattr(network, "precision", None)}
+                    for part, network in (("face_detector", face_detector), ("classifier", detector.classifier))},
         "engine": engine, "jobs": jobs,
         "versions": {"maskmodel": installed("maskmodel"), "opencv": cv2.__version__, "numpy": np.__version__,
-                     "onnxruntime": installed("onnxruntime")},
+                     "onnxruntime": installed("onnxruntime"), "openvino": installed("openvino")},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -48,7 +48,8 @@ class AnnotateSettings:
     out_dir: str
     detector: DetectorConfig = DetectorConfig()
     model: str = DEFAULT_CLASSIFIER
-    backend: str = "auto"
+    backend: str = "auto"  # runtime of both networks (maskmodel.runtime.backends)
+    precision: str = "auto"
     box_adjust: BoxAdjust | None = None
     image_format: str = "same"
     blur_faces: bool = False
@@ -74,7 +75,7 @@ class _WriteFailed(Exception):
 
 def build_detector(settings: AnnotateSettings) -> MaskDetector:
     """The `MaskDetector` that `settings` describe (models loaded and checked)."""
-    return MaskDetector(settings.detector, settings.model, settings.backend, settings.box_adjust)
+    return MaskDetector(settings.detector, settings.model, settings.backend, settings.box_adjust, settings.precision)
 
 
 class Annotator:

@@ -1,4 +1,5 @@
-"""The ONNX mask classifier run by OpenCV's DNN module (no TensorFlow)."""
+"""The ONNX mask classifier, run by the runtime layer (`maskmodel.runtime`: OpenCV's DNN module, ONNX Runtime
+or OpenVINO; no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from maskmodel.classify.crops import Box, CropPolicy, crop_face
 from maskmodel.errors import ModelCheckError, UsageError
-from maskmodel.runtime.backends import read_onnx, resolve_backend
+from maskmodel.runtime.backends import open_network
 from maskmodel.zoo.schema import class_names_problem, input_problem
 
 
@@ -52,41 +53,43 @@ class InputContract:
         }
 
 
-MAX_BATCH = 8
+# Crops per network call, by backend, measured with bench.runtimes (docs/benchmarks.md): cv2.dnn and ONNX
+# Runtime cost more per face in batches above 2 on these CPUs. OpenVINO runs a static input shape (2x
+# faster than a dynamic batch dimension); at 128 px one face a call costs as much per face as a batch of 8
+# (0.69 against 0.69 ms, fp32, one thread) and each further shape costs a compilation (0.15 s a worker),
+# so it compiles one shape and takes the faces one by one.
+BATCH_SIZES = {"opencv": 2, "onnxruntime": 2, "openvino": 1}
+STATIC_BATCHES = (1,)
+# The classifier runs in float32 unless bf16 is asked for: on 40 crowd-dev faces, OpenVINO bf16 moved the
+# default classifier's (0.35@3.0.0, 128 px) probabilities by up to 0.22 (tests/test_runtime.py), and the
+# classifier is a small share of a photo's time (docs/benchmarks.md); the face detector's auto is bf16.
+AUTO_PRECISION = "fp32"
 
 
 class MaskClassifier:
-    """Classify face crops with an exported ONNX model, through OpenCV DNN or ONNX Runtime.
+    """Classify face crops with an exported ONNX model, on any backend of `maskmodel.runtime`.
 
-    Both backends take the same blob: NCHW float32 RGB 0..255, as `cv2.dnn.blobFromImages(crops, 1.0,
-    (S, S), swapRB=True)` makes it.
+    Every backend takes the same blob: NCHW float32 RGB 0..255, as `cv2.dnn.blobFromImages(crops, 1.0,
+    (S, S), swapRB=True)` makes it, S being the contract's input size.
 
     Args:
         model_path: the ONNX file.
         contract: input size, class order and crop policy of that model.
-        backend: `"opencv"` (`cv2.dnn`, always there), `"onnxruntime"` (the optional package), or
-            `"auto"`: ONNX Runtime when installed, else OpenCV. Defaults to `"auto"`.
+        backend: `"opencv"` (`cv2.dnn`, always there), `"onnxruntime"`, `"openvino"`, or `"auto"`: the
+            fastest installed (see `maskmodel.runtime.backends`). Defaults to `"auto"`.
         engine: `cv2.dnn` engine for the OpenCV backend (see `maskmodel.runtime.read_onnx`). Defaults to
             `"auto"`.
+        precision: `"auto"` (fp32, see `AUTO_PRECISION`), `"fp32"` or `"bf16"` (OpenVINO on a CPU with
+            bf16). Defaults to `"auto"`.
     """
 
     def __init__(self, model_path: str | os.PathLike, contract: InputContract, backend: str = "auto",
-                 engine: str = "auto") -> None:
+                 engine: str = "auto", precision: str = "auto") -> None:
         self.contract = contract
-        self.backend = resolve_backend(backend)
-        if self.backend == "onnxruntime":
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = max(1, cv2.getNumThreads())  # share OpenCV's thread budget
-            try:
-                self._session = onnxruntime.InferenceSession(str(model_path), options,
-                                                             providers=["CPUExecutionProvider"])
-            except Exception as error:  # onnxruntime raises its own exception types
-                raise ValueError(f"cannot load ONNX model {str(model_path)!r}: {error}") from error
-            self._input_name = self._session.get_inputs()[0].name
-        else:
-            self._net = read_onnx(model_path, engine)
+        precision = AUTO_PRECISION if precision == "auto" else precision
+        self._network = open_network(model_path, backend, precision, engine=engine, batches=STATIC_BATCHES)
+        self.backend, self.precision = self._network.backend, self._network.precision
+        self.batch_size = BATCH_SIZES[self.backend]
         self._name = os.fspath(model_path)
         self._dry_run()
 
@@ -110,7 +113,8 @@ class MaskClassifier:
 
         To classify the faces of a photo, use `predict(image, boxes)` (or `MaskDetector`): a whole
         photo is not a face crop, and is refused here. Crops go through the network in batches of at
-        most `MAX_BATCH`, which bounds memory whatever the number of faces in a photo.
+        most the backend's best size (`BATCH_SIZES`), which bounds memory whatever the number of
+        faces in a photo.
 
         Raises:
             ValueError: a crop is not S x S x 3 (S: the contract's input size).
@@ -123,14 +127,9 @@ class MaskClassifier:
             raise ValueError(f"predict_crops takes {size}x{size}x3 face crops made by crops(); got an array of "
                              f"shape {wrong}. For the faces of a photo use predict(image, boxes) or MaskDetector.")
         outputs = []
-        for start in range(0, len(crops_bgr), MAX_BATCH):
-            batch = crops_bgr[start : start + MAX_BATCH]
-            blob = cv2.dnn.blobFromImages(batch, 1.0, (size, size), swapRB=True)
-            if self.backend == "onnxruntime":
-                output = self._session.run(None, {self._input_name: blob})[0]
-            else:
-                self._net.setInput(blob)
-                output = self._net.forward()
+        for start in range(0, len(crops_bgr), self.batch_size):
+            batch = crops_bgr[start : start + self.batch_size]
+            output = self._network.run(cv2.dnn.blobFromImages(batch, 1.0, (size, size), swapRB=True))[0]
             outputs.append(self._checked(np.asarray(output, dtype=np.float32).reshape(len(batch), -1)))
         return np.concatenate(outputs)
 

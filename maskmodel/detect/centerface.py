@@ -13,7 +13,6 @@ Reference:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -22,71 +21,18 @@ import numpy as np
 from maskmodel.classify.crops import resize_image
 from maskmodel.detect.boxes import (MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes,
                                     mirror_landmarks)
-from maskmodel.runtime.backends import resolve_backend
+from maskmodel.runtime.backends import open_network
+from maskmodel.runtime.onnxproto import fields, message, name_of, with_nested
 
 STRIDE, PAD = 4, 32
 OUTPUTS = ("537", "538", "539", "540")  # heat, scale, offset, landmarks
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if byte < 0x80:
-            return value, pos
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _fields(data: bytes) -> Iterator[tuple[int, bytes | None, bytes]]:
-    """Protobuf fields of a message: (field number, payload of a length-delimited field or None, raw bytes)."""
-    pos = 0
-    while pos < len(data):
-        start = pos
-        key, pos = _varint(data, pos)
-        wire, payload = key & 7, None
-        if wire == 0:
-            _, pos = _varint(data, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
-            length, pos = _varint(data, pos)
-            payload, pos = data[pos:pos + length], pos + length
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield key >> 3, payload, data[start:pos]
-
-
-def _message(field: int, payload: bytes) -> bytes:
-    return _encode_varint(field << 3 | 2) + _encode_varint(len(payload)) + payload
-
-
-def _with_nested(data: bytes, path: tuple[int, ...], change) -> bytes:
-    """`data` with every length-delimited field at `path` replaced by `change(payload)`."""
-    out = []
-    for field, payload, raw in _fields(data):
-        if field == path[0] and payload is not None:
-            raw = _message(field, change(payload) if len(path) == 1 else _with_nested(payload, path[1:], change))
-        out.append(raw)
-    return b"".join(out)
-
-
 def _dynamic_shape(shape: bytes) -> bytes:
     """A TensorShapeProto with dimensions 0, 2 and 3 made symbolic (N, H, W); the channels kept."""
-    dims = [payload for field, payload, _ in _fields(shape) if field == 1]
+    dims = [payload for field, payload, _ in fields(shape) if field == 1]
     names = {0: b"N", 2: b"H", 3: b"W"}
-    return b"".join(_message(1, _message(2, names[i]) if i in names else dim) for i, dim in enumerate(dims))
+    return b"".join(message(1, message(2, names[i]) if i in names else dim) for i, dim in enumerate(dims))
 
 
 def dynamic_onnx(model: bytes, image_input: str = "input.1", outputs: tuple[str, ...] = OUTPUTS) -> bytes:
@@ -98,21 +44,18 @@ def dynamic_onnx(model: bytes, image_input: str = "input.1", outputs: tuple[str,
     TypeProto.tensor_type (1) → shape (2).
     """
 
-    def name_of(value_info: bytes) -> str:
-        return next(p for f, p, _ in _fields(value_info) if f == 1).decode()
-
     def graph(payload: bytes) -> bytes:
         out = []
-        for field, value, raw in _fields(payload):
+        for field, value, raw in fields(payload):
             if field in (11, 12) and value is not None:
                 if field == 11 and name_of(value) != image_input:
                     continue
                 if name_of(value) in (image_input, *outputs):
-                    raw = _message(field, _with_nested(value, (2, 1, 2), _dynamic_shape))
+                    raw = message(field, with_nested(value, (2, 1, 2), _dynamic_shape))
             out.append(raw)
         return b"".join(out)
 
-    return _with_nested(model, (7,), graph)
+    return with_nested(model, (7,), graph)
 
 
 class CenterFaceDetector:
@@ -130,8 +73,9 @@ class CenterFaceDetector:
         flip: also detect in the mirrored image at each scale (batched with the plain pass). Defaults to
             `False`.
         merge: how passes are merged: `"wbf"` (weighted box fusion) or `"nms"`. Defaults to `"wbf"`.
-        backend: `"onnxruntime"`, `"opencv"` (`cv2.dnn`) or `"auto"` (ONNX Runtime when installed, about
-            2x faster). Defaults to `"auto"`.
+        backend: `"opencv"` (`cv2.dnn`), `"onnxruntime"`, `"openvino"` or `"auto"` (the fastest installed,
+            see `maskmodel.runtime.backends`: OpenVINO bf16 where the CPU has it). Defaults to `"auto"`.
+        precision: `"auto"`, `"fp32"` or `"bf16"` (see `maskmodel.runtime.backends`). Defaults to `"auto"`.
         name: the detector's name in reports (`"centerface"`, or `"centerface-int8"` for the int8 file).
             Defaults to `"centerface"`.
     """
@@ -152,23 +96,15 @@ class CenterFaceDetector:
         merge: str = "wbf",
         backend: str = "auto",
         name: str = "centerface",
+        precision: str = "auto",
     ) -> None:
-        self.backend = resolve_backend(backend)
         if merge not in ("wbf", "nms"):
             raise ValueError(f"Expected merge in ('wbf', 'nms'). Received: merge={merge!r}")
         self.scales, self.score_threshold, self.nms_threshold = scales, score_threshold, nms_threshold
         self._pass_threshold = score_threshold / 2 if len(scales) > 1 or flip else score_threshold
         self.flip, self.merge, self.name = flip, merge, name
-        model = dynamic_onnx(Path(model_path).read_bytes())
-        if self.backend == "onnxruntime":
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = max(1, cv2.getNumThreads())  # share OpenCV's thread budget
-            options.log_severity_level = 3  # errors only: the upstream graph draws harmless warnings
-            self._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        else:
-            self._net = cv2.dnn.readNetFromONNX(np.frombuffer(model, np.uint8))
+        self._network = open_network(dynamic_onnx(Path(model_path).read_bytes()), backend, precision, OUTPUTS)
+        self.backend, self.precision = self._network.backend, self._network.precision
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         """`(N, 5)` boxes `x1, y1, x2, y2, score` of a BGR image, sorted by score."""
@@ -184,10 +120,7 @@ class CenterFaceDetector:
 
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         """The four raw maps (heat, scale, offset, landmarks) of an NCHW RGB float32 blob."""
-        if self.backend == "onnxruntime":
-            return self._session.run(None, {"input.1": blob})
-        self._net.setInput(blob)
-        return list(self._net.forward(list(OUTPUTS)))
+        return self._network.run(blob)
 
     def _detect_at(self, image: np.ndarray, longer_side: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
         height, width = image.shape[:2]

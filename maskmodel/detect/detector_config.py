@@ -136,8 +136,10 @@ class DetectorConfig:
         defaults = {key: p.default for key, p in _parameters(self.name).items() if key in settings}
         return {**defaults, **self.options()}
 
-    def build(self) -> FaceDetector:
+    def build(self, backend: str = "auto", precision: str = "auto") -> FaceDetector:
         """The detector, its model files resolved by the zoo (installed, cached or downloaded, and checked).
+        `backend` and `precision` choose the runtime of its ONNX network (`maskmodel.runtime.open_network`)
+        where the detector runs one (CenterFace, the SSD); YuNet and Haar run inside OpenCV.
 
         Raises:
             OpenCVCapabilityError: the installed OpenCV cannot run this detector (the message names the remedy).
@@ -148,7 +150,9 @@ class DetectorConfig:
         info = model_info(self.name, self.version)
         files = [weights_path(info.name, info.version, format, self.path if index == 0 else None)
                  for index, format in enumerate(info.files)]
-        return DETECTOR_CLASSES[self.name](*files, **self.options())
+        runtime = {key: value for key, value in (("backend", backend), ("precision", precision))
+                   if key in _parameters(self.name)}
+        return DETECTOR_CLASSES[self.name](*files, **self.options(), **runtime)
 
 
 def create_face_detector(name: str = DEFAULT_FACE_DETECTOR, **settings) -> FaceDetector:

@@ -22,6 +22,7 @@ import numpy as np
 from maskmodel.classify.crops import resize_image
 from maskmodel.detect.boxes import (MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes,
                                     mirror_landmarks, nms_indices)
+from maskmodel.runtime.backends import open_network, resolve_backend
 from maskmodel.runtime.opencv import require
 
 
@@ -122,6 +123,9 @@ class SSDDetector:
         config_path: `opencv_face_detector.pbtxt`, for the `.pb` only.
         input_size: network input side. Defaults to `300`.
         score_threshold: minimum face score. Defaults to `0.5`.
+        backend: runtime of the ONNX file (`maskmodel.runtime.open_network`); the `.pb` runs on `cv2.dnn`.
+            Defaults to `"auto"`.
+        precision: `"auto"`, `"fp32"` or `"bf16"` (see `maskmodel.runtime.backends`). Defaults to `"auto"`.
     """
 
     name = "ssd"
@@ -134,13 +138,18 @@ class SSDDetector:
         config_path: str | os.PathLike | None = None,
         input_size: int = 300,
         score_threshold: float = 0.5,
+        backend: str = "auto",
+        precision: str = "auto",
     ) -> None:
         self.input_size = input_size
         self.score_threshold = score_threshold
         self._onnx = config_path is None
+        self.backend, self.precision = "opencv", "fp32"
         if self._onnx:
-            require("onnx_importer", "The SSD face detector")
-            self._net = cv2.dnn.readNetFromONNX(str(model_path))
+            if resolve_backend(backend) == "opencv":
+                require("onnx_importer", "The SSD face detector")
+            self._network = open_network(model_path, backend, precision, ("boxes", "scores"))
+            self.backend, self.precision = self._network.backend, self._network.precision
         else:
             require("tensorflow_importer", "The SSD face detector's TensorFlow graph (ssd@1.0.0)")
             self._net = cv2.dnn.readNetFromTensorflow(str(model_path), str(config_path))
@@ -149,10 +158,10 @@ class SSDDetector:
         height, width = image.shape[:2]
         size = (self.input_size, self.input_size)
         blob = cv2.dnn.blobFromImage(image, 1.0, size, (104.0, 177.0, 123.0), swapRB=False)
-        self._net.setInput(blob)
         if self._onnx:
-            boxes, scores = (output[0] for output in self._net.forward(["boxes", "scores"]))
+            boxes, scores = (output[0] for output in self._network.run(blob))
         else:
+            self._net.setInput(blob)
             rows = self._net.forward().reshape(-1, 7)  # OpenCV's DetectionOutput: NMS done
             boxes, scores = rows[:, 3:7], rows[:, 2]
         keep = scores >= self.score_threshold

@@ -174,10 +174,11 @@ def _candidates(box: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     sides = [(x1, y1 - h), (x2 - w, y1 - h), (cx - w / 2, y1 - h), (x1, y2), (x2 - w, y2), (cx - w / 2, y2),
              (x2, y1), (x1 - w, y1), (x2, y2 - h), (x1 - w, y2 - h)]
-    steps = np.arange(-REACH, REACH + 1)
+    steps = np.arange(-REACH, REACH + 1, dtype=np.float64)
     step_x = min(w / 2, 1.5 * h)
-    grid = [(cx - w / 2 + dx * step_x, cy - h / 2 + dy * h) for dy in steps for dx in steps]
-    points = np.array(sides + grid, dtype=np.float64)
+    dy, dx = np.meshgrid(steps, steps, indexing="ij")  # row by row, as the ranking's tie-break expects
+    grid = np.column_stack([cx - w / 2 + dx.ravel() * step_x, cy - h / 2 + dy.ravel() * h])
+    points = np.vstack([np.array(sides, dtype=np.float64), grid])
     adjacent = np.zeros(len(points), dtype=bool)
     adjacent[:len(sides)] = True
     return points, adjacent
