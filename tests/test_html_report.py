@@ -86,6 +86,15 @@ def _face(path: str, label: str, probability: float) -> list[dict]:
              "width": "100", "height": "80", "frame": "", "track": "", "message": "", "path": path, "output": path}]
 
 
+def test_bidi_controls_in_names_are_shown_not_obeyed():
+    """A right-to-left override in a file name ("photo<RLO>gpj.exe" reads as "photoexe.jpg") is shown as
+    <U+202E> wherever the name appears, so no name can disguise itself."""
+    name = "crowd/photo\u202egpj.exe.png"
+    page = build_html([_face(name, "without_mask", 0.9)], ["with_mask", "without_mask"], lambda path: None)
+    assert "\u202e" not in page
+    assert "photo&lt;U+202E&gt;gpj.exe.png" in page
+
+
 def test_review_queue_ranks_doubt_and_says_what_it_left_out():
     """Uncertain faces first (least sure first), then unmasked ones (least sure first); masked faces sure
     of their label never; beyond the crops a folded list, and a count of the rest."""

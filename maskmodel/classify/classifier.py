@@ -55,8 +55,8 @@ class InputContract:
 
 # Crops per network call, by backend, measured with bench.runtimes (docs/benchmarks.md): cv2.dnn and ONNX
 # Runtime cost more per face in batches above 2 on these CPUs. OpenVINO runs a static input shape (2x
-# faster than a dynamic batch dimension); at 128 px one face a call costs as much per face as a batch of 8
-# (0.69 against 0.69 ms, fp32, one thread) and each further shape costs a compilation (0.15 s a worker),
+# faster than a dynamic batch dimension); at 128 px one face a call costs about as much per face as a batch
+# of 8 (0.72 against 0.66 ms, fp32, one thread) and each further shape costs a compilation (0.15 s a worker),
 # so it compiles one shape and takes the faces one by one.
 BATCH_SIZES = {"opencv": 2, "onnxruntime": 2, "openvino": 1}
 STATIC_BATCHES = (1,)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import heapq
 import html
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from itertools import pairwise
@@ -67,8 +68,14 @@ td:first-child,th:first-child{text-align:left}
 """)
 
 
+# Bidirectional-text controls (LRM, RLM, ALM, the embeddings, overrides and isolates): a file name holding
+# one could show reversed text ("photo\u202egpj.exe" reads as "photoexe.jpg"); they are shown as <U+XXXX>.
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+
+
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """`value` as HTML text: escaped, bidirectional controls made visible."""
+    return html.escape(BIDI_CONTROLS.sub(lambda m: f"<U+{ord(m.group()):04X}>", str(value)), quote=True)
 
 
 def _url(name: str) -> str:
