@@ -3,7 +3,7 @@
     pip install nncf && python -m bench.openvino_int8 [--per-folder 20] [--out bench/results/openvino_int8.json]
 
 Calibration: the training photos of `bench.centerface_int8.calibration_paths` (covid19-facemask/train,
-real-facemask, ilc-2021 train; never crowd-dev), each at 800 px as the default detector sees it; NNCF's
+real-facemask, ilc-2021 train; never crowd-dev), each at 800 px (longer side), zero-padded to a square; NNCF's
 mixed preset, the whole network quantized. Speed: one thread, a 1x3x544x800 input (a crowd-dev photo at
 the default's 800 px), median of 15 runs after 3 warm-ups, the precisions taking turns over 2 rounds.
 Measures speed only: a variant faster than bf16 would then need the accuracy check of issue 31 (face AP50
@@ -24,24 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from bench import common
-from bench.centerface_int8 import CALIBRATION, calibration_paths
-from maskmodel.classify.crops import resize_image
-from maskmodel.detect.centerface import PAD, dynamic_onnx
-from maskmodel.io.imageio import read_image
+from bench.centerface_int8 import CALIBRATION, calibration_paths, detector_blob
+from maskmodel.detect.centerface import dynamic_onnx
 from maskmodel.zoo.downloads import cache_dir
 
 SIDE, SHAPE = 800, (1, 3, 544, 800)
-
-
-def detector_blob(path: Path) -> np.ndarray:
-    """The blob CenterFaceDetector makes of a photo at 800 px (RGB, NCHW, zero-padded to multiples of 32)."""
-    image = read_image(path)
-    height, width = image.shape[:2]
-    factor = SIDE / max(height, width)
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    blob = np.zeros((1, 3, -(-size[1] // PAD) * PAD, -(-size[0] // PAD) * PAD), np.float32)
-    blob[0, :, :size[1], :size[0]] = resize_image(image, size)[..., ::-1].transpose(2, 0, 1)
-    return blob
 
 
 def milliseconds(core, model, hint: str, blob: np.ndarray) -> float:
@@ -68,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     core = openvino.Core()
     model = core.read_model(dynamic_onnx((cache_dir() / "centerface_bnmerged.onnx").read_bytes()), b"")
-    blobs = [detector_blob(path) for path in calibration_paths(CALIBRATION, args.per_folder)]
+    blobs = [detector_blob(path, SIDE) for path in calibration_paths(CALIBRATION, args.per_folder)]
     started = time.perf_counter()
     quantized = nncf.quantize(model, nncf.Dataset(blobs), preset=nncf.QuantizationPreset.MIXED, subset_size=len(blobs))
     quantize_seconds = time.perf_counter() - started

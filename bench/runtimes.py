@@ -88,7 +88,7 @@ def classifier(configs, crops, rounds) -> dict:
     file = maskmodel.weights_path(CLASSIFIER)
     size = crops[0].shape[0]  # the contract's input size
     # OpenVINO with a static shape per batch size, as the classifier compiles it (dynamic: 2x slower)
-    networks = {c: open_network(file, c[0], c[1], threads=1, batches=BATCHES) for c in configs}
+    networks = {c: open_network(file, c[0], c[1], threads=1, static_shapes=True) for c in configs}
     blobs = {b: cv2.dnn.blobFromImages(crops[:b], 1.0, (size, size), swapRB=True) for b in BATCHES}
     everything = cv2.dnn.blobFromImages(crops, 1.0, (size, size), swapRB=True)
     reference = networks[("opencv", "fp32")].run(everything)[0]

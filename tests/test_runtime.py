@@ -75,7 +75,7 @@ def test_classifier_agrees_with_opencv(crops, backend, precision):
         assert difference.max() <= 0.25 and difference.mean() <= 0.02, (difference.max(), difference.mean())
         clear = np.abs(reference[:, 0] - reference[:, 1]) > 0.5
         assert (probabilities.argmax(1) == reference.argmax(1))[clear].all()
-    # any number of faces: the batches padded to OpenVINO's static shapes give the same rows
+    # any number of faces gives the same rows
     for count in (1, 3, 11):
         assert np.abs(classifier.predict_crops(crops[:count]) - probabilities[:count]).max() <= 1e-5
 

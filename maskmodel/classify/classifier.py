@@ -59,7 +59,6 @@ class InputContract:
 # of 8 (0.72 against 0.66 ms, fp32, one thread) and each further shape costs a compilation (0.15 s a worker),
 # so it compiles one shape and takes the faces one by one.
 BATCH_SIZES = {"opencv": 2, "onnxruntime": 2, "openvino": 1}
-STATIC_BATCHES = (1,)
 # The classifier runs in float32 unless bf16 is asked for: on 40 crowd-dev faces, OpenVINO bf16 moved the
 # default classifier's (0.35@3.0.0, 128 px) probabilities by up to 0.22 (tests/test_runtime.py), and the
 # classifier is a small share of a photo's time (docs/benchmarks.md); the face detector's auto is bf16.
@@ -87,7 +86,7 @@ class MaskClassifier:
                  engine: str = "auto", precision: str = "auto") -> None:
         self.contract = contract
         precision = AUTO_PRECISION if precision == "auto" else precision
-        self._network = open_network(model_path, backend, precision, engine=engine, batches=STATIC_BATCHES)
+        self._network = open_network(model_path, backend, precision, engine=engine, static_shapes=True)
         self.backend, self.precision = self._network.backend, self._network.precision
         self.batch_size = BATCH_SIZES[self.backend]
         self._name = os.fspath(model_path)

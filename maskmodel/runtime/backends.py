@@ -169,10 +169,10 @@ class OnnxRuntimeNetwork(Network):
 
 
 class OpenVINONetwork(Network):
-    """OpenVINO on the CPU. With `batches`, every input shape gets its own static-shape compiled model (the
-    classifier ran 2x faster so than with a dynamic batch dimension), the batch padded up to the next of
-    `batches` so that few shapes are compiled (the last `MAX_SHAPES` kept); without, one model with the
-    file's dynamic dimensions (CenterFace: as fast as static shapes, and photos differ in size).
+    """OpenVINO on the CPU. With `static_shapes`, every input shape gets its own static-shape compiled model
+    (the classifier ran 2x faster so than with a dynamic batch dimension; the last `MAX_SHAPES` kept);
+    without, one model with the file's dynamic dimensions (CenterFace: as fast as static shapes, and photos
+    differ in size).
 
     The model is read (and so checked) at once, and compiled at its first run with a new shape (the
     classifier's dry run compiles its one shape; CenterFace compiles at its first photo)."""
@@ -181,7 +181,7 @@ class OpenVINONetwork(Network):
     MAX_SHAPES = 8
 
     def __init__(self, model: bytes, label: str, outputs: Sequence[str] | None, threads: int, precision: str,
-                 batches: Sequence[int] | None = None) -> None:
+                 static_shapes: bool = False) -> None:
         self.precision, self._label = precision, label
         self._config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
                         "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
@@ -193,7 +193,7 @@ class OpenVINONetwork(Network):
         except RuntimeError as error:
             raise ValueError(f"cannot load ONNX model {label}: {_first_line(error)}") from error
         self._output_names = list(outputs) if outputs else None
-        self._batches = tuple(sorted(batches)) if batches else ()
+        self._static_shapes = static_shapes
         self._compiled: dict[tuple[int, ...] | None, tuple] = {}
 
     def _compile(self) -> tuple:
@@ -206,22 +206,16 @@ class OpenVINONetwork(Network):
         return compiled.create_infer_request(), outputs  # one request: a Network is used by one thread
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
-        count, key = len(blob), None
-        if self._batches:
-            size = next((b for b in self._batches if b >= count), count)
-            if size > count:
-                blob = np.concatenate([blob, np.zeros((size - count, *blob.shape[1:]), blob.dtype)])
-            key = blob.shape
-            if key not in self._compiled:
+        key = blob.shape if self._static_shapes else None
+        if key not in self._compiled:
+            if self._static_shapes:
                 if len(self._compiled) >= self.MAX_SHAPES:
                     self._compiled.pop(next(iter(self._compiled)))
                 self._model.reshape({self._model.inputs[0]: list(key)})
-                self._compiled[key] = self._compile()
-        elif key not in self._compiled:
             self._compiled[key] = self._compile()
         request, outputs = self._compiled[key]
         results = request.infer({0: np.ascontiguousarray(blob)})
-        return [results[port][:count] for port in outputs]
+        return [results[port] for port in outputs]
 
 
 def _first_line(error: Exception) -> str:
@@ -230,7 +224,7 @@ def _first_line(error: Exception) -> str:
 
 def open_network(model: str | os.PathLike | bytes, backend: str = "auto", precision: str = "auto",
                  outputs: Sequence[str] | None = None, engine: str = "auto", threads: int | None = None,
-                 batches: Sequence[int] | None = None) -> Network:
+                 static_shapes: bool = False) -> Network:
     """An ONNX model (a file, or its bytes) prepared for and loaded on a backend.
 
     Args:
@@ -241,8 +235,8 @@ def open_network(model: str | os.PathLike | bytes, backend: str = "auto", precis
         engine: the `cv2.dnn` engine (opencv backend only): `"auto"`, `"new"`, `"classic"`.
         threads: threads of one inference; OpenCV's thread count (`cv2.getNumThreads()`) if `None`, so
             that a worker process set to one thread runs every network on one thread.
-        batches: for a network whose first dimension is a batch (the classifier), the batch sizes to
-            compile static shapes for on OpenVINO (inputs padded up to the next); others ignore it.
+        static_shapes: on OpenVINO, compile a static-shape model for each input shape (the classifier,
+            whose inputs come in few shapes); other backends ignore it.
 
     Raises:
         ValueError: an unknown backend or precision, a backend that is not installed, a model that
@@ -261,7 +255,7 @@ def open_network(model: str | os.PathLike | bytes, backend: str = "auto", precis
     if name == "onnxruntime":
         return OnnxRuntimeNetwork(data, label, outputs, threads)
     if name == "openvino":
-        return OpenVINONetwork(data, label, outputs, threads, resolved, batches)
+        return OpenVINONetwork(data, label, outputs, threads, resolved, static_shapes)
     return OpenCVNetwork(data, label, outputs, engine)
 
 
