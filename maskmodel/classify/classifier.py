@@ -53,11 +53,10 @@ class InputContract:
         }
 
 
-# Crops per network call, by backend, measured with bench.runtimes (docs/benchmarks.md): cv2.dnn and ONNX
-# Runtime cost more per face in batches above 2 on these CPUs. OpenVINO runs a static input shape (2x
-# faster than a dynamic batch dimension); at 128 px one face a call costs about as much per face as a batch
-# of 8 (0.72 against 0.66 ms, fp32, one thread) and each further shape costs a compilation (0.15 s a worker),
-# so it compiles one shape and takes the faces one by one.
+# Crops per network call, by backend (docs/benchmarks.md, "Runtimes"): cv2.dnn and ONNX Runtime cost more
+# per face in batches above 2 on these CPUs. OpenVINO runs a static input shape (about 2x faster than a
+# dynamic batch dimension) and each shape costs a compilation (0.15 s a process), so it compiles one shape
+# and takes the faces one by one (whether batches would pay once compiled is still open: see the docs).
 BATCH_SIZES = {"opencv": 2, "onnxruntime": 2, "openvino": 1}
 # The classifier runs in float32 unless bf16 is asked for: on 40 crowd-dev faces, OpenVINO bf16 moved the
 # default classifier's (0.35@3.0.0, 128 px) probabilities by up to 0.22 (tests/test_runtime.py), and the
