@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import cap_jobs, detector_options, detector_settings, mask_detector
+from maskmodel.cli.detector import JOBS_HELP, JobsType, cap_jobs, detector_options, detector_settings, mask_detector
 from maskmodel.outputs.exports import EXPORT_FORMATS
 from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.io.storage import is_uri, open_folder
@@ -52,8 +52,8 @@ INPUT = InputType()
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="Network precision. auto: the face detector in bf16 on OpenVINO where the CPU has it (AVX512-BF16 or AMX), "
                    "else fp32; the classifier in fp32.")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, callback=cap_jobs,
-              help="Worker processes (at most the CPUs).")
+@click.option("--jobs", "-j", type=JobsType(), default="auto", show_default=True, callback=cap_jobs,
+              help=JOBS_HELP)
 @click.option("--resume", is_flag=True, help="Skip images already in OUT/report.csv and append to it.")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty OUT: what earlier runs wrote there is removed first (only that).")
@@ -92,7 +92,7 @@ INPUT = InputType()
 @click.option("--address", default=None, help="Ray cluster address (auto, ray://host:port); default: a local Ray.")
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray (default: all).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stdout.")
-def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, model, backend, precision, jobs, resume,
+def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nms_iou, first_pass, box_adjust, model, backend, precision, jobs, resume,
              overwrite, dry_run, image_format, blur_faces, label_mode, no_conf, line_width, font_scale, enlarge, save_formats,
              save_json, save_crops, include, exclude, hidden, max_pixels, every, codec, engine,
              address, num_cpus, quiet) -> None:
@@ -118,7 +118,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     from maskmodel.outputs.exports import run_names
     from maskmodel.drawing.labels import LabelStyle
 
-    detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
+    detector = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, first_pass)
     if engine == "ray":
         import importlib.util
 
@@ -195,7 +195,7 @@ def _crop_classes(value: str | None) -> tuple[str, ...] | None:
 @detector_options
 @click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True,
               help="Classifier: NAME[@VERSION] from the zoo, or a run directory / .onnx of `maskmodel train`.")
-def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, model) -> None:
+def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, first_pass, box_adjust, model) -> None:
     """Print the faces of IMAGES as JSON lines, one per image: box, score, label, probabilities
     (rounded as in the report). IMAGES are files, folders (crawled as annotate does) or `-` (one
     image's bytes on standard input). Exit code 1 if an image could not be read (its line has an
@@ -205,7 +205,7 @@ def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, box
     from maskmodel.io.crawl import iter_inputs
     from maskmodel.io.imageio import ImageReadError, decode_image, read_image
 
-    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
+    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, first_pass)
     detector = mask_detector(model, settings)
     failed = False
     for source in images:

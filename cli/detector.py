@@ -50,6 +50,10 @@ OPTIONS = (
     click.option("--nms-iou", type=click.FloatRange(0, 1, min_open=True), default=None,
                  help="centerface/yunet: IoU above which overlapping boxes are merged (default 0.3; higher keeps "
                       "more faces of dense crowds)."),
+    click.option("--first-pass", type=click.IntRange(0, 8192), default=None, metavar="PX",
+                 help="centerface: longer image side of a cheap first pass; the --scales passes then run only on "
+                      "photos where it finds no face or a face too small for it (0: no first pass; the presets "
+                      "set it, docs/benchmarks.md)."),
     click.option("--box-adjust", default=None, metavar="DX,DY,SW,SH|FILE|STYLE|none",
                  help="Move and scale the reported boxes (centre by DX widths and DY heights, then width x SW, "
                       "height x SH), a calibration file from `evaluate detect --fit-box`, or a shipped style "
@@ -59,7 +63,7 @@ OPTIONS = (
 
 def detector_options(command: Callable) -> Callable:
     """Add the face-detector options to a Click command (parameters face_detector, preset, threshold,
-    scales, flip, nms_iou, box_adjust)."""
+    scales, flip, nms_iou, first_pass, box_adjust)."""
     for option in reversed(OPTIONS):
         command = option(command)
     return command
@@ -67,18 +71,19 @@ def detector_options(command: Callable) -> Callable:
 
 # The command-line option of each `DetectorConfig` setting, so that Click names the option a bad value came from.
 OPTION_OF = {"preset": "--preset", "score_threshold": "--threshold", "scales": "--scales", "flip": "--flip",
-             "nms_threshold": "--nms-iou", "name": "--face-detector"}
+             "nms_threshold": "--nms-iou", "name": "--face-detector", "first_pass": "--first-pass"}
 
 
 def detector_settings(face_detector: str, preset: str, threshold: float | None, scales: str | None,
-                      flip: bool | None, nms_iou: float | None, box_adjust: str | None) -> dict:
+                      flip: bool | None, nms_iou: float | None, box_adjust: str | None,
+                      first_pass: int | None = None) -> dict:
     """The options as `AnnotateSettings` fields: `detector` (a `DetectorConfig`: the options given
     explicitly over the preset's) and `box_adjust`."""
     from maskmodel.detect.boxstyle import BoxAdjust
 
     try:
         config = DetectorConfig.preset(preset, face_detector, score_threshold=threshold, scales=_parse_scales(scales),
-                                       flip=flip, nms_threshold=nms_iou)
+                                       flip=flip, nms_threshold=nms_iou, first_pass=first_pass)
     except DetectorConfigError as error:
         raise click.BadParameter(str(error), param_hint=OPTION_OF.get(error.field)) from None
     try:
@@ -88,11 +93,37 @@ def detector_settings(face_detector: str, preset: str, threshold: float | None, 
     return {"detector": config, "box_adjust": adjust}
 
 
-def cap_jobs(ctx: click.Context, param: click.Parameter, jobs: int) -> int:
-    """`--jobs` callback: at most the CPUs this process may use (more processes only cost memory), with a note."""
+class JobsType(click.ParamType):
+    """`--jobs`: a number of worker processes (1 or more), or `auto`."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            jobs = int(value)
+        except ValueError:
+            jobs = 0
+        if jobs < 1:
+            self.fail(f"expected a number of processes (1 or more) or auto, got {value!r}", param, ctx)
+        return jobs
+
+
+JOBS_HELP = ("Worker processes. auto: one per CPU this process may use (its affinity and cgroup quota), each "
+             "running its networks on one thread, so the cores are used and never oversubscribed; one process for "
+             "fewer than 32 photos, where starting more costs more than it saves. 1: one process, its networks "
+             "on every core.")
+
+
+def cap_jobs(ctx: click.Context, param: click.Parameter, jobs: int | str) -> int | str:
+    """`--jobs` callback: a number is capped at the CPUs this process may use (more processes only cost memory),
+    with a note; `auto` is decided with the number of photos (`maskmodel.batch.engines.worker_count`)."""
     from maskmodel.batch.engines import available_cpus
 
     cpus = available_cpus()
+    if jobs == "auto":
+        return jobs
     if jobs > cpus:
         click.echo(f"note: --jobs {jobs} is more than the {cpus} CPUs here: using {cpus}", err=True)
     return min(jobs, cpus)

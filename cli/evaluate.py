@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import (FaceDetectorChoice, cap_jobs, detector_options, detector_settings, face_detector_help,
+from maskmodel.cli.detector import (JOBS_HELP, FaceDetectorChoice, JobsType, cap_jobs, detector_options, detector_settings, face_detector_help,
                                     mask_detector)
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
@@ -139,12 +139,12 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
 @click.option("--fit-box", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Fit the box adjustment (median offset and scale) that makes the detector's boxes match this "
                    "set's, write it to this calibration file (for --box-adjust) and report the metrics with it.")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, callback=cap_jobs,
-              help="Worker processes (at most the CPUs).")
+@click.option("--jobs", "-j", type=JobsType(), default="auto", show_default=True, callback=cap_jobs,
+              help=JOBS_HELP)
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT (its files of the same names are replaced).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def detect(dataset, out_dir, data_format, names, images_dir, model, face_detector, preset, threshold, scales, flip,
-           nms_iou, box_adjust, incorrect_as, classifier_only, exclude, fit_box, jobs, overwrite, quiet) -> None:
+           nms_iou, first_pass, box_adjust, incorrect_as, classifier_only, exclude, fit_box, jobs, overwrite, quiet) -> None:
     """Face AP50, per-class AP50 and mAP50, recall by face size, label accuracy, PR curves, and the box
     style: face AP at IoU 0.3, 0.5 and 0.5:0.95 and the median offset and scale between matched predicted
     and annotated boxes.
@@ -200,7 +200,7 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         images = readable
         setup = {"mode": "classifier-only", "model": model}
     else:
-        settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
+        settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, first_pass)
         detector = mask_detector(model, settings)
         classes = detector.classes
         images, predictions, blocks = _detect_all(images, detector, model, settings, jobs, quiet, skipped)

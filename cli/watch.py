@@ -24,7 +24,7 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER
 @detector_options
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
 def watch(source, no_display, out_path, every, model, face_detector, preset, threshold, scales, flip, nms_iou,
-          box_adjust, max_frames) -> None:
+          first_pass, box_adjust, max_frames) -> None:
     """Show (or write) the annotated stream with frames per second; press q in the window to quit."""
     import cv2
 
@@ -34,7 +34,7 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     from maskmodel.video.frames import (VideoReadError, iter_frames, open_capture, open_video_writer,
                                         tracked_faces)
 
-    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust)
+    settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, first_pass)
     if out_path is not None and os.path.lexists(out_path):
         raise click.UsageError(f"{out_path} exists: watch writes a new file and never replaces one (the source "
                                "included); choose another --out")

@@ -4,6 +4,7 @@ worker dying. (Ray is `maskmodel.batch.distributed`.) Results come back in input
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
@@ -22,6 +23,7 @@ from maskmodel.outputs.report import WORKER_DIED
 from maskmodel.results import ImageResult
 from maskmodel.batch.worker import AnnotateSettings, Annotator
 
+AUTO_MIN_PHOTOS = 32  # photos from which `--jobs auto` starts a process per CPU (docs/benchmarks.md)
 MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error result
 _process_annotator: Annotator | None = None  # the Annotator of a pool worker process (one per process)
 
@@ -57,20 +59,56 @@ def exit_with_parent(interval: float = 0.5) -> None:
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The CPUs this process may use: its affinity mask (not the machine's count), capped by a cgroup CPU quota
+    (a container given 1.5 CPUs of 16 gets 2)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
 
 
-def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int = 1,
+def _cgroup_cpu_quota() -> float | None:
+    """CPUs a cgroup's quota allows (cgroup v2 `cpu.max`, else v1 `cpu.cfs_quota_us`); `None` without a quota."""
+    limit = _read("/sys/fs/cgroup/cpu.max")
+    if limit is not None:
+        quota, period = (limit.split() + ["100000"])[:2]
+    else:
+        quota, period = _read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), _read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    try:
+        allowed = float(quota) / float(period)
+    except (TypeError, ValueError, ZeroDivisionError):  # no such file, "max" (no limit)
+        return None
+    return allowed if allowed > 0 else None  # v1 writes -1 for no limit
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read(64)
+    except (OSError, ValueError):
+        return None
+
+
+def worker_count(jobs: int | str, photos: int) -> int:
+    """Processes for `photos` photos: `jobs` capped at the CPUs and the photos; `"auto"` is one per CPU, or one
+    in all for fewer than `AUTO_MIN_PHOTOS` photos (a second process's start-up costs more than it saves there:
+    docs/benchmarks.md). Each worker process runs its networks on one thread, so the processes never
+    oversubscribe the cores; a single process (jobs 1) runs them on every core."""
+    cpus = available_cpus()
+    if jobs == "auto":
+        return cpus if photos >= AUTO_MIN_PHOTOS else 1
+    return max(1, min(int(jobs), cpus, photos))
+
+
+def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int | str = 1,
                   detector: MaskDetector | None = None) -> Iterator[ImageResult]:
     """The `ImageResult` of each item, in input order, computed by `jobs` processes.
 
     With `jobs > 1`, a worker process that dies (a crash in native code, the OOM killer) is replaced;
     the images it may have held are run again one at a time, and an image whose process dies
-    `MAX_ATTEMPTS` times gets an `error` result; workers exit when this process dies. With `jobs=1` the
-    work runs in this process (with `detector`, if one is given).
+    `MAX_ATTEMPTS` times gets an `error` result; workers exit when this process dies. With one process
+    (`worker_count`) the work runs in this process (with `detector`, if one is given).
     """
-    jobs = min(jobs, available_cpus())  # more processes than CPUs only cost memory
+    jobs = worker_count(jobs, len(items))
     if jobs <= 1:
         yield from map(Annotator(settings, detector), items)
         return

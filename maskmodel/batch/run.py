@@ -24,7 +24,7 @@ import numpy as np
 
 from maskmodel.io.crawl import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.detect.detector_config import DetectorConfig
-from maskmodel.batch.engines import iter_annotate
+from maskmodel.batch.engines import iter_annotate, worker_count
 from maskmodel.errors import UsageError
 from maskmodel.outputs.exports import ExportWriter, label_names
 from maskmodel.outputs.html_report import HTML_NAME, build_html
@@ -44,7 +44,7 @@ REPORT_NAME, SUMMARY_NAME = OWN_FILES
 def annotate(
     inputs: list[Path | str],
     settings: AnnotateSettings,
-    jobs: int = 1,
+    jobs: int | str = 1,
     resume: bool = False,
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
@@ -68,7 +68,7 @@ def annotate(
     Args:
         inputs: files and directories, and folder URIs (`s3://bucket/photos`).
         settings: output directory, models, drawing and format options.
-        jobs: worker processes. Defaults to `1`.
+        jobs: worker processes, or `"auto"` (`maskmodel.batch.engines.worker_count`). Defaults to `1`.
         resume: skip images already in an existing report and append to it.
         include: glob patterns (relative paths or file names) a file must match, if any are given.
         exclude: glob patterns of files to skip.
@@ -127,6 +127,7 @@ def annotate(
 
                 results = iter_annotate_ray(items, settings, address, num_cpus)
             else:
+                jobs = worker_count(jobs, len(items))
                 results = iter_annotate(items, settings, jobs, detector)
             for result in results:
                 rows = report_rows(result)

@@ -58,6 +58,14 @@ def dynamic_onnx(model: bytes, image_input: str = "input.1", outputs: tuple[str,
     return with_nested(model, (7,), graph)
 
 
+def smallest_face(boxes: np.ndarray, factor: float) -> float:
+    """The longer side of the smallest of `boxes` (x1, y1, x2, y2, ...) times `factor` (the pixels of the pass
+    that found them); `0` when there is none (a photo where nothing was found deserves a closer look)."""
+    if not len(boxes):
+        return 0.0
+    return float(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).min() * factor)
+
+
 class CenterFaceDetector:
     """CenterFace, run at one or more image sizes, optionally also on the mirrored image.
 
@@ -78,6 +86,11 @@ class CenterFaceDetector:
         precision: `"auto"`, `"fp32"` or `"bf16"` (see `maskmodel.runtime.backends`). Defaults to `"auto"`.
         name: the detector's name in reports (`"centerface"`, or `"centerface-int8"` for the int8 file).
             Defaults to `"centerface"`.
+        first_pass: longer image side of a cheap first pass (no mirror); the passes of `scales` then run
+            only where it found no face or a face smaller than `refine_below` (in its own pixels), and their
+            result replaces it. `0`: no first pass. Defaults to `0`.
+        refine_below: the first pass's smallest face, in its pixels, below which the photo gets the passes
+            of `scales`. Defaults to `24`.
     """
 
     # Named settings (`DetectorConfig.preset`), measured in docs/benchmarks.md. The defaults (one pass at
@@ -97,12 +110,15 @@ class CenterFaceDetector:
         backend: str = "auto",
         name: str = "centerface",
         precision: str = "auto",
+        first_pass: int = 0,
+        refine_below: float = 24.0,
     ) -> None:
         if merge not in ("wbf", "nms"):
             raise ValueError(f"Expected merge in ('wbf', 'nms'). Received: merge={merge!r}")
         self.scales, self.score_threshold, self.nms_threshold = scales, score_threshold, nms_threshold
         self._pass_threshold = score_threshold / 2 if len(scales) > 1 or flip else score_threshold
         self.flip, self.merge, self.name = flip, merge, name
+        self.first_pass, self.refine_below = first_pass, refine_below
         self._network = open_network(dynamic_onnx(Path(model_path).read_bytes()), backend, precision, OUTPUTS)
         self.backend, self.precision = self._network.backend, self._network.precision
 
@@ -113,7 +129,12 @@ class CenterFaceDetector:
     def detect_with_landmarks(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes as `detect`, and `(N, 10)` landmarks: (x, y) of right eye, left eye, nose tip, right and
         left mouth corner."""
-        passes = [p for scale in self.scales for p in self._detect_at(image, scale)]
+        if self.first_pass:
+            first = merge_passes(self._detect_at(image, self.first_pass, False, self.score_threshold),
+                                 self.nms_threshold, self.merge)
+            if smallest_face(first[0], self.first_pass / max(image.shape[:2])) >= self.refine_below:
+                return first
+        passes = [p for scale in self.scales for p in self._detect_at(image, scale, self.flip, self._pass_threshold)]
         boxes, landmarks = merge_passes(passes, self.nms_threshold, self.merge)
         keep = boxes[:, 4] >= self.score_threshold
         return boxes[keep], landmarks[keep]
@@ -122,29 +143,33 @@ class CenterFaceDetector:
         """The four raw maps (heat, scale, offset, landmarks) of an NCHW RGB float32 blob."""
         return self._network.run(blob)
 
-    def _detect_at(self, image: np.ndarray, longer_side: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _detect_at(self, image: np.ndarray, longer_side: int | None, flip: bool,
+                   threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Boxes and landmarks of one pass at `longer_side` (and of its mirrored image with `flip`), each
+        sorted by score."""
         height, width = image.shape[:2]
         factor = 1.0 if longer_side is None else longer_side / max(height, width)
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         if min(size) < MIN_DETECTION_SIDE:  # a sliver of an image holds no detectable face
             return [(NO_FACES, NO_LANDMARKS)]
         scaled = image if size == (width, height) else resize_image(image, size)
-        batch = [scaled, scaled[:, ::-1]] if self.flip else [scaled]
+        batch = [scaled, scaled[:, ::-1]] if flip else [scaled]
         blob = np.zeros((len(batch), 3, -(-size[1] // PAD) * PAD, -(-size[0] // PAD) * PAD), np.float32)
         for index, pixels in enumerate(batch):  # RGB, NCHW, zero-padded bottom/right
             blob[index, :, :size[1], :size[0]] = pixels[..., ::-1].transpose(2, 0, 1)
         maps = self.forward(blob)
         found = []
         for index in range(len(batch)):
-            boxes, landmarks = self._decode([m[index] for m in maps], factor, width, height)
+            boxes, landmarks = self._decode([m[index] for m in maps], factor, width, height, threshold)
             if index == 1:
                 boxes, landmarks = mirror_boxes(boxes, width), mirror_landmarks(landmarks, width)
             found.append((boxes, landmarks))
         return found
 
-    def _decode(self, maps: list[np.ndarray], factor: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(self, maps: list[np.ndarray], factor: float, width: int, height: int,
+                threshold: float) -> tuple[np.ndarray, np.ndarray]:
         heat, scale, offset, marks = maps
-        ys, xs = np.nonzero(heat[0] > self._pass_threshold)
+        ys, xs = np.nonzero(heat[0] > threshold)
         if len(ys) == 0:
             return NO_FACES.copy(), NO_LANDMARKS.copy()
         h, w = np.exp(scale[0, ys, xs]) * STRIDE, np.exp(scale[1, ys, xs]) * STRIDE

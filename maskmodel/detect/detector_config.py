@@ -77,6 +77,10 @@ class DetectorConfig:
         nms_threshold: IoU above which overlapping boxes are merged, (0, 1] (centerface, yunet).
         version: zoo version of the detector's model; its default version if `None`.
         path: a local copy of the model's (first) file, checked against the manifest's sha256.
+        first_pass: longer image side of a cheap first pass, the passes of `scales` only where it finds a
+            face smaller than `refine_below` px or none (centerface); `0`: no first pass.
+        refine_below: that first pass's smallest face, in its pixels, that sends a photo to the full passes
+            (centerface).
 
     Raises:
         DetectorConfigError: an unknown detector, a value out of range, or a setting the detector
@@ -93,6 +97,8 @@ class DetectorConfig:
     nms_threshold: float | None = None
     version: str | None = None
     path: str | None = None
+    first_pass: int | None = None
+    refine_below: float | None = None
 
     def __post_init__(self) -> None:
         _detector_class(self.name)
@@ -102,6 +108,13 @@ class DetectorConfig:
                     s is not None and (not isinstance(s, int) or not MIN_SCALE <= s <= MAX_SCALE) for s in self.scales):
                 raise DetectorConfigError("scales", f"Expected 1 to {MAX_PASSES} scales of {MIN_SCALE} to {MAX_SCALE} px "
                                                     f"(None: the native size). Received: scales={self.scales!r}")
+        if self.first_pass is not None and self.first_pass != 0 and not (
+                isinstance(self.first_pass, int) and MIN_SCALE <= self.first_pass <= MAX_SCALE):
+            raise DetectorConfigError("first_pass", f"Expected first_pass 0 (none) or {MIN_SCALE} to {MAX_SCALE} px. "
+                                                      f"Received: first_pass={self.first_pass!r}")
+        if self.refine_below is not None and not 0 <= self.refine_below <= MAX_SCALE:
+            raise DetectorConfigError("refine_below", f"Expected refine_below in [0, {MAX_SCALE}] px. "
+                                                      f"Received: refine_below={self.refine_below!r}")
         if self.score_threshold is not None and not 0 <= self.score_threshold <= 1:
             raise DetectorConfigError("score_threshold", "Expected score_threshold in [0, 1]. Received: "
                                                          f"score_threshold={self.score_threshold!r}")

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from maskmodel.runtime.files import cache_dir
 from maskmodel.runtime.onnxproto import without_initializer_inputs
 from maskmodel.runtime.opencv import require
 
@@ -175,7 +176,9 @@ class OpenVINONetwork(Network):
     differ in size).
 
     The model is read (and so checked) at once, and compiled at its first run with a new shape (the
-    classifier's dry run compiles its one shape; CenterFace compiles at its first photo)."""
+    classifier's dry run compiles its one shape; CenterFace compiles at its first photo). Compiled models
+    are kept in OpenVINO's model cache (`openvino/` in maskmodel's cache folder, where it can be created), so
+    that later processes (each `--jobs` worker, each run) load them instead of compiling again."""
 
     backend = "openvino"
     MAX_SHAPES = 8
@@ -187,7 +190,7 @@ class OpenVINONetwork(Network):
                         "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
                         # OpenVINO pins its threads to cores by default: the workers of `annotate --jobs N`
                         # then all ran on the same core (1.2 of 2 cores busy, slower than cv2.dnn in wall time)
-                        "ENABLE_CPU_PINNING": False}
+                        "ENABLE_CPU_PINNING": False, **_model_cache()}
         try:
             self._model = _openvino_core().read_model(model, b"")
         except RuntimeError as error:
@@ -216,6 +219,17 @@ class OpenVINONetwork(Network):
         request, outputs = self._compiled[key]
         results = request.infer({0: np.ascontiguousarray(blob)})
         return [results[port] for port in outputs]
+
+
+@functools.cache
+def _model_cache() -> dict:
+    """OpenVINO's `CACHE_DIR` setting: maskmodel's cache folder, or none where it cannot be made."""
+    folder = cache_dir() / "openvino"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return {}
+    return {"CACHE_DIR": str(folder)} if os.access(folder, os.W_OK) else {}
 
 
 def _first_line(error: Exception) -> str:

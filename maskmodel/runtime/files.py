@@ -7,6 +7,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """maskmodel's cache folder (downloaded models, compiled networks): `$MASKMODEL_HOME` or `~/.cache/maskmodel`."""
+    return Path(os.environ.get("MASKMODEL_HOME", "~/.cache/maskmodel")).expanduser()
 
 
 class UnreadableFileError(OSError):

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from maskmodel.errors import MaskmodelError
-from maskmodel.runtime.files import regular_file_handle
+from maskmodel.runtime.files import cache_dir, regular_file_handle
 from maskmodel.zoo.registry import WeightsFile, list_models, model_versions, package_weights_dir, weights_file
 
 CHUNK = 1 << 20
@@ -29,11 +29,6 @@ class WeightsUnavailableError(MaskmodelError, RuntimeError):
 
 class ChecksumError(MaskmodelError, RuntimeError):
     """A file's sha256 differs from the manifest's."""
-
-
-def cache_dir() -> Path:
-    """The download cache: `$MASKMODEL_HOME` or `~/.cache/maskmodel`."""
-    return Path(os.environ.get("MASKMODEL_HOME", "~/.cache/maskmodel")).expanduser()
 
 
 def sha256_of(path: Path) -> str:
