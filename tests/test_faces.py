@@ -80,7 +80,8 @@ def test_centerface_presets_are_the_options_they_stand_for():
         assert result.exit_code == 0, result.output
         return json.loads(result.output)["faces"]
 
-    flags = {"score_threshold": "--threshold", "nms_threshold": "--nms-iou", "scales": "--scales"}
+    flags = {"score_threshold": "--threshold", "nms_threshold": "--nms-iou", "scales": "--scales",
+             "first_pass": "--first-pass"}
     for preset in PRESET_NAMES:
         options = DetectorConfig.preset(preset, "centerface").options()
         arguments = ["--flip" if options.get("flip") else "--no-flip"]

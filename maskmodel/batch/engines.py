@@ -14,6 +14,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import cv2
 
@@ -62,17 +63,18 @@ def available_cpus() -> int:
     """The CPUs this process may use: its affinity mask (not the machine's count), capped by a cgroup CPU quota
     (a container given 1.5 CPUs of 16 gets 2)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
+    quota = cgroup_cpu_quota()
     return max(1, min(cpus, math.ceil(quota))) if quota else cpus
 
 
-def _cgroup_cpu_quota() -> float | None:
-    """CPUs a cgroup's quota allows (cgroup v2 `cpu.max`, else v1 `cpu.cfs_quota_us`); `None` without a quota."""
-    limit = _read("/sys/fs/cgroup/cpu.max")
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs the cgroup quota under `root` allows (v2 `cpu.max`, else v1 `cpu/cpu.cfs_quota_us`); `None` without
+    a quota."""
+    limit = _read(root / "cpu.max")
     if limit is not None:
         quota, period = (limit.split() + ["100000"])[:2]
     else:
-        quota, period = _read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), _read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+        quota, period = _read(root / "cpu/cpu.cfs_quota_us"), _read(root / "cpu/cpu.cfs_period_us")
     try:
         allowed = float(quota) / float(period)
     except (TypeError, ValueError, ZeroDivisionError):  # no such file, "max" (no limit)
@@ -80,7 +82,7 @@ def _cgroup_cpu_quota() -> float | None:
     return allowed if allowed > 0 else None  # v1 writes -1 for no limit
 
 
-def _read(path: str) -> str | None:
+def _read(path: Path) -> str | None:
     try:
         with open(path) as file:
             return file.read(64)

@@ -86,17 +86,19 @@ class CenterFaceDetector:
         precision: `"auto"`, `"fp32"` or `"bf16"` (see `maskmodel.runtime.backends`). Defaults to `"auto"`.
         name: the detector's name in reports (`"centerface"`, or `"centerface-int8"` for the int8 file).
             Defaults to `"centerface"`.
-        first_pass: longer image side of a cheap first pass (no mirror); the passes of `scales` then run
+        first_pass: longer image side of a cheap first pass (mirrored too with `flip`); the passes of `scales` then run
             only where it found no face or a face smaller than `refine_below` (in its own pixels), and their
-            result replaces it. `0`: no first pass. Defaults to `0`.
+            result replaces it. `0`: no first pass. Defaults to `384`.
         refine_below: the first pass's smallest face, in its pixels, below which the photo gets the passes
             of `scales`. Defaults to `24`.
     """
 
-    # Named settings (`DetectorConfig.preset`), measured in docs/benchmarks.md. The defaults (one pass at
-    # 800 px, threshold 0.3) are, on crowd-dev and ILC val, the most accurate single pass whose drawn boxes
-    # are at least as precise as the previous default's (YuNet 640+1024), at the same CPU cost.
-    PRESETS = {"speed": {"scales": (512,)}, "accuracy": {"scales": (1024,), "flip": True, "score_threshold": 0.2}}
+    # Named settings (`DetectorConfig.preset`), measured in docs/benchmarks.md (`python -m bench.frontier`). The
+    # default is a first pass at 384 px, and the 800 px pass only on photos where it found a face under 24 px of
+    # its own or none: fitted on crowd-dev and ILC train (`python -m bench.cascade`), it keeps the mAP50 of 800 px
+    # alone on both (0.801 / 0.793 vs 0.801 / 0.787) and on ILC val (0.754 vs 0.758) at 0.52-0.71x its detection cost.
+    PRESETS = {"fast": {"scales": (384,), "first_pass": 0}, "speed": {"scales": (512,), "first_pass": 0},
+               "accuracy": {"scales": (1024,), "flip": True, "score_threshold": 0.2, "first_pass": 0}}
     REQUIRES = ()  # an ONNX file: OpenCV's ONNX importer, or ONNX Runtime
 
     def __init__(
@@ -110,7 +112,7 @@ class CenterFaceDetector:
         backend: str = "auto",
         name: str = "centerface",
         precision: str = "auto",
-        first_pass: int = 0,
+        first_pass: int = 384,
         refine_below: float = 24.0,
     ) -> None:
         if merge not in ("wbf", "nms"):
@@ -130,11 +132,15 @@ class CenterFaceDetector:
         """Boxes as `detect`, and `(N, 10)` landmarks: (x, y) of right eye, left eye, nose tip, right and
         left mouth corner."""
         if self.first_pass:
-            first = merge_passes(self._detect_at(image, self.first_pass, False, self.score_threshold),
-                                 self.nms_threshold, self.merge)
+            first = self._passes(image, (self.first_pass,))
             if smallest_face(first[0], self.first_pass / max(image.shape[:2])) >= self.refine_below:
                 return first
-        passes = [p for scale in self.scales for p in self._detect_at(image, scale, self.flip, self._pass_threshold)]
+        return self._passes(image, self.scales)
+
+    def _passes(self, image: np.ndarray, scales: tuple[int | None, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes and landmarks of the passes at `scales` (each also mirrored with `flip`), merged, at the
+        score threshold."""
+        passes = [p for scale in scales for p in self._detect_at(image, scale)]
         boxes, landmarks = merge_passes(passes, self.nms_threshold, self.merge)
         keep = boxes[:, 4] >= self.score_threshold
         return boxes[keep], landmarks[keep]
@@ -143,33 +149,29 @@ class CenterFaceDetector:
         """The four raw maps (heat, scale, offset, landmarks) of an NCHW RGB float32 blob."""
         return self._network.run(blob)
 
-    def _detect_at(self, image: np.ndarray, longer_side: int | None, flip: bool,
-                   threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Boxes and landmarks of one pass at `longer_side` (and of its mirrored image with `flip`), each
-        sorted by score."""
+    def _detect_at(self, image: np.ndarray, longer_side: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
         height, width = image.shape[:2]
         factor = 1.0 if longer_side is None else longer_side / max(height, width)
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         if min(size) < MIN_DETECTION_SIDE:  # a sliver of an image holds no detectable face
             return [(NO_FACES, NO_LANDMARKS)]
         scaled = image if size == (width, height) else resize_image(image, size)
-        batch = [scaled, scaled[:, ::-1]] if flip else [scaled]
+        batch = [scaled, scaled[:, ::-1]] if self.flip else [scaled]
         blob = np.zeros((len(batch), 3, -(-size[1] // PAD) * PAD, -(-size[0] // PAD) * PAD), np.float32)
         for index, pixels in enumerate(batch):  # RGB, NCHW, zero-padded bottom/right
             blob[index, :, :size[1], :size[0]] = pixels[..., ::-1].transpose(2, 0, 1)
         maps = self.forward(blob)
         found = []
         for index in range(len(batch)):
-            boxes, landmarks = self._decode([m[index] for m in maps], factor, width, height, threshold)
+            boxes, landmarks = self._decode([m[index] for m in maps], factor, width, height)
             if index == 1:
                 boxes, landmarks = mirror_boxes(boxes, width), mirror_landmarks(landmarks, width)
             found.append((boxes, landmarks))
         return found
 
-    def _decode(self, maps: list[np.ndarray], factor: float, width: int, height: int,
-                threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(self, maps: list[np.ndarray], factor: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         heat, scale, offset, marks = maps
-        ys, xs = np.nonzero(heat[0] > threshold)
+        ys, xs = np.nonzero(heat[0] > self._pass_threshold)
         if len(ys) == 0:
             return NO_FACES.copy(), NO_LANDMARKS.copy()
         h, w = np.exp(scale[0, ys, xs]) * STRIDE, np.exp(scale[1, ys, xs]) * STRIDE

@@ -25,7 +25,7 @@ from maskmodel.zoo.registry import DEFAULT_FACE_DETECTOR, model_info
 DETECTOR_CLASSES: dict[str, type] = {
     "centerface": CenterFaceDetector, "yunet": YuNetDetector, "ssd": SSDDetector, "haar": HaarDetector,
 }
-PRESET_NAMES = ("speed", "default", "accuracy")
+PRESET_NAMES = ("fast", "speed", "default", "accuracy")
 _NOT_OPTIONS = frozenset({"name", "version", "path"})  # fields that choose the model, not its settings
 MIN_SCALE = 32
 MAX_SCALE, MAX_PASSES = 8192, 8  # bounds the memory of a detection pass and the work per image

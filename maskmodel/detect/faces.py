@@ -56,6 +56,7 @@ class YuNetDetector:
     # 3x slower) finds more faces at the default's precision; with its threshold lowered to 0.3 it ranks
     # better, but most extra boxes are wrong.
     PRESETS = {
+        "fast": {"scales": (320,)},
         "speed": {"scales": (640,)},
         "accuracy": {"scales": (640, 1024, 1600), "flip": True, "score_threshold": 0.7, "nms_threshold": 0.5},
     }
