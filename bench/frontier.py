@@ -115,14 +115,21 @@ def time_peer(photos: Path, save: bool) -> float:
     return len(list(photos.iterdir())) / seconds
 
 
-def speed(flags: list[str], photos: Path, copies: bool) -> dict:
-    """One maskmodel run between two peer runs: images/s, first copy, memory and the ratio to the peer."""
-    before = time_peer(photos, copies)
-    with tempfile.TemporaryDirectory(prefix="bench-frontier-") as folder:
-        run = common.run_annotate(photos, Path(folder) / "out", *flags, *([] if copies else ["--dry-run"]))
-    after = time_peer(photos, copies)
-    peer = (before + after) / 2
-    return {**run, "peer_images_per_second": peer, "ratio": run["images_per_second"] / peer}
+def timed_in_turn(runs: dict[str, list[str]], photos: Path, copies: bool) -> dict[str, dict]:
+    """Each configuration's run with the peer timed right before and after it (peer, run, peer, run, ..., peer:
+    each peer run serves the configurations on both sides): images/s, first copy, memory and the ratio to
+    the mean of its two peer runs."""
+    extra = [] if copies else ["--dry-run"]
+    peer_before, results = time_peer(photos, copies), {}
+    for name, flags in runs.items():
+        with tempfile.TemporaryDirectory(prefix="bench-frontier-") as folder:
+            run = common.run_annotate(photos, Path(folder) / "out", *flags, *extra)
+        peer_after = time_peer(photos, copies)
+        peer = (peer_before + peer_after) / 2
+        results[name] = {**run, "peer_images_per_second": peer, "ratio": run["images_per_second"] / peer}
+        print(f"speed ({'copies' if copies else 'report only'}): {name} {results[name]['ratio']:.2f}x", file=sys.stderr)
+        peer_before = peer_after
+    return results
 
 
 def speed_photos(count: int, folder: Path) -> Path:
@@ -156,6 +163,7 @@ def plot(rows: list[dict], peer: dict, path: Path) -> None:
     axes.set_ylabel("images/s ratio to the AIZOO peer (report only, same run)")
     axes.set_title("maskmodel annotate: speed against accuracy")
     axes.grid(alpha=0.3)
+    axes.margins(x=0.15, y=0.1)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -176,14 +184,11 @@ def main() -> None:
         (Path(folder) / "crowd").mkdir()
         peer = peer_accuracy(sets["crowd-dev"], Path(folder) / "crowd")
     quality = accuracy({n: f for n, f in configs.items() if "--jobs" not in f}, sets)
-    speeds = {}
     with tempfile.TemporaryDirectory(prefix="bench-photos-") as folder:
         photos = speed_photos(args.photos, Path(folder))
-        for name, flags in configs.items():
-            speeds[name] = {"report": speed(flags, photos, copies=False)}
-            if name in args.copies.split(","):
-                speeds[name]["copies"] = speed(flags, photos, copies=True)
-            print(f"speed: {name} {speeds[name]['report']['ratio']:.2f}x", file=sys.stderr)
+        report = timed_in_turn(configs, photos, copies=False)
+        copies = timed_in_turn({n: f for n, f in configs.items() if n in args.copies.split(",")}, photos, copies=True)
+    speeds = {name: {"report": report[name], **({"copies": copies[name]} if name in copies else {})} for name in configs}
     lines = ["| configuration | flags | images/s report only (ratio to AIZOO) | images/s with copies (ratio) | "
              "crowd-dev face AP50 / mAP50 | ILC val face AP50 / mAP50 | first copy s | peak MiB |",
              "|---|---|---|---|---|---|---|---|"]
