@@ -1,6 +1,6 @@
 """The speed/accuracy frontier of `maskmodel annotate` against the AIZOO peer, like for like.
 
-    python -m bench.frontier [--photos 600] [--configs NAME,...] [--copies NAME,...] [--skip-speed]
+    python -m bench.frontier [--photos 600] [--configs NAME,...] [--copies NAME,...] [--accuracy-from JSON]
                              [--out bench/results/frontier.json] [--plot docs/img/frontier.png]
 
 Speed: each configuration is the whole installed command (`maskmodel annotate DIR --out X --quiet`, no
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
 import shutil
@@ -46,7 +47,7 @@ CONFIGS = {
     "--preset fast": ["--preset", "fast"],
     "--preset speed": ["--preset", "speed"],
     "default": [],
-    "default, --jobs 1": ["--jobs", "1"],
+    "default with --jobs 1": ["--jobs", "1"],
     "--preset accuracy": ["--preset", "accuracy"],
     "centerface 384": ["--scales", "384", "--first-pass", "0"],
     "centerface 512": ["--scales", "512", "--first-pass", "0"],
@@ -175,15 +176,22 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated names from CONFIGS.")
     parser.add_argument("--copies", default=",".join(PRESETS),
                         help="Configurations also timed with annotated copies (against the peer's copies).")
+    parser.add_argument("--accuracy-from", type=Path,
+                        help="Take the accuracy of the configurations (and the peer's) from this earlier JSON of this "
+                             "script (accuracy does not vary between runs; speed does).")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/frontier.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/img/frontier.png")
     args = parser.parse_args()
     configs = {name: CONFIGS[name] for name in args.configs.split(",")}
-    sets = load_sets(["crowd-dev", "ilc-val"])
-    with tempfile.TemporaryDirectory(prefix="bench-frontier-") as folder:
-        (Path(folder) / "crowd").mkdir()
-        peer = peer_accuracy(sets["crowd-dev"], Path(folder) / "crowd")
-    quality = accuracy({n: f for n, f in configs.items() if "--jobs" not in f}, sets)
+    if args.accuracy_from:
+        earlier = json.loads(args.accuracy_from.read_text())
+        peer, quality = earlier["peer"], earlier["accuracy"]
+    else:
+        sets = load_sets(["crowd-dev", "ilc-val"])
+        with tempfile.TemporaryDirectory(prefix="bench-frontier-") as folder:
+            (Path(folder) / "crowd").mkdir()
+            peer = peer_accuracy(sets["crowd-dev"], Path(folder) / "crowd")
+        quality = accuracy({n: f for n, f in configs.items() if "--jobs" not in f}, sets)
     with tempfile.TemporaryDirectory(prefix="bench-photos-") as folder:
         photos = speed_photos(args.photos, Path(folder))
         report = timed_in_turn(configs, photos, copies=False)
