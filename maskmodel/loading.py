@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from maskmodel.classify.classifier import InputContract, MaskClassifier
 from maskmodel.detect.detector_config import DetectorConfig
 from maskmodel.detect.faces import FaceDetector
+from maskmodel.runtime.extras import require_train_extra
 from maskmodel.zoo.downloads import weights_path
 from maskmodel.zoo.local_models import is_local_model, model_record
 from maskmodel.zoo.registry import DEFAULT_CLASSIFIER, ModelNotFoundError, model_info
@@ -31,7 +32,8 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
         name: model name from `list_models()`, or the path of a run directory or model file.
         version: version; defaults to the model's default version.
         format: `"onnx"` (a `MaskClassifier` run by OpenCV DNN) or `"keras"` (a Keras model; needs the
-            `[train]` extra). Face detectors load from their own files. Defaults to `"onnx"`.
+            `[train]` extra, else `MissingExtraError` naming it; TensorFlow's start-up logs are silenced
+            unless `TF_CPP_MIN_LOG_LEVEL` is set). Face detectors load from their own files. Defaults to `"onnx"`.
         path: use this local file instead of the installed/cached/downloaded one (checked by sha256;
             for a face detector, its first file).
         backend: for ONNX models (classifiers, CenterFace, the SSD): `"auto"`, `"opencv"`, `"onnxruntime"`
@@ -52,6 +54,10 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
             return DetectorConfig(info.alias, version=info.version, path=None if path is None else str(path)).build(backend, precision)
         file = weights_path(info.name, info.version, format, path)
     if format == "keras":
+        require_train_extra('maskmodel.load(..., format="keras")')
+        from maskmodel.training.quiet import quiet_unless_asked
+
+        quiet_unless_asked()
         import keras
 
         return keras.saving.load_model(file)
