@@ -18,8 +18,10 @@ def verbose(ctx: click.Context) -> bool:
 
 
 def _record(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """Record the flag; on the command that runs (not a group around it: its subcommand's flag comes
+    later), silence OpenCV unless it was given."""
     ctx.meta[KEY] = verbose(ctx) or value
-    if not verbose(ctx):
+    if not verbose(ctx) and not isinstance(ctx.command, click.Group):
         from maskmodel.runtime.opencv import silence_opencv
 
         silence_opencv()
