@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from maskmodel.cli.detector import cap_jobs, detector_options, detector_settings, mask_detector
+from maskmodel.cli.errors import describe
+from maskmodel.cli.verbosity import verbose
 from maskmodel.outputs.exports import EXPORT_FORMATS
 from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.io.storage import is_uri, open_folder
@@ -155,7 +157,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         sys.exit(130)
     except Exception as error:  # models missing or corrupt, output not writable: one clear line
         bar.close()
-        raise click.ClickException(f"{type(error).__name__}: {error}") from error
+        raise click.ClickException(describe(error, verbose(click.get_current_context()), out_dir)) from error
     bar.close()
     result = summary.to_dict()
     if not quiet:

@@ -15,15 +15,15 @@ REMEDIES = {
 }
 
 
-def describe(error: BaseException, verbose: bool = False) -> str:
-    """One line for `error`: for an `OSError` the file, the system's reason and a remedy; for a
-    `ModelCheckError` the remedy; otherwise its message."""
+def describe(error: BaseException, verbose: bool = False, path: object = None) -> str:
+    """One line for `error`: for an `OSError` its file (else `path`, what the command was writing),
+    the system's reason and a remedy; for a `ModelCheckError` the remedy; otherwise its message."""
     from maskmodel.errors import ModelCheckError
 
     if isinstance(error, OSError) and error.strerror:
-        where = f" {error.filename}" if error.filename else ""
+        where = error.filename or path
         remedy = REMEDIES.get(error.errno)
-        text = f"cannot use{where}: {error.strerror}" + (f"; {remedy}" if remedy else "")
+        text = (f"{where}: " if where else "") + error.strerror + (f"; {remedy}" if remedy else "")
     elif isinstance(error, ModelCheckError):
         text = f"{error}; use the model with the manifest entry or contract.json it was published with"
     else:

@@ -139,7 +139,8 @@ def _load_keras(path: Path):
             raise click.ClickException(f"{path} holds a Lambda layer (Python code): maskmodel never runs code "
                                        "from a model file") from None
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise click.ClickException(f"cannot load {path}: {type(error).__name__}: {first}") from None
+        raise click.ClickException(f"cannot load {path} as a Keras model ({first}): export a model that "
+                                   "maskmodel train wrote, or a zoo name") from None
 
 
 def _representative_crops(root: Path, size: int, samples: int):

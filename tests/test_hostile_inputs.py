@@ -113,6 +113,10 @@ def test_6_a_classifier_that_does_not_match_its_contract_is_refused_before_the_f
     out = tmp_path / "out"
     message = one_line_error(cli("annotate", photos, "--out", out, "--model", model, "--backend", backend), 1)
     assert expected in message and not out.exists()
+    # a sentence naming the file and the remedy; the class name only with --verbose (issue 37)
+    assert "ModelCheckError" not in message and str(model) in message and "contract.json" in message
+    assert "Error: ModelCheckError: " in one_line_error(cli("annotate", photos, "--out", out, "--model", model,
+                                                            "--backend", backend, "--verbose"), 1)
     assert expected in one_line_error(cli("predict", photos / "a.png", "--model", model), 1)
 
 
