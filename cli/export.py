@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.verbosity import quiet_tensorflow_unless_verbose
+from maskmodel.cli.verbosity import load_tensorflow
 from maskmodel.runtime.extras import require_train_extra
 
 
@@ -81,7 +81,7 @@ def export(model, export_format, out_path, quantization, representative, samples
         click.echo(f"wrote {out_path}: the published ONNX of {published[1]} (sha256 checked against the manifest)")
         return
     require_train_extra(f"maskmodel export --format {export_format}" + (" of a Keras model" if export_format == "onnx" else ""))
-    quiet_tensorflow_unless_verbose()
+    load_tensorflow()
     import numpy as np
 
     from maskmodel.training.export import export_onnx, export_tflite

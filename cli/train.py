@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from maskmodel.cli.detector import FaceDetectorChoice
-from maskmodel.cli.verbosity import quiet_tensorflow_unless_verbose
+from maskmodel.cli.verbosity import load_tensorflow
 from maskmodel.runtime.extras import require_train_extra
 from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 
@@ -74,7 +74,7 @@ def train(data, out_dir, overwrite, alpha, input_size, weights, epochs, head_epo
     maskmodel models install --from ../shared/models/keras
     """
     require_train_extra("maskmodel train")
-    quiet_tensorflow_unless_verbose()
+    load_tensorflow()
     from maskmodel.detect.detector_config import create_face_detector, one_face_detector
     from maskmodel.training.rundir import new_run_folder
     from maskmodel.training.train import TrainConfig, TrainingDataError

@@ -35,9 +35,9 @@ def with_verbose(command: click.Command) -> click.Command:
     return command
 
 
-def quiet_tensorflow_unless_verbose() -> None:
-    """Load TensorFlow silently unless `--verbose` was given (call it before anything imports Keras)."""
-    if not verbose(click.get_current_context()):
-        from maskmodel.training.quiet import quiet_tensorflow
+def load_tensorflow() -> None:
+    """Load TensorFlow, silently unless `--verbose` was given (call it before anything imports Keras)."""
+    from maskmodel.runtime.tensorflow_logs import tensorflow_quietly
 
-        quiet_tensorflow()
+    with tensorflow_quietly(not verbose(click.get_current_context())):
+        import tensorflow  # noqa: F401

@@ -52,10 +52,10 @@ def __getattr__(name: str):
         from maskmodel.runtime.extras import require_train_extra
 
         require_train_extra("maskmodel.build_model")
-        from maskmodel.training.quiet import quiet_unless_asked
+        from maskmodel.runtime.tensorflow_logs import tensorflow_quietly, user_chose_a_level
 
-        quiet_unless_asked()
-        from maskmodel.training.builder import build_model
+        with tensorflow_quietly(not user_chose_a_level()):
+            from maskmodel.training.builder import build_model
 
         return build_model
     raise AttributeError(f"module 'maskmodel' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from maskmodel.classify.classifier import InputContract, MaskClassifier
 from maskmodel.detect.detector_config import DetectorConfig
 from maskmodel.detect.faces import FaceDetector
 from maskmodel.runtime.extras import require_train_extra
+from maskmodel.runtime.tensorflow_logs import tensorflow_quietly, user_chose_a_level
 from maskmodel.zoo.downloads import weights_path
 from maskmodel.zoo.local_models import is_local_model, model_record
 from maskmodel.zoo.registry import DEFAULT_CLASSIFIER, ModelNotFoundError, model_info
@@ -55,10 +56,8 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
         file = weights_path(info.name, info.version, format, path)
     if format == "keras":
         require_train_extra('maskmodel.load(..., format="keras")')
-        from maskmodel.training.quiet import quiet_unless_asked
-
-        quiet_unless_asked()
-        import keras
+        with tensorflow_quietly(not user_chose_a_level()):
+            import keras
 
         return keras.saving.load_model(file)
     return MaskClassifier(file, InputContract.from_manifest(info.input, info.classes), backend, precision=precision)
