@@ -13,6 +13,7 @@ from maskmodel.classify.classifier import InputContract, MaskClassifier
 from maskmodel.detect.detector_config import DetectorConfig
 from maskmodel.detect.faces import FaceDetector
 from maskmodel.runtime.extras import require_train_extra
+from maskmodel.runtime.opencv import quiet_opencv
 from maskmodel.runtime.tensorflow_logs import tensorflow_quietly, user_chose_a_level
 from maskmodel.zoo.downloads import weights_path
 from maskmodel.zoo.local_models import is_local_model, model_record
@@ -52,7 +53,9 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
     else:
         info = model_info(name, version)
         if info.task == "face-detection":
-            return DetectorConfig(info.alias, version=info.version, path=None if path is None else str(path)).build(backend, precision)
+            config = DetectorConfig(info.alias, version=info.version, path=None if path is None else str(path))
+            with quiet_opencv():  # OpenCV 5's YuNet warns that its DNN engine ignores targets
+                return config.build(backend, precision)
         file = weights_path(info.name, info.version, format, path)
     if format == "keras":
         require_train_extra('maskmodel.load(..., format="keras")')

@@ -56,3 +56,9 @@ def test_every_command_leaves_opencv_at_errors_unless_verbose(tmp_path, args):
     (tmp_path / "v").mkdir()
     verbose = _run(CLI_THEN_OPENCV, *args, "--verbose", cwd=tmp_path / "v")
     assert "[ WARN" in verbose.stderr and "missing.png" in verbose.stderr
+
+
+def test_loading_a_face_detector_in_python_is_quiet(tmp_path):
+    """`maskmodel.load("yunet")`: OpenCV 5 warned that its new DNN engine ignores targets."""
+    result = _run("import maskmodel\nprint(maskmodel.load('yunet').name)\n", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
