@@ -229,6 +229,7 @@ def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, box
 
 MAX_STDIN_BYTES = 256 << 20
 HEAD_BYTES = 1 << 16  # how much of standard input is read before deciding: an image, or paths
+MAX_PATH_BYTES = 1 << 16  # a longer line on standard input is not a path
 STDIN_HELP = ("pipe one image's bytes (maskmodel predict - < photo.jpg) or file names, one per line "
               "(find photos -name '*.jpg' | maskmodel predict -)")
 
@@ -240,19 +241,21 @@ def _predict_sources(images) -> Iterator[tuple[str, Path | bytes | Exception]]:
     from maskmodel.io.imageio import ImageReadError
 
     for given in images:
+        if str(given) != "-":
+            yield from ((str(item.path), item.path) for item in iter_inputs([given]))
+            continue
         try:
-            paths = [given] if str(given) != "-" else _stdin_image_or_paths()
+            stdin = _stdin_image_or_paths()
+            if isinstance(stdin, bytes):
+                yield "-", stdin
+                continue
+            for path in stdin:
+                if not os.path.lexists(path):
+                    yield str(path), ImageReadError(f"{path} (from standard input) not found")
+                    continue
+                yield from ((str(item.path), item.path) for item in iter_inputs([path]))
         except ImageReadError as error:
             yield "-", error
-            continue
-        if isinstance(paths, bytes):
-            yield "-", paths
-            continue
-        for path in paths:
-            if not os.path.lexists(path):
-                yield str(path), ImageReadError(f"{path} (from standard input) not found")
-                continue
-            yield from ((str(item.path), item.path) for item in iter_inputs([path]))
 
 
 def _stdin_image_or_paths() -> bytes | Iterator[Path]:
@@ -277,11 +280,16 @@ def _stdin_image_or_paths() -> bytes | Iterator[Path]:
 
 
 def _stdin_paths(head: bytes) -> Iterator[Path]:
-    """The non-empty lines of standard input (after `head`, already read) as paths, as they arrive."""
+    """The non-empty lines of standard input (after `head`, already read) as paths, as they arrive;
+    `ImageReadError` at a line longer than `MAX_PATH_BYTES`."""
+    from maskmodel.io.imageio import ImageReadError
+
     pending = head
     while True:
         *lines, pending = pending.split(b"\n")
         yield from (Path(os.fsdecode(line.rstrip(b"\r"))) for line in lines if line.strip())
+        if len(pending) > MAX_PATH_BYTES:
+            raise ImageReadError(f"standard input has a line longer than {MAX_PATH_BYTES} bytes: not a path; {STDIN_HELP}")
         block = sys.stdin.buffer.read1(1 << 16)
         if not block:
             break
