@@ -1,9 +1,10 @@
 """Caption layout for annotated copies: label text, sizes scaled to the faces, and placement that
 never lets two labels overlap and never covers another face's box.
 
-Each face's label is tried along the sides of its box first, then inside its box (at a corner, in the box's
-top or bottom third, jutting out sideways if the box is narrower: faces that fill the photo), then at growing distances around it
-(drawn with a leader line); the free spot nearest the box wins among the first kind that has one. A spot
+Each face's label is tried along the sides of its box first, then inside its box (at a corner, in the
+box's top or bottom third, jutting out sideways if the box is narrower: faces that fill the photo), then
+at growing distances around it (drawn with a leader line); the free spot nearest the box wins among the
+first kind that has one. A spot
 is free when it touches no other label and no other face box, and, outside the box, not its own box.
 A label with no free spot in reach is left out (its box and colour still say the class), so faces stay
 visible on crowd photos. Faces are placed largest first, on their drawn (whole-pixel) boxes. With
@@ -176,14 +177,15 @@ def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int] | None], image_s
         best = int(np.argmin(cost))
         rect = rects[best].astype(int)
         placed = np.vstack([placed, rect])
-        result[index] = (tuple(int(v) for v in rect), kind[best] == DETACHED and not _touches(rect, faces[index]))
+        result[index] = (tuple(int(v) for v in rect), not _touches(rect, faces[index]))  # pushed off: a leader line
     return result
 
 
 def _candidates(box: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-left corners to try and the kind of each: along the sides of the box (`ADJACENT`), its
-    corners inside it when the label is low enough (`INSIDE`; it may be wider than the box), then a grid around it (`DETACHED`) whose
-    steps grow with the box, so that it reaches `REACH` label heights beyond the box of any size."""
+    corners inside it when the label is low enough (`INSIDE`; it may be wider than the box), then a
+    grid around it (`DETACHED`) whose steps grow with the box, so that it reaches `REACH` label heights
+    beyond the box of any size."""
     x1, y1, x2, y2 = box
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     sides = [(x1, y1 - h), (x2 - w, y1 - h), (cx - w / 2, y1 - h), (x1, y2), (x2 - w, y2), (cx - w / 2, y2),
