@@ -76,6 +76,6 @@ def test_full_captions_fall_back_to_tags_where_only_those_fit():
     """A face with no room for `without_mask 0.97` beside it gets `X .97`, and the legend says what X is."""
     face = Face((10.0, 10.0, 60.0, 70.0), 1.0, "without_mask", {"without_mask": 0.97})
     style = LabelStyle(labels="full", enlarge=1.0)
-    _, _, labels, _, legend = label_layout((80, 90, 3), [face], CLASSES, style)
+    _, _, labels, _, legend = label_layout((80, 200, 3), [face], CLASSES, style)  # legend top right
     assert [label.text for label in labels] == ["X .97"] and labels[0].short
     assert any(line.startswith("X without_mask") for line in legend.lines)
