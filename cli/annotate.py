@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from maskmodel.cli.detector import JOBS_HELP, JobsType, cap_jobs, detector_options, detector_settings, mask_detector
+from maskmodel.cli.errors import describe
+from maskmodel.cli.verbosity import verbose
 from maskmodel.outputs.exports import EXPORT_FORMATS
 from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.io.storage import is_uri, open_folder
@@ -155,7 +159,7 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         sys.exit(130)
     except Exception as error:  # models missing or corrupt, output not writable: one clear line
         bar.close()
-        raise click.ClickException(f"{type(error).__name__}: {error}") from error
+        raise click.ClickException(describe(error, verbose(click.get_current_context()), out_dir)) from error
     bar.close()
     result = summary.to_dict()
     if not quiet:
@@ -197,51 +201,98 @@ def _crop_classes(value: str | None) -> tuple[str, ...] | None:
               help="Classifier: NAME[@VERSION] from the zoo, or a run directory / .onnx of `maskmodel train`.")
 def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, first_pass, box_adjust, model) -> None:
     """Print the faces of IMAGES as JSON lines, one per image: box, score, label, probabilities
-    (rounded as in the report). IMAGES are files, folders (crawled as annotate does) or `-` (one
-    image's bytes on standard input). Exit code 1 if an image could not be read (its line has an
-    `error`)."""
+    (rounded as in the report). IMAGES are files, folders (crawled as annotate does) or `-`: standard
+    input holding one image's bytes (maskmodel predict - < photo.jpg) or paths, one per line
+    (find photos -name '*.jpg' | maskmodel predict -). Exit code 1 if an image could not be read (its
+    line has an `error`)."""
     import numpy as np
 
-    from maskmodel.io.crawl import iter_inputs
     from maskmodel.io.imageio import ImageReadError, decode_image, read_image
 
     settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, first_pass)
     detector = mask_detector(model, settings)
     failed = False
-    for source in images:
-        files = [None] if str(source) == "-" else [item.path for item in iter_inputs([source])]
-        for path in files:
-            name = "-" if path is None else str(path)
-            try:
-                pixels = (decode_image(np.frombuffer(_stdin_image(), np.uint8)) if path is None
-                          else read_image(path))
-            except ImageReadError as error:
-                failed = True
-                click.echo(json.dumps({"image": name, "error": str(error)}, ensure_ascii=False))
-                continue
-            faces = detector.detect(pixels)
-            click.echo(faces.to_json(image=name, detector=detector.face_detector.name, model=detector.model_name))
+    for name, source in _predict_sources(images):
+        try:
+            if isinstance(source, ImageReadError):
+                raise source
+            pixels = decode_image(np.frombuffer(source, np.uint8)) if isinstance(source, bytes) else read_image(source)
+        except ImageReadError as error:
+            failed = True
+            click.echo(json.dumps({"image": name, "error": str(error)}, ensure_ascii=False))
+            continue
+        faces = detector.detect(pixels)
+        click.echo(faces.to_json(image=name, detector=detector.face_detector.name, model=detector.model_name))
     if failed:
         sys.exit(1)
 
 
 MAX_STDIN_BYTES = 256 << 20
+HEAD_BYTES = 1 << 16  # how much of standard input is read before deciding: an image, or paths
+MAX_PATH_BYTES = 1 << 16  # a longer line on standard input is not a path
+STDIN_HELP = ("pipe one image's bytes (maskmodel predict - < photo.jpg) or file names, one per line "
+              "(find photos -name '*.jpg' | maskmodel predict -)")
 
 
-def _stdin_image() -> bytes:
-    """One image's bytes from standard input, read in chunks: refused (`ImageReadError`) as soon as its
-    first bytes are not an image header, or beyond `MAX_STDIN_BYTES`, without reading the rest."""
+def _predict_sources(images) -> Iterator[tuple[str, Path | bytes | Exception]]:
+    """(name, source) for each image to predict: a path, an image's bytes from standard input, or the
+    `ImageReadError` that tells why there is none. Folders are crawled as `annotate` does."""
+    from maskmodel.io.crawl import iter_inputs
+    from maskmodel.io.imageio import ImageReadError
+
+    for given in images:
+        if str(given) != "-":
+            yield from ((str(item.path), item.path) for item in iter_inputs([given]))
+            continue
+        try:
+            stdin = _stdin_image_or_paths()
+            if isinstance(stdin, bytes):
+                yield "-", stdin
+                continue
+            for path in stdin:
+                if not os.path.lexists(path):
+                    yield str(path), ImageReadError(f"{path} (from standard input) not found")
+                    continue
+                yield from ((str(item.path), item.path) for item in iter_inputs([path]))
+        except ImageReadError as error:
+            yield "-", error
+
+
+def _stdin_image_or_paths() -> bytes | Iterator[Path]:
+    """Standard input as one image's bytes, when it starts with an image header, else as the paths on
+    its lines (read as they come). Raises `ImageReadError` when it is neither (binary, not an image)
+    or an image beyond `MAX_STDIN_BYTES`, without reading the rest."""
     from maskmodel.io.imageio import ImageReadError
     from maskmodel.io.imagesize import declared_size
 
-    chunks, total, checked = [], 0, False
-    while chunk := sys.stdin.buffer.read(1 << 20):
-        chunks.append(chunk)
-        total += len(chunk)
-        if not checked and (total >= 1 << 16 or len(chunk) < 1 << 20):
-            checked = True
-            if declared_size(b"".join(chunks)) is None:
-                raise ImageReadError("standard input does not start with an image header of a known format")
-        if total > MAX_STDIN_BYTES:
-            raise ImageReadError(f"standard input holds more than {MAX_STDIN_BYTES} bytes: not one image")
-    return b"".join(chunks)
+    head = sys.stdin.buffer.read(HEAD_BYTES)
+    if declared_size(head) is not None:
+        chunks, total = [head], len(head)
+        while chunk := sys.stdin.buffer.read(1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_STDIN_BYTES:
+                raise ImageReadError(f"standard input holds more than {MAX_STDIN_BYTES} bytes: not one image")
+        return b"".join(chunks)
+    if not head or b"\0" in head:
+        raise ImageReadError(f"standard input is neither an image of a known format nor file names: {STDIN_HELP}")
+    return _stdin_paths(head)
+
+
+def _stdin_paths(head: bytes) -> Iterator[Path]:
+    """The non-empty lines of standard input (after `head`, already read) as paths, as they arrive;
+    `ImageReadError` at a line longer than `MAX_PATH_BYTES`."""
+    from maskmodel.io.imageio import ImageReadError
+
+    pending = head
+    while True:
+        *lines, pending = pending.split(b"\n")
+        yield from (Path(os.fsdecode(line.rstrip(b"\r"))) for line in lines if line.strip())
+        if len(pending) > MAX_PATH_BYTES:
+            raise ImageReadError(f"standard input has a line longer than {MAX_PATH_BYTES} bytes: not a path; {STDIN_HELP}")
+        block = sys.stdin.buffer.read1(1 << 16)
+        if not block:
+            break
+        pending += block
+    if pending.strip():
+        yield Path(os.fsdecode(pending.rstrip(b"\r")))

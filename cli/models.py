@@ -38,7 +38,8 @@ def _files_here(info: zoo.ModelVersion) -> bool:
 
 
 def _records() -> list[dict]:
-    """One record per published version. `local`: its files are here and it runs with this OpenCV."""
+    """One record per published version. `downloaded`: its files are here (installed, cached or built
+    into OpenCV) and check out; `runs_here`: this OpenCV can run it (`note` says why not)."""
     records = []
     for name in zoo.list_models():
         for info in zoo.model_versions(name):
@@ -46,7 +47,7 @@ def _records() -> list[dict]:
             records.append({"name": name, "alias": info.alias, "version": info.version, "task": info.task,
                             "default": zoo.is_default_model(info), "default_version": info.is_default,
                             "bytes": sum(file.size or 0 for file in info.files.values()),
-                            "metric": _headline_metric(info), "local": not problem and _files_here(info),
+                            "metric": _headline_metric(info), "downloaded": _files_here(info),
                             "runs_here": not problem, "note": problem})
     return records
 
@@ -54,18 +55,18 @@ def _records() -> list[dict]:
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: an array with a record per model version.")
 def list_command(as_json: bool) -> None:
-    """Every published model version: name (short name), version, task, size, headline metric, and whether it
-    is here and runs with this OpenCV. `default` marks what runs when no model is named; `*` a model's
-    default version."""
+    """Every published model version: name (short name), version, task, size, headline metric, whether its
+    files are downloaded (installed, cached or built into OpenCV) and whether it runs with this OpenCV.
+    `default` marks what runs when no model is named; `*` a model's default version."""
     records = _records()
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    table = [("name", "version", "task", "size", "metric", "local")] + [
+    table = [("name", "version", "task", "size", "metric", "downloaded", "runs here")] + [
         (record["name"] + (f" ({record['alias']})" if record["alias"] and record["alias"] != record["name"] else "")
          + (" default" if record["default"] else ""), record["version"] + ("*" if record["default_version"] else ""),
          record["task"], f"{record['bytes'] / 1e6:.1f} MB" if record["bytes"] else "builtin", record["metric"],
-         "yes" if record["local"] else "no")
+         "yes" if record["downloaded"] else "no", "yes" if record["runs_here"] else "no")
         for record in records]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:

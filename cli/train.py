@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from maskmodel.cli.detector import FaceDetectorChoice
+from maskmodel.cli.verbosity import load_tensorflow
+from maskmodel.runtime.extras import require_train_extra
 from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 
 SMOKE_IMAGES = 8  # --smoke: images per class and split
@@ -58,10 +60,8 @@ def phase_epochs(epochs: int | None, head: int | None, finetune: int | None, smo
 @click.option("--face-detector", type=FaceDetectorChoice(), default="yunet", show_default=True,
               help="Detector that cuts the training crops (use the runtime's).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no per-epoch lines.")
-@click.option("--verbose", is_flag=True,
-              help="Also the logs and warnings of TensorFlow, Keras, OpenCV and the ONNX export (silenced by default).")
 def train(data, out_dir, overwrite, alpha, input_size, weights, epochs, head_epochs, finetune_epochs, smoke,
-          first_block, copies, margin, seed, exclude, photos, ignore_labels, face_detector, quiet, verbose) -> None:
+          first_block, copies, margin, seed, exclude, photos, ignore_labels, face_detector, quiet) -> None:
     """Fine-tune a mask classifier on DATA (folder-per-class, optionally train/val/test) and --photos.
 
     Phase 1 trains the head on cached features of the frozen backbone; phase 2 unfreezes the top
@@ -69,10 +69,12 @@ def train(data, out_dir, overwrite, alpha, input_size, weights, epochs, head_epo
     --finetune-epochs set one phase each); by default 20 and 12. Writes model.keras, model.onnx,
     metrics.json, curves.png, confusion.png and dataset_report.json into OUT.
 
-    Offline, install Keras' ImageNet files first: maskmodel models install --from ../shared/models/keras
+    Needs the [train] extra (TensorFlow, Keras): pip install "maskmodel[train]" (in a checkout:
+    pip install -e ".[train]"). Offline, install Keras' ImageNet files first:
+    maskmodel models install --from ../shared/models/keras
     """
-    if not verbose:
-        _quiet_third_parties()
+    require_train_extra("maskmodel train")
+    load_tensorflow()
     from maskmodel.detect.detector_config import create_face_detector, one_face_detector
     from maskmodel.training.rundir import new_run_folder
     from maskmodel.training.train import TrainConfig, TrainingDataError
@@ -107,32 +109,4 @@ def train(data, out_dir, overwrite, alpha, input_size, weights, epochs, head_epo
     click.echo(f"model: {out_dir / 'model.onnx'} (and model.keras; use it with --model {out_dir})\n"
                f"curves: {out_dir / 'curves.png'}\nmetrics: {out_dir / 'metrics.json'}"
                + (f" (confusion matrix: {out_dir / 'confusion.png'})" if (out_dir / "confusion.png").exists() else ""))
-
-
-def _quiet_third_parties() -> None:
-    """Silence what TensorFlow, Keras, OpenCV and the ONNX export log on their own (--verbose keeps it)."""
-    import logging
-    import os
-    import sys
-    import warnings
-
-    import cv2
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read by TensorFlow when it loads, below
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)  # TensorFlow 2.21 writes its start-up lines (oneDNN, cuda, CPU features) to the file
-    try:               # descriptor whatever TF_CPP_MIN_LOG_LEVEL says: load it with fd 2 on /dev/null
-        quiet = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(quiet, 2)
-        os.close(quiet)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # not the DNN engine's warnings
-    for name in ("tensorflow", "absl", "tf2onnx", "keras"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    for category in (FutureWarning, DeprecationWarning, UserWarning):  # np.object and the like, from libraries
-        warnings.filterwarnings("ignore", category=category, module=r"(tensorflow|keras|tf2onnx|onnx|absl)")
 

@@ -11,7 +11,7 @@ from maskmodel.batch.run import AnnotateSettings, annotate
 from maskmodel.classify.classifier import InputContract, MaskClassifier
 from maskmodel.classify.crops import CropPolicy, crop_face
 from maskmodel.detect.detector_config import DetectorConfig, available_detectors, create_face_detector
-from maskmodel.errors import MaskmodelError, UsageError
+from maskmodel.errors import MaskmodelError, MissingExtraError, UsageError
 from maskmodel.pipeline import MaskDetector
 from maskmodel.results import Detections, Face, ImageResult
 from maskmodel.loading import load
@@ -31,6 +31,7 @@ __all__ = [
     "MaskClassifier",
     "MaskDetector",
     "MaskmodelError",
+    "MissingExtraError",
     "ModelVersion",
     "UsageError",
     "annotate",
@@ -48,7 +49,13 @@ __all__ = [
 
 def __getattr__(name: str):
     if name == "build_model":  # lazy: importing it pulls in Keras
-        from maskmodel.training.builder import build_model
+        from maskmodel.runtime.extras import require_train_extra
+
+        require_train_extra("maskmodel.build_model")
+        from maskmodel.runtime.tensorflow_logs import tensorflow_quietly, user_chose_a_level
+
+        with tensorflow_quietly(not user_chose_a_level()):
+            from maskmodel.training.builder import build_model
 
         return build_model
     raise AttributeError(f"module 'maskmodel' has no attribute {name!r}")

@@ -15,3 +15,8 @@ class UsageError(MaskmodelError, ValueError):
 class ModelCheckError(MaskmodelError, ValueError):
     """A model does not do what its contract says (output width is not the number of classes, outputs
     that are not finite probabilities); it is refused when it is loaded, before the first photo."""
+
+
+class MissingExtraError(UsageError, ImportError):
+    """A call needs an optional dependency this environment lacks (TensorFlow and Keras, the `[train]`
+    extra); the message names the install line. The CLI exits with 2 and prints just that line."""

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 from maskmodel.classify.classifier import InputContract, MaskClassifier
 from maskmodel.detect.detector_config import DetectorConfig
 from maskmodel.detect.faces import FaceDetector
+from maskmodel.runtime.extras import require_train_extra
+from maskmodel.runtime.opencv import quiet_opencv
+from maskmodel.runtime.tensorflow_logs import tensorflow_quietly, user_chose_a_level
 from maskmodel.zoo.downloads import weights_path
 from maskmodel.zoo.local_models import is_local_model, model_record
 from maskmodel.zoo.registry import DEFAULT_CLASSIFIER, ModelNotFoundError, model_info
@@ -31,7 +34,8 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
         name: model name from `list_models()`, or the path of a run directory or model file.
         version: version; defaults to the model's default version.
         format: `"onnx"` (a `MaskClassifier` run by OpenCV DNN) or `"keras"` (a Keras model; needs the
-            `[train]` extra). Face detectors load from their own files. Defaults to `"onnx"`.
+            `[train]` extra, else `MissingExtraError` naming it; TensorFlow's start-up logs are silenced
+            unless `TF_CPP_MIN_LOG_LEVEL` is set). Face detectors load from their own files. Defaults to `"onnx"`.
         path: use this local file instead of the installed/cached/downloaded one (checked by sha256;
             for a face detector, its first file).
         backend: for ONNX models (classifiers, CenterFace, the SSD): `"auto"`, `"opencv"`, `"onnxruntime"`
@@ -49,10 +53,14 @@ def load(name: str = DEFAULT_CLASSIFIER, version: str | None = None, format: str
     else:
         info = model_info(name, version)
         if info.task == "face-detection":
-            return DetectorConfig(info.alias, version=info.version, path=None if path is None else str(path)).build(backend, precision)
+            config = DetectorConfig(info.alias, version=info.version, path=None if path is None else str(path))
+            with quiet_opencv():  # OpenCV 5's YuNet warns that its DNN engine ignores targets
+                return config.build(backend, precision)
         file = weights_path(info.name, info.version, format, path)
     if format == "keras":
-        import keras
+        require_train_extra('maskmodel.load(..., format="keras")')
+        with tensorflow_quietly(not user_chose_a_level()):
+            import keras
 
         return keras.saving.load_model(file)
     return MaskClassifier(file, InputContract.from_manifest(info.input, info.classes), backend, precision=precision)

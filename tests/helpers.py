@@ -11,6 +11,7 @@ SHARED = ROOT.parent / "shared"
 FACE_MODELS = SHARED / "models" / "face"
 CROWD_DEV = SHARED / "datasets" / "crowd-dev"
 COVID = SHARED / "datasets" / "covid19-facemask"
+ILC = SHARED / "datasets" / "ilc-2021"
 
 
 def write_image(path: Path, image: np.ndarray) -> Path:

@@ -113,6 +113,10 @@ def test_6_a_classifier_that_does_not_match_its_contract_is_refused_before_the_f
     out = tmp_path / "out"
     message = one_line_error(cli("annotate", photos, "--out", out, "--model", model, "--backend", backend), 1)
     assert expected in message and not out.exists()
+    # a sentence naming the file and the remedy; the class name only with --verbose (issue 37)
+    assert "ModelCheckError" not in message and str(model) in message and "contract.json" in message
+    assert "Error: ModelCheckError: " in one_line_error(cli("annotate", photos, "--out", out, "--model", model,
+                                                            "--backend", backend, "--verbose"), 1)
     assert expected in one_line_error(cli("predict", photos / "a.png", "--model", model), 1)
 
 
@@ -415,6 +419,31 @@ def test_12_predict_reads_stdin_by_chunks_and_refuses_what_is_not_an_image(tmp_p
     command = [sys.executable, "-m", "maskmodel", "predict", "-"]
     garbage = subprocess.run(f"head -c 2000000000 /dev/zero | {' '.join(command)}", shell=True, capture_output=True,
                              text=True, timeout=120)
-    assert garbage.returncode == 1 and "does not start with an image header" in garbage.stdout
+    assert garbage.returncode == 1 and "neither an image of a known format nor file names" in garbage.stdout
+    assert "find photos -name '*.jpg' | maskmodel predict -" in garbage.stdout  # what to do instead
     photo = subprocess.run(command, stdin=open(FACES, "rb"), capture_output=True, text=True, timeout=120)
     assert photo.returncode == 0 and len(json.loads(photo.stdout)["faces"]) >= 3
+
+
+def test_12_predict_reads_paths_from_stdin_one_per_line(tmp_path):
+    """`find photos -name '*.png' | maskmodel predict -` (issue 37): one JSON line per path, a missing
+    path gets an error line and exit code 1."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "b c.png"):
+        (folder / name).write_bytes(FACES.read_bytes())
+    found = subprocess.run(["find", str(folder), "-name", "*.png"], capture_output=True, text=True, check=True).stdout
+    command = [sys.executable, "-m", "maskmodel", "predict", "-"]
+    result = subprocess.run(command, input=found, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(line["image"] for line in lines) == [str(folder / "a.png"), str(folder / "b c.png")]
+    assert all(len(line["faces"]) >= 3 for line in lines)
+    missing = subprocess.run(command, input=f"{folder / 'a.png'}\n{tmp_path / 'gone.png'}\n", capture_output=True,
+                             text=True, timeout=120)
+    assert missing.returncode == 1
+    assert [json.loads(line).get("error") for line in missing.stdout.splitlines()] == [
+        None, f"{tmp_path / 'gone.png'} (from standard input) not found"]

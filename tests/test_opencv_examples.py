@@ -59,6 +59,21 @@ def test_python_example(tmp_path):
     check_output(result.stdout)
 
 
+def test_python_example_runs_as_written_under_it(tmp_path):
+    """The command line docs/opencv.md gives runs the example with the default 128 px classifier, the
+    size the example is written for, and prints nothing on stderr (issue 37)."""
+    [command] = [block for block in re.findall(r"```bash\n(.*?)```", DOC, re.S) if "example.py" in block]
+    assert "mask-mobilenetv2-0.35" in command
+    size = maskmodel.model_info(maskmodel.DEFAULT_CLASSIFIER).input["size"]
+    assert f"SIZE, MARGIN = {size}, 0.2" in code_block("python")
+    (tmp_path / "example.py").write_text(code_block("python"))
+    shutil.copy(PHOTO, tmp_path / "photo.jpg")
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    check_output(result.stdout)
+
+
 CPP_CLASSIFY = """
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>

@@ -52,5 +52,8 @@ def test_int8_accuracy_drop_is_at_most_two_points(setup):
     keras_accuracy = (reference.argmax(1) == labels).mean()
     int8_accuracy = (probabilities.argmax(1) == labels).mean()
     print(f"Keras {keras_accuracy:.4f}, int8 {int8_accuracy:.4f} on {len(labels)} crops")
-    assert keras_accuracy - int8_accuracy <= 0.02  # 0.975 -> 0.960 for the 128 px default (3.0.0) on these crops
+    # at most two points, counted in crops: 0.975 - 0.955 (4 of 200 crops, measured here) is 0.020000000000000018
+    # in floating point; 0.975 -> 0.960 on an earlier machine, for the 128 px default (3.0.0) on these crops
+    lost = int((reference.argmax(1) == labels).sum()) - int((probabilities.argmax(1) == labels).sum())
+    assert lost <= 0.02 * len(labels)
     assert files["int8"].stat().st_size < 0.75 * files["float16"].stat().st_size

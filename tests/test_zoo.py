@@ -97,7 +97,9 @@ def test_models_cli_list_and_info():
 
 
 def test_models_list_tells_the_truth():
-    """Every published version is listed; the defaults come from one place; `local` means here and runnable."""
+    """Every published version is listed; the defaults come from one place; `downloaded` (files here) and
+    `runs_here` (this OpenCV runs it) are told apart (issue 37: the SSD graph was installed and listed
+    as not local)."""
     from maskmodel.detect.detector_config import DEFAULT_FACE_DETECTOR, missing_capability
 
     listed = json.loads(CliRunner().invoke(main, ["models", "list", "--json"]).output)  # one JSON document
@@ -112,11 +114,15 @@ def test_models_list_tells_the_truth():
         if record["task"] == "face-detection":
             problem = missing_capability(record["alias"], record["version"])
             assert record["runs_here"] == (problem is None) and record["note"] == (problem or "")
-            assert not (problem and record["local"])
     haar = next(record for record in listed if record["name"] == "haar")
-    assert haar["local"] == hasattr(cv2, "CascadeClassifier")
+    assert haar["downloaded"] == haar["runs_here"] == hasattr(cv2, "CascadeClassifier")
     ssd_tf = next(record for record in listed if record["name"] == "opencv-ssd-uint8" and record["version"] == "1.0.0")
     assert ssd_tf["runs_here"] == hasattr(cv2.dnn, "readNetFromTensorflow")
+    assert ssd_tf["downloaded"]  # installed from ../shared by the model_home fixture, whether it runs or not
+    table = CliRunner().invoke(main, ["models", "list"]).output.splitlines()
+    assert table[0].split()[-3:] == ["downloaded", "runs", "here"]
+    row = next(line for line in table if line.startswith("opencv-ssd-uint8") and " 1.0.0" in line)
+    assert row.split()[-2:] == ["yes", "yes" if ssd_tf["runs_here"] else "no"]
     second = CliRunner().invoke(main, ["models", "info", "mask-mobilenetv2-0.35@2.0.0"]).output
     assert "default" not in second.splitlines()[0]
     assert "the default face detector" in CliRunner().invoke(main, ["models", "info", DEFAULT_FACE_DETECTOR]).output

@@ -178,7 +178,7 @@ def _writing(folder: LocalFolder | RemoteFolder, name: str, inner=None) -> Itera
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
             message += " (a symlink or file is in the way; maskmodel never writes through one)"
         if error.errno in RUN_STOPPING_ERRORS or error.errno is None:
-            raise OutputWriteError(message) from None
+            raise OutputWriteError(f"{message}; the run stopped: fix that, then run the same command with --resume") from None
         raise _WriteFailed(message) from None
 
 

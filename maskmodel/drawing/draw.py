@@ -142,6 +142,9 @@ def label_layout(canvas_shape: tuple[int, ...], faces: list[FaceLike], classes: 
     tags = class_tags(classes) if label_mode(style, boxes) == "short" else None
     legend = _legend(canvas_shape, faces, classes, tags)
     labels, scale = layout_labels(faces, classes, canvas_shape, style, prefixes, [legend.rect])
+    if tags is None and any(label.short for label in labels):  # the legend says what the tags mean
+        legend = _legend(canvas_shape, faces, classes, class_tags(classes))
+        labels, scale = layout_labels(faces, classes, canvas_shape, style, prefixes, [legend.rect])
     return faces, classes, labels, scale, legend
 
 

@@ -1,11 +1,14 @@
 """Caption layout for annotated copies: label text, sizes scaled to the faces, and placement that
-never lets two labels overlap and never covers a face box.
+never lets two labels overlap and never covers another face's box.
 
-Each face's label is tried at the sides of its box first, then at growing distances around it (drawn
-with a leader line); the free spot nearest the box wins, a spot is free when it touches no other label
-and no face box. A label with no free spot in reach is left out (its box and colour still say the
-class), so faces stay visible on crowd photos. Faces are placed largest first. With `enlarge="auto"`
-(the default) a photo whose captions would not fit is drawn on a larger canvas
+Each face's label is tried along the sides of its box first, then inside its box (at a corner, in the
+box's top or bottom third, jutting out sideways if the box is narrower: faces that fill the photo), then
+at growing distances around it (drawn with a leader line); the free spot nearest the box wins among the
+first kind that has one. A spot
+is free when it touches no other label and no other face box, and, outside the box, not its own box.
+A label with no free spot in reach is left out (its box and colour still say the class), so faces stay
+visible on crowd photos. Faces are placed largest first, on their drawn (whole-pixel) boxes. With
+`enlarge="auto"` (the default) a photo whose captions would not fit is drawn on a larger canvas
 (`maskmodel.drawing.draw.auto_enlarge`).
 """
 
@@ -21,6 +24,10 @@ LABEL_MODES = ("auto", "full", "short", "none")
 SHORT_BELOW = 32  # px: `auto` uses short labels when the median face is smaller than this
 KNOWN_TAGS = {"with_mask": "M", "without_mask": "X", "mask_incorrect": "I"}
 REACH = 6  # how far (in steps of a label height) a label may move away from its face
+SLIDES = 9  # positions tried along each side of a box
+INSIDE_SHARE = 1 / 3  # a caption inside its box may cover at most this share of the box height ...
+INSIDE_WIDER = 2.0  # ... and be at most this many times as wide as the box (the rest juts out sideways)
+ADJACENT, INSIDE, DETACHED = 0, 1, 2  # kinds of spot, in order of preference
 GAP = 1  # px kept free between two labels
 AUTO_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)  # canvas factors `enlarge="auto"` tries, smallest first
 AUTO_MAX_SIDE = 1600  # px: `enlarge="auto"` never makes a canvas side longer than this ...
@@ -62,13 +69,15 @@ DEFAULT_STYLE = LabelStyle()
 
 @dataclass(frozen=True)
 class Label:
-    """One placed caption: the face it names, its text, background rectangle (x1, y1, x2, y2) and
-    whether it sits away from the box (drawn with a leader line)."""
+    """One placed caption: the face it names, its text, background rectangle (x1, y1, x2, y2),
+    whether it sits away from the box (drawn with a leader line) and whether it is the short caption
+    that replaced a full one with no room (the legend then lists the tags)."""
 
     face: int
     text: str
     rect: tuple[int, int, int, int]
     detached: bool
+    short: bool = False
 
 
 def class_tags(classes: list[str]) -> dict[str, str]:
@@ -105,11 +114,11 @@ def font_scale(style: LabelStyle, boxes: np.ndarray, image_shape: tuple[int, ...
 
 
 def line_width(style: LabelStyle, box: np.ndarray, image_shape: tuple[int, ...]) -> int:
-    """Box line width: grows with the image, but never more than a tenth of the face."""
+    """Box line width: grows with the face (1 px up to a 75 px face, 4 px at 175 px), so that a large
+    face's box stays visible; `image_shape` is the canvas drawn on (its faces are in its pixels)."""
     if style.line_width is not None:
         return style.line_width
-    by_image = max(1, round(max(image_shape[:2]) / 600))
-    return int(max(1, min(by_image, round(min(box[2] - box[0], box[3] - box[1]) / 10))))
+    return int(max(1, round(min(box[2] - box[0], box[3] - box[1]) / 50)))
 
 
 def caption(label: str, probability: float, mode: str, conf: bool, tags: dict[str, str], prefix: str = "") -> str:
@@ -127,61 +136,74 @@ def text_box(text: str, scale: float) -> tuple[int, int, int]:
     return width + 4, height + base + 3, base
 
 
-def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_size: tuple[int, int],
+def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int] | None], image_size: tuple[int, int],
                  reserved: list[tuple[int, int, int, int]] = ()) -> list[tuple[tuple[int, int, int, int], bool] | None]:
-    """A rectangle for each face's label (`sizes`: width, height), or None where none is free.
+    """A rectangle for each face's label (`sizes`: width, height; None for a face whose box is only an
+    obstacle), or None where none is free.
 
-    No two rectangles overlap, none overlaps a `reserved` one (the legend) or any face box, and all lie
-    inside the image (`image_size`: width, height). Faces are placed largest first; a label prefers a
-    side of its box, then the nearest free spot.
+    No two rectangles overlap, none overlaps a `reserved` one (the legend) or another face's box, one
+    outside its own box does not cover that box either, and all lie inside the image (`image_size`:
+    width, height). Boxes are compared as drawn, rounded to whole pixels. Faces are placed largest
+    first; a label prefers a side of its box, then a corner inside it, then the nearest free spot.
 
     Returns:
         Per face: ((x1, y1, x2, y2), detached) or None.
     """
     width, height = image_size
-    faces = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    faces = np.round(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
     placed = np.array(reserved, dtype=np.float64).reshape(-1, 4)
     result: list[tuple[tuple[int, int, int, int], bool] | None] = [None] * len(faces)
     order = np.argsort(-(faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1]), kind="stable")
     for index in order:
-        w, h = sizes[index]
-        if w > width or h > height:
+        if sizes[index] is None or sizes[index][0] > width or sizes[index][1] > height:
             continue
-        candidates, adjacent = _candidates(faces[index], w, h)
+        w, h = sizes[index]
+        candidates, kind = _candidates(faces[index], w, h)
         candidates = np.round(candidates)  # whole pixels, as drawn
         candidates[:, 0] = np.clip(candidates[:, 0], 0, width - w)
         candidates[:, 1] = np.clip(candidates[:, 1], 0, height - h)
         rects = np.column_stack([candidates, candidates + [w, h]])
         reach = np.concatenate([rects[:, :2].min(axis=0) - GAP, rects[:, 2:].max(axis=0) + GAP])
+        others = np.delete(faces, index, axis=0)
         free = ~(_overlap(rects, _near(placed, reach), GAP) > 0).any(axis=1)
-        free &= ~(_overlap(rects, _near(faces, reach), 0) > 0).any(axis=1)  # no face box is covered
+        free &= ~(_overlap(rects, _near(others, reach), 0) > 0).any(axis=1)  # no other face box is covered
+        free &= (kind == INSIDE) | (_overlap(rects, faces[index:index + 1], 0)[:, 0] == 0)
         if not free.any():
             continue
         centre = faces[index].reshape(2, 2).mean(axis=0)
         distance = np.hypot(*(rects.reshape(-1, 2, 2).mean(axis=1) - centre).T)
-        cost = distance / (4 * h) + ~adjacent
+        cost = kind * (distance.max() + 1) + distance  # the nearest spot of the most preferred kind
         cost[~free] = np.inf
         best = int(np.argmin(cost))
         rect = rects[best].astype(int)
         placed = np.vstack([placed, rect])
-        result[index] = (tuple(int(v) for v in rect), not adjacent[best] and not _touches(rect, faces[index]))
+        result[index] = (tuple(int(v) for v in rect), not _touches(rect, faces[index]))  # pushed off: a leader line
     return result
 
 
 def _candidates(box: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-left corners to try: the sides of the box first (flagged), then a grid around it."""
+    """Top-left corners to try and the kind of each: along the sides of the box (`ADJACENT`), its
+    corners inside it when the label is low enough (`INSIDE`; it may be wider than the box), then a
+    grid around it (`DETACHED`) whose steps grow with the box, so that it reaches `REACH` label heights
+    beyond the box of any size."""
     x1, y1, x2, y2 = box
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     sides = [(x1, y1 - h), (x2 - w, y1 - h), (cx - w / 2, y1 - h), (x1, y2), (x2 - w, y2), (cx - w / 2, y2),
              (x2, y1), (x1 - w, y1), (x2, y2 - h), (x1 - w, y2 - h)]
+    along_x, along_y = np.linspace(x1 - w, x2, SLIDES), np.linspace(y1 - h, y2, SLIDES)
+    sides += [(x, y) for x in along_x for y in (y1 - h, y2)] + [(x, y) for y in along_y for x in (x2, x1 - w)]
+    fits_inside = w <= INSIDE_WIDER * (x2 - x1) and h <= INSIDE_SHARE * (y2 - y1)
+    inside = [(x1, y1), (x2 - w, y1), (x1, y2 - h), (x2 - w, y2 - h)] if fits_inside else []
     steps = np.arange(-REACH, REACH + 1, dtype=np.float64)
-    step_x = min(w / 2, 1.5 * h)
+    step_x = min(w / 2, 1.5 * h) + (x2 - x1) / (2 * REACH)
+    step_y = h + (y2 - y1) / (2 * REACH)
     dy, dx = np.meshgrid(steps, steps, indexing="ij")  # row by row, as the ranking's tie-break expects
-    grid = np.column_stack([cx - w / 2 + dx.ravel() * step_x, cy - h / 2 + dy.ravel() * h])
-    points = np.vstack([np.array(sides, dtype=np.float64), grid])
-    adjacent = np.zeros(len(points), dtype=bool)
-    adjacent[:len(sides)] = True
-    return points, adjacent
+    grid = np.column_stack([cx - w / 2 + dx.ravel() * step_x, cy - h / 2 + dy.ravel() * step_y])
+    points = np.vstack([np.array(sides + inside, dtype=np.float64), grid])
+    kind = np.full(len(points), DETACHED)
+    kind[:len(sides)] = ADJACENT
+    kind[len(sides):len(sides) + len(inside)] = INSIDE
+    return points, kind
 
 
 def _near(rects: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -208,17 +230,30 @@ def layout_labels(faces: list, classes: list[str], image_shape: tuple[int, ...],
                   prefixes: list[str] | None = None, reserved: list[tuple[int, int, int, int]] = ()
                   ) -> tuple[list[Label], float]:
     """The placed captions of an image's faces (`maskmodel.pipeline.Face`, boxes in the pixels of the
-    canvas being drawn), kept off the `reserved` rectangles, and the font scale they use."""
+    canvas being drawn), kept off the `reserved` rectangles, and the font scale they use.
+
+    In `full` mode a face whose caption finds no free spot gets its short caption (`Label.short`)
+    where that one fits: a face filling a small photo leaves no room for a class name beside it."""
     boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
     mode = label_mode(style, boxes)
     scale = font_scale(style, boxes, image_shape)
     if mode == "none" and not prefixes:
         return [], scale
     tags = class_tags(list(classes) + [f.label for f in faces if f.label not in classes])
-    texts = [caption(face.label, face.probabilities.get(face.label, face.score), mode, style.conf, tags,
-                     prefixes[i] if prefixes else "") if mode != "none" else prefixes[i]
-             for i, face in enumerate(faces)]
-    sizes = [text_box(text, scale)[:2] for text in texts]
-    spots = place_labels(boxes, sizes, (image_shape[1], image_shape[0]), reserved)
-    labels = [Label(i, texts[i], spot[0], spot[1]) for i, spot in enumerate(spots) if spot is not None]
-    return labels, scale
+
+    def texts(text_mode: str) -> list[str]:
+        return [caption(face.label, face.probabilities.get(face.label, face.score), text_mode, style.conf, tags,
+                        prefixes[i] if prefixes else "") if text_mode != "none" else prefixes[i]
+                for i, face in enumerate(faces)]
+
+    first = texts(mode)
+    spots = place_labels(boxes, [text_box(text, scale)[:2] for text in first], (image_shape[1], image_shape[0]), reserved)
+    labels = [Label(i, first[i], spot[0], spot[1]) for i, spot in enumerate(spots) if spot is not None]
+    if mode != "full" or len(labels) == len(faces):
+        return labels, scale
+    short = texts("short")
+    sizes = [None if spot is not None else text_box(short[i], scale)[:2] for i, spot in enumerate(spots)]
+    taken = [*reserved, *(label.rect for label in labels)]
+    second = place_labels(boxes, sizes, (image_shape[1], image_shape[0]), taken)
+    labels += [Label(i, short[i], spot[0], spot[1], short=True) for i, spot in enumerate(second) if spot is not None]
+    return sorted(labels, key=lambda label: label.face), scale

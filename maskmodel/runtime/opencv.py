@@ -116,6 +116,15 @@ def quiet_opencv() -> Iterator[None]:
         set_level(previous)
 
 
+def silence_opencv() -> None:
+    """Show only OpenCV's errors from now on (not the DNN engine's warnings, such as OpenCV 5's
+    `setPreferableTarget Targets are not supported by the new graph engine`); nothing to do where
+    OpenCV has no log level setting."""
+    functions = _log_functions()
+    if functions is not None:
+        functions[1](LOG_LEVEL_ERROR)
+
+
 def summary() -> dict[str, bool]:
     """Every capability's presence, for run records and bug reports."""
     return {name: capability.present() for name, capability in CAPABILITIES.items()}
