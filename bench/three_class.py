@@ -66,8 +66,8 @@ def verdict(result: dict, baseline: dict, sets: list[str]) -> list[str]:
             failures.append(f"{name}: balanced accuracy {mine['strict_balanced_accuracy']:.3f} < "
                             f"{base['strict_balanced_accuracy']:.3f} - 0.005")
         if mine["incorrect_recall"] is None or mine["incorrect_recall"] < 0.65 or mine["incorrect_precision"] < 0.5:
-            failures.append(f"{name}: mask_incorrect recall/precision {mine['incorrect_recall']} / "
-                            f"{mine['incorrect_precision']} (needs >= 0.65 / >= 0.5)")
+            failures.append(f"{name}: mask_incorrect recall/precision {mine['incorrect_recall'] or 0:.3f} / "
+                            f"{mine['incorrect_precision'] or 0:.3f} (needs >= 0.65 / >= 0.5)")
         if mine["ece"] > 0.03:
             failures.append(f"{name}: ECE {mine['ece']:.3f} > 0.03")
     if result["ms_per_face"] > baseline["ms_per_face"] * 1.1:
