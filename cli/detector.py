@@ -112,7 +112,7 @@ class JobsType(click.ParamType):
 
 JOBS_HELP = ("Worker processes. auto: one per CPU this process may use (its affinity and cgroup quota), each "
              "running its networks on one thread, so the cores are used and never oversubscribed; one process for "
-             "fewer than 32 photos, where starting more costs more than it saves. 1: one process, its networks "
+             "fewer than 64 photos, where starting more costs more than it saves (bench.jobs_plan). 1: one process, its networks "
              "on every core.")
 
 

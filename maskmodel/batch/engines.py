@@ -24,7 +24,7 @@ from maskmodel.outputs.report import WORKER_DIED
 from maskmodel.results import ImageResult
 from maskmodel.batch.worker import AnnotateSettings, Annotator
 
-AUTO_MIN_PHOTOS = 32  # photos from which `--jobs auto` starts a process per CPU (docs/benchmarks.md)
+AUTO_MIN_PHOTOS = 64  # photos from which `--jobs auto` starts a process per CPU (docs/benchmarks.md)
 MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error result
 _process_annotator: Annotator | None = None  # the Annotator of a pool worker process (one per process)
 
