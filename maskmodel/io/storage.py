@@ -90,6 +90,8 @@ class LocalFolder:
         that go by it); it gets its final name when the block ends without error, and is removed
         otherwise."""
         *folders, name = relative.split("/")
+        if any(part in ("", ".", "..") for part in (*folders, name)):
+            raise ValueError(f"not a relative path inside the output folder: {relative!r}")
         parent_fd = self._open_folders(folders)
         try:
             suffix = Path(name).suffix[:16]

@@ -25,11 +25,12 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
+from maskmodel.io.layout import is_safe_relative
+from maskmodel.io.runstate import STATE_FOLDER, RunState
 from maskmodel.outputs.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path
 
 if TYPE_CHECKING:
     from maskmodel.io.storage import LocalFolder, RemoteFolder
-    from maskmodel.io.runstate import RunState
 
 EXPORT_FORMATS = ("coco", "yolo", "voc")
 CLASSES_NAME, COCO_NAME, JSONL_NAME = "classes.txt", "predictions.coco.json", "results.jsonl"
@@ -226,6 +227,9 @@ class ExportWriter:
         """Record `names` as maskmodel's before any is written (those taken by other files are refused)."""
         new = []
         for name in dict.fromkeys(names):
+            if not is_safe_relative(name) or name.split("/")[0] == STATE_FOLDER:
+                self._refuse(name, "not a relative path inside the output folder")
+                continue
             if name in self.copies:
                 self._refuse(name, "the annotated copy of an input has this name")
                 continue
