@@ -83,9 +83,9 @@ def test_1_a_hard_link_to_an_original_in_the_state_is_refused(tmp_path, photos, 
     os.link(original, done / name)
     image(photos / "c.png")  # something new to record and report
     result = cli("annotate", photos, "--out", done, "-q", "--resume")
+    assert original.read_bytes() == kept
     assert result.exit_code == 2, result.output
     assert str(done / name) in result.output and "hard link" in result.output
-    assert original.read_bytes() == kept
 
 
 # --- 2, 3: symlinks and FIFOs in the state folder ------------------------------------------------------
@@ -284,8 +284,6 @@ def test_11_an_input_folder_inside_out_is_an_error_row(tmp_path, photos):
 # --- 12: report names are distinct and reversible ----------------------------------------------------
 
 def test_12_a_name_that_is_not_utf8_never_meets_a_real_name(tmp_path):
-    from maskmodel.outputs.report import path_bytes
-
     folder = tmp_path / "in"
     image(folder / "plain.png")
     raw = os.fsencode(folder) + b"/\xff.png"
@@ -296,9 +294,63 @@ def test_12_a_name_that_is_not_utf8_never_meets_a_real_name(tmp_path):
     assert result.exit_code == 0, result.output
     rows = rows_of(out)
     assert len({row["path"] for row in rows}) == 3 == json.loads((out / "summary.json").read_text())["images"]
+    from maskmodel.outputs.report import path_bytes
+
     assert sorted(path_bytes(row["path"]) for row in rows) == sorted([b"\xff.png", b"\\xff.png", b"plain.png"])
     assert cli("annotate", folder, "--out", out, "-q", "--resume").exit_code == 0
     assert len(rows_of(out)) == 3
+
+
+# --- 13, 14: the files maskmodel reads are parsed as they are structured -----------------------------
+
+def _jp2_with_a_decoy_header(declared=(1, 1)) -> bytes:
+    """A real 64x48 JP2 with a box before its header box that holds the bytes of an image header box."""
+    import struct
+
+    import cv2
+
+    data = cv2.imencode(".jp2", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
+    decoy = b"ihdr" + struct.pack(">II", *declared) + bytes(6)
+    header = data.index(b"jp2h") - 4
+    return data[:header] + struct.pack(">I4s", 8 + len(decoy), b"junk") + decoy + data[header:]
+
+
+def test_13_the_jp2_size_guard_reads_boxes_in_order(tmp_path):
+    from maskmodel.io.imagesize import declared_size
+
+    data = _jp2_with_a_decoy_header()
+    assert declared_size(data) == (48, 64)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "decoy.jp2").write_bytes(data)
+    out = tmp_path / "out"
+    for jobs in ("1", "2"):
+        result = cli("annotate", folder, "--out", out / jobs, "-q", "--max-pixels", "1000", "--jobs", jobs)
+        assert result.exit_code == 1, result.output
+        [row] = rows_of(out / jobs)
+        assert row["status"] == "error" and "64x48 pixels, more than the limit of 1000" in row["message"]
+
+
+def test_14_external_weights_that_are_not_files_in_the_model_folder_are_refused(tmp_path, photos):
+    import onnx
+
+    from helpers import tiny_classifier
+
+    model = tiny_classifier(tmp_path / "run")
+    fifo = tmp_path / "weights.fifo"
+    os.mkfifo(fifo)
+    graph = onnx.load(str(model / "model.onnx"))
+    weight = graph.graph.initializer[0]
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    weight.external_data.add(key="location", value=str(fifo))
+    weight.ClearField("raw_data")
+    weight.ClearField("float_data")
+    onnx.save(graph, str(model / "model.onnx"))
+    for backend in ("opencv", "onnxruntime", "openvino"):
+        result = run("annotate", photos, "--out", tmp_path / f"out-{backend}", "-q", "--model", model,
+                     "--backend", backend, timeout=90)
+        assert result.returncode in (1, 2), result.stderr
+        assert f"its weights in {str(fifo)!r} are refused" in result.stderr, result.stderr
 
 
 # --- 18: every option is checked before the first file is written ------------------------------------

@@ -65,7 +65,8 @@ class RunState:
         """Create the state folder if needed, take the lock, check every state file and read the token
         (if the folder has one). Raises `UsageError` when another run holds the lock or a state file is
         not a regular file of its own."""
-        for folder in (self.root, self.folder):
+        missing = [folder for folder in (*reversed(self.root.parents), self.root) if not os.path.lexists(folder)]
+        for folder in (*missing, self.folder):
             try:
                 os.mkdir(folder)
                 self._made.append(folder)
