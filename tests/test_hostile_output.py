@@ -353,6 +353,49 @@ def test_14_external_weights_that_are_not_files_in_the_model_folder_are_refused(
         assert f"its weights in {str(fifo)!r} are refused" in result.stderr, result.stderr
 
 
+# --- 15, 16, 17: evaluate writes only where it may ------------------------------------------------------
+
+@pytest.fixture
+def voc(tmp_path):
+    from test_box_style import crowd_voc
+
+    return crowd_voc(tmp_path / "voc", 1)
+
+
+def test_15_fit_box_never_replaces_an_existing_file_or_an_annotation_of_the_dataset(tmp_path, voc):
+    annotation = next((voc / "annotations").iterdir())
+    kept = annotation.read_bytes()
+    for options in ([], ["--overwrite"]):
+        result = cli("evaluate", "detect", voc, "--out", tmp_path / "e", "--fit-box", annotation, *options)
+        assert result.exit_code == 2, result.output
+        assert "--fit-box" in result.output
+    assert annotation.read_bytes() == kept and not (tmp_path / "e").exists()
+    existing = tmp_path / "box.json"
+    existing.write_text("mine")
+    result = cli("evaluate", "detect", voc, "--out", tmp_path / "e", "--fit-box", existing)
+    assert result.exit_code == 2 and "exists" in result.output, result.output
+    assert existing.read_text() == "mine"
+
+
+def test_16_evaluate_overwrite_never_writes_through_a_symlink(tmp_path, voc):
+    out = tmp_path / "e"
+    out.mkdir()
+    victim = tmp_path / "victim.json"
+    victim.write_text("keep me")
+    (out / "metrics.json").symlink_to(victim)
+    (out / "pr_curves.png").symlink_to(victim)
+    result = cli("evaluate", "detect", voc, "--out", out, "--overwrite", "--face-detector", "yunet")
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "keep me"
+    assert not (out / "metrics.json").is_symlink() and json.loads((out / "metrics.json").read_text())["face_ap50"] >= 0
+
+
+def test_17_fit_box_in_a_missing_folder_is_refused_before_the_evaluation(tmp_path, voc):
+    result = cli("evaluate", "detect", voc, "--out", tmp_path / "e", "--fit-box", tmp_path / "missing" / "box.json")
+    assert result.exit_code == 2 and "does not exist" in result.output, result.output
+    assert not (tmp_path / "e").exists()
+
+
 # --- 18: every option is checked before the first file is written ------------------------------------
 
 def test_18_a_codec_that_is_not_a_fourcc_is_refused_before_any_work(tmp_path, photos):
