@@ -403,3 +403,112 @@ def test_18_a_codec_that_is_not_a_fourcc_is_refused_before_any_work(tmp_path, ph
     result = cli("annotate", photos, "--out", out, "-q", "--codec", "toolong")
     assert result.exit_code == 2 and "--codec" in result.output and "toolong" in result.output, result.output
     assert not out.exists()
+
+
+# --- all together: random sequences of runs, kills, resumes, overwrites and planted links ----------------
+
+STATE_NAMES = (".maskmodel/lock", ".maskmodel/written.jsonl", ".maskmodel/configuration.json", ".maskmodel/run.json",
+               ".maskmodel/overwriting", ".maskmodel/report.csv.tmp", "report.csv", "summary.json", "a.png")
+_CLEAN: dict[str, bytes] = {}
+
+
+def _clean_report(photos, tmp_path_factory) -> bytes:
+    """The report of one uninterrupted run over `photos` (made once)."""
+    if "report" not in _CLEAN:
+        out = tmp_path_factory.mktemp("clean") / "out"
+        assert cli("annotate", photos, "--out", out, "-q").exit_code == 0
+        _CLEAN["report"] = (out / "report.csv").read_bytes()
+    return _CLEAN["report"]
+
+
+def _steps():
+    from hypothesis import strategies as st
+
+    mode = st.sampled_from(["--resume", "--overwrite"])
+    return st.lists(st.one_of(
+        st.tuples(st.just("run"), mode),
+        st.tuples(st.just("kill"), mode, st.floats(0.5, 2.0)),
+        st.tuples(st.just("plant"), st.sampled_from(STATE_NAMES), st.sampled_from(["symlink", "hardlink"]),
+                  st.sampled_from(["original", "outside"]))), min_size=2, max_size=4)
+
+
+def _property_photos(base: Path) -> Path:
+    photos = base / "photos"
+    if not photos.exists():
+        image(photos / "a.png", 40)
+        image(photos / "sub" / "b.png", 80)
+        image(photos / "c.png", 120)
+    return photos
+
+
+def test_any_sequence_of_runs_kills_and_planted_links_keeps_originals_and_gives_the_clean_report(tmp_path_factory):
+    import signal
+    import time
+
+    from hypothesis import HealthCheck, example, given, settings
+
+    base = tmp_path_factory.mktemp("property")
+    photos = _property_photos(base)
+    clean = _clean_report(photos, tmp_path_factory)
+
+    @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(_steps())
+    @example([("plant", ".maskmodel/lock", "hardlink", "original"), ("run", "--resume")])
+    @example([("kill", "--overwrite", 2.0), ("run", "--resume")])
+    @example([("plant", ".maskmodel/written.jsonl", "symlink", "outside"), ("kill", "--resume", 2.0),
+              ("run", "--overwrite")])
+    def check(steps):
+        work = Path(tempfile_dir(base))
+        outside = work / "outside.txt"
+        outside.write_text("not maskmodel's")
+        out, saved = work / "out", work / "saved"
+        saved.mkdir()
+        originals = digests(photos)
+        everything_outside = digests(photos.parent, skip=work)
+        assert cli("annotate", photos, "--out", out, "-q").exit_code == 0
+        planted: list[Path] = []
+        for step in steps:
+            if step[0] == "plant":
+                _, name, kind, target = step
+                where, source = out / name, (photos / "a.png" if target == "original" else outside)
+                if where in planted:
+                    continue
+                if os.path.lexists(where):  # swapped out: the user puts it back when the run names the link
+                    os.rename(where, saved / name.replace("/", "_"))
+                where.parent.mkdir(parents=True, exist_ok=True)
+                where.symlink_to(source) if kind == "symlink" else os.link(source, where)
+                planted.append(where)
+            elif step[0] == "run":
+                result = cli("annotate", photos, "--out", out, "-q", step[1])
+                assert result.exit_code in ((0, 2) if planted else (0,)), result.output
+            else:
+                process = subprocess.Popen([sys.executable, "-m", "maskmodel", "annotate", str(photos), "--out",
+                                            str(out), "-q", step[1]], stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
+                time.sleep(step[2])
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+            assert digests(photos) == originals
+            assert outside.read_text() == "not maskmodel's"
+            assert digests(photos.parent, skip=work) == everything_outside
+        for where in planted:  # the user moves away what the refusals named, and puts back what was there
+            if os.path.lexists(where):
+                where.unlink()
+            kept = saved / where.relative_to(out).as_posix().replace("/", "_")
+            if kept.exists():
+                os.rename(kept, where)
+        result = cli("annotate", photos, "--out", out, "-q", "--resume")
+        assert result.exit_code == 0, result.output
+        assert (out / "report.csv").read_bytes() == clean
+        rows = rows_of(out)
+        assert sorted(row["path"] for row in rows) == ["a.png", "c.png", "sub/b.png"]
+        assert all((out / row["output"]).is_file() for row in rows)
+        shutil.rmtree(work)
+
+    check()
+
+
+def tempfile_dir(base: Path) -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(dir=base)
