@@ -1,12 +1,14 @@
 """Where each input's results go, decided once before any work: the safety rules of `annotate`.
 
-Every input root and the output root are resolved to real paths up front. From them:
+Every input root and the output root are resolved to real paths up front, and compared by identity
+(device and inode, so a bind mount or another path to the same folder is found). From them:
 - overlaps are decided: `--out` may not be an input or hold an input file's own path; an `--out` inside
-  an input folder is left out of the crawl; an output that is not empty must have been written by
-  maskmodel (`maskmodel.io.storage.RunState`) before it is resumed or overwritten;
+  an input folder is left out of the crawl; an input folder inside `--out` is an error row
+  (`maskmodel.io.crawl`); an output that is not empty must have been written by maskmodel
+  (`maskmodel.io.runstate.RunState`) before it is resumed or overwritten;
 - every input gets a distinct report path (`InputRoot.prefix`: the folder or file name as given, or
-  the real one for `.` and `..`, made
-  distinct with `~2`, `~3`, ... when two inputs share one) and a distinct annotated-copy name
+  the real one for `.` and `..`, made distinct with `~2`, `~3`, ... in the order of their real paths,
+  whatever the order of the inputs, when two inputs share one) and a distinct annotated-copy name
   (`OutputNames`): relative, never absolute, never `..`, never an existing file that maskmodel did not
   write, never inside an input folder.
 """
