@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from maskmodel.errors import UsageError
+from maskmodel.io.layout import file_identity
 from maskmodel.io.ownfiles import (check_own_file, open_own_file, read_own_file, refuse, remove_own_file,
                                    replace_own_file, write_all)
 
@@ -252,9 +253,9 @@ class RunState:
     def remove_temporary_files(self, skip: list[Path]) -> None:
         """Remove the temporary files a killed run of this folder left (never following symlinks, never
         inside `skip`, the input folders)."""
-        skip_ids = {_identity(p) for p in skip}
+        skip_ids = {file_identity(p) for p in skip}
         for directory, subdirs, files in os.walk(self.root):
-            subdirs[:] = [d for d in subdirs if _identity(Path(directory) / d) not in skip_ids and d != STATE_FOLDER]
+            subdirs[:] = [d for d in subdirs if file_identity(Path(directory) / d) not in skip_ids and d != STATE_FOLDER]
             for name in files:
                 path = Path(directory) / name
                 if name.startswith(self.temp_prefix) and stat.S_ISREG(os.lstat(path).st_mode):
@@ -262,14 +263,6 @@ class RunState:
         for name in os.listdir(self.folder):
             if name.startswith((self.temp_prefix, ".maskmodel-tmp-")):
                 remove_own_file(self.folder / name)
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
 
 
 def _input_changes(old: dict, new: dict) -> list[str]:
