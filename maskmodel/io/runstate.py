@@ -253,7 +253,7 @@ class RunState:
     def remove_temporary_files(self, skip: list[Path]) -> None:
         """Remove the temporary files a killed run of this folder left (never following symlinks, never
         inside `skip`, the input folders)."""
-        skip_ids = {file_identity(p) for p in skip}
+        skip_ids = {file_identity(p) for p in skip} - {None}
         for directory, subdirs, files in os.walk(self.root):
             subdirs[:] = [d for d in subdirs if file_identity(Path(directory) / d) not in skip_ids and d != STATE_FOLDER]
             for name in files:
