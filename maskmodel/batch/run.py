@@ -112,7 +112,7 @@ def annotate(
         report_path, mirror = cleanup.enter_context(_report_location(folder))
         if resume and mirror:
             mirror.restore()
-        done = prepare_resume(report_path, folder.temp_prefix) if resume else set()
+        done = prepare_resume(report_path, settings.temp_prefix) if resume else set()
         if mirror:  # one remote report.csv from here on: the restored rows, no parts of an older run
             mirror.publish()
         if resume:  # images a killed run was still writing: never complete, never under a final name
