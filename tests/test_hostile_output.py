@@ -297,6 +297,8 @@ def test_12_a_name_that_is_not_utf8_never_meets_a_real_name(tmp_path):
     from maskmodel.outputs.report import path_bytes
 
     assert sorted(path_bytes(row["path"]) for row in rows) == sorted([b"\xff.png", b"\\xff.png", b"plain.png"])
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(bytes.fromhex(r["path_hex"]) for r in records if "path_hex" in r) == [b"\\xff.png", b"\xff.png"]
     assert cli("annotate", folder, "--out", out, "-q", "--resume").exit_code == 0
     assert len(rows_of(out)) == 3
 

@@ -27,7 +27,7 @@ from xml.etree import ElementTree
 
 from maskmodel.io.layout import is_safe_relative
 from maskmodel.io.runstate import STATE_FOLDER, RunState
-from maskmodel.outputs.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path
+from maskmodel.outputs.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path, path_bytes
 
 if TYPE_CHECKING:
     from maskmodel.io.storage import LocalFolder, RemoteFolder
@@ -178,6 +178,8 @@ def image_record(rows: list[dict]) -> dict:
     first = rows[0]
     record = {"path": original_path(first["path"]), "status": first["status"],
               "kind": "video" if is_video_block(rows) else "image"}
+    if "\\" in record["path"]:  # an escaped name (`report_path_text`): its bytes, as they are on disk
+        record["path_hex"] = path_bytes(first["path"]).hex()
     if first["status"] == STATUS_ERROR:
         return {**record, "message": first["message"]}
     record.update(width=int(first["width"]), height=int(first["height"]), detector=first["detector"],
