@@ -127,10 +127,6 @@ class LocalFolder:
             raise
         return current
 
-    def is_empty(self) -> bool:
-        return not self.root.exists() or not any(self.root.iterdir())
-
-
 class RemoteFolder:
     """A folder on a filesystem named by a URI, used through pyarrow's filesystem interface (fsspec
     filesystems are wrapped in it)."""
