@@ -359,9 +359,17 @@ def test_14_external_weights_that_are_not_files_in_the_model_folder_are_refused(
 
 @pytest.fixture
 def voc(tmp_path):
-    from test_box_style import crowd_voc
+    """A VOC folder holding a copy (never a link: an unfixed evaluate would write into ../shared through
+    it) of the first crowd-dev photo and its annotation."""
+    from helpers import CROWD_DEV, crowd_images
 
-    return crowd_voc(tmp_path / "voc", 1)
+    folder = tmp_path / "voc"
+    (folder / "images").mkdir(parents=True)
+    (folder / "annotations").mkdir()
+    for path in crowd_images(1):
+        shutil.copyfile(path, folder / "images" / path.name)
+        shutil.copyfile(CROWD_DEV / "annotations" / f"{path.stem}.xml", folder / "annotations" / f"{path.stem}.xml")
+    return folder
 
 
 def test_15_fit_box_never_replaces_an_existing_file_or_an_annotation_of_the_dataset(tmp_path, voc):
