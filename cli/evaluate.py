@@ -31,7 +31,43 @@ def _class_names(names_file: Path) -> list[str]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, default=float))
+    _write(path, json.dumps(data, indent=2, default=float).encode())
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write an output file whole, under a temporary name first: a symlink in its place is replaced, never
+    written through."""
+    from maskmodel.runtime.files import write_file_atomic
+
+    write_file_atomic(path, data)
+
+
+def _write_png(path: Path, image) -> None:
+    import cv2
+
+    _write(path, cv2.imencode(".png", image)[1].tobytes())
+
+
+def _check_fit_box(path: Path | None, overwrite: bool, read: list[Path]) -> None:
+    """Refuse a --fit-box target before any work: its folder must exist, it must not exist unless
+    --overwrite, and it is never a file being read nor inside a folder being read (the dataset, its
+    images), compared by identity (device and inode)."""
+    import os
+
+    from maskmodel.io.layout import file_identity, is_inside
+
+    if path is None:
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {folder} does not exist", param_hint="--fit-box")
+    if os.path.lexists(path) and not overwrite:
+        raise click.BadParameter(f"{path} exists: use --overwrite to replace it", param_hint="--fit-box")
+    for source in read:
+        source_id = file_identity(source)
+        if source_id is not None and (file_identity(path) == source_id or is_inside(folder, source_id)):
+            raise click.BadParameter(f"{path} is {source} or inside it, which is being evaluated: write it elsewhere",
+                                     param_hint="--fit-box")
 
 
 def _markdown_classification(result: dict, title: str) -> str:
@@ -55,7 +91,6 @@ def classify(root, out_dir, model, face_detector) -> None:
 
     Writes metrics.json, metrics.md, confusion.png and mistakes.png (the most confident mistakes).
     """
-    import cv2
     import numpy as np
 
     import maskmodel
@@ -72,13 +107,13 @@ def classify(root, out_dir, model, face_detector) -> None:
     result["setup"] = {"data": str(root), "model": model, "face_detector": face_detector}
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "metrics.json", result)
-    (out_dir / "metrics.md").write_text(_markdown_classification(result, f"{model} on {root}"))
+    _write(out_dir / "metrics.md", _markdown_classification(result, f"{model} on {root}").encode())
     classes = list(classifier.contract.classes)
-    cv2.imwrite(str(out_dir / "confusion.png"), confusion_image(np.array(result["confusion_matrix"]), classes, model))
+    _write_png(out_dir / "confusion.png", confusion_image(np.array(result["confusion_matrix"]), classes, model))
     if mistakes:
         sheet = contact_sheet([m.crop for m in mistakes],
                               [f"{m.truth} -> {m.predicted}\n{m.confidence:.2f} {Path(m.source).name}" for m in mistakes])
-        cv2.imwrite(str(out_dir / "mistakes.png"), sheet)
+        _write_png(out_dir / "mistakes.png", sheet)
     click.echo(f"accuracy {result['accuracy']:.4f}, balanced accuracy {result['balanced_accuracy']:.4f} "
                f"({result['count']} images, {len(result['unreadable'])} unreadable); written to {out_dir}")
 
@@ -157,8 +192,6 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
     """
     import dataclasses
 
-    import cv2
-
     import maskmodel
 
     import numpy as np
@@ -172,6 +205,9 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
 
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise click.UsageError(f"{out_dir} is not empty: use --overwrite or another --out")
+    if classifier_only and fit_box:
+        raise click.BadParameter("needs detected boxes, not --classifier-only", param_hint="--fit-box")
+    _check_fit_box(fit_box, overwrite, [p for p in (dataset, images_dir, names) if p is not None])
     skipped: list[tuple[str, str]] = []  # bad records: named, counted, left out (maskmodel.evaluation.annotations)
     try:
         if data_format == "voc":
@@ -185,8 +221,6 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
     images = canonical_labels(images)
     if incorrect_as != "ignore":
         images = relabel(images, {"mask_incorrect": incorrect_as})
-    if classifier_only and fit_box:
-        raise click.BadParameter("needs detected boxes, not --classifier-only", param_hint="--fit-box")
     if classifier_only:
         classifier = maskmodel.load(model)
         classes = list(classifier.contract.classes)
@@ -222,7 +256,7 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         result["classification"] = classification_report(labels, probabilities, classes)
         result["classification_two_class"] = two_class_report(labels, probabilities, classes)
         matrix = np.array(result["classification"]["confusion_matrix"])
-        cv2.imwrite(str(out_dir / "confusion.png"), confusion_image(matrix, classes, setup["model"]))
+        _write_png(out_dir / "confusion.png", confusion_image(matrix, classes, setup["model"]))
         click.echo("confusion (rows: truth, columns: predicted " + ", ".join(classes) + "):")
         for name, row in zip(classes, matrix):
             click.echo(f"  {name:>14s} " + " ".join(f"{v:5d}" for v in row))
@@ -234,11 +268,11 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
     if not classifier_only:
         from maskmodel.outputs.exports import COCO_NAME, coco_json
 
-        (out_dir / COCO_NAME).write_bytes(coco_json(blocks, detector.classes))
+        _write(out_dir / COCO_NAME, coco_json(blocks, detector.classes))
     plot = curve_plot({f"{name} (AP50 {result['face_ap50'] if name == 'face' else result['ap50'][name]:.3f})":
                        (c["recall"], c["precision"]) for name, c in curves.items()},
                       f"precision-recall at IoU 0.5: {setup['model']}", "recall", "precision")
-    cv2.imwrite(str(out_dir / "pr_curves.png"), plot)
+    _write_png(out_dir / "pr_curves.png", plot)
     for file, reason in skipped[:10]:
         click.echo(f"skipped {file}: {reason}", err=True)
     if skipped:

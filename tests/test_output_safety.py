@@ -102,14 +102,15 @@ def test_resume_removes_only_its_own_temporary_files(tmp_path):
     image(archive / "photos" / ".tmp-keep.png")
     (archive / "photos" / ".maskmodel-0000-x.png").write_bytes(b"an input that looks like a temp file")
     result = annotate(archive / "photos", "--out", archive, "--resume")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # an input folder inside --out is an error row (issue 35, case 11)
+    assert [(row["path"], row["status"]) for row in rows_of(archive)] == [("photos", "error")]
     token = RunState(archive)
     token.acquire()
     stale = archive / f"{token.temp_prefix}deadbeef.png"
     token.release()
     stale.write_bytes(b"left by a killed run")
     image(archive / "photos" / "more.png")
-    assert annotate(archive / "photos", "--out", archive, "--resume").exit_code == 0
+    assert annotate(archive / "photos", "--out", archive, "--resume").exit_code == 1
     assert (archive / "photos" / ".tmp-keep.png").is_file()
     assert (archive / "photos" / ".maskmodel-0000-x.png").is_file()
     assert not stale.exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from collections import Counter
@@ -28,14 +29,15 @@ from maskmodel.batch.engines import iter_annotate, worker_count
 from maskmodel.errors import UsageError
 from maskmodel.outputs.exports import ExportWriter, label_names
 from maskmodel.outputs.html_report import HTML_NAME, build_html
-from maskmodel.io.layout import OutputNames, input_file, output_name, resolve_inputs
+from maskmodel.io.layout import InputRoot, OutputNames, input_file, output_name, resolve_inputs
 from maskmodel.io.storage import LocalFolder, RemoteFolder, local_path, open_folder
 from maskmodel.pipeline import MaskDetector
 from maskmodel.outputs.report import (ReportMirror, ReportWriter, Summary, original_path, is_video_path, prepare_resume,
                                       read_report, report_path_text, report_rows)
 from maskmodel.results import ImageResult
-from maskmodel.io.runstate import OWN_FILES, RunState
+from maskmodel.io.runstate import OWN_FILES, STATE_FOLDER, RunState
 from maskmodel.batch.worker import AnnotateSettings, build_detector
+from maskmodel.video.frames import check_codec
 from maskmodel.zoo.registry import model_info
 
 REPORT_NAME, SUMMARY_NAME = OWN_FILES
@@ -83,9 +85,10 @@ def annotate(
     started = time.time()
     if resume and overwrite:
         raise UsageError("--resume continues the report and --overwrite starts again: give one of them")
+    check_codec(settings.codec)
     roots = resolve_inputs(inputs, settings.out_dir)
     folder = open_folder(settings.out_dir)
-    _check_output(folder, resume, overwrite)
+    _check_output(folder, resume, overwrite)  # a quick answer before the models load; again under the lock
     detector = build_detector(settings)  # before anything is written: a bad model is one clear error
     unknown = sorted(set(settings.save_crops or ()) - set(detector.classes))
     if unknown:
@@ -94,17 +97,22 @@ def annotate(
         state = None
         if not folder.remote:
             state = RunState(folder.root)
-            state.acquire()
             cleanup.callback(state.release)
+            state.acquire()  # lock first, then check, then work
+            _check_output(folder, resume, overwrite)
+            state.start()
             settings = dataclasses.replace(settings, temp_prefix=state.temp_prefix)
             folder.temp_prefix = state.temp_prefix
-            state.check_configuration(_configuration(detector, settings), resume)
-            if overwrite:
-                state.remove_previous_outputs()
+            starting_over = overwrite or state.overwrite_pending()  # a killed --overwrite is finished first
+            if starting_over:
+                state.begin_overwrite()
+            state.check_configuration(_configuration(detector, settings, roots), resume and not starting_over)
+            if starting_over:
+                state.end_overwrite()
         report_path, mirror = cleanup.enter_context(_report_location(folder))
         if resume and mirror:
             mirror.restore()
-        done = prepare_resume(report_path, state and state.folder / "report.csv.tmp") if resume else set()
+        done = prepare_resume(report_path, settings.temp_prefix) if resume else set()
         if mirror:  # one remote report.csv from here on: the restored rows, no parts of an older run
             mirror.publish()
         if resume:  # images a killed run was still writing: never complete, never under a final name
@@ -192,12 +200,16 @@ def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, 
     }
 
 
-def _configuration(detector: MaskDetector, settings: AnnotateSettings) -> dict:
-    """What the report's rows depend on: a resumed run must have the same (`RunState.check_configuration`)."""
+def _configuration(detector: MaskDetector, settings: AnnotateSettings, roots: list[InputRoot]) -> dict:
+    """Every option the outputs depend on: a resumed run must have the same (`RunState.check_configuration`).
+    The inputs are recorded as their report-path prefixes and the real paths these stand for."""
     config = settings.detector
+    inputs = {root.prefix or ".": str(root.real if root.real is not None else _public(root.location)) for root in roots}
     return {"detector": {"name": config.name, "model": model_info(config.name, config.version).spec, **config.resolved()},
             "model": detector.model_name, "classes": list(detector.classes), "box_adjust": asdict(detector.box_adjust),
-            "every": settings.every}
+            "every": settings.every, "inputs": inputs, "blur_faces": settings.blur_faces,
+            "image_format": settings.image_format, "style": asdict(settings.style), "codec": settings.codec,
+            "dry_run": settings.dry_run, "max_pixels": settings.max_pixels}
 
 
 def _public(location: Path | str) -> str:
@@ -221,18 +233,27 @@ def _check_output(folder: LocalFolder | RemoteFolder, resume: bool, overwrite: b
             raise UsageError(f"{folder} is not empty: use --resume to continue or --overwrite")
         return
     root = folder.root
-    if root.exists() and not root.is_dir():
+    if os.path.lexists(root) and not root.is_dir():
         raise UsageError(f"{root} is a file, not a directory")
-    if folder.is_empty():
+    if _is_fresh(root):
         return
     if not (resume or overwrite):
         raise UsageError(f"{root} is not empty: use --resume to continue or --overwrite")
-    for name in OWN_FILES:
-        if (root / name).is_symlink():
-            raise UsageError(f"{root / name} is a symlink: maskmodel never writes through one")
-    if not RunState.exists_in(root) and any((root / name).exists() for name in OWN_FILES):
+    if not RunState.exists_in(root) and any(os.path.lexists(root / name) for name in OWN_FILES):
         raise UsageError(f"{root} holds a report that maskmodel did not write (no {root / '.maskmodel'}): "
                          "choose an empty or new --out")
+
+
+def _is_fresh(root: Path) -> bool:
+    """Whether no run has written into `root`: missing, empty, or holding only a state folder with
+    nothing but a lock in it (this run's own, or one a killed run left before writing anything)."""
+    if not root.is_dir():
+        return True
+    names = set(os.listdir(root))
+    if not names <= {STATE_FOLDER}:
+        return False
+    state = root / STATE_FOLDER
+    return not names or (state.is_dir() and not state.is_symlink() and set(os.listdir(state)) <= {"lock"})
 
 
 def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, settings: AnnotateSettings,

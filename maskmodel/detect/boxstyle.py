@@ -62,8 +62,11 @@ class BoxAdjust:
         return (self.dx, self.dy, self.sw, self.sh) == (0.0, 0.0, 1.0, 1.0)
 
     def save(self, path: str | os.PathLike, **notes: object) -> None:
-        """Write a calibration file (JSON: `dx`, `dy`, `sw`, `sh`, plus `notes`)."""
-        Path(path).write_text(json.dumps({**asdict(self), **notes}, indent=2) + "\n")
+        """Write a calibration file (JSON: `dx`, `dy`, `sw`, `sh`, plus `notes`), whole: under a temporary
+        name first, so a symlink in its place is replaced, never written through."""
+        from maskmodel.runtime.files import write_file_atomic
+
+        write_file_atomic(path, (json.dumps({**asdict(self), **notes}, indent=2) + "\n").encode())
 
     @classmethod
     def parse(cls, text: str, detector: str | None = None) -> BoxAdjust:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from maskmodel.io.layout import InputRoot, resolve_inputs
+from maskmodel.io.layout import InputRoot, file_identity, is_inside, resolve_inputs
 from maskmodel.io.storage import local_path, open_folder
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jp2", ".pbm",
@@ -63,13 +63,17 @@ def iter_inputs(
     cannot be listed is yielded as an `InputFile` with an `error`.
     """
     roots = inputs if all(isinstance(i, InputRoot) for i in inputs) else resolve_inputs(inputs)
-    skip = Path(os.path.realpath(skip_dir)) if skip_dir else None
+    skip = file_identity(skip_dir) if skip_dir else None
     seen: set[Path] = set()
     for root in roots:
         if root.real is None:
             yield from _iter_remote(root.location, root.prefix, include, exclude, hidden, extensions)
             continue
         given = local_path(root.location)
+        if root.is_dir and skip is not None and is_inside(root.real, skip):
+            yield InputFile(given, root.prefix or root.real.name, error="this input folder is inside --out: its "
+                            "photos are not read; choose an --out outside the inputs")
+            continue
         if not root.is_dir:
             key = root.real
             if key not in seen:
@@ -79,7 +83,7 @@ def iter_inputs(
         yield from _iter_folder(given, root.prefix, skip, seen, include, exclude, hidden, extensions, skipped)
 
 
-def _iter_folder(root: Path, prefix: str, skip: Path | None, seen: set[Path], include: tuple[str, ...],
+def _iter_folder(root: Path, prefix: str, skip: tuple[int, int] | None, seen: set[Path], include: tuple[str, ...],
                  exclude: tuple[str, ...], hidden: bool, extensions: frozenset[str],
                  skipped: Counter | None) -> Iterator[InputFile]:
     visited: set[Path] = set()
@@ -88,7 +92,7 @@ def _iter_folder(root: Path, prefix: str, skip: Path | None, seen: set[Path], in
         while unlisted:
             yield _unlisted(unlisted.pop(0), root, prefix)
         real = Path(os.path.realpath(directory))
-        if real in visited or (skip is not None and (real == skip or skip in real.parents)):
+        if real in visited or (skip is not None and file_identity(real) == skip):  # --out, whatever its path
             subdirs[:] = []
             continue
         visited.add(real)

@@ -136,11 +136,48 @@ def _netpbm(head: bytes) -> tuple[int, int] | None:
 
 
 def _jpeg2000(head: bytes) -> tuple[int, int] | None:
-    if head.startswith(b"\xff\x4f\xff\x51"):  # raw codestream: SIZ marker segment follows SOC
-        width, height, x0, y0 = struct.unpack(">IIII", head[8:24])
-        return height - y0, width - x0
+    """A raw codestream's SIZ segment, or a JP2 file read box by box, in order: the image header box
+    (`ihdr`, the first box inside `jp2h`) and the codestream's SIZ when it lies within `head`; the larger
+    of the two counts, since the decoder goes by the codestream. Bytes that merely look like a header
+    elsewhere in the file are never taken for one."""
+    if head.startswith(b"\xff\x4f\xff\x51"):
+        return _codestream(head)
     if head[4:8] != b"jP  ":
         return None
-    at = head.index(b"ihdr") + 4
-    height, width = struct.unpack(">II", head[at:at + 8])
-    return height, width
+    sizes = []
+    for kind, body in _boxes(head):
+        if kind == b"jp2h":
+            inner = next(_boxes(body), (None, b""))
+            if inner[0] != b"ihdr":
+                raise ValueError("the JP2 header box does not start with an image header box")
+            sizes.append(struct.unpack(">II", inner[1][:8]))
+        elif kind == b"jp2c":
+            sizes.append(_codestream(body))
+            break
+    if not sizes:
+        raise ValueError("no JP2 header box")
+    return max(sizes, key=lambda size: size[0] * size[1])
+
+
+def _codestream(data: bytes) -> tuple[int, int]:
+    """(height, width) of a JPEG 2000 codestream: its SIZ marker segment follows SOC."""
+    if not data.startswith(b"\xff\x4f\xff\x51"):
+        raise ValueError("a JPEG 2000 codestream starts with SOC and SIZ")
+    width, height, x0, y0 = struct.unpack(">IIII", data[8:24])
+    return height - y0, width - x0
+
+
+def _boxes(data: bytes):
+    """(type, content) of the JP2 boxes in `data`, in order (the last one cut where `data` ends)."""
+    position = 0
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        header = 8
+        if length == 1:
+            length, header = struct.unpack(">Q", data[position + 8:position + 16])[0], 16
+        elif length == 0:
+            length = len(data) - position
+        if length < header:
+            raise ValueError("a JP2 box shorter than its header")
+        yield kind, data[position + header:position + length]
+        position += length

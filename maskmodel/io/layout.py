@@ -1,12 +1,14 @@
 """Where each input's results go, decided once before any work: the safety rules of `annotate`.
 
-Every input root and the output root are resolved to real paths up front. From them:
+Every input root and the output root are resolved to real paths up front, and compared by identity
+(device and inode, so a bind mount or another path to the same folder is found). From them:
 - overlaps are decided: `--out` may not be an input or hold an input file's own path; an `--out` inside
-  an input folder is left out of the crawl; an output that is not empty must have been written by
-  maskmodel (`maskmodel.io.storage.RunState`) before it is resumed or overwritten;
+  an input folder is left out of the crawl; an input folder inside `--out` is an error row
+  (`maskmodel.io.crawl`); an output that is not empty must have been written by maskmodel
+  (`maskmodel.io.runstate.RunState`) before it is resumed or overwritten;
 - every input gets a distinct report path (`InputRoot.prefix`: the folder or file name as given, or
-  the real one for `.` and `..`, made
-  distinct with `~2`, `~3`, ... when two inputs share one) and a distinct annotated-copy name
+  the real one for `.` and `..`, made distinct with `~2`, `~3`, ... in the order of their real paths,
+  whatever the order of the inputs, when two inputs share one) and a distinct annotated-copy name
   (`OutputNames`): relative, never absolute, never `..`, never an existing file that maskmodel did not
   write, never inside an input folder.
 """
@@ -37,10 +39,14 @@ class InputRoot:
 
 def resolve_inputs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike | None = None) -> list[InputRoot]:
     """Resolve the inputs (against the output folder, if given); raises `UsageError` for an overlap
-    that would let a write land on an input."""
+    that would let a write land on an input. Files are compared by identity (device and inode), so an
+    `--out` that is an input seen through another path (a bind mount, a hard-linked file) is found.
+
+    Prefixes do not depend on the order of the inputs: colliding names get `~2`, `~3`, ... in the order
+    of their real paths."""
     out = local_path(out_dir) if out_dir is not None else None
-    out_real = Path(os.path.realpath(out)) if out is not None else None
-    roots, used = [], set()
+    out_id = file_identity(out) if out is not None else None
+    found = []
     for location in inputs:
         path = local_path(location)
         if path is None:
@@ -52,13 +58,31 @@ def resolve_inputs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike |
             real = Path(os.path.realpath(path))
             is_dir = real.is_dir()
             name = path.name if path.name not in ("", ".", "..") else (real.name or "root")
-            if out_real is not None and real == out_real:
+            if out_id is not None and file_identity(real) == out_id:
                 raise UsageError(f"--out {out_dir} is the input {location}: originals are never overwritten")
+        found.append((str(location), real, is_dir, name))
+    prefixes, used = {}, set()
+    for index, (location, real, is_dir, name) in sorted(enumerate(found), key=lambda item: (
+            item[1][3], str(item[1][1] if item[1][1] is not None else item[1][0]), item[0])):
         prefix = name if (len(inputs) > 1 or not is_dir) else ""
-        prefix = _first_free(prefix, used.__contains__, keep_suffix=not is_dir) if prefix else prefix
-        used.add(prefix)
-        roots.append(InputRoot(str(location), real, prefix, is_dir))
-    return roots
+        prefixes[index] = _first_free(prefix, used.__contains__, keep_suffix=not is_dir) if prefix else prefix
+        used.add(prefixes[index])
+    return [InputRoot(location, real, prefixes[index], is_dir) for index, (location, real, is_dir, _) in enumerate(found)]
+
+
+def file_identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(device, inode) of what `path` names (following links), or None when it does not exist."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def is_inside(path: Path, folder_id: tuple[int, int]) -> bool:
+    """Whether the folder with identity `folder_id` is `path` or one of its real parents."""
+    real = Path(os.path.realpath(path))
+    return any(file_identity(candidate) == folder_id for candidate in (real, *real.parents))
 
 
 def input_file(report_path: str, roots: list[InputRoot]) -> Path | None:

@@ -1,16 +1,23 @@
 """What maskmodel keeps inside a local output folder to know its own files: `OUT/.maskmodel/`.
 
+Every file here is opened through `maskmodel.io.ownfiles`: a symlink, a hard link, a FIFO or a device
+under one of these names (or under `report.csv`, `summary.json`) refuses the run (exit 2), naming it.
+
 - `lock`: held (`flock`, exclusive) by the run writing the folder; a second run is refused, naming the
-  first. The kernel releases it when the run ends, however it ends.
+  first. Taken before the folder is checked; the kernel releases it however the run ends, and the file is
+  removed when the run ends.
 - `run.json`: the folder's token; temporary files of this folder are named `.maskmodel-<token>-*`, so
   cleaning up after a killed run removes only what maskmodel was writing, never a file of an input.
-- `configuration.json`: what the report's rows depend on (detector and its settings, classifier and its
-  classes, box style, frame step); `--resume` with another configuration is refused, naming the difference.
-- `written.jsonl`: every annotated-copy name this folder's runs were to write (one JSON string a line,
-  appended before the work starts). `--overwrite` removes exactly those files, and a file under any other
-  name is never replaced. The record is checked when it is read: a name that is not a relative path inside
-  the folder (absolute, `..`, empty parts, the state folder itself) makes it damaged, and the run is
-  refused before anything is removed.
+- `configuration.json`: every option the outputs depend on (inputs, detector and its settings,
+  classifier and its classes, box style, drawing, blur, format, frame step, codec); `--resume` with
+  another configuration is refused, naming the difference.
+- `written.jsonl`: every name this folder's runs were to write (one JSON string a line, appended before
+  the work starts). `--overwrite` removes exactly those files, and a file under any other name is never
+  replaced. The record is checked when it is read: a torn last line is cut off, and a name that is not a
+  relative path inside the folder (absolute, `..`, empty parts, the state folder itself) makes it
+  damaged, and the run is refused before anything is removed.
+- `overwriting`: present while an `--overwrite` removes the earlier results; the earlier configuration
+  and record stay until the removal is complete, and any later run of the folder finishes it first.
 """
 
 from __future__ import annotations
@@ -24,92 +31,173 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from maskmodel.errors import UsageError
-from maskmodel.runtime.files import write_file_atomic
+from maskmodel.io.layout import file_identity
+from maskmodel.io.ownfiles import (check_own_file, open_own_file, read_own_file, refuse, remove_own_file,
+                                   replace_own_file, write_all)
 
 STATE_FOLDER = ".maskmodel"
 OWN_FILES = ("report.csv", "summary.json")  # besides the annotated copies
+JOURNAL, OVERWRITING = "written.jsonl", "overwriting"
+STATE_FILES = ("lock", "run.json", "configuration.json", JOURNAL, OVERWRITING)
 
 
 class RunState:
-    """The state folder of a local output folder, locked for the lifetime of this object's run."""
+    """The state folder of a local output folder, locked for the lifetime of this object's run.
+
+    Every file in it is opened through `maskmodel.io.ownfiles` (regular files with one name only, new
+    content under a fresh name then renamed), so whatever was planted there is refused, never written
+    through. The order of a run: `acquire` (lock), the caller's checks, `start` (token), the work,
+    `release` (the lock file is removed).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.folder = self.root / STATE_FOLDER
         self._lock: int | None = None
+        self._made: list[Path] = []  # folders this run created (removed again when the run leaves them empty)
         self.token = ""
 
     @staticmethod
     def exists_in(root: Path) -> bool:
         """Whether maskmodel has written into `root` before."""
-        return (Path(root) / STATE_FOLDER / "run.json").is_file()
+        return os.path.lexists(Path(root) / STATE_FOLDER / "run.json")
 
     def acquire(self) -> None:
-        """Create the state folder if needed, take the lock and read (or make) the token."""
+        """Create the state folder if needed, take the lock, check every state file and read the token
+        (if the folder has one). Raises `UsageError` when another run holds the lock or a state file is
+        not a regular file of its own."""
+        missing = [folder for folder in (*reversed(self.root.parents), self.root) if not os.path.lexists(folder)]
+        for folder in (*missing, self.folder):
+            try:
+                os.mkdir(folder)
+                self._made.append(folder)
+            except FileExistsError:
+                pass
+        info = os.lstat(self.folder)
+        if not stat.S_ISDIR(info.st_mode):
+            raise refuse(self.folder, "a symlink" if stat.S_ISLNK(info.st_mode) else "not a folder")
+        self._lock = self._take_lock()
+        for name in STATE_FILES:
+            check_own_file(self.folder / name)
+        for name in OWN_FILES:
+            check_own_file(self.root / name)
+        data = read_own_file(self.folder / "run.json", 4096)
+        if data is not None:
+            try:
+                self.token = json.loads(data)["token"]
+            except (ValueError, KeyError, TypeError):
+                self.token = ""
+            if not (isinstance(self.token, str) and self.token.isalnum() and len(self.token) <= 32):
+                raise UsageError(f"{self.folder / 'run.json'} is damaged: choose a new --out")
+
+    def _take_lock(self) -> int:
+        """The descriptor of the locked `lock` file (made if missing; never a link, never truncated before
+        the check). A lock file removed and made again by a run that ended meanwhile is taken again."""
         import fcntl
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        _refuse_symlink(self.folder)
-        handle = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(handle, 4096, 0).decode("utf-8", "replace").strip() or "another run"
-            os.close(handle)
-            raise UsageError(f"{self.root} is being written by another run ({holder}); wait for it to end") from None
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, f"pid {os.getpid()}: {' '.join(sys.argv)}".encode(), 0)
-        self._lock = handle
-        record = self.folder / "run.json"
-        if record.is_file():
-            self.token = json.loads(record.read_text())["token"]
-        else:
+        path = self.folder / "lock"
+        for _ in range(10):
+            handle = open_own_file(path, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(handle, 4096, 0).decode("utf-8", "replace").strip() or "another run"
+                os.close(handle)
+                raise UsageError(f"{self.root} is being written by another run ({holder}); wait for it to end") from None
+            mine = os.fstat(handle)
+            try:
+                named = os.lstat(path)
+            except FileNotFoundError:
+                named = None
+            if named is not None and (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino):
+                os.ftruncate(handle, 0)
+                os.pwrite(handle, f"pid {os.getpid()}: {' '.join(sys.argv)}".encode(), 0)
+                return handle
+            os.close(handle)  # the run that held it removed it: lock the new one
+        raise UsageError(f"{path} keeps changing: another program is using {self.root}")
+
+    def start(self) -> None:
+        """Make the folder's token if it has none (after the caller's checks passed)."""
+        if not self.token:
             self.token = secrets.token_hex(4)
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            write_file_atomic(record, json.dumps({"token": self.token, "created": created}).encode())
+            self._replace("run.json", json.dumps({"token": self.token, "created": created}).encode())
 
     def release(self) -> None:
+        """Remove the lock file (when it is still this run's) and let go of it; folders this run made and
+        left empty are removed too."""
         if self._lock is not None:
+            path = self.folder / "lock"
+            try:
+                mine, named = os.fstat(self._lock), os.lstat(path)
+                if (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino):
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
             os.close(self._lock)
             self._lock = None
+        for folder in reversed(self._made):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
 
     @property
     def temp_prefix(self) -> str:
         """The name prefix of this folder's temporary files."""
         return f".maskmodel-{self.token}-"
 
+    def _replace(self, name: str, data: bytes) -> None:
+        replace_own_file(self.folder / name, data, self.temp_prefix if self.token else ".maskmodel-tmp-")
+
     def check_configuration(self, configuration: dict, resume: bool) -> None:
-        """Remember what the report's rows depend on (`configuration.json`); on `resume`, refuse
-        (`UsageError`) a configuration that differs from the remembered one, naming each difference."""
+        """Remember what the outputs depend on (`configuration.json`); on `resume`, refuse (`UsageError`) a
+        configuration that differs from the remembered one, naming each difference.
+
+        `configuration["inputs"]` maps report-path prefixes to the inputs they stand for: a resumed run may
+        name fewer or more inputs, but a prefix may not stand for another input, nor an input get
+        another prefix (its photos would be reported twice, or skipped as another's)."""
         path = self.folder / "configuration.json"
         configuration = json.loads(json.dumps(configuration))  # tuples as lists, as read back
-        if resume and path.is_file():
+        data = read_own_file(path, 1 << 20) if resume else None
+        if data is not None:
             try:
-                before = json.loads(path.read_text(encoding="utf-8"))
+                before = json.loads(data.decode("utf-8"))
             except ValueError:
                 before = None
-            if not isinstance(before, dict):
+            if not isinstance(before, dict) or not isinstance(before.get("inputs", {}), dict):
                 raise UsageError(f"{path} is damaged: choose a new --out, or --overwrite to start again")
+            old_inputs, new_inputs = before.pop("inputs", {}), configuration.pop("inputs", {})
             old, new = _flat(before), _flat(configuration)
             changed = [f"{key} {old.get(key, '(none)')} -> {new.get(key, '(none)')}" for key in sorted(set(old) | set(new))
                        if old.get(key) != new.get(key)]
+            changed += _input_changes(old_inputs, new_inputs)
             if changed:
                 raise UsageError(f"--resume with other settings than the report in {self.root} was made with: "
                                  f"{'; '.join(changed)}. Use the same options, a new --out, or --overwrite")
-            return
-        write_file_atomic(path, json.dumps(configuration, indent=2, sort_keys=True).encode())
+            configuration = {**before, "inputs": {**old_inputs, **new_inputs}}
+        self._replace("configuration.json", json.dumps(configuration, indent=2, sort_keys=True).encode())
 
     def written(self) -> set[str]:
-        """The annotated-copy names recorded so far (a torn last line, from a killed run, is ignored)."""
-        journal = self.folder / "written.jsonl"
-        if not journal.is_file():
+        """The names recorded so far. A torn last line (a killed run, a full disk) is cut off the record
+        here, so nothing is ever appended to it; any other damage refuses the folder (`UsageError`)."""
+        journal = self.folder / JOURNAL
+        data = read_own_file(journal)
+        if not data:
             return set()
+        whole, _, torn = data.rpartition(b"\n")
+        if torn:  # the names of a torn append were never written: recording comes first
+            handle = open_own_file(journal, os.O_WRONLY)
+            try:
+                os.ftruncate(handle, len(data) - len(torn))
+            finally:
+                os.close(handle)
         names = set()
-        for number, line in enumerate(journal.read_bytes().split(b"\n"), 1):
+        for number, line in enumerate(whole.split(b"\n") if whole else [], 1):
             try:
                 name = json.loads(line)
             except ValueError:
-                continue
+                name = line
             problem = recorded_name_problem(name)
             if problem:
                 raise UsageError(f"{journal} is damaged (line {number}: {problem}); maskmodel removes nothing "
@@ -118,19 +206,36 @@ class RunState:
         return names
 
     def record(self, names: list[str]) -> None:
-        """Append names this run is about to write, before writing any of them."""
+        """Append names this run is about to write, before writing any of them (whole lines only: a
+        failed append is cut back)."""
         if not names:
             return
-        with open(self.folder / "written.jsonl", "ab") as stream:
-            stream.write(b"".join(json.dumps(name).encode() + b"\n" for name in names))
-            stream.flush()
-            os.fsync(stream.fileno())
+        journal = self.folder / JOURNAL
+        handle = open_own_file(journal, os.O_WRONLY | os.O_CREAT)
+        try:
+            end = os.lseek(handle, 0, os.SEEK_END)
+            try:
+                write_all(handle, b"".join(json.dumps(name).encode() + b"\n" for name in names), journal)
+                os.fsync(handle)
+            except OSError:
+                os.ftruncate(handle, end)
+                raise
+        finally:
+            os.close(handle)
 
-    def remove_previous_outputs(self) -> None:
-        """For `--overwrite`: remove the previous runs' annotated copies, report and summary (regular
-        files only; a symlink or folder put there is left alone), and forget them."""
+    def overwrite_pending(self) -> bool:
+        """Whether an `--overwrite` began here and did not finish removing the earlier results."""
+        return os.path.lexists(self.folder / OVERWRITING)
+
+    def begin_overwrite(self) -> None:
+        """For `--overwrite` (or a run after a killed one): mark the removal as begun, then remove the
+        previous runs' annotated copies, exports, report and summary (regular files inside the folder
+        only; a symlink or folder put there is left alone), then forget them and their configuration.
+        Until `end_overwrite`, every later run of this folder finishes the removal first."""
+        names = list(OWN_FILES) + sorted(self.written())  # a damaged record refuses before anything is removed
+        self._replace(OVERWRITING, b"an --overwrite is removing the earlier results\n")
         root = os.path.realpath(self.root)
-        for name in sorted(self.written()) + list(OWN_FILES):
+        for name in names:
             target = self.root / name
             try:
                 if (stat.S_ISREG(os.lstat(target).st_mode) and not _has_symlink_parent(self.root, name)
@@ -138,19 +243,36 @@ class RunState:
                     target.unlink()
             except FileNotFoundError:
                 continue
-        (self.folder / "written.jsonl").unlink(missing_ok=True)
+        for name in (JOURNAL, "configuration.json"):
+            remove_own_file(self.folder / name)
+
+    def end_overwrite(self) -> None:
+        """The removal of `begin_overwrite` is complete and the new configuration recorded."""
+        remove_own_file(self.folder / OVERWRITING)
 
     def remove_temporary_files(self, skip: list[Path]) -> None:
         """Remove the temporary files a killed run of this folder left (never following symlinks, never
         inside `skip`, the input folders)."""
-        skip_real = {Path(os.path.realpath(p)) for p in skip}
+        skip_ids = {file_identity(p) for p in skip} - {None}
         for directory, subdirs, files in os.walk(self.root):
-            subdirs[:] = [d for d in subdirs if Path(os.path.realpath(Path(directory) / d)) not in skip_real
-                          and d != STATE_FOLDER]
+            subdirs[:] = [d for d in subdirs if file_identity(Path(directory) / d) not in skip_ids and d != STATE_FOLDER]
             for name in files:
                 path = Path(directory) / name
                 if name.startswith(self.temp_prefix) and stat.S_ISREG(os.lstat(path).st_mode):
                     path.unlink()
+        for name in os.listdir(self.folder):
+            if name.startswith((self.temp_prefix, ".maskmodel-tmp-")):
+                remove_own_file(self.folder / name)
+
+
+def _input_changes(old: dict, new: dict) -> list[str]:
+    """The prefixes that stand for another input now, and the inputs that got another prefix."""
+    changed = [f"inputs: {prefix} was {old[prefix]}, now {new[prefix]}" for prefix in sorted(set(old) & set(new))
+               if old[prefix] != new[prefix]]
+    was = {location: prefix for prefix, location in old.items()}
+    changed += [f"inputs: {location} was reported as {was[location]}, now as {prefix}"
+                for prefix, location in sorted(new.items()) if was.get(location, prefix) != prefix]
+    return changed
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
@@ -175,11 +297,6 @@ def recorded_name_problem(name: object) -> str | None:
     if parts[0] == STATE_FOLDER:
         return f"{name!r} is inside {STATE_FOLDER}/"
     return None
-
-
-def _refuse_symlink(path: Path) -> None:
-    if path.is_symlink():
-        raise UsageError(f"{path} is a symlink: maskmodel never writes through one")
 
 
 def _has_symlink_parent(root: Path, name: str) -> bool:

@@ -90,6 +90,8 @@ class LocalFolder:
         that go by it); it gets its final name when the block ends without error, and is removed
         otherwise."""
         *folders, name = relative.split("/")
+        if any(part in ("", ".", "..") for part in (*folders, name)):
+            raise ValueError(f"not a relative path inside the output folder: {relative!r}")
         parent_fd = self._open_folders(folders)
         try:
             suffix = Path(name).suffix[:16]
@@ -124,10 +126,6 @@ class LocalFolder:
             os.close(current)
             raise
         return current
-
-    def is_empty(self) -> bool:
-        return not self.root.exists() or not any(self.root.iterdir())
-
 
 class RemoteFolder:
     """A folder on a filesystem named by a URI, used through pyarrow's filesystem interface (fsspec

@@ -25,11 +25,12 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
-from maskmodel.outputs.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path
+from maskmodel.io.layout import is_safe_relative
+from maskmodel.io.runstate import STATE_FOLDER, RunState
+from maskmodel.outputs.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path, path_bytes
 
 if TYPE_CHECKING:
     from maskmodel.io.storage import LocalFolder, RemoteFolder
-    from maskmodel.io.runstate import RunState
 
 EXPORT_FORMATS = ("coco", "yolo", "voc")
 CLASSES_NAME, COCO_NAME, JSONL_NAME = "classes.txt", "predictions.coco.json", "results.jsonl"
@@ -177,6 +178,8 @@ def image_record(rows: list[dict]) -> dict:
     first = rows[0]
     record = {"path": original_path(first["path"]), "status": first["status"],
               "kind": "video" if is_video_block(rows) else "image"}
+    if "\\" in record["path"]:  # an escaped name (`report_path_text`): its bytes, as they are on disk
+        record["path_hex"] = path_bytes(first["path"]).hex()
     if first["status"] == STATUS_ERROR:
         return {**record, "message": first["message"]}
     record.update(width=int(first["width"]), height=int(first["height"]), detector=first["detector"],
@@ -226,6 +229,9 @@ class ExportWriter:
         """Record `names` as maskmodel's before any is written (those taken by other files are refused)."""
         new = []
         for name in dict.fromkeys(names):
+            if not is_safe_relative(name) or name.split("/")[0] == STATE_FOLDER:
+                self._refuse(name, "not a relative path inside the output folder")
+                continue
             if name in self.copies:
                 self._refuse(name, "the annotated copy of an input has this name")
                 continue

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from maskmodel.errors import UsageError
 from maskmodel.io.crawl import VIDEO_EXTENSIONS
+from maskmodel.io.layout import is_safe_relative
+from maskmodel.io.ownfiles import open_own_file, read_own_file, replace_own_file
 from maskmodel.results import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, Face, Frame, ImageResult
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ _TEXT_COLUMNS = ("label", "detector", "model", "message")
 
 class ReportError(UsageError):
     """An existing report cannot be resumed: it holds damaged records (not a torn last one)."""
+MAX_REPORT_BYTES = 1 << 32
 PARTS_FOLDER = "report.parts"  # a remote report's records, uploaded during the run (`ReportMirror`)
 MIN_TRACK_FRAMES = 2
 
@@ -97,10 +100,39 @@ def _error_row(relative: str, message: str) -> dict:
 
 
 def report_path_text(relative: str) -> str:
-    """A relative path as written in the report: valid UTF-8 even for names that are not
-    (undecodable bytes appear as backslash escapes), so the CSV always parses, and safe to open in a
-    spreadsheet (`spreadsheet_safe`)."""
-    return spreadsheet_safe(relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+    """A relative path as written in the report: valid UTF-8 even for names that are not, so the CSV
+    always parses, distinct for distinct names, and safe to open in a spreadsheet (`spreadsheet_safe`).
+
+    A name that is valid UTF-8 and holds no backslash is written as it is. In any other name every
+    backslash is doubled and every undecodable byte written as `\\xNN`: such a text always holds a
+    backslash, so it never equals a name written as it is, and `path_bytes` gives the bytes back."""
+    raw = relative.encode("utf-8", "surrogateescape")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\\" in text:
+        text = raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+    return spreadsheet_safe(text)
+
+
+def path_bytes(cell: str) -> bytes:
+    """The file name bytes of a report's `path` or `output` cell (undoes `report_path_text`)."""
+    text = original_path(cell)
+    if "\\" not in text:
+        return text.encode("utf-8")
+    out, position = bytearray(), 0
+    while position < len(text):
+        if text.startswith("\\\\", position):
+            out += b"\\"
+            position += 2
+        elif text.startswith("\\x", position):
+            out.append(int(text[position + 2:position + 4], 16))
+            position += 4
+        else:
+            out += text[position].encode("utf-8")
+            position += 1
+    return bytes(out)
 
 
 def spreadsheet_safe(text: str) -> str:
@@ -120,10 +152,11 @@ def _image_blocks(report_path: Path) -> list[list[dict]]:
     A run killed while writing (or stopped by a full disk) leaves at most a damaged last image: a
     torn record, missing columns, or fewer rows than its `rows` count. That image is dropped, so that
     it is processed again. Damage anywhere else (NUL bytes, records mixed by two runs at once) raises
-    `ReportError`.
+    `ReportError`, and so does a path or output name that is not a relative path inside the output
+    folder, or a path reported for two images: the report is read back like any input.
     """
-    with open(report_path, newline="", encoding="utf-8", errors="replace") as stream:
-        text = stream.read()
+    data = read_own_file(report_path, MAX_REPORT_BYTES) or b""
+    text = data.decode("utf-8", errors="replace")
     blocks: list[list[dict]] = []
     lines: list[int] = []
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -140,11 +173,31 @@ def _image_blocks(report_path: Path) -> list[list[dict]]:
         raise ReportError(f"{report_path} has other columns than this version writes; use another --out")
     if blocks and (not text.endswith("\r\n") or not _complete(blocks[-1])):
         blocks.pop()
+    seen: set[str] = set()
     for block, line in zip(blocks, lines):
         if not _complete(block):
             raise ReportError(f"{report_path} is damaged at line {line} ({block[0]['path']!r}): it was written by "
                               "two runs at once or edited; move it away and run again, or use --overwrite")
+        problem = _names_problem(block[0], seen)
+        if problem:
+            raise ReportError(f"{report_path} is damaged at line {line}: {problem}; move it away and run again, "
+                              "or use --overwrite")
+        seen.add(block[0]["path"])
     return blocks
+
+
+def _names_problem(row: dict, seen: set[str]) -> str | None:
+    """Why the `path` and `output` cells of an image's first row cannot be this version's, or None."""
+    path, output = original_path(row["path"]), original_path(row["output"])
+    if not is_safe_relative(path):
+        return f"the path {path!r} is not a relative path inside the output folder"
+    if output and not is_safe_relative(output):
+        return f"the output {output!r} is not a relative path inside the output folder"
+    if path.split("/")[0] == ".maskmodel" or output.split("/")[0] == ".maskmodel":
+        return f"{path!r} names the state folder .maskmodel"
+    if row["path"] in seen:
+        return f"the path {path!r} is reported for two images"
+    return None
 
 
 def _complete(block: list[dict]) -> bool:
@@ -161,26 +214,24 @@ def _retryable(block: list[dict]) -> bool:
     return block[0]["status"] == STATUS_ERROR and block[0]["message"].startswith(WORKER_DIED.split("{")[0])
 
 
-def prepare_resume(report_path: Path, temporary: Path | None = None) -> set[str]:
+def prepare_resume(report_path: Path, temp_prefix: str = ".maskmodel-tmp-") -> set[str]:
     """Paths already fully reported (for `--resume`). A damaged last image and the images whose worker
-    process died are removed from the report first (via `temporary`), so they are done again."""
-    if not report_path.exists() or report_path.stat().st_size == 0:
+    process died are removed from the report first (a new file named `temp_prefix...`, renamed over it),
+    so they are done again."""
+    blocks = [block for block in read_report(report_path) if not _retryable(block)]
+    if not blocks and not os.path.lexists(report_path):
         return set()
-    blocks = [block for block in _image_blocks(report_path) if not _retryable(block)]
-    temporary = temporary or report_path.with_name(f".{report_path.name}.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=COLUMNS)
-        writer.writeheader()
-        for block in blocks:
-            writer.writerows(block)
-    os.replace(temporary, report_path)
+    stream = io.StringIO(newline="")
+    writer = csv.DictWriter(stream, fieldnames=COLUMNS)
+    writer.writeheader()
+    for block in blocks:
+        writer.writerows(block)
+    replace_own_file(report_path, stream.getvalue().encode("utf-8"), temp_prefix)
     return {block[0]["path"] for block in blocks}
 
 
 def read_report(report_path: Path) -> list[list[dict]]:
     """The rows of a report, grouped by image (a damaged last image left out)."""
-    if not report_path.exists() or report_path.stat().st_size == 0:
-        return []
     return _image_blocks(report_path)
 
 
@@ -191,14 +242,14 @@ class ReportWriter:
 
     def __init__(self, path: Path, append: bool) -> None:
         self.path = path
-        exists = append and path.exists() and path.stat().st_size > 0
-        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | (os.O_APPEND if exists else os.O_TRUNC)
         try:
-            self._handle = os.open(path, flags, 0o644)
+            self._handle = open_own_file(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else 0))
+        except UsageError:
+            raise
         except OSError as error:
-            raise OSError(f"cannot write the report {path}: {error.strerror or error}"
-                          + (" (it is a symlink)" if path.is_symlink() else "")) from None
-        if not exists:
+            raise OSError(f"cannot write the report {path}: {error.strerror or error}") from None
+        if not (append and os.fstat(self._handle).st_size > 0):
+            os.ftruncate(self._handle, 0)
             self._append(",".join(COLUMNS) + "\r\n")
 
     def write(self, rows: list[dict]) -> None:

@@ -22,13 +22,15 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import stat
 from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 
-from maskmodel.runtime.files import cache_dir
-from maskmodel.runtime.onnxproto import without_initializer_inputs
+from maskmodel.runtime.files import cache_dir, file_kind
+from maskmodel.runtime.onnxproto import external_data_locations, without_initializer_inputs
 from maskmodel.runtime.opencv import require
 
 BACKENDS = ("auto", "opencv", "onnxruntime", "openvino")
@@ -263,6 +265,7 @@ def open_network(model: str | os.PathLike | bytes, backend: str = "auto", precis
     resolved = resolve_precision(name, precision)
     label = _label(model)
     data = model if isinstance(model, bytes) else _read_bytes(model)
+    _check_external_data(data, None if isinstance(model, bytes) else Path(model).parent, label)
     threads = max(1, cv2.getNumThreads() if threads is None else threads)
     if name != "opencv":
         data = _prepared(data, label)
@@ -271,6 +274,36 @@ def open_network(model: str | os.PathLike | bytes, backend: str = "auto", precis
     if name == "openvino":
         return OpenVINONetwork(data, label, outputs, threads, resolved, static_shapes)
     return OpenCVNetwork(data, label, outputs, engine)
+
+
+def _check_external_data(model: bytes, folder: Path | None, label: str) -> None:
+    """Refuse (`ValueError`) weights kept outside the model file unless each is a regular file inside the
+    model's own folder (not a symlink, a FIFO or a device; no absolute path, no `..`), whatever the
+    backend: a runtime would otherwise open whatever the model names, and block on a FIFO."""
+    try:
+        locations = external_data_locations(model)
+    except (ValueError, IndexError):
+        return  # not a protobuf message: the backend says so
+    for location in locations:
+        problem = None
+        parts = PurePosixPath(location).parts
+        if folder is None:
+            problem = "a model given as bytes has no folder for them"
+        elif not location or location.startswith("/") or "\\" in location or ".." in parts:
+            problem = "not a relative name inside the model's folder"
+        else:
+            try:
+                info = os.lstat(folder / location)
+            except OSError as error:
+                problem = error.strerror or str(error)
+            else:
+                real, base = os.path.realpath(folder / location), os.path.realpath(folder)
+                if stat.S_ISLNK(info.st_mode) or os.path.commonpath([real, base]) != base:
+                    problem = "a link, or outside the model's folder"
+                elif not stat.S_ISREG(info.st_mode):
+                    problem = f"not a regular file ({file_kind(info.st_mode)})"
+        if problem:
+            raise ValueError(f"cannot load ONNX model {label}: its weights in {location!r} are refused: {problem}")
 
 
 def _prepared(model: bytes, label: str) -> bytes:

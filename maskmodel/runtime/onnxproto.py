@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 GRAPH, INITIALIZER, INPUT, OUTPUT = 7, 5, 11, 12
-TENSOR_NAME = 8
+TENSOR_NAME, TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 8, 13, 14
+SPARSE_INITIALIZER, SPARSE_VALUES, SPARSE_INDICES = 15, 1, 2
 
 
 def varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -96,3 +97,28 @@ def without_initializer_inputs(model: bytes) -> bytes:
                         if not (f == INPUT and p is not None and name_of(p) in weights))
 
     return with_nested(model, (GRAPH,), graph)
+
+
+def external_data_locations(model: bytes) -> list[str]:
+    """The `location` of every weight of the graph that is kept outside the model file (ONNX external
+    data: a TensorProto with `external_data` entries), dense and sparse initializers alike; a weight
+    marked external without a location gives ``""``."""
+    graph = next((p for f, p, _ in fields(model) if f == GRAPH and p is not None), b"")
+    tensors = []
+    for field, payload, _ in fields(graph):
+        if payload is None:
+            continue
+        if field == INITIALIZER:
+            tensors.append(payload)
+        elif field == SPARSE_INITIALIZER:
+            tensors += [p for f, p, _ in fields(payload) if f in (SPARSE_VALUES, SPARSE_INDICES) and p is not None]
+    locations = []
+    for tensor in tensors:
+        entries = [p for f, p, _ in fields(tensor) if f == TENSOR_EXTERNAL_DATA and p is not None]
+        external = entries or any(f == TENSOR_DATA_LOCATION and raw[-1:] == b"\x01" for f, _, raw in fields(tensor))
+        if not external:
+            continue
+        pairs = [{f: p for f, p, _ in fields(entry) if p is not None} for entry in entries]
+        locations.append(next((pair.get(2, b"").decode("utf-8", "replace") for pair in pairs
+                               if pair.get(1) == b"location"), ""))
+    return locations

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskmodel.errors import UsageError
 from maskmodel.runtime.opencv import require
 from maskmodel.drawing.draw import draw_faces
 from maskmodel.drawing.labels import DEFAULT_STYLE, LabelStyle
@@ -96,6 +97,13 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
     if frames == 0:
         raise VideoReadError("no frame could be decoded (truncated file or unsupported codec)")
     return results, size
+
+
+def check_codec(codec: str | None) -> None:
+    """Refuse (`UsageError`) a `--codec` that is not a FOURCC: four printable ASCII characters."""
+    if codec is not None and not (len(codec) == 4 and codec.isascii() and codec.isprintable()):
+        raise UsageError(f"Expected --codec to be a FOURCC: four ASCII characters such as mp4v or MJPG. "
+                         f"Received: codec={codec!r}")
 
 
 def open_video_writer(out_path: Path, codec: str | None, fps: float, width: int, height: int) -> cv2.VideoWriter:
