@@ -1,6 +1,6 @@
 """The speed/accuracy frontier of `maskmodel annotate` against the AIZOO peer, like for like.
 
-    python -m bench.frontier [--photos 600] [--configs NAME,...] [--copies NAME,...] [--accuracy-from JSON]
+    python -m bench.frontier [--photos 600] [--configs NAME,...] [--copies NAME,...] [--repeat N] [--accuracy-from JSON]
                              [--out bench/results/frontier.json] [--plot docs/img/frontier.png]
 
 Speed: each configuration is the whole installed command (`maskmodel annotate DIR --out X --quiet`, no
@@ -49,8 +49,6 @@ CONFIGS = {
     "default": [],
     "default with --jobs 1": ["--jobs", "1"],
     "--preset accuracy": ["--preset", "accuracy"],
-    "centerface 384": ["--scales", "384", "--first-pass", "0"],
-    "centerface 512": ["--scales", "512", "--first-pass", "0"],
     "centerface 640": ["--scales", "640", "--first-pass", "0"],
     "centerface 800 (previous default)": ["--scales", "800", "--first-pass", "0"],
     "centerface 1024": ["--scales", "1024", "--first-pass", "0"],
@@ -116,20 +114,26 @@ def time_peer(photos: Path, save: bool) -> float:
     return len(list(photos.iterdir())) / seconds
 
 
-def timed_in_turn(runs: dict[str, list[str]], photos: Path, copies: bool) -> dict[str, dict]:
+def timed_in_turn(runs: dict[str, list[str]], photos: Path, copies: bool, rounds: int = 1) -> dict[str, dict]:
     """Each configuration's run with the peer timed right before and after it (peer, run, peer, run, ..., peer:
-    each peer run serves the configurations on both sides): images/s, first copy, memory and the ratio to
-    the mean of its two peer runs."""
+    each peer run serves the configurations on both sides), the list `rounds` times: the median run's images/s,
+    first copy and memory, and the median of its per-round ratios to the mean of its two peer runs."""
     extra = [] if copies else ["--dry-run"]
-    peer_before, results = time_peer(photos, copies), {}
-    for name, flags in runs.items():
-        with tempfile.TemporaryDirectory(prefix="bench-frontier-") as folder:
-            run = common.run_annotate(photos, Path(folder) / "out", *flags, *extra)
-        peer_after = time_peer(photos, copies)
-        peer = (peer_before + peer_after) / 2
-        results[name] = {**run, "peer_images_per_second": peer, "ratio": run["images_per_second"] / peer}
-        print(f"speed ({'copies' if copies else 'report only'}): {name} {results[name]['ratio']:.2f}x", file=sys.stderr)
-        peer_before = peer_after
+    peer_before, measured = time_peer(photos, copies), {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, flags in runs.items():
+            with tempfile.TemporaryDirectory(prefix="bench-frontier-") as folder:
+                run = common.run_annotate(photos, Path(folder) / "out", *flags, *extra)
+            peer_after = time_peer(photos, copies)
+            peer = (peer_before + peer_after) / 2
+            measured[name].append({**run, "peer_images_per_second": peer, "ratio": run["images_per_second"] / peer})
+            print(f"speed ({'copies' if copies else 'report only'}): {name} {measured[name][-1]['ratio']:.2f}x",
+                  file=sys.stderr)
+            peer_before = peer_after
+    results = {}
+    for name, runs_of_name in measured.items():
+        ordered = sorted(runs_of_name, key=lambda r: r["ratio"])
+        results[name] = {**ordered[len(ordered) // 2], "ratios": [r["ratio"] for r in runs_of_name]}
     return results
 
 
@@ -150,11 +154,12 @@ def plot(rows: list[dict], peer: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 5.5), dpi=110)
-    for row in rows:
+    for index, row in enumerate(rows):
         preset = row["name"] in PRESETS
         axes.scatter(row["map50"], row["ratio"], s=60 if preset else 25, color="tab:blue" if preset else "tab:gray",
                      zorder=3)
-        axes.annotate(row["name"], (row["map50"], row["ratio"]), textcoords="offset points", xytext=(5, 4),
+        axes.annotate(row["name"], (row["map50"], row["ratio"]), textcoords="offset points",
+                      xytext=(5, 4) if preset or index % 2 else (5, -11),
                       fontsize=8, fontweight="bold" if preset else "normal")
     axes.scatter(peer["map50"], 1.0, s=80, marker="*", color="tab:red", zorder=4)
     axes.annotate("AIZOO peer", (peer["map50"], 1.0), textcoords="offset points", xytext=(5, -12), color="tab:red",
@@ -176,6 +181,9 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated names from CONFIGS.")
     parser.add_argument("--copies", default=",".join(PRESETS),
                         help="Configurations also timed with annotated copies (against the peer's copies).")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="Rounds over the configurations; each reports its median round (ratios drift between "
+                             "rounds on a shared machine).")
     parser.add_argument("--accuracy-from", type=Path,
                         help="Take the accuracy of the configurations (and the peer's) from this earlier JSON of this "
                              "script (accuracy does not vary between runs; speed does).")
@@ -194,8 +202,9 @@ def main() -> None:
         quality = accuracy({n: f for n, f in configs.items() if "--jobs" not in f}, sets)
     with tempfile.TemporaryDirectory(prefix="bench-photos-") as folder:
         photos = speed_photos(args.photos, Path(folder))
-        report = timed_in_turn(configs, photos, copies=False)
-        copies = timed_in_turn({n: f for n, f in configs.items() if n in args.copies.split(",")}, photos, copies=True)
+        report = timed_in_turn(configs, photos, copies=False, rounds=args.repeat)
+        copies = timed_in_turn({n: f for n, f in configs.items() if n in args.copies.split(",")}, photos, copies=True,
+                               rounds=args.repeat)
     speeds = {name: {"report": report[name], **({"copies": copies[name]} if name in copies else {})} for name in configs}
     lines = ["| configuration | flags | images/s report only (ratio to AIZOO) | images/s with copies (ratio) | "
              "crowd-dev face AP50 / mAP50 | ILC val face AP50 / mAP50 | first copy s | peak MiB |",
@@ -204,9 +213,8 @@ def main() -> None:
     for name, flags in configs.items():
         measured = quality.get(name) or quality["default"]  # --jobs changes speed only
         report, copies = speeds[name]["report"], speeds[name].get("copies")
-        lines.append(f"| {name} | `{' '.join(flags) or '(none)'}` | {report['images_per_second']:.1f} "
-                     f"({report['ratio']:.2f}x) | "
-                     + (f"{copies['images_per_second']:.1f} ({copies['ratio']:.2f}x)" if copies else "") + " | "
+        lines.append(f"| {name} | `{' '.join(flags) or '(none)'}` | {_speed(report)} | "
+                     + (_speed(copies) if copies else "") + " | "
                      f"{measured['crowd-dev']['face_ap50']:.3f} / {measured['crowd-dev']['map50']:.3f} | "
                      f"{measured['ilc-val']['face_ap50']:.3f} / {measured['ilc-val']['map50']:.3f} | "
                      + (f"{copies['first_output_seconds']:.2f}" if copies and copies["first_output_seconds"] else "")
@@ -219,6 +227,12 @@ def main() -> None:
     plot(rows, peer, args.plot)
     common.publish(table, {"photos": args.photos, "machine": platform.machine(), "cpu": _cpu_name(),
                            "peer": peer, "accuracy": quality, "speed": speeds}, args.out)
+
+
+def _speed(run: dict) -> str:
+    """Images/s and the ratio to the peer, with the range of the rounds' ratios when there were several."""
+    spread = f"; rounds {min(run['ratios']):.2f}-{max(run['ratios']):.2f}x" if len(run["ratios"]) > 1 else ""
+    return f"{run['images_per_second']:.1f} ({run['ratio']:.2f}x{spread})"
 
 
 def _cpu_name() -> str:

@@ -53,11 +53,13 @@ PREVIOUS_CLASSIFIER = "mask-mobilenetv2-0.35@1.0.0"
 YUNET, CENTERFACE = YuNetDetector.PRESETS, CenterFaceDetector.PRESETS
 OLD_DEFAULT = "old default: yunet 640+1024 t0.6"
 CONFIGS = {
-    "default: centerface 800 t0.3": ("centerface", {}, FAST, None),
+    "default: centerface 384 first pass then 800 for small faces t0.3": ("centerface", {}, FAST, None),
+    "previous default: centerface 800 t0.3": ("centerface", {"first_pass": 0}, FAST, None),
+    "fast: centerface 384 t0.3": ("centerface", CENTERFACE["fast"], FAST, None),
     "default with the crowd-dev box style": ("centerface", {}, FAST, BOX_STYLES["crowd-dev"]["centerface"]),
     "default with the previous classifier (0.35@1.0.0)": ("centerface", {}, PREVIOUS_CLASSIFIER, None),
     "speed: centerface 512 t0.3": ("centerface", CENTERFACE["speed"], FAST, None),
-    "centerface 640 t0.3": ("centerface", {"scales": (640,)}, FAST, None),
+    "centerface 640 t0.3": ("centerface", {"scales": (640,), "first_pass": 0}, FAST, None),
     "accuracy: centerface 1024 mirrored t0.2": ("centerface", CENTERFACE["accuracy"], FAST, None),
     OLD_DEFAULT: ("yunet", {}, FAST, None),
     "yunet --preset speed": ("yunet", YUNET["speed"], FAST, None),

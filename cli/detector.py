@@ -35,8 +35,10 @@ OPTIONS = (
     click.option("--face-detector", type=FaceDetectorChoice(), default=DEFAULT_FACE_DETECTOR, show_default=True,
                  help=face_detector_help("Face detector.")),
     click.option("--preset", type=click.Choice(PRESET_NAMES), default="default", show_default=True,
-                 help="centerface and yunet settings measured on crowd-dev and ILC val (docs/benchmarks.md): "
-                      "speed (fewer or smaller passes), accuracy (more passes, mirrored; several times slower). "
+                 help="centerface and yunet settings measured on crowd-dev and ILC val (docs/benchmarks.md, "
+                      "python -m bench.frontier; CenterFace, images/s against the AIZOO peer, crowd-dev mAP50): "
+                      "fast (384 px: 1.2x, 0.64), speed (512 px: 0.9x, 0.72), default (384 px, then 800 px where "
+                      "faces are small: 0.8x, 0.80), accuracy (1024 px mirrored: 0.2x, 0.82); the peer: 1.0x, 0.39. "
                       "Options given explicitly override it."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                  help="Face detector score threshold (detector default if not given; CenterFace scores run "
