@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,24 @@ def write_image(path: Path, image: np.ndarray) -> Path:
     assert ok
     path.write_bytes(data.tobytes())
     return path
+
+
+def rows_of(out: Path) -> list[dict]:
+    """The rows of `out`'s report.csv."""
+    with open(out / "report.csv", newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+def tree(root: Path, skip: Path | None = None) -> dict[Path, str]:
+    """Every file under `root` (not following links, leaving out the folder `skip`) with its sha256, links with
+    their target."""
+    found = {}
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if skip is None or Path(directory) / d != skip]
+        for name in files:
+            path = Path(directory) / name
+            found[path] = os.readlink(path) if path.is_symlink() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
 
 
 def crowd_images(count: int) -> list[Path]:

@@ -5,8 +5,6 @@ in the name); real files, real links and real processes."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import os
 import shutil
@@ -18,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import write_image
+from helpers import rows_of, tree, write_image
 from maskmodel.cli.main import main
 
 
@@ -34,22 +32,6 @@ def run(*args, timeout=120):
 
 def image(path, value=90):
     return write_image(Path(path), np.full((48, 64, 3), value, np.uint8))
-
-
-def rows_of(out):
-    with open(out / "report.csv", newline="", encoding="utf-8") as stream:
-        return list(csv.DictReader(stream))
-
-
-def digests(root, skip=None):
-    """Every file under `root` (links not followed) with its sha256, links with their target."""
-    found = {}
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = [d for d in subdirs if skip is None or Path(directory) / d != skip]
-        for name in files:
-            path = Path(directory) / name
-            found[path] = os.readlink(path) if path.is_symlink() else hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
 
 
 def journal(out):
@@ -128,10 +110,10 @@ def test_4_a_report_path_that_climbs_out_is_refused_and_nothing_is_written_outsi
     report = (done / "report.csv").read_bytes()
     assert b"\r\na.png," in report
     (done / "report.csv").write_bytes(report.replace(b"\r\na.png,", b"\r\n../../escaped.png,", 1))
-    outside = digests(tmp_path, skip=done)
+    outside = tree(tmp_path, skip=done)
     result = cli("annotate", photos, "--out", done, "-q", "--resume", "--save", "yolo", "--save", "voc")
     assert result.exit_code == 2 and "not a relative path inside the output folder" in result.output, result.output
-    assert digests(tmp_path, skip=done) == outside
+    assert tree(tmp_path, skip=done) == outside
     assert not list(tmp_path.parent.glob("escaped.*")) and not list(tmp_path.glob("escaped.*"))
     assert all(isinstance(name, str) and ".." not in name.split("/") for name in journal(done))
 
@@ -261,7 +243,7 @@ def test_9_resume_without_blur_or_drawing_options_is_refused(tmp_path, photos, f
 def test_10_an_out_that_is_the_input_through_a_bind_mount_is_refused(tmp_path, photos):
     mounted = tmp_path / "mounted"
     mounted.mkdir()
-    before = digests(photos)
+    before = tree(photos)
     script = (f'mount --bind "{photos}" "{mounted}" && exec "{sys.executable}" -m maskmodel annotate "{photos}" '
               f'--out "{mounted}" -q --overwrite')
     probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
@@ -270,7 +252,7 @@ def test_10_an_out_that_is_the_input_through_a_bind_mount_is_refused(tmp_path, p
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "is the input" in result.stderr
-    assert digests(photos) == before and not (photos / ".maskmodel").exists()
+    assert tree(photos) == before and not (photos / ".maskmodel").exists()
 
 
 def test_11_an_input_folder_inside_out_is_an_error_row(tmp_path, photos):
@@ -473,8 +455,8 @@ def test_any_sequence_of_runs_kills_and_planted_links_keeps_originals_and_gives_
         outside.write_text("not maskmodel's")
         out, saved = work / "out", work / "saved"
         saved.mkdir()
-        originals = digests(photos)
-        everything_outside = digests(photos.parent, skip=work)
+        originals = tree(photos)
+        everything_outside = tree(photos.parent, skip=work)
         assert cli("annotate", photos, "--out", out, "-q").exit_code == 0
         planted: list[Path] = []
         for step in steps:
@@ -498,9 +480,9 @@ def test_any_sequence_of_runs_kills_and_planted_links_keeps_originals_and_gives_
                 time.sleep(step[2])
                 process.send_signal(signal.SIGKILL)
                 process.wait()
-            assert digests(photos) == originals
+            assert tree(photos) == originals
             assert outside.read_text() == "not maskmodel's"
-            assert digests(photos.parent, skip=work) == everything_outside
+            assert tree(photos.parent, skip=work) == everything_outside
         for where in planted:  # the user moves away what the refusals named, and puts back what was there
             if os.path.lexists(where):
                 where.unlink()

@@ -2,7 +2,6 @@
 gets its own result, one bad file never stops the batch, reports are whole and safe to open."""
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskmodel.cli.main import main
-from helpers import CROWD_DEV, crowd_images, write_image
+from helpers import CROWD_DEV, crowd_images, rows_of, tree, write_image
 from maskmodel.outputs.report import COLUMNS, original_path
 from maskmodel import zoo
 from maskmodel.detect.detector_config import DEFAULT_FACE_DETECTOR
@@ -30,22 +29,6 @@ MIXED = CROWD_DEV / "images" / "maksssksksss148.png"  # five faces
 
 def annotate(*args):
     return CliRunner().invoke(main, ["annotate", *map(str, args), "-q"])
-
-
-def rows_of(out):
-    with open(out / "report.csv", newline="", encoding="utf-8") as stream:
-        return list(csv.DictReader(stream))
-
-
-def tree(root, skip=None):
-    """Every file under `root` (not following links) with its sha256, links with their target."""
-    found = {}
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = [d for d in subdirs if skip is None or Path(directory) / d != skip]
-        for name in files:
-            path = Path(directory) / name
-            found[path] = os.readlink(path) if path.is_symlink() else hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
 
 
 def image(path, height=48, width=64, value=90):
