@@ -136,17 +136,35 @@ class Network:
 
 
 class OpenCVNetwork(Network):
+    """`cv2.dnn`. On OpenCV 4, a net whose input shape changes gives wrong outputs from then on (CenterFace on
+    4.12: 84 boxes instead of 23 on a crowd photo after one photo of another size), so there each input shape
+    gets a net of its own (the last `MAX_SHAPES` kept); OpenCV 5 reshapes one net correctly."""
+
     backend = "opencv"
+    NET_PER_SHAPE = int(cv2.__version__.split(".")[0]) < 5
+    MAX_SHAPES = 8
 
     def __init__(self, model: bytes, label: str, outputs: Sequence[str] | None, engine: str) -> None:
-        self._net = read_onnx(model, engine, label)
+        self._model, self._label, self._engine = model, label, engine
+        self._spare: cv2.dnn.Net | None = read_onnx(model, engine, label)  # read now: a bad model fails at load
+        self._nets: dict[tuple[int, ...] | None, cv2.dnn.Net] = {}
         self._outputs = list(outputs) if outputs else None
 
+    def _net(self, shape: tuple[int, ...]) -> cv2.dnn.Net:
+        key = shape if self.NET_PER_SHAPE else None
+        if key not in self._nets:
+            if len(self._nets) >= self.MAX_SHAPES:
+                self._nets.pop(next(iter(self._nets)))
+            net, self._spare = self._spare or read_onnx(self._model, self._engine, self._label), None
+            self._nets[key] = net
+        return self._nets[key]
+
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
-        self._net.setInput(blob)
+        net = self._net(blob.shape)
+        net.setInput(blob)
         if self._outputs:
-            return list(self._net.forward(self._outputs))
-        return [self._net.forward()]
+            return list(net.forward(self._outputs))
+        return [net.forward()]
 
 
 class OnnxRuntimeNetwork(Network):
