@@ -241,9 +241,8 @@ class OpenVINONetwork(Network):
         return [results[port] for port in outputs]
 
 
-@functools.cache
 def _model_cache() -> dict:
-    """OpenVINO's `CACHE_DIR` setting: maskmodel's cache folder, or none where it cannot be made."""
+    """OpenVINO's `CACHE_DIR` setting: maskmodel's cache folder as it is now, or none where it cannot be made."""
     folder = cache_dir() / "openvino"
     try:
         folder.mkdir(parents=True, exist_ok=True)
