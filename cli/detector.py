@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
 from maskmodel.detect.detector_config import (DEFAULT_FACE_DETECTOR, DETECTOR_CLASSES, PRESET_NAMES, DetectorConfig,
                                               DetectorConfigError, missing_capability)
+from maskmodel.zoo.local_detectors import is_local_detector
 
 
 class FaceDetectorChoice(click.Choice):
-    """Every face detector's short name (and `extra` names such as `none`); a detector that cannot run with
-    the installed OpenCV is refused with the one-line reason and remedy of `missing_capability`."""
+    """Every face detector's short name (and `extra` names such as `none`), or with `runs`, the folder of a
+    `maskmodel train-detector` run (returned as its absolute path); a detector that cannot run with the
+    installed OpenCV is refused with the one-line reason and remedy of `missing_capability`."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, runs: bool = False) -> None:
         super().__init__([*DETECTOR_CLASSES, *extra])
+        self.runs = runs
+
+    def get_metavar(self, param, *args, **kwargs) -> str:
+        choices = super().get_metavar(param, *args, **kwargs)
+        return f"{choices[:-1]}|RUN{choices[-1]}" if self.runs else choices
 
     def convert(self, value, param, ctx):
+        if self.runs and value not in self.choices and is_local_detector(value):
+            return str(Path(value).resolve())
+        if self.runs and value not in self.choices and Path(value).is_dir():
+            self.fail(f"{value} is not a maskmodel train-detector run: it has no model.json of a face detector",
+                      param, ctx)
         name = super().convert(value, param, ctx)
         problem = missing_capability(name) if name in DETECTOR_CLASSES else None
         if problem:
@@ -32,8 +45,10 @@ def face_detector_help(text: str) -> str:
 
 
 OPTIONS = (
-    click.option("--face-detector", type=FaceDetectorChoice(), default=DEFAULT_FACE_DETECTOR, show_default=True,
-                 help=face_detector_help("Face detector.")),
+    click.option("--face-detector", type=FaceDetectorChoice(runs=True), default=DEFAULT_FACE_DETECTOR,
+                 show_default=True, help=face_detector_help("Face detector: a short name, or the folder of a "
+                                                            "`maskmodel train-detector` run (its file checked "
+                                                            "against its card).")),
     click.option("--preset", type=click.Choice(PRESET_NAMES), default="default", show_default=True,
                  help="centerface and yunet settings measured on crowd-dev and ILC val (docs/benchmarks.md, "
                       "python -m bench.frontier; CenterFace, images/s against the AIZOO peer, crowd-dev mAP50): "
@@ -84,8 +99,10 @@ def detector_settings(face_detector: str, preset: str, threshold: float | None, 
     from maskmodel.detect.boxstyle import BoxAdjust
 
     try:
-        config = DetectorConfig.preset(preset, face_detector, score_threshold=threshold, scales=_parse_scales(scales),
-                                       flip=flip, nms_threshold=nms_iou, first_pass=first_pass)
+        given = {"score_threshold": threshold, "scales": _parse_scales(scales), "flip": flip, "nms_threshold": nms_iou,
+                 "first_pass": first_pass}
+        config = (DetectorConfig.preset(preset, face_detector, **given) if face_detector in DETECTOR_CLASSES
+                  else DetectorConfig.trained(face_detector, preset, **given))
     except DetectorConfigError as error:
         raise click.BadParameter(str(error), param_hint=OPTION_OF.get(error.field)) from None
     try:

@@ -17,6 +17,7 @@ from maskmodel.cli.evaluate import evaluate
 from maskmodel.cli.export import export
 from maskmodel.cli.models import models
 from maskmodel.cli.train import train
+from maskmodel.cli.train_detector import train_detector
 from maskmodel.cli.verbosity import verbose, with_verbose
 from maskmodel.cli.watch import watch
 
@@ -56,6 +57,6 @@ def main() -> None:
     """Face-mask detection: annotate photo folders, train and manage models."""
 
 
-for command in (annotate, predict, evaluate, export, train, models, watch):
+for command in (annotate, predict, evaluate, export, train, train_detector, models, watch):
     main.add_command(command)
 with_verbose(main)

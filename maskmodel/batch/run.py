@@ -38,7 +38,6 @@ from maskmodel.results import ImageResult
 from maskmodel.io.runstate import OWN_FILES, STATE_FOLDER, RunState
 from maskmodel.batch.worker import AnnotateSettings, build_detector
 from maskmodel.video.frames import check_codec
-from maskmodel.zoo.registry import model_info
 
 REPORT_NAME, SUMMARY_NAME = OWN_FILES
 
@@ -185,7 +184,7 @@ def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, 
                                                              "input_size", "min_size") if hasattr(face_detector, key)}
     return {
         "inputs": [str(_public(i)) for i in inputs],
-        "face_detector": {"name": face_detector.name, "model": model_info(config.name, config.version).spec,
+        "face_detector": {"name": face_detector.name, "model": config.model_spec(),
                           **settings},
         "model": detector.model_name,
         "classes": detector.classes,
@@ -205,7 +204,7 @@ def _configuration(detector: MaskDetector, settings: AnnotateSettings, roots: li
     The inputs are recorded as their report-path prefixes and the real paths these stand for."""
     config = settings.detector
     inputs = {root.prefix or ".": str(root.real if root.real is not None else _public(root.location)) for root in roots}
-    return {"detector": {"name": config.name, "model": model_info(config.name, config.version).spec, **config.resolved()},
+    return {"detector": {"name": config.name, "model": config.model_spec(), **config.resolved()},
             "model": detector.model_name, "classes": list(detector.classes), "box_adjust": asdict(detector.box_adjust),
             "every": settings.every, "inputs": inputs, "blur_faces": settings.blur_faces,
             "image_format": settings.image_format, "style": asdict(settings.style), "codec": settings.codec,

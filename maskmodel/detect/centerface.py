@@ -22,10 +22,29 @@ from maskmodel.classify.crops import resize_image
 from maskmodel.detect.boxes import (MIN_DETECTION_SIDE, NO_FACES, NO_LANDMARKS, merge_passes, mirror_boxes,
                                     mirror_landmarks)
 from maskmodel.runtime.backends import open_network
-from maskmodel.runtime.onnxproto import fields, message, name_of, with_nested
+from maskmodel.runtime.onnxproto import GRAPH, OUTPUT, fields, message, name_of, with_nested
 
 STRIDE, PAD = 4, 32
 OUTPUTS = ("537", "538", "539", "540")  # heat, scale, offset, landmarks
+TRAINED_OUTPUTS = ("heat", "scale", "offset", "landmarks")  # a model of `maskmodel train-detector`
+
+
+def graph_outputs(model: bytes) -> tuple[str, ...]:
+    """The output names of an ONNX model's graph."""
+    graph = next((value for field, value, _ in fields(model) if field == GRAPH and value is not None), b"")
+    return tuple(name_of(value) for field, value, _ in fields(graph) if field == OUTPUT and value is not None)
+
+
+def prepared_centerface(model: bytes, label: str) -> tuple[bytes, tuple[str, ...]]:
+    """A CenterFace ONNX model ready to run, and its four outputs in order: the published file made dynamic,
+    or a `maskmodel train-detector` export as it is. Raises `ValueError` for any other model."""
+    names = graph_outputs(model)
+    if names == OUTPUTS:
+        return dynamic_onnx(model), OUTPUTS
+    if names == TRAINED_OUTPUTS:
+        return model, TRAINED_OUTPUTS
+    raise ValueError(f"{label} is not a CenterFace model: its outputs are {list(names)[:8]}, expected "
+                     f"{list(OUTPUTS)} (the published file) or {list(TRAINED_OUTPUTS)} (maskmodel train-detector)")
 
 
 def _dynamic_shape(shape: bytes) -> bytes:
@@ -70,7 +89,8 @@ class CenterFaceDetector:
     """CenterFace, run at one or more image sizes, optionally also on the mirrored image.
 
     Args:
-        model_path: the upstream `centerface_bnmerged.onnx` (made dynamic in memory).
+        model_path: the upstream `centerface_bnmerged.onnx` (made dynamic in memory), or the `model.onnx` of
+            a `maskmodel train-detector` run.
         scales: longer image side, in pixels, of each detection pass (`None`: native size).
             Defaults to `(800,)`.
         score_threshold: minimum face score (CenterFace scores run lower than YuNet's). With several
@@ -121,7 +141,8 @@ class CenterFaceDetector:
         self._pass_threshold = score_threshold / 2 if len(scales) > 1 or flip else score_threshold
         self.flip, self.merge, self.name = flip, merge, name
         self.first_pass, self.refine_below = first_pass, refine_below
-        self._network = open_network(dynamic_onnx(Path(model_path).read_bytes()), backend, precision, OUTPUTS)
+        model, outputs = prepared_centerface(Path(model_path).read_bytes(), str(model_path))
+        self._network = open_network(model, backend, precision, outputs)
         self.backend, self.precision = self._network.backend, self._network.precision
 
     def detect(self, image: np.ndarray) -> np.ndarray:

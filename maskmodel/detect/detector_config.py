@@ -13,19 +13,23 @@ names the class that runs the model's files (`DETECTOR_CLASSES`).
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from maskmodel.detect.centerface import CenterFaceDetector
 from maskmodel.detect.faces import FaceDetector, HaarDetector, SSDDetector, YuNetDetector
 from maskmodel.errors import UsageError
 from maskmodel.runtime.opencv import FORMAT_CAPABILITY, OpenCVCapabilityError, has, missing_message
 from maskmodel.zoo.downloads import weights_path
+from maskmodel.zoo.local_detectors import detector_card, detector_file
 from maskmodel.zoo.registry import DEFAULT_FACE_DETECTOR, model_info
 
 DETECTOR_CLASSES: dict[str, type] = {
     "centerface": CenterFaceDetector, "yunet": YuNetDetector, "ssd": SSDDetector, "haar": HaarDetector,
 }
 PRESET_NAMES = ("fast", "speed", "default", "accuracy")
+LOCAL = "local"  # the version of a detector trained here (`path`: its `maskmodel train-detector` run folder)
 _NOT_OPTIONS = frozenset({"name", "version", "path"})  # fields that choose the model, not its settings
 MIN_SCALE = 32
 MAX_SCALE, MAX_PASSES = 8192, 8  # bounds the memory of a detection pass and the work per image
@@ -43,9 +47,10 @@ def missing_capability(name: str, version: str | None = None) -> str | None:
     """Why face detector `name` (its default version if `version` is None) cannot run with the installed
     OpenCV, in one line naming the remedy; `None` when it can. The detector class's `REQUIRES` and the
     model files' formats (a TensorFlow `.pb` needs OpenCV's TensorFlow importer) say what it needs."""
-    info = model_info(name, version)
-    needed = [*_detector_class(name).REQUIRES, *(FORMAT_CAPABILITY[f] for f in info.files if f in FORMAT_CAPABILITY)]
-    what = f"The {name} face detector" + (f" ({info.spec})" if version else "")
+    info = None if version == LOCAL else model_info(name, version)
+    formats = info.files if info else ("onnx",)
+    needed = [*_detector_class(name).REQUIRES, *(FORMAT_CAPABILITY[f] for f in formats if f in FORMAT_CAPABILITY)]
+    what = f"The {name} face detector" + (f" ({info.spec if info else 'trained here'})" if version else "")
     return next((missing_message(capability, what) for capability in needed if not has(capability)), None)
 
 
@@ -75,8 +80,10 @@ class DetectorConfig:
         scales: longer image side, in pixels, of each detection pass (centerface, yunet).
         flip: also detect in the mirrored image (centerface, yunet).
         nms_threshold: IoU above which overlapping boxes are merged, (0, 1] (centerface, yunet).
-        version: zoo version of the detector's model; its default version if `None`.
-        path: a local copy of the model's (first) file, checked against the manifest's sha256.
+        version: zoo version of the detector's model; its default version if `None`; `"local"` for a detector
+            trained here (`path` is then its `maskmodel train-detector` run folder).
+        path: a local copy of the model's (first) file, checked against the manifest's sha256; with version
+            `"local"`, the run folder, its file checked against the run's card.
         first_pass: longer image side of a cheap first pass, the passes of `scales` only where it finds a
             face smaller than `refine_below` px or none (centerface); `0`: no first pass.
         refine_below: that first pass's smallest face, in its pixels, that sends a photo to the full passes
@@ -102,6 +109,12 @@ class DetectorConfig:
 
     def __post_init__(self) -> None:
         _detector_class(self.name)
+        if self.version == LOCAL:
+            if self.path is None:
+                raise DetectorConfigError("path", "a detector of version 'local' needs path: its run folder")
+            if detector_card(self.path)["detector"] != self.name:
+                raise DetectorConfigError("name", f"{self.path} holds a {detector_card(self.path)['detector']} detector, "
+                                                  f"not {self.name}")
         if self.scales is not None:
             object.__setattr__(self, "scales", tuple(self.scales))
             if not self.scales or len(self.scales) > MAX_PASSES or any(
@@ -128,6 +141,12 @@ class DetectorConfig:
                                                f"Received: name={self.name!r}, {key}={value!r}")
 
     @classmethod
+    def trained(cls, run: str | os.PathLike, preset: str = "default", **overrides) -> DetectorConfig:
+        """The detector of a `maskmodel train-detector` run folder, with a preset's settings and `overrides`."""
+        name = detector_card(run)["detector"]
+        return cls.preset(preset, name, version=LOCAL, path=str(Path(run).resolve()), **overrides)
+
+    @classmethod
     def preset(cls, preset: str = "default", name: str = DEFAULT_FACE_DETECTOR, **overrides) -> DetectorConfig:
         """The named settings of a detector (`"speed"`, `"default"`, `"accuracy"`; see the detector's
         `PRESETS`), with `overrides` (those not `None`) on top."""
@@ -137,6 +156,12 @@ class DetectorConfig:
                                                 f"Received: preset={preset!r}")
         given = {key: value for key, value in overrides.items() if value is not None}
         return cls(name=name, **{**presets[preset], **given})
+
+    def model_spec(self) -> str:
+        """Which model runs: `name@version` of the zoo, or a trained detector's folder and sha256."""
+        if self.version == LOCAL:
+            return f"{self.path}@sha256:{detector_card(self.path)['files']['onnx']['sha256']}"
+        return model_info(self.name, self.version).spec
 
     def options(self) -> dict:
         """The settings given (not `None`), as keyword arguments of the detector class."""
@@ -160,9 +185,12 @@ class DetectorConfig:
         problem = missing_capability(self.name, self.version)
         if problem:
             raise OpenCVCapabilityError(problem)
-        info = model_info(self.name, self.version)
-        files = [weights_path(info.name, info.version, format, self.path if index == 0 else None)
-                 for index, format in enumerate(info.files)]
+        if self.version == LOCAL:
+            files = [detector_file(self.path)]
+        else:
+            info = model_info(self.name, self.version)
+            files = [weights_path(info.name, info.version, format, self.path if index == 0 else None)
+                     for index, format in enumerate(info.files)]
         runtime = {key: value for key, value in (("backend", backend), ("precision", precision))
                    if key in _parameters(self.name)}
         return DETECTOR_CLASSES[self.name](*files, **self.options(), **runtime)

@@ -12,6 +12,7 @@ record, never a hang); boxes are clipped to the image and counted (`AnnotatedIma
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import xml.etree.ElementTree as ElementTree
@@ -42,11 +43,12 @@ class AnnotatedFace:
 @dataclass(frozen=True)
 class AnnotatedImage:
     """An image file and its annotated faces; `clipped`: boxes that reached outside the image, clipped to
-    it (or left out when nothing of them was inside)."""
+    it (or left out when nothing of them was inside); `outside`: how many of those were left out."""
 
     image_path: Path
     faces: tuple[AnnotatedFace, ...]
     clipped: int = 0
+    outside: int = 0
 
 
 MAX_ANNOTATION_BYTES = 16 << 20  # a label or annotation file larger than this is refused, not read
@@ -60,9 +62,9 @@ def _read_record(path: Path) -> bytes:
         raise _BadRecord(str(error)) from None
 
 
-def _clipped(faces: list[AnnotatedFace], width: float, height: float) -> tuple[list[AnnotatedFace], int]:
-    """`faces` with their boxes clipped to a `width` x `height` image (those wholly outside left out), and how
-    many boxes were changed or left out."""
+def _clipped(faces: list[AnnotatedFace], width: float, height: float) -> tuple[list[AnnotatedFace], int, int]:
+    """`faces` with their boxes clipped to a `width` x `height` image (those wholly outside left out), how
+    many boxes were changed or left out, and how many were left out."""
     kept, changed = [], 0
     for face in faces:
         x1, y1, x2, y2 = face.box
@@ -70,7 +72,7 @@ def _clipped(faces: list[AnnotatedFace], width: float, height: float) -> tuple[l
         changed += box != face.box
         if box[2] > box[0] and box[3] > box[1]:
             kept.append(AnnotatedFace(box, face.label))
-    return kept, changed
+    return kept, changed, len(faces) - len(kept)
 
 
 def _image_size(root, image_path: Path) -> tuple[float, float] | None:
@@ -131,8 +133,8 @@ def _read_voc(annotation_path: Path, images_dir: Path) -> AnnotatedImage:
     size = _image_size(root, image_path)
     if size is None:
         raise _BadRecord(f"the size of its image {image_path} is neither in <size> nor in the image's header")
-    faces, clipped = _clipped(faces, *size)
-    return AnnotatedImage(image_path, tuple(faces), clipped)
+    faces, clipped, outside = _clipped(faces, *size)
+    return AnnotatedImage(image_path, tuple(faces), clipped, outside)
 
 
 def _checked_box(box: tuple[float, ...], index: int) -> tuple[float, float, float, float]:
@@ -201,8 +203,8 @@ def read_yolo_folder(images_dir: Path, labels_dir: Path, names: list[str],
                 raise DatasetError(f"{label_file}: {error}") from None
             skipped.append((str(label_file), str(error)))
             continue
-        faces, clipped = _clipped(faces, width, height)
-        images.append(AnnotatedImage(item.path, tuple(faces), clipped))
+        faces, clipped, outside = _clipped(faces, width, height)
+        images.append(AnnotatedImage(item.path, tuple(faces), clipped, outside))
     return _with_faces(images, Path(images_dir))
 
 
@@ -228,6 +230,45 @@ def _read_yolo_labels(label_file: Path, names: list[str], width: int, height: in
     return faces
 
 
+def read_coco_json(annotation_file: Path, images_dir: Path | None = None) -> list[AnnotatedImage]:
+    """Read a COCO detection file: `images` (id, file_name, width, height), `annotations` (image_id, bbox
+    `[x, y, w, h]`, category_id) and `categories` (id, name). Images are looked up in `images_dir` (default:
+    the file's folder, or its `images/` subfolder where that holds them). Raises `DatasetError` naming the
+    first bad record."""
+    annotation_file = Path(annotation_file)
+    try:
+        record = json.loads(_read_record(annotation_file).decode("utf-8"))
+        names = {int(c["id"]): str(c["name"]) for c in record.get("categories", [])}
+        images = {int(i["id"]): i for i in record["images"]}
+        boxes: dict[int, list[AnnotatedFace]] = {key: [] for key in images}
+        for index, item in enumerate(record.get("annotations", [])):
+            if int(item["image_id"]) not in images:
+                raise _BadRecord(f"annotation {index} names image id {item['image_id']}, which is not in 'images'")
+            if int(item["category_id"]) not in names:
+                raise _BadRecord(f"annotation {index} has category {item['category_id']}, which is not in 'categories'")
+            x, y, w, h = (float(v) for v in item["bbox"])
+            boxes[int(item["image_id"])].append(
+                AnnotatedFace(_checked_box((x, y, x + w, y + h), index), names[int(item["category_id"])]))
+    except (_BadRecord, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        reason = error if isinstance(error, (_BadRecord, ValueError)) else f"missing or malformed {error}"
+        raise DatasetError(f"{annotation_file}: {reason}") from None
+    folder = Path(images_dir) if images_dir else annotation_file.parent
+    if images_dir is None and (folder / "images").is_dir():
+        folder = folder / "images"
+    result = []
+    for key, image in images.items():
+        path = _inside(folder, str(image.get("file_name", "")))
+        if not path.is_file():
+            raise DatasetError(f"{annotation_file}: its image {path} does not exist")
+        try:
+            width, height = float(image["width"]), float(image["height"])
+        except (KeyError, TypeError, ValueError):
+            raise DatasetError(f"{annotation_file}: image {key} has no numeric width and height") from None
+        faces, clipped, outside = _clipped(boxes[key], width, height)
+        result.append(AnnotatedImage(path, tuple(faces), clipped, outside))
+    return _with_faces(result, annotation_file)
+
+
 def _with_faces(images: list[AnnotatedImage], dataset: Path) -> list[AnnotatedImage]:
     if not any(image.faces for image in images):
         raise DatasetError(f"{dataset} has no readable annotated face")
@@ -237,7 +278,8 @@ def _with_faces(images: list[AnnotatedImage], dataset: Path) -> list[AnnotatedIm
 def relabel(images: list[AnnotatedImage], mapping: dict[str, str]) -> list[AnnotatedImage]:
     """Rename face labels by `mapping` (labels not in it are kept)."""
     return [
-        AnnotatedImage(image.image_path, tuple(AnnotatedFace(f.box, mapping.get(f.label, f.label)) for f in image.faces), image.clipped)
+        AnnotatedImage(image.image_path, tuple(AnnotatedFace(f.box, mapping.get(f.label, f.label)) for f in image.faces),
+                       image.clipped, image.outside)
         for image in images
     ]
 

@@ -1,0 +1,50 @@
+"""The published fine-tuned CenterFace's training run (issue 42), rerunnable by anyone with the data:
+
+    python -m maskmodel.training.centerface_recipe --shared ../shared --out runs/centerface-ft
+
+Data: ILC train (the project's one split, `photos.split_photos`, seed 0, 80/10/10) and the fixed half of
+crowd-dev listed in `datasets/crowd-dev-detector-train.txt`; measured on ILC val. Never ILC val, never the
+other crowd-dev photos (the held-back part every crowd-dev figure of a fine-tuned detector uses).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from maskmodel.evaluation.annotations import read_voc_folder
+from maskmodel.training.photos import split_photos
+from maskmodel.training.train_detector import DetectorTrainConfig, train_detector
+
+CROWD_DEV_LIST = Path(__file__).resolve().parents[2] / "datasets" / "crowd-dev-detector-train.txt"
+
+
+def crowd_dev_train_names(list_file: Path = CROWD_DEV_LIST) -> list[str]:
+    """The crowd-dev photo names a fine-tuned detector may train on (the fixed part)."""
+    lines = Path(list_file).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=DetectorTrainConfig.steps)
+    parser.add_argument("--unlabelled", choices=("ignore", "teacher"), default="ignore")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    ilc = split_photos(args.shared / "datasets/ilc-2021")
+    names = set(crowd_dev_train_names())
+    crowd = [image for image in read_voc_folder(args.shared / "datasets/crowd-dev") if image.image_path.name in names]
+    train = [p.annotated for p in ilc if p.split == "train"] + crowd
+    val = [p.annotated for p in ilc if p.split == "val"]
+    config = DetectorTrainConfig(steps=args.steps, unlabelled=args.unlabelled,
+                                 data=["ilc-2021 train (split_photos, seed 0)", f"crowd-dev: {len(crowd)} photos of "
+                                       "datasets/crowd-dev-detector-train.txt"], val_data=["ilc-2021 val"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    train_detector(train, val, args.out, args.shared / "models/face/centerface_bnmerged.onnx", config,
+                   resume=args.resume, progress=False)
+
+
+if __name__ == "__main__":
+    main()
