@@ -24,6 +24,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NOT_HERE = {
     "maskmodel train": "training takes minutes (tests/test_train.py runs train --smoke)",
     "--model runs/": "needs a trained run",
+    "--face-detector runs/": "needs a trained detector run (tests/test_train_detector.py annotates with one)",
     "export runs/": "needs a trained run",
     "--source 0": "needs a camera",
     "--source clip.mp4": "needs a video file named clip.mp4",
