@@ -140,7 +140,7 @@ def test_5_a_torn_record_is_repaired_and_overwrite_then_removes_every_copy(photo
 
 
 def test_5_a_full_disk_names_the_file(tmp_path):
-    from maskmodel.io.ownfiles import write_all
+    from maskmodel.runtime.files import write_all
 
     handle = os.open("/dev/full", os.O_WRONLY)
     try:

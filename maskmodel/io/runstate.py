@@ -33,7 +33,8 @@ from pathlib import Path
 from maskmodel.errors import UsageError
 from maskmodel.io.layout import file_identity
 from maskmodel.io.ownfiles import (check_own_file, open_own_file, read_own_file, refuse, remove_own_file,
-                                   replace_own_file, write_all)
+                                   replace_own_file)
+from maskmodel.runtime.files import write_all
 
 STATE_FOLDER = ".maskmodel"
 OWN_FILES = ("report.csv", "summary.json")  # besides the annotated copies

@@ -1,0 +1,144 @@
+"""Reliability round 4 (issue 41): every file maskmodel writes, not only the run state of `annotate`. One
+regression test per case of the issue (its number in the name); real files, real links. Fixtures copy
+files from ../shared, never link into it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from helpers import COVID, SHARED
+from maskmodel.cli.main import main
+
+KERAS_FILES = SHARED / "models" / "keras"
+IMAGENET_035 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch) -> Path:
+    """A Keras folder of this test's own (`$KERAS_HOME/models`), holding a good copy of the 0.35 file."""
+    home = tmp_path / "keras-home"
+    (home / "models").mkdir(parents=True)
+    shutil.copyfile(KERAS_FILES / IMAGENET_035, home / "models" / IMAGENET_035)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home / "models"
+
+
+def small_dataset(root: Path, per_split: int = 3) -> Path:
+    """A folder-per-class set of copies of covid19 photos."""
+    for split in ("train", "val", "test"):
+        for label in ("with_mask", "without_mask"):
+            (root / split / label).mkdir(parents=True)
+            for source in sorted((COVID / split / label).iterdir())[:per_split]:
+                shutil.copyfile(source, root / split / label / source.name)
+    return root
+
+
+# --- 1: train, export and models install write through one writer: a planted link is replaced ----------
+
+def test_1_train_overwrite_never_writes_through_links_planted_in_the_run_folder(tmp_path):
+    pytest.importorskip("keras")
+    data = small_dataset(tmp_path / "data")
+    photo = next((data / "train" / "with_mask").iterdir())
+    kept = photo.read_bytes()
+    run = tmp_path / "run"
+    run.mkdir()
+    hard = ["dataset_report.json", "metrics.json", "run.json", "model.json", "model.keras"]
+    for name in hard:
+        os.link(photo, run / name)
+    victims = {}
+    for name in ("model.onnx", "curves.png", "confusion.png"):
+        victims[name] = tmp_path / f"outside-{name}"
+        victims[name].write_text("keep me")
+        (run / name).symlink_to(victims[name])
+    result = cli("train", data, "--out", run, "--overwrite", "--smoke", "--alpha", "0.35", "--weights", "none",
+                 "--quiet")
+    assert result.exit_code == 0, result.output
+    assert photo.read_bytes() == kept and os.stat(photo).st_nlink == 1
+    assert all(victim.read_text() == "keep me" for victim in victims.values())
+    for name in [*hard, *victims]:
+        info = os.lstat(run / name)
+        assert info.st_nlink == 1 and not (run / name).is_symlink() and info.st_size > 0, name
+
+
+def test_1_models_install_never_writes_through_a_link_at_its_temporary_name(tmp_path, keras_home):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (keras_home / f".{IMAGENET_035}.part").symlink_to(victim)  # the fixed temporary name of the old install
+    source = tmp_path / "from"
+    source.mkdir()
+    shutil.copyfile(KERAS_FILES / IMAGENET_035, source / IMAGENET_035)
+    (keras_home / IMAGENET_035).unlink()
+    os.link(source / IMAGENET_035, keras_home / IMAGENET_035)  # a hard link at the target: replaced, not written
+    result = cli("models", "install", "--from", source)
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "keep me"
+    assert os.stat(source / IMAGENET_035).st_nlink == 1
+    assert (keras_home / IMAGENET_035).read_bytes() == (KERAS_FILES / IMAGENET_035).read_bytes()
+
+
+def test_1_export_overwrite_replaces_a_hard_link_at_out(tmp_path):
+    original = tmp_path / "original.onnx"
+    original.write_bytes(b"an original")
+    out = tmp_path / "model.onnx"
+    os.link(original, out)
+    result = cli("export", "mask-mobilenetv2-0.35", "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert original.read_bytes() == b"an original"
+    assert os.stat(out).st_nlink == 1 and out.stat().st_size > 1000
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+# --- 3: models install checks the sha256 of Keras' files; a weights file that does not load is one line --
+
+def test_3_models_install_refuses_a_keras_file_that_is_not_kerass(tmp_path, keras_home):
+    good = (keras_home / IMAGENET_035).read_bytes()
+    source = tmp_path / "from"
+    source.mkdir()
+    (source / IMAGENET_035).write_bytes(os.urandom(4096))
+    result = cli("models", "install", "--from", source)
+    assert result.exit_code == 2, result.output
+    assert "sha256" in result.output and "Traceback" not in result.output
+    assert (keras_home / IMAGENET_035).read_bytes() == good
+    assert sorted(path.name for path in keras_home.iterdir()) == [IMAGENET_035]
+
+
+def test_3_models_install_refuses_a_keras_file_it_cannot_check(tmp_path, keras_home):
+    source = tmp_path / "from"
+    source.mkdir()
+    name = IMAGENET_035.replace("_0.35_", "_0.5_")
+    (source / name).write_bytes(os.urandom(4096))
+    result = cli("models", "install", "--from", source)
+    assert result.exit_code == 2, result.output
+    assert "knows no sha256" in result.output
+    assert not (keras_home / name).exists()
+
+
+@pytest.mark.parametrize("junk", ["junk.weights.h5", "junk.keras"])
+def test_3_train_with_weights_that_do_not_load_is_one_line_exit_2(tmp_path, junk):
+    pytest.importorskip("keras")
+    data = small_dataset(tmp_path / "data", 1)
+    weights = tmp_path / junk
+    weights.write_bytes(os.urandom(2048))
+    result = cli("train", data, "--out", tmp_path / "run", "--smoke", "--alpha", "0.35", "--weights", weights,
+                 "--quiet")
+    assert result.exit_code == 2, result.output
+    assert str(weights) in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_3_train_refuses_a_damaged_imagenet_file_in_kerass_folder(tmp_path, keras_home):
+    pytest.importorskip("keras")
+    data = small_dataset(tmp_path / "data", 1)
+    (keras_home / IMAGENET_035).write_bytes(os.urandom(4096))
+    result = cli("train", data, "--out", tmp_path / "run", "--smoke", "--alpha", "0.35", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert str(keras_home / IMAGENET_035) in result.output and "sha256" in result.output
