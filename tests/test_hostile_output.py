@@ -35,7 +35,9 @@ def image(path, value=90):
 
 
 def journal(out):
-    return [json.loads(line) for line in (out / ".maskmodel" / "written.jsonl").read_bytes().splitlines()]
+    """The names in `out`'s record of written names (recorded before writing, or with their identity after)."""
+    entries = [json.loads(line) for line in (out / ".maskmodel" / "written.jsonl").read_bytes().splitlines()]
+    return [entry["name"] if isinstance(entry, dict) else entry for entry in entries]
 
 
 @pytest.fixture

@@ -4,14 +4,16 @@ files from ../shared, never link into it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import COVID, SHARED
+from helpers import COVID, SHARED, rows_of, tree, write_image
 from maskmodel.cli.main import main
 
 KERAS_FILES = SHARED / "models" / "keras"
@@ -20,6 +22,10 @@ IMAGENET_035 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.
 
 def cli(*args):
     return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def image(path: Path, value: int = 90) -> Path:
+    return write_image(path, np.full((48, 64, 3), value, np.uint8))
 
 
 @pytest.fixture
@@ -142,3 +148,58 @@ def test_3_train_refuses_a_damaged_imagenet_file_in_kerass_folder(tmp_path, kera
     result = cli("train", data, "--out", tmp_path / "run", "--smoke", "--alpha", "0.35", "--quiet")
     assert result.exit_code == 2, result.output
     assert str(keras_home / IMAGENET_035) in result.output and "sha256" in result.output
+
+
+# --- 2: a recorded name is ours only while its file is the one written; another run's --out is never entered
+
+def killed_before(out: Path, name: str) -> None:
+    """Make `out` what a run killed before it wrote `name` (the last image of its report) leaves: the name
+    recorded, no file, no rows, no identity."""
+    (out / name).unlink()
+    lines = (out / "report.csv").read_bytes().split(b"\r\n")
+    (out / "report.csv").write_bytes(b"\r\n".join(line for line in lines if name.encode() not in line))
+    record = out / ".maskmodel" / "written.jsonl"
+    record.write_bytes(b"".join(line + b"\n" for line in record.read_bytes().splitlines()
+                                if not line.startswith(b"{") or json.loads(line)["name"] != name))
+
+
+@pytest.fixture
+def nested(tmp_path):
+    """Photos `a.png` and `sub/x.png` annotated into `out`, killed before the copy of `sub/x.png`."""
+    photos = tmp_path / "photos"
+    image(photos / "a.png", 40)
+    image(photos / "sub" / "x.png", 80)
+    out = tmp_path / "out"
+    assert cli("annotate", photos, "--out", out, "-q").exit_code == 0
+    name = next(row["output"] for row in rows_of(out) if row["path"].endswith("x.png"))
+    killed_before(out, name)
+    return photos, out, out / name
+
+
+def test_2_a_folder_that_is_another_runs_out_is_never_entered(tmp_path, nested):
+    photos, out, copy = nested
+    other = tmp_path / "other"
+    image(other / copy.name, 200)
+    result = cli("annotate", other / copy.name, "--out", copy.parent, "-q")  # run B: the empty folder as its --out
+    assert result.exit_code == 0, result.output
+    theirs = tree(copy.parent)
+    result = cli("annotate", photos, "--out", out, "-q", "--resume")
+    assert result.exit_code == 1, result.output
+    assert tree(copy.parent) == theirs
+    assert "another run's output folder" in next(row["message"] for row in rows_of(out) if row["path"].endswith("x.png"))
+    result = cli("annotate", photos, "--out", out, "-q", "--overwrite", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert tree(copy.parent) == theirs
+
+
+def test_2_a_recorded_name_whose_file_is_not_the_one_written_is_not_ours(nested):
+    photos, out, copy = nested
+    copy.write_bytes(b"the user's own file, put where a killed run had meant to write")
+    result = cli("annotate", photos, "--out", out, "-q", "--resume")
+    assert result.exit_code == 0, result.output
+    assert copy.read_bytes().startswith(b"the user's own file")
+    written = next(row["output"] for row in rows_of(out) if row["path"].endswith("x.png"))
+    assert written != copy.relative_to(out).as_posix() and (out / written).is_file()
+    result = cli("annotate", photos, "--out", out, "-q", "--overwrite", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert copy.read_bytes().startswith(b"the user's own file") and not (out / written).exists()

@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
-from maskmodel.io.layout import is_safe_relative
+from maskmodel.io.layout import in_another_run, is_safe_relative
 from maskmodel.io.runstate import STATE_FOLDER, RunState
 from maskmodel.outputs.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path, path_bytes
 
@@ -217,7 +217,7 @@ class ExportWriter:
         self.folder, self.state, self.classes = folder, state, list(classes)
         self.copies = copies  # annotated-copy names of the run's inputs: never an export's
         self.formats, self.save_json = formats, save_json
-        self.owned: set[str] = state.written() if state else set()
+        self.owned: set[str] = state.ours() if state else set()
         self.refused: list[str] = []
         self._source: dict[str, str] = {}  # label file name -> the report path it was written for
 
@@ -234,6 +234,9 @@ class ExportWriter:
                 continue
             if name in self.copies:
                 self._refuse(name, "the annotated copy of an input has this name")
+                continue
+            if self.state is not None and in_another_run(self.folder.root, name):
+                self._refuse(name, f"inside another run's output folder (a folder holding {STATE_FOLDER}/)")
                 continue
             if self.state is None:
                 self.owned.add(name)
