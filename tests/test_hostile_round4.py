@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +205,44 @@ def test_2_a_recorded_name_whose_file_is_not_the_one_written_is_not_ours(nested)
     result = cli("annotate", photos, "--out", out, "-q", "--overwrite", "--dry-run")
     assert result.exit_code == 0, result.output
     assert copy.read_bytes().startswith(b"the user's own file") and not (out / written).exists()
+
+
+# --- 4, 5, 11: the TIFF size guard: linear time, the larger of two sizes, a size of another type refused
+
+def tiff(entries: list[tuple[int, int, int]], pad: int = 0) -> bytes:
+    """A little-endian TIFF with one directory of (tag, type, value) entries, then `pad` zero bytes."""
+    directory = b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in entries)
+    return b"II*\0" + struct.pack("<IH", 8, len(entries)) + directory + struct.pack("<I", 0) + bytes(pad)
+
+
+def test_11_a_tiff_width_of_type_rational_is_one_error_row_and_the_batch_goes_on(tmp_path):
+    photos = tmp_path / "photos"
+    image(photos / "a.png")
+    (photos / "b.tif").write_bytes(tiff([(256, 5, 8)]))  # 26 bytes: ImageWidth as a RATIONAL
+    assert len((photos / "b.tif").read_bytes()) == 26
+    image(photos / "c.png")
+    out = tmp_path / "out"
+    result = cli("annotate", photos, "--out", out, "-q")
+    assert result.exit_code == 1, result.output
+    rows = {row["path"]: row for row in rows_of(out)}
+    assert set(rows) == {"a.png", "b.tif", "c.png"}
+    assert rows["b.tif"]["status"] == "error" and rows["c.png"]["status"] != "error"
+    result = cli("predict", photos / "b.tif")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert json.loads(result.output)["error"]
+
+
+def test_5_a_tiff_declaring_its_size_twice_is_held_to_the_larger():
+    from maskmodel.io.imagesize import declared_size
+
+    assert declared_size(tiff([(256, 4, 12000), (257, 4, 12000), (256, 3, 16), (257, 3, 16)])) == (12000, 12000)
+
+
+def test_4_the_tiff_guard_takes_linear_time():
+    from maskmodel.io.imagesize import declared_size
+
+    entries = [(256, 4, 64), (257, 4, 64)] + [(300 + index, 3, 0) for index in range(4000)]
+    data = tiff(entries, pad=4 << 20)
+    started = time.perf_counter()
+    assert declared_size(data) == (64, 64)
+    assert time.perf_counter() - started < 1.0
