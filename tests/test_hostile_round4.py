@@ -246,3 +246,16 @@ def test_4_the_tiff_guard_takes_linear_time():
     started = time.perf_counter()
     assert declared_size(data) == (64, 64)
     assert time.perf_counter() - started < 1.0
+
+
+# --- 13: an input given as a file:// URI is the local folder it names ----------------------------------
+
+def test_13_an_input_given_as_a_file_uri_is_read_as_the_local_folder(tmp_path):
+    photos = tmp_path / "photos"
+    image(photos / "a.png")
+    out = tmp_path / "out"
+    result = cli("annotate", f"file://{photos}", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert [row["path"] for row in rows_of(out)] == ["a.png"]
+    result = cli("annotate", f"file://{tmp_path / 'missing'}", "--out", tmp_path / "out2", "-q")
+    assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
