@@ -259,3 +259,22 @@ def test_13_an_input_given_as_a_file_uri_is_read_as_the_local_folder(tmp_path):
     assert [row["path"] for row in rows_of(out)] == ["a.png"]
     result = cli("annotate", f"file://{tmp_path / 'missing'}", "--out", tmp_path / "out2", "-q")
     assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
+
+
+# --- 17: --save voc escapes what XML cannot hold: every annotation parses -------------------------------
+
+def test_17_voc_annotations_of_names_with_control_characters_parse(tmp_path):
+    from xml.etree import ElementTree
+
+    photos = tmp_path / "photos"
+    names = ["a\x01b.png", "esc\x1b[31m.png", "cr\r.png", "plain.png"]
+    for name in names:
+        image(photos / name)
+    out = tmp_path / "out"
+    result = cli("annotate", photos, "--out", out, "-q", "--save", "voc")
+    assert result.exit_code == 0, result.output
+    files = sorted((out / "annotations").iterdir())
+    assert len(files) == len(names)
+    found = {ElementTree.parse(path).getroot().findtext("filename") for path in files}
+    assert found == {"a\\x01b.png", "esc\\x1b[31m.png", "cr\\x0d.png", "plain.png"}
+    assert json.loads((out / "summary.json").read_text())["exports_refused"] == []
