@@ -278,3 +278,21 @@ def test_17_voc_annotations_of_names_with_control_characters_parse(tmp_path):
     found = {ElementTree.parse(path).getroot().findtext("filename") for path in files}
     assert found == {"a\\x01b.png", "esc\\x1b[31m.png", "cr\\x0d.png", "plain.png"}
     assert json.loads((out / "summary.json").read_text())["exports_refused"] == []
+
+
+# --- 14: an input folder named .maskmodel never puts its copies into the state folder ------------------
+
+def test_14_an_input_folder_named_like_the_state_folder_gets_another_prefix(tmp_path):
+    photos, state_named = tmp_path / "photos", tmp_path / ".maskmodel"
+    image(photos / "a.png")
+    image(state_named / "b.png")
+    out = tmp_path / "out"
+    result = cli("annotate", photos, state_named, "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    rows = rows_of(out)
+    assert sorted(row["path"] for row in rows) == [".maskmodel~2/b.png", "photos/a.png"]
+    assert all(row["status"] != "error" and not row["output"].startswith(".maskmodel/") for row in rows)
+    image(photos / "c.png")
+    result = cli("annotate", photos, state_named, "--out", out, "-q", "--resume")
+    assert result.exit_code == 0, result.output
+    assert len(rows_of(out)) == 3

@@ -63,7 +63,7 @@ def resolve_inputs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike |
             if out_id is not None and file_identity(real) == out_id:
                 raise UsageError(f"--out {out_dir} is the input {location}: originals are never overwritten")
         found.append((str(location), real, is_dir, name))
-    prefixes, used = {}, set()
+    prefixes, used = {}, {STATE_FOLDER}  # an input named .maskmodel is reported as .maskmodel~2
     for index, (location, real, is_dir, name) in sorted(enumerate(found), key=lambda item: (
             item[1][3], str(item[1][1] if item[1][1] is not None else item[1][0]), item[0])):
         prefix = name if (len(inputs) > 1 or not is_dir) else ""
@@ -171,7 +171,7 @@ class OutputNames:
 
     def assign(self, natural: str) -> str | None:
         """The name to write `natural` under, or None if no write there could be safe (`refusal` says why)."""
-        if not is_safe_relative(natural) or self._in_another_run(natural):
+        if not is_safe_relative(natural) or natural.split("/")[0] == STATE_FOLDER or self._in_another_run(natural):
             return None
         candidate = _first_free(natural, lambda name: name in self.used or self._foreign(name))
         if self._inside_input(candidate):
@@ -181,6 +181,8 @@ class OutputNames:
 
     def refusal(self, natural: str) -> str:
         """Why `assign` gave no name for `natural`."""
+        if natural.split("/")[0] == STATE_FOLDER:
+            return f"its annotated copy would be written inside {STATE_FOLDER}/, where maskmodel keeps its state"
         if is_safe_relative(natural) and self._in_another_run(natural):
             return ("its annotated copy would be written inside another run's output folder (a folder holding "
                     f"{STATE_FOLDER}/), which maskmodel never enters; choose another --out")
