@@ -181,9 +181,9 @@ class RunState:
             configuration = {**before, "inputs": {**old_inputs, **new_inputs}}
         self._replace("configuration.json", json.dumps(configuration, indent=2, sort_keys=True).encode())
 
-    def written(self) -> dict[str, Identity | None]:
-        """The names recorded so far, each with the identity of the file last written under it (None: not
-        written yet). A torn last line (a killed run, a full disk) is cut off the record here, so nothing
+    def written(self) -> dict[str, set[Identity]]:
+        """The names recorded so far, each with the identities of the files written under it (none: not
+        written yet; more than one: written again, or a run killed between recording and renaming). A torn last line (a killed run, a full disk) is cut off the record here, so nothing
         is ever appended to it; any other damage refuses the folder (`UsageError`)."""
         journal = self.folder / JOURNAL
         data = read_own_file(journal)
@@ -196,7 +196,7 @@ class RunState:
                 os.ftruncate(handle, len(data) - len(torn))
             finally:
                 os.close(handle)
-        names: dict[str, Identity | None] = {}
+        names: dict[str, set[Identity]] = {}
         for number, line in enumerate(whole.split(b"\n") if whole else [], 1):
             try:
                 entry = json.loads(line)
@@ -207,19 +207,16 @@ class RunState:
             if problem:
                 raise UsageError(f"{journal} is damaged (line {number}: {problem}); maskmodel removes nothing "
                                  "from this folder: choose a new --out")
-            if identity is None:
-                names.setdefault(name, None)
-            else:
-                names[name] = tuple(identity)
+            names.setdefault(name, set()).update([tuple(identity)] if identity is not None else [])
         return names
 
     def ours(self) -> set[str]:
         """The recorded names maskmodel may write again or remove (`_is_ours`)."""
-        return {name for name, identity in self.written().items() if self._is_ours(name, identity)}
+        return {name for name, identities in self.written().items() if self._is_ours(name, identities)}
 
-    def _is_ours(self, name: str, identity: Identity | None) -> bool:
+    def _is_ours(self, name: str, identities: set[Identity]) -> bool:
         """Whether the recorded `name` is still maskmodel's: no folder on its way is another run's output
-        folder, and there is no file under it or the file is the one written (`identity`)."""
+        folder, and there is no file under it or the file is one written there (`identities`)."""
         if in_another_run(self.root, name):
             return False
         try:
@@ -228,7 +225,7 @@ class RunState:
             return True
         except OSError:
             return False
-        return stat.S_ISREG(info.st_mode) and identity == _identity(info)
+        return stat.S_ISREG(info.st_mode) and _identity(info) in identities
 
     def record(self, names: list[str]) -> None:
         """Append names this run is about to write, before writing any of them."""
@@ -244,7 +241,7 @@ class RunState:
         only; a symlink or folder put there is left alone), then forget them and their configuration.
         Until `end_overwrite`, every later run of this folder finishes the removal first."""
         written = self.written()  # a damaged record refuses before anything is removed
-        names = list(OWN_FILES) + sorted(name for name, identity in written.items() if self._is_ours(name, identity))
+        names = list(OWN_FILES) + sorted(name for name, identities in written.items() if self._is_ours(name, identities))
         self._replace(OVERWRITING, b"an --overwrite is removing the earlier results\n")
         root = os.path.realpath(self.root)
         for name in names:
