@@ -15,18 +15,20 @@ from maskmodel.cli.errors import describe
 from maskmodel.cli.verbosity import verbose
 from maskmodel.outputs.exports import EXPORT_FORMATS
 from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
-from maskmodel.io.storage import is_uri, open_folder
+from maskmodel.io.storage import local_path, open_folder
 from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
 class InputType(click.ParamType):
-    """An existing file or directory, or a folder URI (`s3://bucket/photos`), left as text."""
+    """An existing file or directory (a path or a `file://` URI), or a folder URI (`s3://bucket/photos`),
+    left as text."""
 
     name = "path|uri"
 
     def convert(self, value, param, ctx):
-        if not is_uri(value):
-            return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
+        path = local_path(value)
+        if path is not None:
+            return click.Path(exists=True, path_type=Path).convert(os.fspath(path), param, ctx)
         try:
             folder = open_folder(value)
             exists = folder.exists()

@@ -7,7 +7,6 @@ needs the `[train]` extra, and says so in one line when it is missing."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -93,22 +92,17 @@ def export(model, export_format, out_path, quantization, representative, samples
 
 
 def _write(out_path: Path, overwrite: bool, write: Callable[[Path], T]) -> T:
-    """`write(temp)` to a temporary file beside --out, then the file moved to --out whole (never replacing
-    a file that appeared meanwhile unless --overwrite); what `write` returns."""
-    from maskmodel.runtime.files import publish_file
+    """`write(temp)` to a fresh file beside --out, then the file moved to --out whole (never replacing a
+    file that appeared meanwhile unless --overwrite, never writing through a link); what `write` returns."""
+    from maskmodel.runtime.files import new_file
 
-    temp = _temp_beside(out_path)
     try:
-        result = write(temp)
-        publish_file(temp, out_path, replace=overwrite)
-        return result
+        with new_file(out_path, replace=overwrite) as temp:
+            return write(temp)
     except FileExistsError:
         raise click.UsageError(f"{out_path} exists: use --overwrite to replace it") from None
     except OSError as error:
         raise click.ClickException(f"cannot write {out_path}: {error.strerror or error}") from None
-    finally:
-        if os.path.lexists(temp):
-            os.unlink(temp)
 
 
 def _export_checked_onnx(network, path: Path) -> float:
@@ -124,12 +118,6 @@ def _export_checked_onnx(network, path: Path) -> float:
     net = cv2.dnn.readNetFromONNX(str(path))
     net.setInput(probe.transpose(0, 3, 1, 2).copy())
     return float(np.abs(net.forward() - network.predict(probe, verbose=0)).max())
-
-
-def _temp_beside(out_path: Path) -> Path:
-    """Where the file is written first: beside --out under a temporary name, then moved there whole
-    (never replacing a file that appeared meanwhile unless --overwrite)."""
-    return out_path.with_name(f".{out_path.stem[:40]}-{secrets.token_hex(4)}.partial{out_path.suffix}")
 
 
 def _load_keras(path: Path):

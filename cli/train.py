@@ -8,6 +8,7 @@ import click
 
 from maskmodel.cli.detector import FaceDetectorChoice
 from maskmodel.cli.verbosity import load_tensorflow
+from maskmodel.errors import UsageError
 from maskmodel.runtime.extras import require_train_extra
 from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 
@@ -92,12 +93,18 @@ def train(data, out_dir, overwrite, alpha, input_size, weights, epochs, head_epo
         from maskmodel.training.imagenet import check_imagenet_weights
 
         check_imagenet_weights(config.alpha)
+    elif config.weights is not None:
+        from maskmodel.training.builder import check_weights_file
+
+        check_weights_file(config.weights)
     given, out_dir = out_dir, new_run_folder(out_dir, [*data, *photos], overwrite)
     if out_dir != given:
         click.echo(f"{given} holds an earlier run: writing this one to {out_dir} (--overwrite replaces it)", err=True)
     try:
         metrics = run_training(list(data), out_dir, one_face_detector(face_detector), config, progress=not quiet,
                                photos=list(photos), photo_detector=create_face_detector(face_detector))
+    except UsageError:
+        raise
     except (TrainingDataError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     for split, result in metrics["splits"].items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
 
     from maskmodel.drawing.draw import draw_faces
     from maskmodel.drawing.labels import LabelStyle
+    from maskmodel.runtime.files import fresh_file
     from maskmodel.video.tracking import IoUTracker
     from maskmodel.video.frames import (VideoReadError, iter_frames, open_capture, open_video_writer,
                                         tracked_faces)
@@ -38,14 +38,12 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     if out_path is not None and os.path.lexists(out_path):
         raise click.UsageError(f"{out_path} exists: watch writes a new file and never replaces one (the source "
                                "included); choose another --out")
-    # the stream is written under a temporary name beside --out and moved there when it ends
-    temp = None if out_path is None else \
-        out_path.with_name(f".{out_path.stem[:40]}-{secrets.token_hex(4)}.partial{out_path.suffix}")
+    # the stream is written to a fresh file beside --out (fresh_file) and moved there when it ends
     try:
         capture = open_capture(int(source) if source.isdigit() else source)
     except VideoReadError as error:
         raise click.ClickException(str(error)) from error
-    detector, tracker, writer, drawn = mask_detector(model, settings), IoUTracker(), None, []
+    detector, tracker, writer, temp, drawn = mask_detector(model, settings), IoUTracker(), None, None, []
     fps_in = capture.get(cv2.CAP_PROP_FPS) or 25.0
     started, frames = time.perf_counter(), 0
     try:
@@ -61,8 +59,11 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
             if out_path is not None:
                 if writer is None:
                     try:
+                        temp = fresh_file(out_path)
                         writer = open_video_writer(temp, "mp4v", fps_in, frame.shape[1], frame.shape[0])
                     except OSError as error:
+                        if temp is not None:
+                            os.unlink(temp)
                         raise click.ClickException(str(error)) from error
                 writer.write(shown)
             if not no_display:

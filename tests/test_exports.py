@@ -53,7 +53,8 @@ def test_files_and_records(run):
         assert by_label["/".join(rest)] == label
         assert cv2.imread(str(crop)).shape[0] >= 8
     # every file maskmodel wrote is recorded, so --overwrite removes exactly those
-    written = {json.loads(line) for line in (out / ".maskmodel" / "written.jsonl").read_text().splitlines()}
+    entries = [json.loads(line) for line in (out / ".maskmodel" / "written.jsonl").read_text().splitlines()]
+    written = {entry if isinstance(entry, str) else entry["name"] for entry in entries}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".maskmodel" not in p.parts}
     assert on_disk - written == {"report.csv", "summary.json"}
 

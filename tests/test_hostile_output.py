@@ -35,7 +35,9 @@ def image(path, value=90):
 
 
 def journal(out):
-    return [json.loads(line) for line in (out / ".maskmodel" / "written.jsonl").read_bytes().splitlines()]
+    """The names in `out`'s record of written names (recorded before writing, or with their identity after)."""
+    entries = [json.loads(line) for line in (out / ".maskmodel" / "written.jsonl").read_bytes().splitlines()]
+    return [entry["name"] if isinstance(entry, dict) else entry for entry in entries]
 
 
 @pytest.fixture
@@ -140,7 +142,7 @@ def test_5_a_torn_record_is_repaired_and_overwrite_then_removes_every_copy(photo
 
 
 def test_5_a_full_disk_names_the_file(tmp_path):
-    from maskmodel.io.ownfiles import write_all
+    from maskmodel.runtime.files import write_all
 
     handle = os.open("/dev/full", os.O_WRONLY)
     try:

@@ -124,4 +124,5 @@ def test_the_record_of_written_names(base, names):
     for name in written or ():
         assert recorded_name_problem(name) is None
         assert (folder / name).resolve().is_relative_to(folder.resolve())
-    assert written is None or written == {name for name in names if recorded_name_problem(name) is None}
+    recorded = [entry.get("name") if isinstance(entry, dict) else entry for entry in names]
+    assert written is None or set(written) == {name for name in recorded if recorded_name_problem(name) is None}

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -35,7 +36,7 @@ from maskmodel.pipeline import MaskDetector
 from maskmodel.outputs.report import (ReportMirror, ReportWriter, Summary, original_path, is_video_path, prepare_resume,
                                       read_report, report_path_text, report_rows)
 from maskmodel.results import ImageResult
-from maskmodel.io.runstate import OWN_FILES, STATE_FOLDER, RunState
+from maskmodel.io.runstate import OWN_FILES, STATE_FOLDER, RunState, record_identity
 from maskmodel.batch.worker import AnnotateSettings, build_detector
 from maskmodel.video.frames import check_codec
 
@@ -102,6 +103,7 @@ def annotate(
             state.start()
             settings = dataclasses.replace(settings, temp_prefix=state.temp_prefix)
             folder.temp_prefix = state.temp_prefix
+            folder.on_publish = partial(record_identity, folder.root)
             starting_over = overwrite or state.overwrite_pending()  # a killed --overwrite is finished first
             if starting_over:
                 state.begin_overwrite()
@@ -261,7 +263,7 @@ def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, set
     """The inputs still to do, each with the distinct name of its annotated copy (recorded in the run
     state before any is written), or an error when no name would be safe; and the annotated-copy names
     of all inputs, done ones included."""
-    names = OutputNames(None if folder.remote else folder.root, roots, state.written() if state else set())
+    names = OutputNames(None if folder.remote else folder.root, roots, state.ours() if state else set())
     skip = None if folder.remote else folder.root
     items, new_names = [], []
     for item in iter_inputs(roots, skip, include, exclude, hidden, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, skipped):
@@ -270,8 +272,7 @@ def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, set
         if report_path_text(item.relative) in done:
             continue
         if item.error is None and name is None:
-            item = dataclasses.replace(item, error="its annotated copy would be written inside an input folder; "
-                                                   "choose an --out outside the inputs")
+            item = dataclasses.replace(item, error=names.refusal(output_name(item.relative, settings.image_format, video)))
         elif name is not None:
             item = dataclasses.replace(item, output=name)
             new_names.append(name)

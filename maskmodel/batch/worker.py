@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,7 @@ from maskmodel.io.imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWrite
                                   read_image)
 from maskmodel.drawing.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.io.layout import output_name
+from maskmodel.io.runstate import record_identity
 from maskmodel.io.storage import TEMP_PREFIX, LocalFolder, RemoteFolder, open_folder, source_folder
 from maskmodel.pipeline import MaskDetector
 from maskmodel.outputs.report import original_path, report_path_text
@@ -92,6 +94,8 @@ class Annotator:
         self.folder = open_folder(settings.out_dir)
         if isinstance(self.folder, LocalFolder):
             self.folder.temp_prefix = settings.temp_prefix
+            if settings.temp_prefix != TEMP_PREFIX:  # the output folder's run state is there
+                self.folder.on_publish = partial(record_identity, self.folder.root)
 
     def __call__(self, item: InputFile) -> ImageResult:
         detector, settings, folder = self.detector, self.settings, self.folder

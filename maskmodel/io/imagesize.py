@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import struct
 
+_TIFF_SIZE_TYPES = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8: the types TIFF allows for a size
 _NETPBM = re.compile(rb"P[1-6](?:\s|#[^\n]*\n)+(\d+)(?:\s|#[^\n]*\n)+(\d+)")
 
 
@@ -107,14 +108,18 @@ def _tiff(head: bytes) -> tuple[int, int] | None:
         seen.add(offset)
         count_size = 8 if big else 2
         (count,) = struct.unpack(order + count_format, head[offset:offset + count_size])
-        size = {}
+        size: dict[int, int] = {}
         for index in range(count):
-            entry = head[offset + count_size + index * entry_size:][:entry_size]
+            start = offset + count_size + index * entry_size
+            entry = head[start:start + entry_size]
             tag, kind = struct.unpack(order + "HH", entry[:4])
             if tag in (256, 257):  # ImageWidth, ImageLength: SHORT, LONG or LONG8
                 value_at = 12 if big else 8
-                value_format = {3: "H", 4: "I", 16: "Q"}[kind]
-                size[tag] = struct.unpack(order + value_format, entry[value_at:value_at + struct.calcsize(value_format)])[0]
+                value_format = _TIFF_SIZE_TYPES.get(kind)
+                if value_format is None:
+                    raise ValueError(f"a width or length of TIFF type {kind}")
+                value = struct.unpack(order + value_format, entry[value_at:value_at + struct.calcsize(value_format)])[0]
+                size[tag] = max(value, size.get(tag, 0))  # declared twice: a decoder may take either
         if len(size) < 2:
             raise ValueError("an image without width or length")
         if largest is None or size[256] * size[257] > largest[0] * largest[1]:

@@ -23,6 +23,8 @@ from pathlib import Path, PurePosixPath
 from maskmodel.errors import UsageError
 from maskmodel.io.storage import local_path
 
+STATE_FOLDER = ".maskmodel"  # what maskmodel keeps inside an output folder (`maskmodel.io.runstate`)
+
 ENCODABLE = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
@@ -61,7 +63,7 @@ def resolve_inputs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike |
             if out_id is not None and file_identity(real) == out_id:
                 raise UsageError(f"--out {out_dir} is the input {location}: originals are never overwritten")
         found.append((str(location), real, is_dir, name))
-    prefixes, used = {}, set()
+    prefixes, used = {}, {STATE_FOLDER}  # an input named .maskmodel is reported as .maskmodel~2
     for index, (location, real, is_dir, name) in sorted(enumerate(found), key=lambda item: (
             item[1][3], str(item[1][1] if item[1][1] is not None else item[1][0]), item[0])):
         prefix = name if (len(inputs) > 1 or not is_dir) else ""
@@ -128,6 +130,17 @@ def is_safe_relative(name: str) -> bool:
     return bool(name) and not name.startswith("/") and all(part not in ("", ".", "..") for part in parts)
 
 
+def in_another_run(root: Path, name: str) -> bool:
+    """Whether a folder on the way to `name` inside the output folder `root` is another run's output
+    folder (it holds a state folder): maskmodel never writes nor removes anything in there."""
+    folder = Path(root)
+    for part in name.split("/")[:-1]:
+        folder = folder / part
+        if os.path.lexists(folder / STATE_FOLDER):
+            return True
+    return False
+
+
 def output_name(relative: str, image_format: str, video: bool = False) -> str:
     """The natural name of the annotated copy of `relative` (`same` keeps the suffix when it can be
     written); `OutputNames` makes it distinct."""
@@ -157,14 +170,26 @@ class OutputNames:
         self.used: set[str] = set()
 
     def assign(self, natural: str) -> str | None:
-        """The name to write `natural` under, or None if no write there could be safe."""
-        if not is_safe_relative(natural):
+        """The name to write `natural` under, or None if no write there could be safe (`refusal` says why)."""
+        if not is_safe_relative(natural) or natural.split("/")[0] == STATE_FOLDER or self._in_another_run(natural):
             return None
         candidate = _first_free(natural, lambda name: name in self.used or self._foreign(name))
         if self._inside_input(candidate):
             return None
         self.used.add(candidate)
         return candidate
+
+    def refusal(self, natural: str) -> str:
+        """Why `assign` gave no name for `natural`."""
+        if natural.split("/")[0] == STATE_FOLDER:
+            return f"its annotated copy would be written inside {STATE_FOLDER}/, where maskmodel keeps its state"
+        if is_safe_relative(natural) and self._in_another_run(natural):
+            return ("its annotated copy would be written inside another run's output folder (a folder holding "
+                    f"{STATE_FOLDER}/), which maskmodel never enters; choose another --out")
+        return "its annotated copy would be written inside an input folder; choose an --out outside the inputs"
+
+    def _in_another_run(self, name: str) -> bool:
+        return self.out_root is not None and in_another_run(self.out_root, name)
 
     def _foreign(self, name: str) -> bool:
         if self.out_root is None or name in self.owned:

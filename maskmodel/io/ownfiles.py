@@ -17,11 +17,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import uuid
 from pathlib import Path
 
 from maskmodel.errors import UsageError
-from maskmodel.runtime.files import file_kind
+from maskmodel.runtime.files import file_kind, write_file_atomic
 
 _OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -93,36 +92,16 @@ def read_own_file(path: Path, max_bytes: int = 64 << 20) -> bytes | None:
     return data
 
 
-def write_all(handle: int, data: bytes, path: Path) -> None:
-    """Write `data` at the descriptor's position; an error names `path` (a full disk says which file)."""
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(handle, view):]
-    except OSError as error:
-        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
-
-
 def replace_own_file(path: Path, data: bytes, temp_prefix: str = ".maskmodel-tmp-") -> None:
     """Replace `path` by a new regular file holding `data`: written under a fresh temporary name beside
-    it (`O_EXCL | O_NOFOLLOW`), flushed to disk, then renamed over `path`; removed again on failure."""
-    temp = path.with_name(f"{temp_prefix}{uuid.uuid4().hex[:12]}")
-    handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o644)
+    it (`O_EXCL | O_NOFOLLOW`), flushed to disk, then renamed over `path`; removed again on failure
+    (`maskmodel.runtime.files.write_file_atomic`, the writer of every other file maskmodel writes too)."""
     try:
-        try:
-            write_all(handle, data, path)
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-        try:
-            os.rename(temp, path)
-        except OSError as error:
-            raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
-    finally:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
+        write_file_atomic(path, data, temp_prefix=temp_prefix, sync=True)
+    except OSError as error:
+        if error.filename is None:  # already names `path`
+            raise
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
 
 
 def remove_own_file(path: Path) -> None:

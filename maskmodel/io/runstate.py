@@ -12,10 +12,13 @@ under one of these names (or under `report.csv`, `summary.json`) refuses the run
   classifier and its classes, box style, drawing, blur, format, frame step, codec); `--resume` with
   another configuration is refused, naming the difference.
 - `written.jsonl`: every name this folder's runs were to write (one JSON string a line, appended before
-  the work starts). `--overwrite` removes exactly those files, and a file under any other name is never
-  replaced. The record is checked when it is read: a torn last line is cut off, and a name that is not a
-  relative path inside the folder (absolute, `..`, empty parts, the state folder itself) makes it
-  damaged, and the run is refused before anything is removed.
+  the work starts), then, once a file is written, its identity (`{"name": ..., "id": [device, inode,
+  size, mtime_ns]}`). A recorded name is maskmodel's only while its file is the one it wrote (or there is
+  none) and no folder on its way is another run's output folder: only those are replaced or removed by
+  `--resume` and `--overwrite`, a file under any other name never. The record is checked when it is
+  read: a torn last line is cut off, and a name that is not a relative path inside the folder (absolute,
+  `..`, empty parts, the state folder itself) or an identity that is not four integers makes it damaged,
+  and the run is refused before anything is removed.
 - `overwriting`: present while an `--overwrite` removes the earlier results; the earlier configuration
   and record stay until the removal is complete, and any later run of the folder finishes it first.
 """
@@ -31,11 +34,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from maskmodel.errors import UsageError
-from maskmodel.io.layout import file_identity
+from maskmodel.io.layout import STATE_FOLDER, file_identity, in_another_run
 from maskmodel.io.ownfiles import (check_own_file, open_own_file, read_own_file, refuse, remove_own_file,
-                                   replace_own_file, write_all)
+                                   replace_own_file)
+from maskmodel.runtime.files import write_all
 
-STATE_FOLDER = ".maskmodel"
 OWN_FILES = ("report.csv", "summary.json")  # besides the annotated copies
 JOURNAL, OVERWRITING = "written.jsonl", "overwriting"
 STATE_FILES = ("lock", "run.json", "configuration.json", JOURNAL, OVERWRITING)
@@ -178,13 +181,14 @@ class RunState:
             configuration = {**before, "inputs": {**old_inputs, **new_inputs}}
         self._replace("configuration.json", json.dumps(configuration, indent=2, sort_keys=True).encode())
 
-    def written(self) -> set[str]:
-        """The names recorded so far. A torn last line (a killed run, a full disk) is cut off the record
-        here, so nothing is ever appended to it; any other damage refuses the folder (`UsageError`)."""
+    def written(self) -> dict[str, set[Identity]]:
+        """The names recorded so far, each with the identities of the files written under it (none: not
+        written yet; more than one: written again, or a run killed between recording and renaming). A torn last line (a killed run, a full disk) is cut off the record here, so nothing
+        is ever appended to it; any other damage refuses the folder (`UsageError`)."""
         journal = self.folder / JOURNAL
         data = read_own_file(journal)
         if not data:
-            return set()
+            return {}
         whole, _, torn = data.rpartition(b"\n")
         if torn:  # the names of a torn append were never written: recording comes first
             handle = open_own_file(journal, os.O_WRONLY)
@@ -192,36 +196,40 @@ class RunState:
                 os.ftruncate(handle, len(data) - len(torn))
             finally:
                 os.close(handle)
-        names = set()
+        names: dict[str, set[Identity]] = {}
         for number, line in enumerate(whole.split(b"\n") if whole else [], 1):
             try:
-                name = json.loads(line)
+                entry = json.loads(line)
             except ValueError:
-                name = line
-            problem = recorded_name_problem(name)
+                entry = line
+            name, identity = (entry.get("name"), entry.get("id")) if isinstance(entry, dict) else (entry, None)
+            problem = recorded_name_problem(name) or _identity_problem(identity)
             if problem:
                 raise UsageError(f"{journal} is damaged (line {number}: {problem}); maskmodel removes nothing "
                                  "from this folder: choose a new --out")
-            names.add(name)
+            names.setdefault(name, set()).update([tuple(identity)] if identity is not None else [])
         return names
 
-    def record(self, names: list[str]) -> None:
-        """Append names this run is about to write, before writing any of them (whole lines only: a
-        failed append is cut back)."""
-        if not names:
-            return
-        journal = self.folder / JOURNAL
-        handle = open_own_file(journal, os.O_WRONLY | os.O_CREAT)
+    def ours(self) -> set[str]:
+        """The recorded names maskmodel may write again or remove (`_is_ours`)."""
+        return {name for name, identities in self.written().items() if self._is_ours(name, identities)}
+
+    def _is_ours(self, name: str, identities: set[Identity]) -> bool:
+        """Whether the recorded `name` is still maskmodel's: no folder on its way is another run's output
+        folder, and there is no file under it or the file is one written there (`identities`)."""
+        if in_another_run(self.root, name):
+            return False
         try:
-            end = os.lseek(handle, 0, os.SEEK_END)
-            try:
-                write_all(handle, b"".join(json.dumps(name).encode() + b"\n" for name in names), journal)
-                os.fsync(handle)
-            except OSError:
-                os.ftruncate(handle, end)
-                raise
-        finally:
-            os.close(handle)
+            info = os.lstat(self.root / name)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return stat.S_ISREG(info.st_mode) and _identity(info) in identities
+
+    def record(self, names: list[str]) -> None:
+        """Append names this run is about to write, before writing any of them."""
+        _append(self.folder / JOURNAL, names)
 
     def overwrite_pending(self) -> bool:
         """Whether an `--overwrite` began here and did not finish removing the earlier results."""
@@ -232,7 +240,8 @@ class RunState:
         previous runs' annotated copies, exports, report and summary (regular files inside the folder
         only; a symlink or folder put there is left alone), then forget them and their configuration.
         Until `end_overwrite`, every later run of this folder finishes the removal first."""
-        names = list(OWN_FILES) + sorted(self.written())  # a damaged record refuses before anything is removed
+        written = self.written()  # a damaged record refuses before anything is removed
+        names = list(OWN_FILES) + sorted(name for name, identities in written.items() if self._is_ours(name, identities))
         self._replace(OVERWRITING, b"an --overwrite is removing the earlier results\n")
         root = os.path.realpath(self.root)
         for name in names:
@@ -263,6 +272,49 @@ class RunState:
         for name in os.listdir(self.folder):
             if name.startswith((self.temp_prefix, ".maskmodel-tmp-")):
                 remove_own_file(self.folder / name)
+
+
+Identity = tuple[int, int, int, int]  # device, inode, size, mtime in nanoseconds
+
+
+def _identity(info: os.stat_result) -> Identity:
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def record_identity(root: Path, name: str, info: os.stat_result) -> None:
+    """Append to the record of the output folder `root` the identity of the file `info` describes, which
+    is about to be renamed to `name` (so the record is never behind the folder: a recorded name is ours
+    only while its file is this one). Worker processes call it too (`LocalFolder.on_publish`)."""
+    if name not in OWN_FILES:  # the report and summary are checked as the state files are
+        _append(Path(root) / STATE_FOLDER / JOURNAL, [{"name": name, "id": list(_identity(info))}], sync=False)
+
+
+def _append(journal: Path, entries: list, sync: bool = True) -> None:
+    """Append `entries` to the record, one JSON value a line, each call in one `O_APPEND` write (the lines
+    of several processes never mix); a failed append is cut back. An identity lost (no `sync`) only makes
+    a file not ours."""
+    if not entries:
+        return
+    handle = open_own_file(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        end = os.fstat(handle).st_size
+        try:
+            write_all(handle, b"".join(json.dumps(entry).encode() + b"\n" for entry in entries), journal)
+            if sync:
+                os.fsync(handle)
+        except OSError:
+            os.ftruncate(handle, end)
+            raise
+    finally:
+        os.close(handle)
+
+
+def _identity_problem(identity: object) -> str | None:
+    """Why `identity` cannot be a file's identity in `written.jsonl` (four integers), or `None`."""
+    if identity is None or (isinstance(identity, list) and len(identity) == 4
+                            and all(type(part) is int for part in identity)):
+        return None
+    return f"{identity!r} is not a file identity"
 
 
 def _input_changes(old: dict, new: dict) -> list[str]:

@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -67,6 +67,9 @@ class LocalFolder:
     def __init__(self, root: Path, temp_prefix: str = TEMP_PREFIX) -> None:
         self.root = Path(root)
         self.temp_prefix = temp_prefix
+        # called with a finished file's name and `lstat` just before it is renamed into place (the run
+        # state records its identity: `maskmodel.io.runstate.record_identity`)
+        self.on_publish: Callable[[str, os.stat_result], None] | None = None
 
     def __str__(self) -> str:
         return str(self.root)
@@ -99,6 +102,8 @@ class LocalFolder:
             os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=parent_fd))
             try:
                 yield self.root.joinpath(*folders, temp)
+                if self.on_publish is not None:
+                    self.on_publish(relative, os.stat(temp, dir_fd=parent_fd, follow_symlinks=False))
                 os.rename(temp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
             finally:
                 try:

@@ -2,7 +2,8 @@
 resumed run gives the same files:
 
 - `labels/<input path>.txt` (`--save yolo`): `class cx cy w h` lines, relative, with `classes.txt`;
-- `annotations/<input path>.xml` (`--save voc`): PASCAL VOC, `<filename>` the input's report path;
+- `annotations/<input path>.xml` (`--save voc`): PASCAL VOC, `<filename>` the input's report path
+  (characters XML 1.0 cannot hold, such as control characters, as `\\xNN`: `xml_text`);
 - `predictions.coco.json` (`--save coco`): COCO images, categories and annotations with a `score`
   (load it with `pycocotools.coco.COCO`; its `annotations` list is a COCO results list);
 - `results.jsonl` (`--save-json`): one JSON record per image or video with its faces (and a video's
@@ -20,12 +21,13 @@ import errno
 import json
 import math
 import os
+import re
 from collections import Counter
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
-from maskmodel.io.layout import is_safe_relative
+from maskmodel.io.layout import in_another_run, is_safe_relative
 from maskmodel.io.runstate import STATE_FOLDER, RunState
 from maskmodel.outputs.report import STATUS_ERROR, STATUS_OK, is_video_path, original_path, path_bytes
 
@@ -100,10 +102,23 @@ def yolo_text(rows: list[dict], classes: list[str]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # \r: parsers make it \n
+
+
+def xml_text(text: str) -> str:
+    """`text` as XML 1.0 holds it unchanged: the characters it cannot hold (control characters, lone
+    surrogates, a carriage return its parsers would turn into a line feed) as `\\xNN` / `\\uNNNN`, with every
+    backslash doubled when one is escaped (so the escape can be undone)."""
+    if not _NOT_XML.search(text):
+        return text
+    return _NOT_XML.sub(lambda found: f"\\x{ord(found[0]):02x}" if ord(found[0]) < 0x100 else f"\\u{ord(found[0]):04x}",
+                        text.replace("\\", "\\\\"))
+
+
 def voc_xml(rows: list[dict]) -> bytes:
     """A PASCAL VOC annotation of one image's rows (boxes clipped to the image)."""
     root = ElementTree.Element("annotation")
-    ElementTree.SubElement(root, "filename").text = original_path(rows[0]["path"])
+    ElementTree.SubElement(root, "filename").text = xml_text(original_path(rows[0]["path"]))
     size = ElementTree.SubElement(root, "size")
     for key, value in (("width", rows[0]["width"]), ("height", rows[0]["height"]), ("depth", 3)):
         ElementTree.SubElement(size, key).text = str(value)
@@ -112,7 +127,7 @@ def voc_xml(rows: list[dict]) -> bytes:
         if clipped is None:
             continue
         item = ElementTree.SubElement(root, "object")
-        ElementTree.SubElement(item, "name").text = row["label"]
+        ElementTree.SubElement(item, "name").text = xml_text(row["label"])
         ElementTree.SubElement(item, "pose").text = "Unspecified"
         ElementTree.SubElement(item, "truncated").text = "0"
         ElementTree.SubElement(item, "difficult").text = "0"
@@ -217,7 +232,7 @@ class ExportWriter:
         self.folder, self.state, self.classes = folder, state, list(classes)
         self.copies = copies  # annotated-copy names of the run's inputs: never an export's
         self.formats, self.save_json = formats, save_json
-        self.owned: set[str] = state.written() if state else set()
+        self.owned: set[str] = state.ours() if state else set()
         self.refused: list[str] = []
         self._source: dict[str, str] = {}  # label file name -> the report path it was written for
 
@@ -234,6 +249,9 @@ class ExportWriter:
                 continue
             if name in self.copies:
                 self._refuse(name, "the annotated copy of an input has this name")
+                continue
+            if self.state is not None and in_another_run(self.folder.root, name):
+                self._refuse(name, f"inside another run's output folder (a folder holding {STATE_FOLDER}/)")
                 continue
             if self.state is None:
                 self.owned.add(name)

@@ -77,14 +77,53 @@ def build_model(
         weights=None,
     )
     if weights == "imagenet":
-        backbone.load_weights(imagenet_file(alpha))
+        _load_weights(backbone, imagenet_file(alpha))
     x = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
     model = keras.Model(inputs, outputs, name=name or f"mask_mobilenetv2_{alpha}_{input_size}")
     if weights is not None and weights != "imagenet":
-        model.load_weights(str(weights))
+        _load_weights(model, weights)
     return model
+
+
+def check_weights_file(path: str | os.PathLike) -> None:
+    """Refuse (`UsageError`, one line) a weights file that is not what Keras loads, before any work: a
+    `.keras` file must be a zip archive, any other file an HDF5 file that h5py opens."""
+    import zipfile
+
+    from maskmodel.errors import UsageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"the weights file {path} does not exist")
+    if path.suffix.lower() == ".keras":
+        if not zipfile.is_zipfile(path):
+            raise UsageError(f"{path} is not a .keras model file (a zip archive): damaged or of another kind")
+        return
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path} is not a Keras weights file (HDF5: {_first_line(error)}): damaged or of "
+                         "another kind") from None
+
+
+def _load_weights(model: keras.Model, path: str | os.PathLike) -> None:
+    """`model.load_weights(path)`, a failure as one line (`UsageError`) naming the file."""
+    from maskmodel.errors import UsageError
+
+    try:
+        model.load_weights(str(path))
+    except Exception as error:  # Keras and h5py raise ValueError, OSError, KeyError for files that do not fit
+        raise UsageError(f"cannot load the weights {path} into a MobileNetV2 of this width and these classes "
+                         f"({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def imagenet_file(alpha: float) -> str:

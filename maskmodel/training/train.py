@@ -33,6 +33,7 @@ from maskmodel.evaluation.metrics import (classification_report, expected_calibr
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import SPLITS, CropSet, build_crop_sets, load_dataset
 from maskmodel.training.photos import build_photo_crop_sets, face_counts, split_photos
+from maskmodel.runtime.files import new_file, write_file_atomic
 from maskmodel.training.rundir import check_outside_data
 from maskmodel.zoo import cache_dir as model_cache
 
@@ -180,8 +181,7 @@ def train(
         photo_crops.append(sets)
     crop_sets = merge_crop_sets(crop_sets, *photo_crops)
     photo_paths = {path for sets in photo_crops for crop_set in sets.values() for path in crop_set.paths}
-    (out_dir / "dataset_report.json").write_text(
-        json.dumps({**report.to_dict(), "classes": classes, "photos": photo_summaries}, indent=2))
+    _write_json(out_dir / "dataset_report.json", {**report.to_dict(), "classes": classes, "photos": photo_summaries})
     prepared = time.time()
 
     model = build_model(config.alpha, config.input_size, config.weights, len(classes), config.dropout)
@@ -254,13 +254,16 @@ def train(
             if from_photos.any():
                 metrics["photo_splits"][split] = classification_report(
                     crop_sets[split].labels[from_photos], probabilities[from_photos], classes)
-    model.save(out_dir / "model.keras")
-    export_onnx(model, out_dir / "model.onnx")
-    plot_curves(history, out_dir / "curves.png")
+    with new_file(out_dir / "model.keras") as temp:
+        model.save(temp)
+    with new_file(out_dir / "model.onnx") as temp:
+        export_onnx(model, temp)
+    with new_file(out_dir / "curves.png") as temp:
+        plot_curves(history, temp)
     if "test" in metrics["splits"]:
-        plot_confusion(np.array(metrics["splits"]["test"]["confusion_matrix"]), classes,
-                       out_dir / "confusion.png")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        with new_file(out_dir / "confusion.png") as temp:
+            plot_confusion(np.array(metrics["splits"]["test"]["confusion_matrix"]), classes, temp)
+    _write_json(out_dir / "metrics.json", metrics)
     run = {
         "config": asdict(config),
         "data": [str(p) for p in data],
@@ -276,14 +279,20 @@ def train(
             "total": round(time.time() - started, 1),
         },
     }
-    (out_dir / "run.json").write_text(json.dumps(run, indent=2))
+    _write_json(out_dir / "run.json", run)
     contract = InputContract(config.input_size, tuple(classes), policy)
-    (out_dir / CONTRACT_NAME).write_text(json.dumps({
+    _write_json(out_dir / CONTRACT_NAME, {
         "task": "classification", **contract.to_manifest(),
         "output": "softmax probabilities in the order of classes",
         "architecture": {"backbone": "MobileNetV2", "alpha": config.alpha},
-    }, indent=2))
+    })
     return metrics
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write a file of the run folder as maskmodel writes every file (`new_file`): a link planted under
+    its name (to a training photo, or outside the folder) is replaced, never written through."""
+    write_file_atomic(path, json.dumps(data, indent=2).encode())
 
 
 def calibrate(model, val_set: CropSet, probabilities: np.ndarray, photo_paths: set[str]) -> dict:

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from maskmodel.errors import MaskmodelError
-from maskmodel.runtime.files import cache_dir, regular_file_handle
+from maskmodel.runtime.files import cache_dir, new_file, regular_file_handle
 from maskmodel.zoo.registry import WeightsFile, list_models, model_versions, package_weights_dir, weights_file
 
 CHUNK = 1 << 20
@@ -159,7 +159,8 @@ def download_file(record: WeightsFile, target: Path, timeout: float = 60.0, dead
 
 
 def install_from(directory: Path) -> list[Path]:
-    """Copy every file of `directory` that the manifest lists, after checking its sha256, into the cache."""
+    """Copy every file of `directory` that the manifest lists into the cache: the copy's sha256 is checked
+    before it takes its name (`ChecksumError` otherwise, the installed file left as it was)."""
     installed = []
     for name in list_models():
         for info in model_versions(name):
@@ -167,12 +168,13 @@ def install_from(directory: Path) -> list[Path]:
                 source = Path(directory) / record.file
                 if record.builtin or not source.is_file():
                     continue
-                _verified(source, record)
                 target = cache_dir() / record.file
                 target.parent.mkdir(parents=True, exist_ok=True)
-                handle, temp_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
-                os.close(handle)
-                shutil.copyfile(source, temp_name)
-                os.replace(temp_name, target)
+                with new_file(target) as temp:
+                    shutil.copyfile(source, temp)
+                    if record.sha256 and sha256_of(temp) != record.sha256:
+                        raise ChecksumError(f"{source} does not match the manifest (expected sha256 {record.sha256} "
+                                            f"for {record.file}): the file is corrupt, truncated or of another "
+                                            "version; nothing was installed in its place")
                 installed.append(target)
     return installed

@@ -1,0 +1,298 @@
+"""Reliability round 4 (issue 41): every file maskmodel writes, not only the run state of `annotate`. One
+regression test per case of the issue (its number in the name); real files, real links. Fixtures copy
+files from ../shared, never link into it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from helpers import COVID, SHARED, rows_of, tree, write_image
+from maskmodel.cli.main import main
+
+KERAS_FILES = SHARED / "models" / "keras"
+IMAGENET_035 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def image(path: Path, value: int = 90) -> Path:
+    return write_image(path, np.full((48, 64, 3), value, np.uint8))
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch) -> Path:
+    """A Keras folder of this test's own (`$KERAS_HOME/models`), holding a good copy of the 0.35 file."""
+    home = tmp_path / "keras-home"
+    (home / "models").mkdir(parents=True)
+    shutil.copyfile(KERAS_FILES / IMAGENET_035, home / "models" / IMAGENET_035)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home / "models"
+
+
+def small_dataset(root: Path, per_split: int = 3) -> Path:
+    """A folder-per-class set of copies of covid19 photos."""
+    for split in ("train", "val", "test"):
+        for label in ("with_mask", "without_mask"):
+            (root / split / label).mkdir(parents=True)
+            for source in sorted((COVID / split / label).iterdir())[:per_split]:
+                shutil.copyfile(source, root / split / label / source.name)
+    return root
+
+
+# --- 1: train, export and models install write through one writer: a planted link is replaced ----------
+
+def test_1_train_overwrite_never_writes_through_links_planted_in_the_run_folder(tmp_path):
+    pytest.importorskip("keras")
+    data = small_dataset(tmp_path / "data")
+    photo = next((data / "train" / "with_mask").iterdir())
+    kept = photo.read_bytes()
+    run = tmp_path / "run"
+    run.mkdir()
+    hard = ["dataset_report.json", "metrics.json", "run.json", "model.json", "model.keras"]
+    for name in hard:
+        os.link(photo, run / name)
+    victims = {}
+    for name in ("model.onnx", "curves.png", "confusion.png"):
+        victims[name] = tmp_path / f"outside-{name}"
+        victims[name].write_text("keep me")
+        (run / name).symlink_to(victims[name])
+    result = cli("train", data, "--out", run, "--overwrite", "--smoke", "--alpha", "0.35", "--weights", "none",
+                 "--quiet")
+    assert result.exit_code == 0, result.output
+    assert photo.read_bytes() == kept and os.stat(photo).st_nlink == 1
+    assert all(victim.read_text() == "keep me" for victim in victims.values())
+    for name in [*hard, *victims]:
+        info = os.lstat(run / name)
+        assert info.st_nlink == 1 and not (run / name).is_symlink() and info.st_size > 0, name
+
+
+def test_1_models_install_never_writes_through_a_link_at_its_temporary_name(tmp_path, keras_home):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (keras_home / f".{IMAGENET_035}.part").symlink_to(victim)  # the fixed temporary name of the old install
+    source = tmp_path / "from"
+    source.mkdir()
+    shutil.copyfile(KERAS_FILES / IMAGENET_035, source / IMAGENET_035)
+    (keras_home / IMAGENET_035).unlink()
+    os.link(source / IMAGENET_035, keras_home / IMAGENET_035)  # a hard link at the target: replaced, not written
+    result = cli("models", "install", "--from", source)
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "keep me"
+    assert os.stat(source / IMAGENET_035).st_nlink == 1
+    assert (keras_home / IMAGENET_035).read_bytes() == (KERAS_FILES / IMAGENET_035).read_bytes()
+
+
+def test_1_export_overwrite_replaces_a_hard_link_at_out(tmp_path):
+    original = tmp_path / "original.onnx"
+    original.write_bytes(b"an original")
+    out = tmp_path / "model.onnx"
+    os.link(original, out)
+    result = cli("export", "mask-mobilenetv2-0.35", "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert original.read_bytes() == b"an original"
+    assert os.stat(out).st_nlink == 1 and out.stat().st_size > 1000
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+# --- 3: models install checks the sha256 of Keras' files; a weights file that does not load is one line --
+
+def test_3_models_install_refuses_a_keras_file_that_is_not_kerass(tmp_path, keras_home):
+    good = (keras_home / IMAGENET_035).read_bytes()
+    source = tmp_path / "from"
+    source.mkdir()
+    (source / IMAGENET_035).write_bytes(os.urandom(4096))
+    result = cli("models", "install", "--from", source)
+    assert result.exit_code == 2, result.output
+    assert "sha256" in result.output and "Traceback" not in result.output
+    assert (keras_home / IMAGENET_035).read_bytes() == good
+    assert sorted(path.name for path in keras_home.iterdir()) == [IMAGENET_035]
+
+
+def test_3_models_install_refuses_a_keras_file_it_cannot_check(tmp_path, keras_home):
+    source = tmp_path / "from"
+    source.mkdir()
+    name = IMAGENET_035.replace("_0.35_", "_0.5_")
+    (source / name).write_bytes(os.urandom(4096))
+    result = cli("models", "install", "--from", source)
+    assert result.exit_code == 2, result.output
+    assert "knows no sha256" in result.output
+    assert not (keras_home / name).exists()
+
+
+@pytest.mark.parametrize("junk", ["junk.weights.h5", "junk.keras"])
+def test_3_train_with_weights_that_do_not_load_is_one_line_exit_2(tmp_path, junk):
+    pytest.importorskip("keras")
+    data = small_dataset(tmp_path / "data", 1)
+    weights = tmp_path / junk
+    weights.write_bytes(os.urandom(2048))
+    result = cli("train", data, "--out", tmp_path / "run", "--smoke", "--alpha", "0.35", "--weights", weights,
+                 "--quiet")
+    assert result.exit_code == 2, result.output
+    assert str(weights) in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_3_train_refuses_a_damaged_imagenet_file_in_kerass_folder(tmp_path, keras_home):
+    pytest.importorskip("keras")
+    data = small_dataset(tmp_path / "data", 1)
+    (keras_home / IMAGENET_035).write_bytes(os.urandom(4096))
+    result = cli("train", data, "--out", tmp_path / "run", "--smoke", "--alpha", "0.35", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert str(keras_home / IMAGENET_035) in result.output and "sha256" in result.output
+
+
+# --- 2: a recorded name is ours only while its file is the one written; another run's --out is never entered
+
+def killed_before(out: Path, name: str) -> None:
+    """Make `out` what a run killed before it wrote `name` (the last image of its report) leaves: the name
+    recorded, no file, no rows, no identity."""
+    (out / name).unlink()
+    lines = (out / "report.csv").read_bytes().split(b"\r\n")
+    (out / "report.csv").write_bytes(b"\r\n".join(line for line in lines if name.encode() not in line))
+    record = out / ".maskmodel" / "written.jsonl"
+    record.write_bytes(b"".join(line + b"\n" for line in record.read_bytes().splitlines()
+                                if not line.startswith(b"{") or json.loads(line)["name"] != name))
+
+
+@pytest.fixture
+def nested(tmp_path):
+    """Photos `a.png` and `sub/x.png` annotated into `out`, killed before the copy of `sub/x.png`."""
+    photos = tmp_path / "photos"
+    image(photos / "a.png", 40)
+    image(photos / "sub" / "x.png", 80)
+    out = tmp_path / "out"
+    assert cli("annotate", photos, "--out", out, "-q").exit_code == 0
+    name = next(row["output"] for row in rows_of(out) if row["path"].endswith("x.png"))
+    killed_before(out, name)
+    return photos, out, out / name
+
+
+def test_2_a_folder_that_is_another_runs_out_is_never_entered(tmp_path, nested):
+    photos, out, copy = nested
+    other = tmp_path / "other"
+    image(other / copy.name, 200)
+    result = cli("annotate", other / copy.name, "--out", copy.parent, "-q")  # run B: the empty folder as its --out
+    assert result.exit_code == 0, result.output
+    theirs = tree(copy.parent)
+    result = cli("annotate", photos, "--out", out, "-q", "--resume")
+    assert result.exit_code == 1, result.output
+    assert tree(copy.parent) == theirs
+    assert "another run's output folder" in next(row["message"] for row in rows_of(out) if row["path"].endswith("x.png"))
+    result = cli("annotate", photos, "--out", out, "-q", "--overwrite", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert tree(copy.parent) == theirs
+
+
+def test_2_a_recorded_name_whose_file_is_not_the_one_written_is_not_ours(nested):
+    photos, out, copy = nested
+    copy.write_bytes(b"the user's own file, put where a killed run had meant to write")
+    result = cli("annotate", photos, "--out", out, "-q", "--resume")
+    assert result.exit_code == 0, result.output
+    assert copy.read_bytes().startswith(b"the user's own file")
+    written = next(row["output"] for row in rows_of(out) if row["path"].endswith("x.png"))
+    assert written != copy.relative_to(out).as_posix() and (out / written).is_file()
+    result = cli("annotate", photos, "--out", out, "-q", "--overwrite", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert copy.read_bytes().startswith(b"the user's own file") and not (out / written).exists()
+
+
+# --- 4, 5, 11: the TIFF size guard: linear time, the larger of two sizes, a size of another type refused
+
+def tiff(entries: list[tuple[int, int, int]], pad: int = 0) -> bytes:
+    """A little-endian TIFF with one directory of (tag, type, value) entries, then `pad` zero bytes."""
+    directory = b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in entries)
+    return b"II*\0" + struct.pack("<IH", 8, len(entries)) + directory + struct.pack("<I", 0) + bytes(pad)
+
+
+def test_11_a_tiff_width_of_type_rational_is_one_error_row_and_the_batch_goes_on(tmp_path):
+    photos = tmp_path / "photos"
+    image(photos / "a.png")
+    (photos / "b.tif").write_bytes(tiff([(256, 5, 8)]))  # 26 bytes: ImageWidth as a RATIONAL
+    assert len((photos / "b.tif").read_bytes()) == 26
+    image(photos / "c.png")
+    out = tmp_path / "out"
+    result = cli("annotate", photos, "--out", out, "-q")
+    assert result.exit_code == 1, result.output
+    rows = {row["path"]: row for row in rows_of(out)}
+    assert set(rows) == {"a.png", "b.tif", "c.png"}
+    assert rows["b.tif"]["status"] == "error" and rows["c.png"]["status"] != "error"
+    result = cli("predict", photos / "b.tif")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert json.loads(result.output)["error"]
+
+
+def test_5_a_tiff_declaring_its_size_twice_is_held_to_the_larger():
+    from maskmodel.io.imagesize import declared_size
+
+    assert declared_size(tiff([(256, 4, 12000), (257, 4, 12000), (256, 3, 16), (257, 3, 16)])) == (12000, 12000)
+
+
+def test_4_the_tiff_guard_takes_linear_time():
+    from maskmodel.io.imagesize import declared_size
+
+    entries = [(256, 4, 64), (257, 4, 64)] + [(300 + index, 3, 0) for index in range(4000)]
+    data = tiff(entries, pad=4 << 20)
+    started = time.perf_counter()
+    assert declared_size(data) == (64, 64)
+    assert time.perf_counter() - started < 1.0
+
+
+# --- 13: an input given as a file:// URI is the local folder it names ----------------------------------
+
+def test_13_an_input_given_as_a_file_uri_is_read_as_the_local_folder(tmp_path):
+    photos = tmp_path / "photos"
+    image(photos / "a.png")
+    out = tmp_path / "out"
+    result = cli("annotate", f"file://{photos}", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert [row["path"] for row in rows_of(out)] == ["a.png"]
+    result = cli("annotate", f"file://{tmp_path / 'missing'}", "--out", tmp_path / "out2", "-q")
+    assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
+
+
+# --- 17: --save voc escapes what XML cannot hold: every annotation parses -------------------------------
+
+def test_17_voc_annotations_of_names_with_control_characters_parse(tmp_path):
+    from xml.etree import ElementTree
+
+    photos = tmp_path / "photos"
+    names = ["a\x01b.png", "esc\x1b[31m.png", "cr\r.png", "plain.png"]
+    for name in names:
+        image(photos / name)
+    out = tmp_path / "out"
+    result = cli("annotate", photos, "--out", out, "-q", "--save", "voc")
+    assert result.exit_code == 0, result.output
+    files = sorted((out / "annotations").iterdir())
+    assert len(files) == len(names)
+    found = {ElementTree.parse(path).getroot().findtext("filename") for path in files}
+    assert found == {"a\\x01b.png", "esc\\x1b[31m.png", "cr\\x0d.png", "plain.png"}
+    assert json.loads((out / "summary.json").read_text())["exports_refused"] == []
+
+
+# --- 14: an input folder named .maskmodel never puts its copies into the state folder ------------------
+
+def test_14_an_input_folder_named_like_the_state_folder_gets_another_prefix(tmp_path):
+    photos, state_named = tmp_path / "photos", tmp_path / ".maskmodel"
+    image(photos / "a.png")
+    image(state_named / "b.png")
+    out = tmp_path / "out"
+    result = cli("annotate", photos, state_named, "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    rows = rows_of(out)
+    assert sorted(row["path"] for row in rows) == [".maskmodel~2/b.png", "photos/a.png"]
+    assert all(row["status"] != "error" and not row["output"].startswith(".maskmodel/") for row in rows)
+    image(photos / "c.png")
+    result = cli("annotate", photos, state_named, "--out", out, "-q", "--resume")
+    assert result.exit_code == 0, result.output
+    assert len(rows_of(out)) == 3
