@@ -110,8 +110,8 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     no annotated copy replaces a file that maskmodel did not write. One run at a time writes an OUT.
 
     Exit codes: 0 all images processed, 1 some images failed (listed in the report) or the output
-    could not be written (continue with --resume), 2 usage error (conflicting paths, OUT in use by
-    another run, a damaged report), 130 interrupted (Ctrl-C).
+    could not be written (continue with --resume), 2 usage error, nothing written (conflicting paths,
+    OUT in use by another run, a damaged report, no image or video in INPUTS), 130 interrupted (Ctrl-C).
     """
     from tqdm import tqdm
 
@@ -168,10 +168,10 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         click.echo(f"{result['images']} images, {videos}{result['faces']} faces: {result['with_mask']} with mask, "
                    f"{result['without_mask']} without"
                    + (f", {result['mask_incorrect']} mask incorrect" if result["mask_incorrect"] else "")
-                   + f" (compliance {result['compliance_rate']}), "
-                   f"{result['images_without_faces']} without faces, {result['errors']} errors; "
-                   f"{result['processed_this_run']} processed in this run, "
-                   f"{result['seconds']} s ({result['images_per_second']} images/s)")
+                   + (f" (compliance {result['compliance_rate']})" if result["faces"] else "")
+                   + f", {result['images_without_faces']} without faces, {result['errors']} errors; "
+                   f"{result['processed_this_run']} processed in this run, {result['seconds']} s"
+                   + (f" ({result['images_per_second']} images/s)" if result["images_per_second"] else ""))
         if result["skipped_files"]:
             skipped = ", ".join(f"{count} {suffix}" for suffix, count in result["skipped_files"].items())
             click.echo(f"not images or videos, skipped: {skipped}")
