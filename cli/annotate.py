@@ -10,13 +10,13 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import JOBS_HELP, JobsType, cap_jobs, detector_options, detector_settings, mask_detector
+from maskmodel.cli.detector import (JOBS_HELP, MODEL_OPTION, JobsType, cap_jobs, detector_options, detector_settings,
+                                    mask_detector)
 from maskmodel.cli.errors import describe
 from maskmodel.cli.verbosity import verbose
 from maskmodel.outputs.exports import EXPORT_FORMATS
 from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.io.storage import is_uri, open_folder
-from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
 class InputType(click.ParamType):
@@ -47,7 +47,7 @@ INPUT = InputType()
                    "report.html (and the --save files). "
                    "A URI (s3://bucket/run, gs://..., any pyarrow or fsspec filesystem) writes there.")
 @detector_options
-@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
+@MODEL_OPTION
 @click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime", "openvino"]), default="auto",
               show_default=True,
               help="Runtime of the networks (face detector and classifier): OpenCV DNN (always there), ONNX Runtime "
@@ -197,8 +197,7 @@ def _crop_classes(value: str | None) -> tuple[str, ...] | None:
 @click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True, path_type=Path))
 @detector_options
-@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True,
-              help="Classifier: NAME[@VERSION] from the zoo, or a run directory / .onnx of `maskmodel train`.")
+@MODEL_OPTION
 def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, first_pass, box_adjust, model) -> None:
     """Print the faces of IMAGES as JSON lines, one per image: box, score, label, probabilities
     (rounded as in the report). IMAGES are files, folders (crawled as annotate does) or `-`: standard

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
+from maskmodel.cli.detector import MODEL_OPTION, detector_options, detector_settings, mask_detector
 from maskmodel.cli.verbosity import verbose
-from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
 @click.command()
@@ -21,7 +20,7 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER
               help="Write the annotated stream to this video file (a new one: an existing file or link is never "
                    "replaced).")
 @click.option("--every", type=click.IntRange(1), default=1, show_default=True, help="Detect in every Nth frame.")
-@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
+@MODEL_OPTION
 @detector_options
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
 def watch(source, no_display, out_path, every, model, face_detector, preset, threshold, scales, flip, nms_iou,
