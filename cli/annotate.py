@@ -73,8 +73,8 @@ INPUT = InputType()
               help="Caption font scale (default: scaled to the faces and the image).")
 @click.option("--enlarge", type=click.FloatRange(1, 8), default=None,
               help="Draw images on a canvas this many times larger (tiny faces get legible captions). Default: "
-                   "automatic, up to 4x and 1600 px, enlarged only as much as the captions need to sit beside "
-                   "their faces (captions never cover a face box).")
+                   "automatic, up to 4x and 1600 px, enlarged only as much as the captions need to be legible "
+                   "(text 12 px high) and sit beside their faces (captions never cover a face box).")
 @click.option("--save", "save_formats", type=click.Choice(EXPORT_FORMATS), multiple=True,
               help="Also write labels: coco (predictions.coco.json), yolo (labels/*.txt, classes.txt), voc "
                    "(annotations/*.xml). Repeatable.")
