@@ -49,6 +49,9 @@ SECTIONS = [
     ("Video: frames per second on a 720p clip", ["-m", "bench.video"],
      "A 1280x720 clip of 75 frames panning over a crowd photo (about 19 faces a frame): decode, detect, track, "
      "classify, draw and encode, default settings, one process. Real time (25 fps input) needs `--every 2` or 3."),
+    ("Video: people counted against the truth", ["-m", "bench.tracking"],
+     "Clips of 30 frames panning, zooming and moving out and back over annotated crowd-dev photos (13 to 61 "
+     "faces): people counted as the summary counts them against the annotated faces, ID switches."),
     ("Runtimes: which backend runs each network fastest", ["-m", "bench.runtimes"],
      "One thread, CPU time, after a warm-up round; the backends take turns. The rule of `--backend auto` "
      "(`maskmodel.runtime.backends`) and the classifier's batch size per backend come from this table."),

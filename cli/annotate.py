@@ -10,13 +10,13 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import JOBS_HELP, JobsType, cap_jobs, detector_options, detector_settings, mask_detector
+from maskmodel.cli.detector import (JOBS_HELP, MODEL_OPTION, JobsType, cap_jobs, detector_options, detector_settings,
+                                    mask_detector)
 from maskmodel.cli.errors import describe
 from maskmodel.cli.verbosity import verbose
 from maskmodel.outputs.exports import EXPORT_FORMATS
 from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.io.storage import local_path, open_folder
-from maskmodel.zoo import DEFAULT_CLASSIFIER
 
 
 class InputType(click.ParamType):
@@ -49,7 +49,7 @@ INPUT = InputType()
                    "report.html (and the --save files). "
                    "A URI (s3://bucket/run, gs://..., any pyarrow or fsspec filesystem) writes there.")
 @detector_options
-@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True, help="Classifier (NAME or NAME@VERSION).")
+@MODEL_OPTION
 @click.option("--backend", type=click.Choice(["auto", "opencv", "onnxruntime", "openvino"]), default="auto",
               show_default=True,
               help="Runtime of the networks (face detector and classifier): OpenCV DNN (always there), ONNX Runtime "
@@ -75,8 +75,8 @@ INPUT = InputType()
               help="Caption font scale (default: scaled to the faces and the image).")
 @click.option("--enlarge", type=click.FloatRange(1, 8), default=None,
               help="Draw images on a canvas this many times larger (tiny faces get legible captions). Default: "
-                   "automatic, up to 4x and 1600 px, enlarged only as much as the captions need to sit beside "
-                   "their faces (captions never cover a face box).")
+                   "automatic, up to 4x and 1600 px, enlarged only as much as the captions need to be legible "
+                   "(text 12 px high) and sit beside their faces (captions never cover a face box).")
 @click.option("--save", "save_formats", type=click.Choice(EXPORT_FORMATS), multiple=True,
               help="Also write labels: coco (predictions.coco.json), yolo (labels/*.txt, classes.txt), voc "
                    "(annotations/*.xml). Repeatable.")
@@ -112,8 +112,8 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
     no annotated copy replaces a file that maskmodel did not write. One run at a time writes an OUT.
 
     Exit codes: 0 all images processed, 1 some images failed (listed in the report) or the output
-    could not be written (continue with --resume), 2 usage error (conflicting paths, OUT in use by
-    another run, a damaged report), 130 interrupted (Ctrl-C).
+    could not be written (continue with --resume), 2 usage error, nothing written (conflicting paths,
+    OUT in use by another run, a damaged report, no image or video in INPUTS), 130 interrupted (Ctrl-C).
     """
     from tqdm import tqdm
 
@@ -170,10 +170,10 @@ def annotate(inputs, out_dir, face_detector, preset, threshold, scales, flip, nm
         click.echo(f"{result['images']} images, {videos}{result['faces']} faces: {result['with_mask']} with mask, "
                    f"{result['without_mask']} without"
                    + (f", {result['mask_incorrect']} mask incorrect" if result["mask_incorrect"] else "")
-                   + f" (compliance {result['compliance_rate']}), "
-                   f"{result['images_without_faces']} without faces, {result['errors']} errors; "
-                   f"{result['processed_this_run']} processed in this run, "
-                   f"{result['seconds']} s ({result['images_per_second']} images/s)")
+                   + (f" (compliance {result['compliance_rate']})" if result["faces"] else "")
+                   + f", {result['images_without_faces']} without faces, {result['errors']} errors; "
+                   f"{result['processed_this_run']} processed in this run, {result['seconds']} s"
+                   + (f" ({result['images_per_second']} images/s)" if result["images_per_second"] else ""))
         if result["skipped_files"]:
             skipped = ", ".join(f"{count} {suffix}" for suffix, count in result["skipped_files"].items())
             click.echo(f"not images or videos, skipped: {skipped}")
@@ -199,8 +199,7 @@ def _crop_classes(value: str | None) -> tuple[str, ...] | None:
 @click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True, path_type=Path))
 @detector_options
-@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True,
-              help="Classifier: NAME[@VERSION] from the zoo, or a run directory / .onnx of `maskmodel train`.")
+@MODEL_OPTION
 def predict(images, face_detector, preset, threshold, scales, flip, nms_iou, first_pass, box_adjust, model) -> None:
     """Print the faces of IMAGES as JSON lines, one per image: box, score, label, probabilities
     (rounded as in the report). IMAGES are files, folders (crawled as annotate does) or `-`: standard

@@ -9,6 +9,7 @@ import click
 
 from maskmodel.detect.detector_config import (DEFAULT_FACE_DETECTOR, DETECTOR_CLASSES, PRESET_NAMES, DetectorConfig,
                                               DetectorConfigError, missing_capability)
+from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 from maskmodel.zoo.local_detectors import is_local_detector
 
 
@@ -39,9 +40,21 @@ class FaceDetectorChoice(click.Choice):
 
 
 def face_detector_help(text: str) -> str:
-    """`text`, and which detectors cannot run with the installed OpenCV (the same words as the error)."""
-    problems = [problem for name in DETECTOR_CLASSES if (problem := missing_capability(name))]
-    return " ".join([text, *(f"Not on this install: {problem}." for problem in problems)])
+    """`text`, and which detectors cannot run with the installed OpenCV, by name only: choosing one gives the
+    reason and the remedy (`missing_capability`), so every detector option's help is not the same paragraph."""
+    missing = [name for name in DETECTOR_CLASSES if missing_capability(name)]
+    return text + (f" Not on this install: {', '.join(missing)} (choosing it names the remedy; docs/opencv.md)."
+                   if missing else "")
+
+
+# The detector that cut the default classifier's training crops: `train` and `evaluate classify` cut one face
+# per image with it by default, as that classifier saw its faces (weights/manifest.json, `recipe`; records
+# without one were cut with YuNet).
+CROP_DETECTOR = model_info(DEFAULT_CLASSIFIER).recipe.get("face_detector", "yunet")
+
+MODEL_OPTION = click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True,
+                            help="Classifier: NAME[@VERSION] from the zoo (maskmodel models list), or a run directory "
+                                 "/ .onnx of `maskmodel train`.")
 
 
 OPTIONS = (

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import (JOBS_HELP, FaceDetectorChoice, JobsType, cap_jobs, detector_options, detector_settings, face_detector_help,
-                                    mask_detector)
-from maskmodel.zoo import DEFAULT_CLASSIFIER
+from maskmodel.cli.detector import (CROP_DETECTOR, JOBS_HELP, MODEL_OPTION, FaceDetectorChoice, JobsType, cap_jobs,
+                                    detector_options, detector_settings, face_detector_help, mask_detector)
 
 
 @click.group()
@@ -82,10 +81,11 @@ def _markdown_classification(result: dict, title: str) -> str:
 @evaluate.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
-@click.option("--face-detector", type=FaceDetectorChoice("none"), default="yunet", show_default=True,
-              help=face_detector_help("Crop each image to its largest face first (as training does); 'none' uses "
-                                      "whole images."))
+@MODEL_OPTION
+@click.option("--face-detector", type=FaceDetectorChoice("none"), default=CROP_DETECTOR, show_default=True,
+              help=face_detector_help("Crop each image to its largest face first, as training does (default: the "
+                                      "detector the default classifier's crops were cut with); 'none' uses whole "
+                                      "images."))
 def classify(root, out_dir, model, face_detector) -> None:
     """Classification metrics on ROOT/<class>/* (for a split, pass ROOT/test).
 
@@ -163,7 +163,7 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
 @click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the images (default DATASET/images); for an `annotate --save yolo|voc` output, "
                    "the folder its report paths are relative to.")
-@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
+@MODEL_OPTION
 @detector_options
 @click.option("--incorrect-as", type=click.Choice(["ignore", "with_mask", "without_mask"]), default="ignore",
               show_default=True, help="How to treat incorrectly worn masks (mask_weared_incorrect, with_incorrect_mask) "

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import FaceDetectorChoice
+from maskmodel.cli.detector import CROP_DETECTOR, FaceDetectorChoice
 from maskmodel.cli.verbosity import load_tensorflow
 from maskmodel.errors import UsageError
 from maskmodel.runtime.extras import require_train_extra
 from maskmodel.zoo import DEFAULT_CLASSIFIER, model_info
 
 SMOKE_IMAGES = 8  # --smoke: images per class and split
+DEFAULT_MODEL = model_info(DEFAULT_CLASSIFIER)  # the defaults of width, input size and crop detector
 
 
 def phase_epochs(epochs: int | None, head: int | None, finetune: int | None, smoke: bool = False) -> tuple[int, int]:
@@ -28,10 +29,11 @@ def phase_epochs(epochs: int | None, head: int | None, finetune: int | None, smo
               help="Run directory to write; if it holds a run, the next free OUT-2, OUT-3, ... (unless --overwrite).")
 @click.option("--overwrite", is_flag=True, help="Write into --out even if it holds an earlier run (its files are replaced).")
 @click.option("--alpha", type=click.Choice(["0.35", "0.5", "0.75", "1.0", "1.3", "1.4"]),
-              default=str(model_info(DEFAULT_CLASSIFIER).architecture["alpha"]), show_default=True,
+              default=str(DEFAULT_MODEL.architecture["alpha"]), show_default=True,
               help="MobileNetV2 width multiplier (default: the published default classifier's).")
-@click.option("--input-size", type=click.Choice(["96", "128", "160", "192", "224"]), default="224",
-              show_default=True, help="Classifier input side in pixels.")
+@click.option("--input-size", type=click.Choice(["96", "128", "160", "192", "224"]),
+              default=str(DEFAULT_MODEL.input["size"]), show_default=True,
+              help="Classifier input side in pixels (default: the published default classifier's).")
 @click.option("--weights", default="imagenet", show_default=True,
               help="'imagenet', 'none', or a .keras/.weights.h5 file to start from.")
 @click.option("--epochs", type=click.IntRange(1), default=None,
@@ -58,8 +60,9 @@ def phase_epochs(epochs: int | None, head: int | None, finetune: int | None, smo
 @click.option("--ignore-label", "ignore_labels", multiple=True,
               help="Photo face label to leave out of training (repeatable), e.g. mask_incorrect for a "
                    "two-class model trained on three-class photos.")
-@click.option("--face-detector", type=FaceDetectorChoice(), default="yunet", show_default=True,
-              help="Detector that cuts the training crops (use the runtime's).")
+@click.option("--face-detector", type=FaceDetectorChoice(), default=CROP_DETECTOR, show_default=True,
+              help="Detector that cuts the training crops (use the one you will run the model with; default: the one "
+                   "the published default classifier's crops were cut with).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no per-epoch lines.")
 def train(data, out_dir, overwrite, alpha, input_size, weights, epochs, head_epochs, finetune_epochs, smoke,
           first_block, copies, margin, seed, exclude, photos, ignore_labels, face_detector, quiet) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from maskmodel.cli.detector import detector_options, detector_settings, mask_detector
-from maskmodel.zoo import DEFAULT_CLASSIFIER
+from maskmodel.cli.detector import MODEL_OPTION, detector_options, detector_settings, mask_detector
+from maskmodel.cli.verbosity import verbose
 
 
 @click.command()
@@ -19,7 +19,7 @@ from maskmodel.zoo import DEFAULT_CLASSIFIER
               help="Write the annotated stream to this video file (a new one: an existing file or link is never "
                    "replaced).")
 @click.option("--every", type=click.IntRange(1), default=1, show_default=True, help="Detect in every Nth frame.")
-@click.option("--model", default=DEFAULT_CLASSIFIER, show_default=True)
+@MODEL_OPTION
 @detector_options
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
 def watch(source, no_display, out_path, every, model, face_detector, preset, threshold, scales, flip, nms_iou,
@@ -38,9 +38,11 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     if out_path is not None and os.path.lexists(out_path):
         raise click.UsageError(f"{out_path} exists: watch writes a new file and never replaces one (the source "
                                "included); choose another --out")
+    no_display = no_display or _no_window(out_path)
     # the stream is written to a fresh file beside --out (fresh_file) and moved there when it ends
     try:
-        capture = open_capture(int(source) if source.isdigit() else source)
+        capture = open_capture(int(source) if source.isdigit() else source,
+                               quiet=not verbose(click.get_current_context()))
     except VideoReadError as error:
         raise click.ClickException(str(error)) from error
     detector, tracker, writer, temp, drawn = mask_detector(model, settings), IoUTracker(), None, None, []
@@ -86,6 +88,22 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     masked = sum(label == "with_mask" for label in people.values())
     click.echo(f"{frames} frames, {frames / max(time.perf_counter() - started, 1e-9):.1f} fps, "
                f"{len(people)} people ({masked} with mask)" + (f"; written to {out_path}" if out_path else ""))
+
+
+def _no_window(out_path: Path | None) -> bool:
+    """True when no window can be shown here (`display_problem`): then the stream is only written to --out, with
+    a note; without --out, one line and exit 2 (OpenCV's Qt would abort the process)."""
+    from maskmodel.runtime.opencv import display_problem
+
+    problem = display_problem()
+    if problem is None:
+        return False
+    if out_path is None:
+        failure = click.ClickException(f"no display ({problem}): use --no-display or --out")
+        failure.exit_code = 2
+        raise failure
+    click.echo(f"note: no display ({problem}): writing the stream to {out_path} only", err=True)
+    return True
 
 
 def _publish(temp: Path, out_path: Path) -> None:

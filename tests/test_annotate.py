@@ -195,3 +195,22 @@ def test_a_usage_error_shows_the_commands_usage_line(tmp_path):
                                 prog_name="maskmodel")
     assert result.exit_code == 2 and "not empty" in result.output
     assert result.output.startswith("Usage: maskmodel annotate [OPTIONS] INPUTS...\n"), result.output
+
+
+def test_no_images_to_annotate_is_a_usage_error_and_no_message_says_none(tmp_path):
+    empty, texts = tmp_path / "empty", tmp_path / "texts"
+    empty.mkdir()
+    texts.mkdir()
+    (texts / "notes.txt").write_text("not an image")
+    for inputs in ([str(empty)], [str(texts)], [str(texts), str(empty)]):
+        out = tmp_path / "out"
+        result = CliRunner().invoke(main, ["annotate", *inputs, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert f"no images or videos found in {', '.join(inputs)}" in result.output
+        assert not out.exists()  # a usage error writes nothing
+    write_image(texts / "wall.png", np.full((120, 160, 3), 200, np.uint8))
+    filtered = CliRunner().invoke(main, ["annotate", str(texts), "--out", str(tmp_path / "out"), "--include", "*.jpg"])
+    assert filtered.exit_code == 2 and "no images or videos matching --include/--exclude found" in filtered.output
+    faceless = CliRunner().invoke(main, ["annotate", str(texts), "--out", str(tmp_path / "out")])
+    assert faceless.exit_code == 0, faceless.output
+    assert "0 faces" in faceless.output and "None" not in faceless.output

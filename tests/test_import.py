@@ -15,7 +15,8 @@ def test_import_maskmodel_loads_no_tensorflow():
 
 @pytest.mark.parametrize("command", [[], ["annotate"], ["predict"], ["train"], ["models"], ["models", "list"],
                                      ["models", "info"], ["models", "download"], ["models", "install"],
-                                     ["models", "verify"], ["evaluate"], ["evaluate", "classify"], ["evaluate", "detect"], ["export"]])
+                                     ["models", "verify"], ["evaluate"], ["evaluate", "classify"], ["evaluate", "detect"], ["export"],
+                                     ["watch"]])
 def test_every_command_has_fast_help(command):
     result = CliRunner().invoke(main, command + ["--help"])
     assert result.exit_code == 0, result.output

@@ -146,3 +146,21 @@ def test_legend_keeps_off_faces():
     _, _, labels, _, legend = label_layout((400, 600, 3), [face], ["with_mask", "without_mask"], LabelStyle(enlarge=1.0))
     assert legend.rect[:2] != (0, 0) and not _overlaps(legend.rect, face.box)
     assert labels and not _overlaps(labels[0].rect, legend.rect)
+
+
+@pytest.mark.parametrize("number", [518, 240, 363, 230])
+def test_crowd_copies_are_legible_at_100_percent(number):
+    """crowd-dev's 400-px crowd photos were written at their size with 8-px caption text (issue 44): by default
+    a copy is drawn large enough for captions of 12 px or more, beside 90 % of the faces; photos whose
+    captions already are that large keep their size (230: five large faces)."""
+    from maskmodel.evaluation.annotations import read_voc
+
+    record = read_voc(CROWD_DEV / "annotations" / f"maksssksksss{number}.xml", CROWD_DEV / "images")
+    faces = [Face(face.box, 1.0, face.label, {face.label: 0.97}) for face in record.faces]
+    shape = cv2.imread(str(CROWD_DEV / "images" / f"maksssksksss{number}.png")).shape
+    factor = auto_enlarge(shape, faces, ["with_mask", "without_mask"], LabelStyle())
+    canvas = (round(shape[0] * factor), round(shape[1] * factor), 3)
+    _, _, labels, scale, _ = label_layout(canvas, faces, ["with_mask", "without_mask"], LabelStyle(enlarge=factor))
+    assert cv2.getTextSize("M .99", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][1] >= 12, (factor, scale)
+    assert len(labels) >= 0.9 * len(faces)
+    assert (factor == 1) == (number == 230)

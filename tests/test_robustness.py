@@ -100,15 +100,32 @@ def test_killed_run_resumes_to_the_same_report(tmp_path, jobs):
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     folder = tmp_path / "in"
     copy_photos(folder, 40)
-    out = tmp_path / "out"
-    process = start(folder, out, "--jobs", "2")
-    wait_for_rows(out / "report.csv", 3)
+    out, ready = tmp_path / "out", tmp_path / "ready"
+    # the run waits after its third image until the signal (tests/interrupt_hooks.py): a run that finished
+    # before the signal came cannot pass for one that was interrupted
+    command = [sys.executable, "-c", "import interrupt_hooks; interrupt_hooks.main()", "annotate", str(folder),
+               "--out", str(out), "-q", "--jobs", "2"]
+    env = {**os.environ, "READY_FILE": str(ready),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    wait_for(ready, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
     rows = read_report(out / "report.csv")
-    assert rows and all(None not in r.values() for r in rows)
+    assert len({r["path"] for r in rows}) == 3 and all(None not in r.values() for r in rows)
+
+
+def wait_for(path, process, timeout=300):
+    """Wait until `path` exists; fail at once if `process` ends first."""
+    deadline = time.time() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended ({process.returncode}) before it paused: {process.stderr.read()}")
+        if time.time() > deadline:
+            raise AssertionError("the run did not get going")
+        time.sleep(0.05)
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path):

@@ -150,6 +150,6 @@ def test_haar_runs_or_is_refused_in_one_line_naming_the_remedy():
         assert "haar" not in available_detectors() and result.exit_code == 2
         assert "pip install opencv-contrib-python" in result.output and "Traceback" not in result.output
         help_text = " ".join(CliRunner().invoke(main, ["predict", "--help"]).output.split())
-        assert "Not on this install: The haar face detector needs" in help_text
+        assert "Not on this install: haar (choosing it names the remedy" in help_text
         with pytest.raises(OpenCVCapabilityError, match="opencv-contrib-python"):
             maskmodel.create_face_detector("haar")

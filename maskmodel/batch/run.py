@@ -61,8 +61,9 @@ def annotate(
     """Annotate every image under `inputs` into `settings.out_dir`; write the report and summary.
 
     Nothing is written before the inputs, the output folder and the models are checked: overlaps
-    between inputs and output, an output folder in use by another run or not written by maskmodel, a
-    damaged report to resume, and missing or corrupt models raise (`UsageError` and the zoo's errors).
+    between inputs and output, inputs holding no image or video, an output folder in use by another run or
+    not written by maskmodel, a damaged report to resume, and missing or corrupt models raise (`UsageError`
+    and the zoo's errors).
     Originals are never written (`maskmodel.io.layout`). `settings.out_dir` may be a URI
     (`s3://bucket/run`): the workers write the annotated copies there, and the report is uploaded as it
     grows (`maskmodel.outputs.report.ReportMirror`).
@@ -89,6 +90,7 @@ def annotate(
     roots = resolve_inputs(inputs, settings.out_dir)
     folder = open_folder(settings.out_dir)
     _check_output(folder, resume, overwrite)  # a quick answer before the models load; again under the lock
+    _check_found(inputs, roots, folder, include, exclude, hidden)
     detector = build_detector(settings)  # before anything is written: a bad model is one clear error
     unknown = sorted(set(settings.save_crops or ()) - set(detector.classes))
     if unknown:
@@ -255,6 +257,18 @@ def _is_fresh(root: Path) -> bool:
         return False
     state = root / STATE_FOLDER
     return not names or (state.is_dir() and not state.is_symlink() and set(os.listdir(state)) <= {"lock"})
+
+
+def _check_found(inputs: list[Path | str], roots: list[InputRoot], folder: LocalFolder | RemoteFolder,
+                 include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool) -> None:
+    """Refuse inputs that hold no image or video to crawl (`UsageError`: nothing to do, likely the wrong
+    folder), before anything is written. Images already reported count: a `--resume` with nothing left is
+    not an error."""
+    skip = None if folder.remote else folder.root
+    found = iter_inputs(roots, skip, include, exclude, hidden, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+    if next(found, None) is None:
+        filters = " matching --include/--exclude" if include or exclude else ""
+        raise UsageError(f"no images or videos{filters} found in {', '.join(_public(i) for i in inputs)}")
 
 
 def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, settings: AnnotateSettings,

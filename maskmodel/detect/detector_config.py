@@ -205,7 +205,8 @@ def create_face_detector(name: str = DEFAULT_FACE_DETECTOR, **settings) -> FaceD
 def one_face_detector(name: str = "yunet") -> FaceDetector:
     """The detector as used to cut one face per image (training crops, classification folders).
 
-    A single YuNet pass at 640 px: these images hold one large face, and the published classifiers
-    were trained on crops cut this way.
+    YuNet in a single pass at 640 px (these images hold one large face; the classifiers up to
+    mask-mobilenetv2-0.35@2.0.0 were trained on crops cut this way); another detector with its default
+    settings (3.0.0 and 4.0.0: CenterFace, `maskmodel train`'s default).
     """
     return create_face_detector(name, **({"scales": (640,)} if name == "yunet" else {}))

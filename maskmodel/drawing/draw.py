@@ -15,6 +15,7 @@ from maskmodel.drawing.labels import (
     AUTO_FACE_MAX,
     AUTO_FACTORS,
     AUTO_MAX_SIDE,
+    AUTO_MIN_SCALE,
     DEFAULT_STYLE,
     FONT,
     Label,
@@ -103,12 +104,14 @@ def auto_enlarge(image_shape: tuple[int, ...], faces: list[FaceLike], classes: l
                  prefixes: list[str] | None = None) -> float:
     """The canvas factor `draw_faces` uses: `style.enlarge`, or for `"auto"` the smallest of
     `AUTO_FACTORS` (canvas sides within `AUTO_MAX_SIDE` px, the median face within `AUTO_FACE_MAX`
-    px) at which `AUTO_CAPTIONED` of the faces get a caption and `AUTO_BESIDE` of them one right
-    beside their box; else the smallest at which `AUTO_CAPTIONED` get one (faces crowded together
-    leave no side free at any size); else the one that captions the most.
+    px) at which the captions are legible (font scale `AUTO_MIN_SCALE` or more, or the one given),
+    `AUTO_CAPTIONED` of the faces get a caption and `AUTO_BESIDE` of them one right beside their box;
+    else the smallest at which legible captions reach `AUTO_CAPTIONED` of the faces (faces crowded
+    together leave no side free at any size); else the one that captions the most.
 
     Captions never cover a face box, so on a small photo of many small faces many would be left out
-    or pushed away from their faces: on a larger canvas the faces grow and the captions find room."""
+    or pushed away from their faces, and those placed would be too small to read (font scale 0.3 on a
+    400-px photo: text about 7 px high): on a larger canvas the faces grow and the captions find room."""
     if style.enlarge != "auto":
         return float(style.enlarge)
     heights = [face.box[3] - face.box[1] for face in faces]
@@ -118,8 +121,9 @@ def auto_enlarge(image_shape: tuple[int, ...], faces: list[FaceLike], classes: l
         if factor > 1 and (max(image_shape[:2]) * factor > AUTO_MAX_SIDE or median * factor > AUTO_FACE_MAX):
             break
         canvas = (round(image_shape[0] * factor), round(image_shape[1] * factor), *image_shape[2:])
-        labels = label_layout(canvas, faces, classes, replace(style, enlarge=factor), prefixes)[2]
-        if len(labels) >= AUTO_CAPTIONED * len(faces):
+        _, _, labels, scale, _ = label_layout(canvas, faces, classes, replace(style, enlarge=factor), prefixes)
+        legible = scale >= AUTO_MIN_SCALE or style.font_scale is not None  # a font scale given is the user's
+        if legible and len(labels) >= AUTO_CAPTIONED * len(faces):
             if sum(not label.detached for label in labels) >= AUTO_BESIDE * len(faces):
                 return factor
             captioned = factor if captioned is None else captioned

@@ -8,8 +8,8 @@ first kind that has one. A spot
 is free when it touches no other label and no other face box, and, outside the box, not its own box.
 A label with no free spot in reach is left out (its box and colour still say the class), so faces stay
 visible on crowd photos. Faces are placed largest first, on their drawn (whole-pixel) boxes. With
-`enlarge="auto"` (the default) a photo whose captions would not fit is drawn on a larger canvas
-(`maskmodel.drawing.draw.auto_enlarge`).
+`enlarge="auto"` (the default) a photo whose captions would not fit or be too small to read is drawn on a larger
+canvas (`maskmodel.drawing.draw.auto_enlarge`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ AUTO_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)  # canvas factors `enlarge="auto"` trie
 AUTO_MAX_SIDE = 1600  # px: `enlarge="auto"` never makes a canvas side longer than this ...
 AUTO_FACE_MAX = 64  # px: ... nor the median face larger than this (enlarging is for small faces)
 AUTO_CAPTIONED = 0.9  # share of faces `enlarge="auto"` wants captioned ...
-AUTO_BESIDE = 2 / 3  # ... and captioned right beside their box (no leader line)
+AUTO_BESIDE = 2 / 3  # ... and captioned right beside their box (no leader line) ...
+AUTO_MIN_SCALE = 0.5  # ... in captions of at least this font scale (text about 12 px high: legible at 100 % zoom)
 
 
 @dataclass(frozen=True)

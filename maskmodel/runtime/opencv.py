@@ -10,6 +10,8 @@ raises `OpenCVCapabilityError` with one line naming the remedy, instead of faili
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,20 +98,21 @@ def require(name: str, needed_for: str) -> None:
         raise OpenCVCapabilityError(missing_message(name, needed_for))
 
 
-LOG_LEVEL_ERROR = 2  # OpenCV's cv::utils::logging::LOG_LEVEL_ERROR
+LOG_LEVEL_SILENT, LOG_LEVEL_ERROR = 0, 2  # OpenCV's cv::utils::logging::LOG_LEVEL_SILENT and LOG_LEVEL_ERROR
 
 
 @contextmanager
-def quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's log below errors while models load (OpenCV 5 warns that its new DNN engine
-    ignores target settings, once per model and process); nothing to silence where OpenCV has no setting."""
+def quiet_opencv(level: int = LOG_LEVEL_ERROR) -> Iterator[None]:
+    """Silence OpenCV's log below `level` meanwhile (by default below errors: OpenCV 5 warns that its new DNN
+    engine ignores target settings, once per model and process); nothing to silence where OpenCV has no
+    setting."""
     functions = _log_functions()
     if functions is None:
         yield
         return
     get_level, set_level = functions
     previous = get_level()
-    set_level(LOG_LEVEL_ERROR)
+    set_level(level)
     try:
         yield
     finally:
@@ -123,6 +126,27 @@ def silence_opencv() -> None:
     functions = _log_functions()
     if functions is not None:
         functions[1](LOG_LEVEL_ERROR)
+
+
+def gui_framework() -> str | None:
+    """The window toolkit of this OpenCV build (QT5, GTK3, COCOA, WIN32UI...), `None` for a headless one."""
+    for line in cv2.getBuildInformation().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "GUI":
+            return None if value.strip().upper() in ("", "NONE") else value.strip()
+    return None
+
+
+def display_problem() -> str | None:
+    """Why `cv2.imshow` cannot open a window here, in a few words, or `None` when it can: a headless
+    build, or on Linux no display to connect to (OpenCV's Qt aborts the whole process there, uncatchably).
+    A Qt platform chosen in QT_QPA_PLATFORM (such as offscreen) is left to Qt."""
+    if gui_framework() is None:
+        return f"OpenCV {cv2.__version__} is built without windows"
+    names = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    if sys.platform.startswith("linux") and not any(os.environ.get(name) for name in names):
+        return "DISPLAY is not set"
+    return None
 
 
 def summary() -> dict[str, bool]:

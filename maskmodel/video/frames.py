@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from maskmodel.errors import UsageError
-from maskmodel.runtime.opencv import require
+from maskmodel.runtime.opencv import LOG_LEVEL_SILENT, quiet_opencv, require
 from maskmodel.drawing.draw import draw_faces
 from maskmodel.drawing.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.pipeline import MaskDetector
@@ -30,9 +31,12 @@ class VideoReadError(Exception):
     """A video could not be opened or decoded; the message says why."""
 
 
-def open_capture(source: str | int) -> cv2.VideoCapture:
-    """`cv2.VideoCapture` for a file, a stream URL or a camera index, or a `VideoReadError`."""
-    capture = cv2.VideoCapture(source)
+def open_capture(source: str | int, quiet: bool = True) -> cv2.VideoCapture:
+    """`cv2.VideoCapture` for a file, a stream URL or a camera index, or a `VideoReadError`. With `quiet`,
+    OpenCV logs nothing while it tries its backends (a missing camera makes each one print an error line,
+    such as obsensor's `Camera index out of range`): the `VideoReadError` says what failed."""
+    with quiet_opencv(LOG_LEVEL_SILENT) if quiet else nullcontext():
+        capture = cv2.VideoCapture(source)
     if not capture.isOpened():
         kind = "camera" if isinstance(source, int) else "video"
         raise VideoReadError(f"cannot open {kind} {source!r} (missing, unsupported codec or not a video)")
