@@ -173,11 +173,12 @@ def _parse_scales(text: str | None) -> tuple[int, ...] | None:
 def mask_detector(model: str, settings: dict, backend: str = "auto"):
     """A `MaskDetector` with these detector settings; a missing or corrupt model is one clear error."""
     from maskmodel import zoo
+    from maskmodel.errors import UsageError
     from maskmodel.pipeline import MaskDetector
 
     try:
         return MaskDetector(settings["detector"], model, backend, settings["box_adjust"])
-    except zoo.ModelNotFoundError as error:
+    except (zoo.ModelNotFoundError, UsageError) as error:  # a wrong model or run folder (a trained detector's)
         raise click.UsageError(str(error)) from error
     except (zoo.WeightsUnavailableError, zoo.ChecksumError, ValueError) as error:
         raise click.ClickException(str(error)) from error

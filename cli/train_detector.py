@@ -93,6 +93,9 @@ def train_detector(data, out_dir, overwrite, resume, val_data, steps, batch_size
                                  val_data=[str(p) for p in val_data] or ["a tenth of DATA, held out by name"])
     metrics = run_training(images, val_images, out_dir, teacher, config, resume=resume, progress=not quiet,
                            log=click.echo if not quiet else lambda line: None)
+    if "score_threshold" in metrics:
+        click.echo(f"score threshold {metrics['score_threshold']}: the fine-tuned detector's boxes as precise as the "
+                   "original's at its threshold on the validation photos (recorded in the card)")
     for name, result in metrics.get("val", {}).items():
         sizes = ", ".join(f"{size} {recall:.3f}" for size, recall in result["recall_by_size"].items())
         click.echo(f"{name:10s} face AP50 {result['face_ap50']:.3f}  AP30 {result['face_ap30']:.3f}  "

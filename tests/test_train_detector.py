@@ -135,6 +135,13 @@ def test_a_run_folder_never_writes_through_a_planted_link(tmp_path):
     _write_json(run / "model.json", {"b": 2})
     assert outside.read_text() == "keep me"
     assert json.loads((run / "metrics.json").read_text()) == {"a": 1} and not (run / "metrics.json").is_symlink()
+    from maskmodel.errors import UsageError
+    from maskmodel.training.train_detector import _checkpoint_folder
+
+    (tmp_path / "elsewhere").mkdir()
+    (run / ".checkpoint").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match="not a folder"):
+        _checkpoint_folder(run / ".checkpoint")
 
 
 def _xml(filename: str, boxes: list[tuple], size: tuple[int, int] | None = (400, 300)) -> str:

@@ -163,6 +163,13 @@ class DetectorConfig:
             return f"{self.path}@sha256:{detector_card(self.path)['files']['onnx']['sha256']}"
         return model_info(self.name, self.version).spec
 
+    def model_settings(self) -> dict:
+        """The settings the model itself comes with (its manifest record's or its card's `settings`), which a
+        setting given here overrides."""
+        settings = detector_card(self.path).get("settings", {}) if self.version == LOCAL \
+            else model_info(self.name, self.version).settings
+        return {key: tuple(value) if isinstance(value, list) else value for key, value in settings.items()}
+
     def options(self) -> dict:
         """The settings given (not `None`), as keyword arguments of the detector class."""
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -172,7 +179,7 @@ class DetectorConfig:
         """Every setting of the detector, the detector's defaults filled in (for records of a run)."""
         settings = {f.name for f in fields(self)} - _NOT_OPTIONS
         defaults = {key: p.default for key, p in _parameters(self.name).items() if key in settings}
-        return {**defaults, **self.options()}
+        return {**defaults, **self.model_settings(), **self.options()}
 
     def build(self, backend: str = "auto", precision: str = "auto") -> FaceDetector:
         """The detector, its model files resolved by the zoo (installed, cached or downloaded, and checked).
@@ -193,7 +200,7 @@ class DetectorConfig:
                      for index, format in enumerate(info.files)]
         runtime = {key: value for key, value in (("backend", backend), ("precision", precision))
                    if key in _parameters(self.name)}
-        return DETECTOR_CLASSES[self.name](*files, **self.options(), **runtime)
+        return DETECTOR_CLASSES[self.name](*files, **{**self.model_settings(), **self.options()}, **runtime)
 
 
 def create_face_detector(name: str = DEFAULT_FACE_DETECTOR, **settings) -> FaceDetector:

@@ -13,7 +13,6 @@ negative at most).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,10 +108,6 @@ def training_photos(images: list[AnnotatedImage], unlabelled: dict[str, list[lis
         photos.append(TrainingPhoto(image.image_path, np.array([f.box for f in image.faces], np.float32).reshape(-1, 4),
                                     extra[:, :4], extra[:, 4]))
     return photos
-
-
-def save_unlabelled(path: Path, found: dict) -> None:
-    path.write_text(json.dumps(found), encoding="utf-8")
 
 
 def _colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

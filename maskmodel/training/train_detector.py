@@ -15,8 +15,11 @@ on with `resume=True`; it is removed when the run ends.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import shutil
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +28,7 @@ import numpy as np
 
 from maskmodel.errors import UsageError
 from maskmodel.evaluation.annotations import AnnotatedFace, AnnotatedImage
-from maskmodel.io.ownfiles import replace_own_file
+from maskmodel.runtime.files import new_file, read_regular_file, write_file_atomic
 from maskmodel.training.detector_data import augmented_crop, training_photos, unlabelled_faces
 from maskmodel.training.detector_model import STRIDE, export_detector_onnx, port_centerface
 from maskmodel.training.detector_targets import centernet_loss, make_targets
@@ -33,6 +36,7 @@ from maskmodel.zoo.local_detectors import CARD_NAME
 
 CHECKPOINT = ".checkpoint"
 UNLABELLED = ("ignore", "teacher")
+LOWEST_THRESHOLD = 0.1  # the lowest score threshold a fine-tuned detector may be given
 
 
 @dataclass
@@ -80,17 +84,27 @@ def _batch(photos, config: DetectorTrainConfig, step: int) -> tuple[np.ndarray, 
 
 
 def _write_json(path: Path, record: dict) -> None:
-    replace_own_file(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+    write_file_atomic(path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(read_regular_file(path, 256 << 20).decode("utf-8"))
+
+
+def _checkpoint_folder(folder: Path) -> Path:
+    """The run's checkpoint folder, made if missing; anything but a real folder there (a planted link) is refused."""
+    if os.path.lexists(folder) and not stat.S_ISDIR(os.lstat(folder).st_mode):
+        raise UsageError(f"{folder} is not a folder (a link or a file is in the way): remove it")
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def _save_checkpoint(folder: Path, model, optimizer, step: int, config: DetectorTrainConfig, history: list) -> None:
-    folder.mkdir(exist_ok=True)
+    folder = _checkpoint_folder(folder)
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
-    temporary = folder / "state.npz.tmp"
-    with open(temporary, "wb") as stream:
+    with new_file(folder / "state.npz") as temporary, open(temporary, "wb") as stream:
         np.savez(stream, **arrays)
-    temporary.replace(folder / "state.npz")
     _write_json(folder / "state.json", {"step": step, "config": asdict(config), "history": history})
 
 
@@ -99,16 +113,21 @@ def _load_checkpoint(folder: Path, model, optimizer, config: DetectorTrainConfig
     there is none. A checkpoint of other settings is refused."""
     if not (folder / "state.json").is_file():
         return 0, []
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    state = _read_json(folder / "state.json")
     if state["config"] != json.loads(json.dumps(asdict(config))):
         raise UsageError(f"{folder} holds a run with other settings: resume it with the same options, or start a "
                          "new run (another --out, or --overwrite)")
-    with np.load(folder / "state.npz") as arrays:
+    with np.load(io.BytesIO(read_regular_file(folder / "state.npz"))) as arrays:
         model.set_weights([arrays[f"w{i}"] for i in range(len(model.get_weights()))])
         optimizer.build(model.trainable_variables)
         for i, variable in enumerate(optimizer.variables):
             variable.assign(arrays[f"o{i}"])
     return int(state["step"]), state["history"]
+
+
+def _as_faces(images: list[AnnotatedImage]) -> list[AnnotatedImage]:
+    """The images with every annotated box labelled "face" (detection metrics, whatever the classes)."""
+    return [AnnotatedImage(i.image_path, tuple(AnnotatedFace(f.box, "face") for f in i.faces)) for i in images]
 
 
 def detector_predictions(detector, images: list[AnnotatedImage]) -> list[list]:
@@ -120,25 +139,37 @@ def detector_predictions(detector, images: list[AnnotatedImage]) -> list[list]:
              for box in detector.detect(read_image(image.image_path))] for image in images]
 
 
-def face_metrics(detector, images: list[AnnotatedImage]) -> dict:
-    """Face AP at IoU 0.3 / 0.5 / 0.5:0.95, precision and recall by face size of `detector` on `images`."""
+def face_metrics(images: list[AnnotatedImage], predictions: list[list], threshold: float = 0.0) -> dict:
+    """Face AP at IoU 0.3 / 0.5 / 0.5:0.95, precision and recall by face size of the `predictions` with
+    score >= `threshold` on `images`."""
     from maskmodel.evaluation.evaluate import box_style, evaluate_detections
 
-    faces = [AnnotatedImage(i.image_path, tuple(AnnotatedFace(f.box, "face") for f in i.faces)) for i in images]
-    predictions = detector_predictions(detector, faces)
-    result = evaluate_detections(faces, predictions, ("face",))
-    style = box_style(faces, predictions, ("face",))
+    faces = _as_faces(images)
+    kept = [[face for face in found if face.score >= threshold] for found in predictions]
+    result = evaluate_detections(faces, kept, ("face",))
+    style = box_style(faces, kept, ("face",))
     return {"images": result["images"], "faces": result["faces"], "face_ap50": result["face_ap50"],
             "face_ap30": style["face_ap"]["0.3"], "face_ap50_95": style["face_ap"]["0.5:0.95"],
             "precision": result["precision"], "recall": result["recall"], "recall_by_size": result["recall_by_size"],
             "box_offset": style["offset"]}
 
 
+def matched_threshold(images: list[AnnotatedImage], predictions: list[list], precision: float) -> float:
+    """The lowest score threshold (0.1 to 0.7, step 0.02) at which `predictions` are at least `precision`
+    precise on `images`: a fine-tuned detector's scores are not the original's, so it draws as many wrong
+    boxes as the original at the threshold that matches the original's precision."""
+    for threshold in np.round(np.arange(LOWEST_THRESHOLD, 0.71, 0.02), 2):
+        if face_metrics(images, predictions, float(threshold))["precision"] >= precision - 1e-9:
+            return float(threshold)
+    return 0.7
+
+
 def train_detector(train_images: list[AnnotatedImage], val_images: list[AnnotatedImage], out_dir: Path,
                    teacher_path: Path, config: DetectorTrainConfig, resume: bool = False, progress: bool = True,
-                   log=print) -> dict:
-    """Fine-tune the published CenterFace (`teacher_path`) on `train_images`, measure it and the original
-    on `val_images`, and write the run directory `out_dir` (see the module docstring).
+                   log=print, calibration_images: list[AnnotatedImage] | None = None) -> dict:
+    """Fine-tune the published CenterFace (`teacher_path`) on `train_images`, choose its score threshold on
+    `calibration_images` (default: `val_images`; `matched_threshold`), measure it and the original on
+    `val_images`, and write the run directory `out_dir` (see the module docstring).
 
     Returns:
         The metrics written to `metrics.json`.
@@ -151,17 +182,18 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
 
     out_dir = Path(out_dir)
     started = time.time()
-    lines = (out_dir / "train.log").read_text(encoding="utf-8").splitlines() if resume and (out_dir / "train.log").is_file() else []
+    lines = read_regular_file(out_dir / "train.log").decode("utf-8").splitlines() \
+        if resume and (out_dir / "train.log").is_file() else []
 
     def note(line: str) -> None:  # to the caller's log and to OUT/train.log
         lines.append(line)
         log(line)
-        replace_own_file(out_dir / "train.log", ("\n".join(lines) + "\n").encode("utf-8"))
+        write_file_atomic(out_dir / "train.log", ("\n".join(lines) + "\n").encode("utf-8"))
 
     teacher = CenterFaceDetector(teacher_path, first_pass=0)
     unlabelled_file = out_dir / "unlabelled.json"
     if resume and unlabelled_file.is_file():
-        unlabelled = json.loads(unlabelled_file.read_text(encoding="utf-8"))
+        unlabelled = _read_json(unlabelled_file)
     else:
         with tqdm(total=len(train_images), desc="unlabelled faces", disable=not progress, leave=False) as bar:
             unlabelled = unlabelled_faces(train_images, teacher, bar.update)
@@ -213,29 +245,35 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
 
     onnx_path = _export(model, out_dir)
     metrics = {"history": history, "train_seconds": round(time.time() - started, 1)}
+    settings = {}
+    calibration = calibration_images if calibration_images is not None else val_images
+    if calibration:
+        note(f"choosing the score threshold on {len(calibration)} photos: the original's precision at its threshold")
+        original = detector_predictions(CenterFaceDetector(teacher_path), calibration)
+        fine_tuned = detector_predictions(CenterFaceDetector(onnx_path, score_threshold=LOWEST_THRESHOLD), calibration)
+        settings["score_threshold"] = matched_threshold(calibration, fine_tuned, face_metrics(calibration, original)["precision"])
+        metrics["score_threshold"] = settings["score_threshold"]
     if val_images:
         note(f"measuring on {len(val_images)} validation photos (the original detector beside it)")
-        metrics["val"] = {"fine_tuned": face_metrics(CenterFaceDetector(onnx_path), val_images),
-                          "original": face_metrics(CenterFaceDetector(teacher_path), val_images)}
+        metrics["val"] = {
+            "fine_tuned": face_metrics(val_images, detector_predictions(CenterFaceDetector(onnx_path, **settings), val_images)),
+            "original": face_metrics(val_images, detector_predictions(CenterFaceDetector(teacher_path), val_images))}
     _write_json(out_dir / "metrics.json", metrics)
-    _write_json(out_dir / CARD_NAME, detector_card(onnx_path, config, train_images, val_images, metrics))
+    _write_json(out_dir / CARD_NAME, detector_card(onnx_path, config, train_images, val_images, metrics, settings))
     shutil.rmtree(checkpoint, ignore_errors=True)
     return metrics
 
 
 def _export(model, out_dir: Path) -> Path:
-    """`model.keras` and `model.onnx` into `out_dir`, each written under a temporary name and renamed."""
+    """`model.keras` and `model.onnx` into `out_dir`, each written as a fresh file and renamed (`new_file`)."""
     for name, write in (("model.keras", model.save), ("model.onnx", lambda p: export_detector_onnx(model, p))):
-        temporary = out_dir / f".tmp-{name}"
-        temporary.unlink(missing_ok=True)
-        write(str(temporary))
-        replace_own_file(out_dir / name, temporary.read_bytes())
-        temporary.unlink()
+        with new_file(out_dir / name) as temporary:
+            write(str(temporary))
     return out_dir / "model.onnx"
 
 
 def detector_card(onnx_path: Path, config: DetectorTrainConfig, train_images: list[AnnotatedImage],
-                  val_images: list[AnnotatedImage], metrics: dict) -> dict:
+                  val_images: list[AnnotatedImage], metrics: dict, settings: dict) -> dict:
     """The run's `model.json`: what `--face-detector RUN` checks and runs, and what it was trained on."""
     return {
         "task": "face-detection",
@@ -253,5 +291,6 @@ def detector_card(onnx_path: Path, config: DetectorTrainConfig, train_images: li
                  "train_faces": sum(len(i.faces) for i in train_images), "val_photos": len(val_images)},
         "training": asdict(config),
         "box_style": "the training annotations' (boxes learnt from them)",
+        "settings": settings,
         "metrics": metrics.get("val", {}),
     }

@@ -79,7 +79,8 @@ class ModelVersion:
     `files` maps a format (`"onnx"`, `"keras"`, `"pb"`, ...) to its `WeightsFile`; `input` is the input
     contract (size, colour order, crop policy for classifiers); `metrics` is keyed by evaluation set;
     `alias` is a face detector's short name (`"yunet"`); `is_default` tells whether this is the model's
-    default version. Fields a model does not have are empty (`()`, `{}`, `""`, `None`).
+    default version; `settings` are a face detector's settings this model was measured with, where they differ
+    from its class's defaults (a fine-tuned CenterFace's score threshold). Fields a model does not have are empty (`()`, `{}`, `""`, `None`).
     """
 
     name: str
@@ -101,6 +102,7 @@ class ModelVersion:
     training_seconds: float | None = None
     date: str = ""
     source: str = ""
+    settings: dict = field(default_factory=dict)
 
     @property
     def spec(self) -> str:
