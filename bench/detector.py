@@ -63,10 +63,11 @@ def measure(detector: MaskDetector, images: list, predictions: list) -> dict:
             "faces": metrics["faces"], "images": metrics["images"]}
 
 
-def small_recall_at_precision(images: list, predictions: list, classes: tuple, precision: float) -> tuple[float, float]:
-    """The lowest threshold of `THRESHOLDS` whose drawn boxes are at least `precision` precise, and the recall
-    of faces under 16 px there."""
-    for threshold in THRESHOLDS[THRESHOLDS >= min((f.score for p in predictions for f in p), default=1) - 1e-9]:
+def small_recall_at_precision(images: list, predictions: list, classes: tuple, precision: float,
+                              own_threshold: float) -> tuple[float, float]:
+    """The lowest threshold, the detector's own or one of `THRESHOLDS` above it, whose drawn boxes are at least
+    `precision` precise, and the recall of faces under 16 px there."""
+    for threshold in [own_threshold, *THRESHOLDS[THRESHOLDS > own_threshold + 1e-9]]:
         kept = [[face for face in faces if face.score >= threshold] for faces in predictions]
         metrics = evaluate_detections(images, kept, classes)
         if metrics["precision"] >= precision - 1e-9:
@@ -95,7 +96,7 @@ def main() -> None:
             if original is None:
                 original = metrics
             threshold, recall = small_recall_at_precision(images, predictions[name], tuple(detector.classes),
-                                                          original["precision"])
+                                                          original["precision"], detector.face_detector.score_threshold)
             metrics.update(matched_threshold=threshold, recall_small_matched=recall)
             results.setdefault(set_name, {})[name] = metrics
     keys = ("face_ap50", "map50", "face_ap30", "precision", "recall_small", "recall_small_matched", "ms_per_photo")

@@ -11,11 +11,12 @@ crowd-dev photos (the held-back part every crowd-dev figure of a fine-tuned dete
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from maskmodel.evaluation.annotations import read_voc_folder
 from maskmodel.training.photos import split_photos
-from maskmodel.training.train_detector import DetectorTrainConfig, train_detector
+from maskmodel.training.train_detector import DetectorTrainConfig, measure_run, train_detector
 
 CROWD_DEV_LIST = Path(__file__).resolve().parents[2] / "datasets" / "crowd-dev-detector-train.txt"
 
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=DetectorTrainConfig.steps)
     parser.add_argument("--unlabelled", choices=("ignore", "teacher"), default="ignore")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="only the end of a finished run in --out: its threshold, figures and card (again)")
     args = parser.parse_args()
     ilc = split_photos(args.shared / "datasets/ilc-2021")
     names = set(crowd_dev_train_names())
@@ -43,9 +46,15 @@ def main() -> None:
     config = DetectorTrainConfig(steps=args.steps, unlabelled=args.unlabelled,
                                  data=["ilc-2021 train (split_photos, seed 0)", f"crowd-dev: {len(crowd)} photos of "
                                        "datasets/crowd-dev-detector-train.txt"], val_data=["ilc-2021 val"])
+    teacher = args.shared / "models/face/centerface_bnmerged.onnx"
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    if args.measure_only:
+        metrics = json.loads((args.out / "metrics.json").read_text())
+        measure_run(args.out, teacher, config, train, val, calibration,
+                    {key: metrics[key] for key in ("history", "train_seconds")}, log)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
-    train_detector(train, val, args.out, args.shared / "models/face/centerface_bnmerged.onnx", config,
-                   resume=args.resume, progress=False, log=lambda line: print(line, flush=True),
+    train_detector(train, val, args.out, teacher, config, resume=args.resume, progress=False, log=log,
                    calibration_images=calibration)
 
 

@@ -25,14 +25,19 @@ from maskmodel.zoo import SEMVER, sha256_of
 from maskmodel.zoo.local_detectors import detector_card, detector_file
 
 def publish_detector(run: Path, name: str, version: str, weights_dir: Path, bench: dict, description: str,
-                     command: str, make_default: bool = False) -> dict:
-    """Add `run`'s detector to the manifest as `name@version` (a new version of an existing detector entry);
-    `bench` is `bench.detector`'s JSON, whose rows of `str(run)` and of the original become the metrics."""
+                     command: str, make_default: bool = False, alias: str | None = None) -> dict:
+    """Add `run`'s detector to the manifest as `name@version` (a new version of a detector entry, or the first
+    of a new one, whose short name is `alias`); `bench` is `bench.detector`'s JSON, whose rows of `str(run)` and
+    of the original become the metrics."""
     if not SEMVER.match(version):
         raise ValueError(f"Expected a version like 2.0.0. Received: {version!r}")
     card, source = detector_card(run), detector_file(run)
     manifest_path = weights_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
+    if name not in manifest["models"]:
+        if not alias:
+            raise ValueError(f"{name} is a new detector: give its short name (alias)")
+        manifest["models"][name] = {"task": "face-detection", "alias": alias, "default": version, "versions": {}}
     entry = manifest["models"][name]
     if version in entry["versions"]:
         raise ValueError(f"{name}@{version} is published already: choose a new version")
@@ -74,9 +79,10 @@ def main() -> None:
     parser.add_argument("--command", required=True, help="the command that trained the run")
     parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
     parser.add_argument("--make-default", action="store_true")
+    parser.add_argument("--alias", help="the short name of a new detector (--face-detector NAME)")
     args = parser.parse_args()
     record = publish_detector(args.run, args.name, args.version, args.weights_dir, json.loads(args.bench.read_text()),
-                              args.description, args.command, args.make_default)
+                              args.description, args.command, args.make_default, args.alias)
     print(json.dumps(record["metrics"], indent=2))
 
 

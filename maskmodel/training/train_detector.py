@@ -243,8 +243,22 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
                 note(f"step {step + 1}/{config.steps}  " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "step"))
                 _save_checkpoint(checkpoint, model, optimizer, step + 1, config, history)
 
-    onnx_path = _export(model, out_dir)
-    metrics = {"history": history, "train_seconds": round(time.time() - started, 1)}
+    _export(model, out_dir)
+    metrics = measure_run(out_dir, teacher_path, config, train_images, val_images, calibration_images,
+                          {"history": history, "train_seconds": round(time.time() - started, 1)}, note)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    return metrics
+
+
+def measure_run(out_dir: Path, teacher_path: Path, config: DetectorTrainConfig, train_images: list[AnnotatedImage],
+                val_images: list[AnnotatedImage], calibration_images: list[AnnotatedImage] | None, metrics: dict,
+                note=print) -> dict:
+    """The end of a run whose `model.onnx` is written: its score threshold chosen on `calibration_images`
+    (default `val_images`), the fine-tuned and the original detector measured on `val_images`, and
+    `metrics.json` and the card written. Returns the metrics."""
+    from maskmodel.detect.centerface import CenterFaceDetector
+
+    onnx_path = out_dir / "model.onnx"
     settings = {}
     calibration = calibration_images if calibration_images is not None else val_images
     if calibration:
@@ -260,7 +274,6 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
             "original": face_metrics(val_images, detector_predictions(CenterFaceDetector(teacher_path), val_images))}
     _write_json(out_dir / "metrics.json", metrics)
     _write_json(out_dir / CARD_NAME, detector_card(onnx_path, config, train_images, val_images, metrics, settings))
-    shutil.rmtree(checkpoint, ignore_errors=True)
     return metrics
 
 
