@@ -93,7 +93,9 @@ def test_fit_box_writes_a_calibration_the_commands_accept(tmp_path):
     moved = json.loads(CliRunner().invoke(main, ["predict", photo, "--box-adjust", str(calibration)]).output)["faces"]
     assert len(plain) == len(moved)
     expected = fitted.apply(np.array([f["box"] for f in plain]))
-    assert np.allclose([f["box"] for f in moved], expected, atol=0.1)
+    # both outputs are rounded to 0.1 px: the plain box's rounding (0.05) scaled by the fit, plus the moved one's
+    tolerance = 0.05 * max(fitted.sw, fitted.sh, 1.0) + 0.05 + 1e-6
+    assert np.allclose([f["box"] for f in moved], expected, atol=tolerance)
     assert [f["label"] for f in plain] == [f["label"] for f in moved]  # the classifier sees the detector's box
     wrong = CliRunner().invoke(main, ["predict", photo, "--box-adjust", "1,2"])
     assert wrong.exit_code == 2 and "--box-adjust" in wrong.output

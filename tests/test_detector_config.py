@@ -33,8 +33,8 @@ def test_presets_are_data_beside_each_detector_and_overrides_win():
     ({"scales": ()}, "scales", "1 to 8 scales"),
     ({"score_threshold": 1.5}, "score_threshold", r"in \[0, 1\]"),
     ({"nms_threshold": 0.0}, "nms_threshold", r"in \(0, 1\]"),
-    ({"name": "ssd", "flip": True}, "flip", "applies to the centerface and yunet detectors only"),
-    ({"name": "haar", "scales": (640,)}, "scales", "applies to the centerface and yunet detectors only"),
+    ({"name": "ssd", "flip": True}, "flip", "applies to the centerface, yunet and centerface-ft detectors only"),
+    ({"name": "haar", "scales": (640,)}, "scales", "applies to the centerface, yunet and centerface-ft detectors only"),
 ])
 def test_bad_settings_fail_when_the_config_is_made(settings, field, message):
     with pytest.raises(DetectorConfigError, match=message) as error:

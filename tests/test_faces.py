@@ -47,7 +47,7 @@ def test_flip_keeps_every_face_of_the_plain_passes(photos):
 def test_detector_options_on_the_command_line(tmp_path):
     photo = str(crowd_images(1)[0])
     wrong = CliRunner().invoke(main, ["predict", photo, "--face-detector", "ssd", "--flip"])
-    assert wrong.exit_code == 2 and "--flip" in wrong.output and "centerface and yunet detectors only" in wrong.output
+    assert wrong.exit_code == 2 and "--flip" in wrong.output and "centerface, yunet and centerface-ft detectors only" in wrong.output
     for detector in ("centerface", "yunet"):
         result = CliRunner().invoke(main, ["predict", photo, "--face-detector", detector, "--flip", "--scales",
                                            "640,1024", "--nms-iou", "0.5"])

@@ -138,7 +138,8 @@ class DetectorConfig:
         for key, value in self.options().items():
             if key not in _parameters(self.name):
                 having = [name for name in DETECTOR_CLASSES if key in _parameters(name)]
-                raise DetectorConfigError(key, f"{key} applies to the {' and '.join(having)} detectors only. "
+                names = ", ".join(having[:-1]) + f" and {having[-1]}" if len(having) > 1 else having[0]
+                raise DetectorConfigError(key, f"{key} applies to the {names} detectors only. "
                                                f"Received: name={self.name!r}, {key}={value!r}")
 
     @classmethod

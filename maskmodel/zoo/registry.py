@@ -117,7 +117,8 @@ class ModelVersion:
                   "output": self.output, "license": self.license}
         optional = {"classes": list(self.classes), "metrics": self.metrics, "architecture": self.architecture,
                     "training_data": self.training_data, "recipe": self.recipe, "command": self.command,
-                    "training_seconds": self.training_seconds, "date": self.date, "source": self.source}
+                    "training_seconds": self.training_seconds, "date": self.date, "source": self.source,
+                    "settings": self.settings}
         return {**record, **{key: value for key, value in optional.items() if value not in ((), [], {}, "", None)}}
 
 
