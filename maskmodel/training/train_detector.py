@@ -21,6 +21,7 @@ import os
 import shutil
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -200,7 +201,7 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
         _write_json(unlabelled_file, unlabelled)
     photos = training_photos(train_images, unlabelled)
     note(f"{len(photos)} training photos, {sum(len(p.boxes) for p in photos)} faces, "
-        f"{sum(len(p.ignore) for p in photos)} unlabelled faces of the original detector ({config.unlabelled})")
+         f"{sum(len(p.ignore) for p in photos)} unlabelled faces of the original detector ({config.unlabelled})")
 
     model = port_centerface(teacher_path)
     for layer in model.layers:  # batch norm and the landmark head stay as published
@@ -221,8 +222,6 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return losses
 
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(1) as loader, tqdm(total=config.steps, initial=first, desc="train-detector",
                                                disable=not progress) as bar:
         upcoming = loader.submit(_batch, photos, config, first)
@@ -240,7 +239,7 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
                 mean = {k: round(float(np.mean([r[k] for r in running])), 4) for k in running[0]}
                 history.append({"step": step + 1, **mean})
                 running = []
-                note(f"step {step + 1}/{config.steps}  " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items() if k != "step"))
+                note(f"step {step + 1}/{config.steps}  " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items()))
                 _save_checkpoint(checkpoint, model, optimizer, step + 1, config, history)
 
     _export(model, out_dir)
