@@ -171,3 +171,27 @@ def test_cli_backend_runs_both_networks_and_is_recorded(tmp_path, backend):
     expected = {"face_detector": (ran, resolve_precision(ran)), "classifier": (ran, "fp32")}
     for part in ("face_detector", "classifier"):
         assert (used["runtime"][part]["backend"], used["runtime"][part]["precision"]) == expected[part]
+
+
+def test_openvino_compiles_again_without_the_cache_when_a_cached_compile_fails(monkeypatch, photos):
+    """Two `--jobs` workers at an empty cache compile the same model at once; one read the entry the other was
+    writing and lost a photo of the README's main job ("cannot compile ONNX model (from memory)"). The failure
+    is injected here at the cached compile (the race itself is not reproducible on demand); the real compile
+    without the cache then runs."""
+    needs("openvino", "fp32")
+    real, configs = backends._openvino_core(), []
+
+    class RacedCache:
+        def compile_model(self, model, device, config):
+            configs.append(dict(config))
+            if "CACHE_DIR" in config:
+                raise RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:")
+            return real.compile_model(model, device, config)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(backends, "_openvino_core", lambda: RacedCache())
+    detector = CenterFaceDetector(CENTERFACE, backend="openvino", precision="fp32")
+    assert len(detector.detect(photos[0])) > 0
+    assert ["CACHE_DIR" in config for config in configs] == [True, False]

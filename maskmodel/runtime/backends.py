@@ -220,10 +220,18 @@ class OpenVINONetwork(Network):
         self._compiled: dict[tuple[int, ...] | None, tuple] = {}
 
     def _compile(self) -> tuple:
-        try:
-            compiled = _openvino_core().compile_model(self._model, "CPU", self._config)
-        except RuntimeError as error:
-            raise ValueError(f"cannot compile ONNX model {self._label}: {_first_line(error)}") from error
+        """Compile for the current shape; where that fails with the model cache on, once more without it: two
+        `--jobs` workers that meet an empty cache at their first photo compile the same model at once, and one
+        of them was seen to fail reading the entry the other was writing (a photo of a batch lost)."""
+        settings = [self._config] + ([{k: v for k, v in self._config.items() if k != "CACHE_DIR"}]
+                                     if "CACHE_DIR" in self._config else [])
+        for attempt, config in enumerate(settings, 1):
+            try:
+                compiled = _openvino_core().compile_model(self._model, "CPU", config)
+                break
+            except RuntimeError as error:
+                if attempt == len(settings):
+                    raise ValueError(f"cannot compile ONNX model {self._label}: {_first_line(error)}") from error
         ports = {name: port for port in compiled.outputs for name in port.get_names()}
         outputs = [ports[name] for name in self._output_names] if self._output_names else list(compiled.outputs)
         return compiled.create_infer_request(), outputs  # one request: a Network is used by one thread
