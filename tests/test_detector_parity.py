@@ -90,3 +90,22 @@ def test_exported_onnx_runs_like_the_original(keras_centerface, tmp_path_factory
         expected, got = original.detect(image), ours.detect(image)
         assert len(expected) and expected.shape == got.shape, path.name
         np.testing.assert_allclose(got, expected, atol=1e-3, err_msg=path.name)
+
+
+def test_a_narrower_centerface_starts_from_keras_imagenet_weights():
+    """The builder's backbone carries keras.applications' layer names: Keras' ImageNet file of a width loads into
+    it by name (the start of a student for issue 43), and the four maps come out at stride 4."""
+    import h5py
+
+    from maskmodel.training.builder import imagenet_file
+    from maskmodel.training.detector_model import build_centerface
+
+    model = build_centerface(alpha=0.35, weights="imagenet", activation="relu6")
+    with h5py.File(imagenet_file(0.35), "r") as weights:
+        for name in ("Conv1", "block_5_depthwise", "block_16_project"):
+            expected = np.array(next(iter(weights[name][name].values())))
+            np.testing.assert_array_equal(model.get_layer(name).get_weights()[0], expected)
+    maps = model(np.zeros((1, 64, 96, 3), np.float32))
+    assert {name: tuple(maps[name].shape) for name in maps} == {
+        "heat": (1, 16, 24, 1), "scale": (1, 16, 24, 2), "offset": (1, 16, 24, 2), "landmarks": (1, 16, 24, 10)}
+    assert model.count_params() < build_centerface().count_params() / 5
