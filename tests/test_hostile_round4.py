@@ -296,3 +296,23 @@ def test_14_an_input_folder_named_like_the_state_folder_gets_another_prefix(tmp_
     result = cli("annotate", photos, state_named, "--out", out, "-q", "--resume")
     assert result.exit_code == 0, result.output
     assert len(rows_of(out)) == 3
+
+
+# --- 18: the runtime is part of the remembered configuration ----------------------------------------------
+
+def test_18_resume_on_another_runtime_is_refused(tmp_path):
+    pytest.importorskip("onnxruntime")
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    image(photos / "a.png")
+    result = cli("annotate", photos / "a.png", "--out", out, "-q", "--backend", "opencv")
+    assert result.exit_code == 0, result.output
+    before = (out / "report.csv").read_bytes()
+    image(photos / "b.png")
+    result = cli("annotate", photos, "--out", out, "-q", "--resume", "--backend", "onnxruntime")
+    assert result.exit_code == 2, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert "--resume with other settings" in message and 'runtime.face_detector.backend "opencv" -> "onnxruntime"' in message
+    assert (out / "report.csv").read_bytes() == before
+    result = cli("annotate", photos, "--out", out, "-q", "--resume", "--backend", "opencv")
+    assert result.exit_code == 0, result.output
+    assert len(rows_of(out)) == 2

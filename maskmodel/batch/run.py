@@ -193,8 +193,7 @@ def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, 
         "model": detector.model_name,
         "classes": detector.classes,
         "classifier_backend": getattr(detector.classifier, "backend", None),
-        "runtime": {part: {"backend": getattr(network, "backend", None), "precision": getattr(network, "precision", None)}
-                    for part, network in (("face_detector", face_detector), ("classifier", detector.classifier))},
+        "runtime": _runtime(detector),
         "engine": engine, "jobs": jobs,
         "versions": {"maskmodel": installed("maskmodel"), "opencv": cv2.__version__, "numpy": np.__version__,
                      "onnxruntime": installed("onnxruntime"), "openvino": installed("openvino")},
@@ -212,7 +211,13 @@ def _configuration(detector: MaskDetector, settings: AnnotateSettings, roots: li
             "model": detector.model_name, "classes": list(detector.classes), "box_adjust": asdict(detector.box_adjust),
             "every": settings.every, "inputs": inputs, "blur_faces": settings.blur_faces,
             "image_format": settings.image_format, "style": asdict(settings.style), "codec": settings.codec,
-            "dry_run": settings.dry_run, "max_pixels": settings.max_pixels}
+            "dry_run": settings.dry_run, "max_pixels": settings.max_pixels, "runtime": _runtime(detector)}
+
+
+def _runtime(detector: MaskDetector) -> dict:
+    """The runtime each network runs on, `auto` resolved (boxes and scores differ between runtimes)."""
+    return {part: {"backend": getattr(network, "backend", None), "precision": getattr(network, "precision", None)}
+            for part, network in (("face_detector", detector.face_detector), ("classifier", detector.classifier))}
 
 
 def _public(location: Path | str) -> str:
