@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -316,3 +319,50 @@ def test_18_resume_on_another_runtime_is_refused(tmp_path):
     result = cli("annotate", photos, "--out", out, "-q", "--resume", "--backend", "opencv")
     assert result.exit_code == 0, result.output
     assert len(rows_of(out)) == 2
+
+
+# --- 9: a worker exits when its parent dies, also before its initializer ran -------------------------------
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes `pid` spawned (multiprocessing's `spawn_main`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+                    and b"spawn_main" in (entry / "cmdline").read_bytes()):
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_9_workers_exit_when_the_main_process_dies_during_their_start_up(tmp_path):
+    photos = tmp_path / "photos"
+    for index in range(4):
+        image(photos / f"{index}.png", 40 * index)
+    process = subprocess.Popen([sys.executable, "-m", "maskmodel", "annotate", str(photos), "--out", str(tmp_path / "out"),
+                                "-q", "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.time() + 120
+    while len(workers) < 2 and time.time() < deadline and process.poll() is None:  # the spawned workers
+        workers = workers_of(process.pid)
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)  # while the workers still import: before their initializer runs
+    process.wait()
+    assert workers, "the run did not start its workers"
+    try:
+        deadline = time.time() + 60
+        while any(map(alive, workers)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(map(alive, workers)), "a worker outlived the main process"
+    finally:
+        for pid in filter(alive, workers):
+            os.kill(pid, signal.SIGKILL)
