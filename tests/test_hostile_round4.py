@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import COVID, SHARED, rows_of, tree, write_image
+from helpers import COVID, SHARED, rows_of, tiny_classifier, tree, write_image
 from maskmodel.cli.main import main
+from maskmodel.runtime import onnxproto
 
 KERAS_FILES = SHARED / "models" / "keras"
 IMAGENET_035 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
@@ -366,3 +367,25 @@ def test_9_workers_exit_when_the_main_process_dies_during_their_start_up(tmp_pat
     finally:
         for pid in filter(alive, workers):
             os.kill(pid, signal.SIGKILL)
+
+
+# --- 8: a model file that is not ONNX is refused at its first bytes -------------------------------------------
+
+@pytest.mark.parametrize("backend", ["opencv", "onnxruntime"])
+def test_8_a_model_of_zeros_is_refused_at_once(tmp_path, backend):
+    pytest.importorskip("onnx")
+    model = tiny_classifier(tmp_path / "model")
+    with open(model / "model.onnx", "wb") as file:
+        file.truncate(64 << 20)  # a sparse file of zeros (the issue's: 1 GB)
+    started = time.perf_counter()
+    result = cli("annotate", image(tmp_path / "a.png"), "--out", tmp_path / "out", "--model", model, "-q",
+                 "--backend", backend)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "not an ONNX file" in result.output and time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("data", [b"\x00" * 8, b"\x08\x01\x00\x00", b"\x3a\x10short", b"\x08\xff\xff\xff"])
+def test_8_protobuf_that_no_message_has_is_refused(data):
+    """Field number 0 (zeros), a length-delimited field running past the end, a varint cut off."""
+    with pytest.raises(ValueError):
+        list(onnxproto.fields(data))
