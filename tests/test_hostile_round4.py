@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -389,3 +390,34 @@ def test_8_protobuf_that_no_message_has_is_refused(data):
     """Field number 0 (zeros), a length-delimited field running past the end, a varint cut off."""
     with pytest.raises(ValueError):
         list(onnxproto.fields(data))
+
+
+# --- 12: a video the codec cannot encode is one error row, not a disk failure ------------------------------
+
+def video(path: Path, fourcc: str, width: int, height: int) -> Path:
+    """Two frames written by OpenCV (25 frames per second)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25, (width, height))
+    assert writer.isOpened()
+    for value in (40, 80):
+        writer.write(np.full((height, width, 3), value, np.uint8))
+    writer.release()
+    return path
+
+
+def test_12_a_video_the_codec_cannot_encode_is_one_error_row_and_the_batch_goes_on(tmp_path):
+    photos = tmp_path / "photos"
+    video(photos / "wide.mkv", "MJPG", 8192, 16)  # the default mp4v cannot encode 8192 pixels wide
+    slow = video(photos / "slow.avi", "MJPG", 64, 48)
+    data = bytearray(slow.read_bytes())
+    struct.pack_into("<II", data, data.index(b"strh") + 28, 10000, 1)  # dwScale, dwRate: 0.0001 fps
+    slow.write_bytes(bytes(data))
+    image(photos / "z.png")
+    out = tmp_path / "out"
+    result = cli("annotate", photos, "--out", out, "-q")
+    assert result.exit_code == 1 and "the run stopped" not in result.output, result.output
+    rows = {row["path"]: row for row in rows_of(out)}
+    assert set(rows) == {"slow.avi", "wide.mkv", "z.png"} and rows["z.png"]["status"] != "error"
+    for name in ("slow.avi", "wide.mkv"):
+        assert rows[name]["status"] == "error" and "cannot encode" in rows[name]["message"]
+    assert not [path for path in out.iterdir() if path.suffix in (".avi", ".mkv")]
