@@ -421,3 +421,27 @@ def test_12_a_video_the_codec_cannot_encode_is_one_error_row_and_the_batch_goes_
     for name in ("slow.avi", "wide.mkv"):
         assert rows[name]["status"] == "error" and "cannot encode" in rows[name]["message"]
     assert not [path for path in out.iterdir() if path.suffix in (".avi", ".mkv")]
+
+
+# --- 16: the export options are part of the remembered configuration ------------------------------------------
+
+@pytest.mark.parametrize(("first", "resumed", "named"), [
+    ([], ["--save-crops"], "exports.save_crops null -> []"),  # crops cannot be rebuilt from the report
+    (["--save", "coco", "--save-json"], [], 'exports.save ["coco"] -> []'),  # would describe earlier images only
+    (["--save-json"], ["--save-json", "--save-crops", "with_mask"], 'exports.save_crops null -> ["with_mask"]'),
+])
+def test_16_resume_with_other_export_options_is_refused(tmp_path, first, resumed, named):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    image(photos / "a.png")
+    result = cli("annotate", photos / "a.png", "--out", out, "-q", *first)
+    assert result.exit_code == 0, result.output
+    before = tree(out, skip=out / ".maskmodel")
+    image(photos / "b.png")
+    result = cli("annotate", photos, "--out", out, "-q", "--resume", *resumed)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert "--resume with other settings" in message and named in message, message
+    assert tree(out, skip=out / ".maskmodel") == before
+    result = cli("annotate", photos, "--out", out, "-q", "--resume", *first)
+    assert result.exit_code == 0, result.output
+    assert len(rows_of(out)) == 2
