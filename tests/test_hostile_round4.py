@@ -316,7 +316,8 @@ def test_18_resume_on_another_runtime_is_refused(tmp_path):
     result = cli("annotate", photos, "--out", out, "-q", "--resume", "--backend", "onnxruntime")
     assert result.exit_code == 2, result.output
     message = result.output.strip().splitlines()[-1]
-    assert "--resume with other settings" in message and 'runtime.face_detector.backend "opencv" -> "onnxruntime"' in message
+    assert "--resume with other settings" in message
+    assert 'runtime.face_detector.backend "opencv" -> "onnxruntime"' in message
     assert (out / "report.csv").read_bytes() == before
     result = cli("annotate", photos, "--out", out, "-q", "--resume", "--backend", "opencv")
     assert result.exit_code == 0, result.output
@@ -350,8 +351,9 @@ def test_9_workers_exit_when_the_main_process_dies_during_their_start_up(tmp_pat
     photos = tmp_path / "photos"
     for index in range(4):
         image(photos / f"{index}.png", 40 * index)
-    process = subprocess.Popen([sys.executable, "-m", "maskmodel", "annotate", str(photos), "--out", str(tmp_path / "out"),
-                                "-q", "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "maskmodel", "annotate", str(photos), "--out", str(tmp_path / "out"), "-q",
+               "--jobs", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []
     deadline = time.time() + 120
     while len(workers) < 2 and time.time() < deadline and process.poll() is None:  # the spawned workers
