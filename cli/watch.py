@@ -31,8 +31,8 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     from maskmodel.drawing.labels import LabelStyle
     from maskmodel.runtime.files import fresh_file
     from maskmodel.video.tracking import IoUTracker
-    from maskmodel.video.frames import (VideoReadError, iter_frames, open_capture, open_video_writer,
-                                        tracked_faces)
+    from maskmodel.video.frames import (VideoReadError, VideoWriteError, iter_frames, open_capture,
+                                        open_video_writer, tracked_faces)
 
     settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, first_pass)
     if out_path is not None and os.path.lexists(out_path):
@@ -63,7 +63,7 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
                     try:
                         temp = fresh_file(out_path)
                         writer = open_video_writer(temp, "mp4v", fps_in, frame.shape[1], frame.shape[0])
-                    except OSError as error:
+                    except (OSError, VideoWriteError) as error:
                         if temp is not None:
                             os.unlink(temp)
                         raise click.ClickException(str(error)) from error

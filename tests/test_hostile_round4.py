@@ -7,16 +7,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import COVID, SHARED, rows_of, tree, write_image
+from helpers import COVID, SHARED, rows_of, tiny_classifier, tree, write_image
 from maskmodel.cli.main import main
+from maskmodel.runtime import onnxproto
 
 KERAS_FILES = SHARED / "models" / "keras"
 IMAGENET_035 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
@@ -296,3 +301,149 @@ def test_14_an_input_folder_named_like_the_state_folder_gets_another_prefix(tmp_
     result = cli("annotate", photos, state_named, "--out", out, "-q", "--resume")
     assert result.exit_code == 0, result.output
     assert len(rows_of(out)) == 3
+
+
+# --- 18: the runtime is part of the remembered configuration ----------------------------------------------
+
+def test_18_resume_on_another_runtime_is_refused(tmp_path):
+    pytest.importorskip("onnxruntime")
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    image(photos / "a.png")
+    result = cli("annotate", photos / "a.png", "--out", out, "-q", "--backend", "opencv")
+    assert result.exit_code == 0, result.output
+    before = (out / "report.csv").read_bytes()
+    image(photos / "b.png")
+    result = cli("annotate", photos, "--out", out, "-q", "--resume", "--backend", "onnxruntime")
+    assert result.exit_code == 2, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert "--resume with other settings" in message
+    assert 'runtime.face_detector.backend "opencv" -> "onnxruntime"' in message
+    assert (out / "report.csv").read_bytes() == before
+    result = cli("annotate", photos, "--out", out, "-q", "--resume", "--backend", "opencv")
+    assert result.exit_code == 0, result.output
+    assert len(rows_of(out)) == 2
+
+
+# --- 9: a worker exits when its parent dies, also before its initializer ran -------------------------------
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes `pid` spawned (multiprocessing's `spawn_main`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+                    and b"spawn_main" in (entry / "cmdline").read_bytes()):
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_9_workers_exit_when_the_main_process_dies_during_their_start_up(tmp_path):
+    photos = tmp_path / "photos"
+    for index in range(4):
+        image(photos / f"{index}.png", 40 * index)
+    command = [sys.executable, "-m", "maskmodel", "annotate", str(photos), "--out", str(tmp_path / "out"), "-q",
+               "--jobs", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.time() + 120
+    while len(workers) < 2 and time.time() < deadline and process.poll() is None:  # the spawned workers
+        workers = workers_of(process.pid)
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)  # while the workers still import: before their initializer runs
+    process.wait()
+    assert workers, "the run did not start its workers"
+    try:
+        deadline = time.time() + 60
+        while any(map(alive, workers)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(map(alive, workers)), "a worker outlived the main process"
+    finally:
+        for pid in filter(alive, workers):
+            os.kill(pid, signal.SIGKILL)
+
+
+# --- 8: a model file that is not ONNX is refused at its first bytes -------------------------------------------
+
+@pytest.mark.parametrize("backend", ["opencv", "onnxruntime"])
+def test_8_a_model_of_zeros_is_refused_at_once(tmp_path, backend):
+    pytest.importorskip("onnx")
+    model = tiny_classifier(tmp_path / "model")
+    with open(model / "model.onnx", "wb") as file:
+        file.truncate(64 << 20)  # a sparse file of zeros (the issue's: 1 GB)
+    started = time.perf_counter()
+    result = cli("annotate", image(tmp_path / "a.png"), "--out", tmp_path / "out", "--model", model, "-q",
+                 "--backend", backend)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "not an ONNX file" in result.output and time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("data", [b"\x00" * 8, b"\x08\x01\x00\x00", b"\x3a\x10short", b"\x08\xff\xff\xff"])
+def test_8_protobuf_that_no_message_has_is_refused(data):
+    """Field number 0 (zeros), a length-delimited field running past the end, a varint cut off."""
+    with pytest.raises(ValueError):
+        list(onnxproto.fields(data))
+
+
+# --- 12: a video the codec cannot encode is one error row, not a disk failure ------------------------------
+
+def video(path: Path, fourcc: str, width: int, height: int) -> Path:
+    """Two frames written by OpenCV (25 frames per second)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25, (width, height))
+    assert writer.isOpened()
+    for value in (40, 80):
+        writer.write(np.full((height, width, 3), value, np.uint8))
+    writer.release()
+    return path
+
+
+def test_12_a_video_the_codec_cannot_encode_is_one_error_row_and_the_batch_goes_on(tmp_path):
+    photos = tmp_path / "photos"
+    video(photos / "wide.mkv", "MJPG", 8192, 16)  # the default mp4v cannot encode 8192 pixels wide
+    slow = video(photos / "slow.avi", "MJPG", 64, 48)
+    data = bytearray(slow.read_bytes())
+    struct.pack_into("<II", data, data.index(b"strh") + 28, 10000, 1)  # dwScale, dwRate: 0.0001 fps
+    slow.write_bytes(bytes(data))
+    image(photos / "z.png")
+    out = tmp_path / "out"
+    result = cli("annotate", photos, "--out", out, "-q")
+    assert result.exit_code == 1 and "the run stopped" not in result.output, result.output
+    rows = {row["path"]: row for row in rows_of(out)}
+    assert set(rows) == {"slow.avi", "wide.mkv", "z.png"} and rows["z.png"]["status"] != "error"
+    for name in ("slow.avi", "wide.mkv"):
+        assert rows[name]["status"] == "error" and "cannot encode" in rows[name]["message"]
+    assert not [path for path in out.iterdir() if path.suffix in (".avi", ".mkv")]
+
+
+# --- 16: the export options are part of the remembered configuration ------------------------------------------
+
+@pytest.mark.parametrize(("first", "resumed", "named"), [
+    ([], ["--save-crops"], "exports.save_crops null -> []"),  # crops cannot be rebuilt from the report
+    (["--save", "coco", "--save-json"], [], 'exports.save ["coco"] -> []'),  # would describe earlier images only
+    (["--save-json"], ["--save-json", "--save-crops", "with_mask"], 'exports.save_crops null -> ["with_mask"]'),
+])
+def test_16_resume_with_other_export_options_is_refused(tmp_path, first, resumed, named):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    image(photos / "a.png")
+    result = cli("annotate", photos / "a.png", "--out", out, "-q", *first)
+    assert result.exit_code == 0, result.output
+    before = tree(out, skip=out / ".maskmodel")
+    image(photos / "b.png")
+    result = cli("annotate", photos, "--out", out, "-q", "--resume", *resumed)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert "--resume with other settings" in message and named in message, message
+    assert tree(out, skip=out / ".maskmodel") == before
+    result = cli("annotate", photos, "--out", out, "-q", "--resume", *first)
+    assert result.exit_code == 0, result.output
+    assert len(rows_of(out)) == 2

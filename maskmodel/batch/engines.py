@@ -4,10 +4,12 @@ worker dying. (Ray is `maskmodel.batch.distributed`.) Results come back in input
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -27,29 +29,38 @@ from maskmodel.batch.worker import AnnotateSettings, Annotator
 AUTO_MIN_PHOTOS = 64  # photos from which `--jobs auto` starts a process per CPU (docs/benchmarks.md)
 MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error result
 _process_annotator: Annotator | None = None  # the Annotator of a pool worker process (one per process)
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent ends (Linux)
 
 
-def start_worker_process(settings: AnnotateSettings, threads: int = 1) -> Annotator:
-    """Set up a worker process (pool or Ray actor): Ctrl-C is the main process's to handle, the process
-    exits when its parent is gone, OpenCV uses `threads` threads. Returns its `Annotator`."""
+def start_worker_process(settings: AnnotateSettings, threads: int = 1, parent: int | None = None) -> Annotator:
+    """Set up a worker process (pool or Ray actor): the process exits when its parent (`parent`, default the
+    process that started it) is gone, Ctrl-C is the main process's to handle, OpenCV uses `threads` threads.
+    Returns its `Annotator`."""
+    exit_with_parent(parent)  # first: a parent killed while this process started must not leave it behind
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(threads)
-    exit_with_parent()
     return Annotator(settings)
 
 
-def _pool_initializer(settings: AnnotateSettings) -> None:
+def _pool_initializer(settings: AnnotateSettings, parent: int) -> None:
     global _process_annotator
-    _process_annotator = start_worker_process(settings)
+    _process_annotator = start_worker_process(settings, parent=parent)
 
 
 def _pool_task(item: InputFile) -> ImageResult:
     return _process_annotator(item)
 
 
-def exit_with_parent(interval: float = 0.5) -> None:
-    """Exit this worker process as soon as the process that started it is gone (killed, crashed)."""
-    parent = os.getppid()
+def exit_with_parent(parent: int | None = None, interval: float = 0.5) -> None:
+    """Exit this worker process as soon as `parent` (default: the process that started it) is gone (killed,
+    crashed), also when it died before this call. On Linux the kernel sends SIGTERM when the parent (the
+    thread that started this process) ends (`PR_SET_PDEATHSIG`), set before the parent is checked, so no
+    death falls between; a thread also polls the parent's pid (other systems)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    parent = os.getppid() if parent is None else parent
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -124,7 +135,7 @@ def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int 
     while emitted < len(items):
         # one thread per worker process: the processes share the cores instead of oversubscribing them
         pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_initializer,
-                                   initargs=(settings,))
+                                   initargs=(settings, os.getpid()))
         running: dict[Future, int] = {}
         try:
             while True:

@@ -193,8 +193,7 @@ def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, 
         "model": detector.model_name,
         "classes": detector.classes,
         "classifier_backend": getattr(detector.classifier, "backend", None),
-        "runtime": {part: {"backend": getattr(network, "backend", None), "precision": getattr(network, "precision", None)}
-                    for part, network in (("face_detector", face_detector), ("classifier", detector.classifier))},
+        "runtime": _runtime(detector),
         "engine": engine, "jobs": jobs,
         "versions": {"maskmodel": installed("maskmodel"), "opencv": cv2.__version__, "numpy": np.__version__,
                      "onnxruntime": installed("onnxruntime"), "openvino": installed("openvino")},
@@ -205,14 +204,24 @@ def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, 
 
 def _configuration(detector: MaskDetector, settings: AnnotateSettings, roots: list[InputRoot]) -> dict:
     """Every option the outputs depend on: a resumed run must have the same (`RunState.check_configuration`).
-    The inputs are recorded as their report-path prefixes and the real paths these stand for."""
+    The inputs are recorded as their report-path prefixes and the real paths these stand for. The export
+    options are among them: crops cannot be rebuilt from the report, and exports a resume left out would
+    describe only the images of earlier runs."""
     config = settings.detector
     inputs = {root.prefix or ".": str(root.real if root.real is not None else _public(root.location)) for root in roots}
     return {"detector": {"name": config.name, "model": config.model_spec(), **config.resolved()},
             "model": detector.model_name, "classes": list(detector.classes), "box_adjust": asdict(detector.box_adjust),
             "every": settings.every, "inputs": inputs, "blur_faces": settings.blur_faces,
             "image_format": settings.image_format, "style": asdict(settings.style), "codec": settings.codec,
-            "dry_run": settings.dry_run, "max_pixels": settings.max_pixels}
+            "dry_run": settings.dry_run, "max_pixels": settings.max_pixels, "runtime": _runtime(detector),
+            "exports": {"save": sorted(settings.save), "save_json": settings.save_json,
+                        "save_crops": None if settings.save_crops is None else sorted(settings.save_crops)}}
+
+
+def _runtime(detector: MaskDetector) -> dict:
+    """The runtime each network runs on, `auto` resolved (boxes and scores differ between runtimes)."""
+    return {part: {"backend": getattr(network, "backend", None), "precision": getattr(network, "precision", None)}
+            for part, network in (("face_detector", detector.face_detector), ("classifier", detector.classifier))}
 
 
 def _public(location: Path | str) -> str:

@@ -33,7 +33,7 @@ from maskmodel.io.storage import TEMP_PREFIX, LocalFolder, RemoteFolder, open_fo
 from maskmodel.pipeline import MaskDetector
 from maskmodel.outputs.report import original_path, report_path_text
 from maskmodel.results import Face, ImageResult
-from maskmodel.video.frames import VideoReadError, annotate_video
+from maskmodel.video.frames import VideoReadError, VideoWriteError, annotate_video
 from maskmodel.zoo.registry import DEFAULT_CLASSIFIER
 
 # Write errors that every later file would hit too: the run stops (--resume continues it). Any other
@@ -163,7 +163,7 @@ def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSe
             target = None if settings.dry_run else stack.enter_context(_writing(folder, name, folder.staged_file(name)))
             results, size = annotate_video(source, detector, target, settings.every, settings.codec,
                                            settings.blur_faces, settings.style)
-    except VideoReadError as error:
+    except (VideoReadError, VideoWriteError) as error:  # the staged file opened: not the disk's doing
         return ImageResult.failure(item.relative, str(error))
     return ImageResult.found(item.relative, [face for _, face in results], size, detector.face_detector.name,
                              detector.model_name, output=None if settings.dry_run else name,

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from maskmodel.runtime.files import cache_dir, file_kind
-from maskmodel.runtime.onnxproto import external_data_locations, without_initializer_inputs
+from maskmodel.runtime.onnxproto import external_data_locations, key, without_initializer_inputs
 from maskmodel.runtime.opencv import require
 
 BACKENDS = ("auto", "opencv", "onnxruntime", "openvino")
@@ -340,8 +340,14 @@ def _prepared(model: bytes, label: str) -> bytes:
 
 
 def _read_bytes(path: str | os.PathLike) -> bytes:
+    """The model file, refused (`ValueError`) at its first bytes where these cannot start an ONNX file."""
     try:
         with open(path, "rb") as file:
-            return file.read()
+            head = file.read(16)
+            try:
+                key(head)
+            except ValueError as error:
+                raise ValueError(f"cannot load ONNX model {str(path)!r}: not an ONNX file ({error})") from None
+            return head + file.read()
     except OSError as error:
         raise ValueError(f"cannot load ONNX model {str(path)!r}: {error.strerror or error}") from error

@@ -20,14 +20,25 @@ SPARSE_INITIALIZER, SPARSE_VALUES, SPARSE_INDICES = 15, 1, 2
 
 
 def varint(data: bytes, pos: int) -> tuple[int, int]:
-    """The varint at `pos` of `data`, and the position after it."""
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
+    """The varint at `pos` of `data`, and the position after it (`ValueError`: cut off, or over 10 bytes)."""
+    value = 0
+    for index, byte in enumerate(data[pos:pos + 10]):
+        value |= (byte & 0x7F) << 7 * index
         if byte < 0x80:
-            return value, pos
+            return value, pos + index + 1
+    raise ValueError("a protobuf varint cut off or over 10 bytes")
+
+
+def key(data: bytes, pos: int = 0) -> tuple[int, int, int]:
+    """The field number and wire type of the field key at `pos`, and the position after it. Raises
+    `ValueError` for a key no protobuf message has (field number 0, a group, an unknown wire type)."""
+    value, pos = varint(data, pos)
+    field, wire = value >> 3, value & 7
+    if field == 0:
+        raise ValueError("protobuf field number 0")
+    if wire not in (0, 1, 2, 5):
+        raise ValueError(f"unsupported protobuf wire type {wire}")
+    return field, wire, pos
 
 
 def encode_varint(value: int) -> bytes:
@@ -40,24 +51,28 @@ def encode_varint(value: int) -> bytes:
 
 
 def fields(data: bytes) -> Iterator[tuple[int, bytes | None, bytes]]:
-    """Protobuf fields of a message: (field number, payload of a length-delimited field or None, raw bytes)."""
+    """Protobuf fields of a message: (field number, payload of a length-delimited field or None, raw bytes).
+
+    Raises `ValueError` at the first field that no protobuf message holds (field number 0, a group or an
+    unknown wire type, a field running past the end): a file that is not protobuf is refused at its first
+    bytes, not read two bytes at a time."""
     pos = 0
     while pos < len(data):
         start = pos
-        key, pos = varint(data, pos)
-        wire, payload = key & 7, None
+        field, wire, pos = key(data, pos)
+        payload = None
         if wire == 0:
             _, pos = varint(data, pos)
         elif wire == 1:
             pos += 8
         elif wire == 5:
             pos += 4
-        elif wire == 2:
+        else:
             length, pos = varint(data, pos)
             payload, pos = data[pos:pos + length], pos + length
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield key >> 3, payload, data[start:pos]
+        if pos > len(data):
+            raise ValueError(f"protobuf field {field} runs past the end of its message")
+        yield field, payload, data[start:pos]
 
 
 def message(field: int, payload: bytes) -> bytes:

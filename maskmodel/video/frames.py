@@ -31,6 +31,10 @@ class VideoReadError(Exception):
     """A video could not be opened or decoded; the message says why."""
 
 
+class VideoWriteError(Exception):
+    """The codec cannot encode this video (its frame size or rate): this video's error, not the disk's."""
+
+
 def open_capture(source: str | int, quiet: bool = True) -> cv2.VideoCapture:
     """`cv2.VideoCapture` for a file, a stream URL or a camera index, or a `VideoReadError`. With `quiet`,
     OpenCV logs nothing while it tries its backends (a missing camera makes each one print an error line,
@@ -74,6 +78,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
 
     Raises:
         VideoReadError: the file cannot be opened or holds no frame.
+        VideoWriteError: the codec cannot encode the annotated video (its frame size or rate).
         OSError: the annotated video cannot be written.
     """
     capture = open_capture(str(path))
@@ -111,11 +116,13 @@ def check_codec(codec: str | None) -> None:
 
 
 def open_video_writer(out_path: Path, codec: str | None, fps: float, width: int, height: int) -> cv2.VideoWriter:
-    """A `cv2.VideoWriter` for `out_path` (codec by suffix unless given); `OSError` if it cannot be opened."""
+    """A `cv2.VideoWriter` for `out_path` (codec by suffix unless given). Raises `VideoWriteError` where the
+    codec refuses this video (its frame size or rate), `OSError` where its folder cannot be made."""
     require("video_writer", "Writing annotated videos")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fourcc = cv2.VideoWriter_fourcc(*(codec or DEFAULT_CODECS.get(out_path.suffix.lower(), "mp4v")))
-    writer = cv2.VideoWriter(str(out_path), fourcc, fps, (width, height))
+    codec = codec or DEFAULT_CODECS.get(out_path.suffix.lower(), "mp4v")
+    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
     if not writer.isOpened():
-        raise OSError(f"cannot write video {out_path} with codec {codec or 'default'!r}")
+        raise VideoWriteError(f"the codec {codec!r} cannot encode this video ({width}x{height} pixels, "
+                              f"{fps:g} frames per second)")
     return writer
