@@ -248,6 +248,7 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
     result["setup"] = {**setup, "data": str(dataset), "format": data_format, "mask_weared_incorrect": incorrect_as}
     result["skipped"] = [{"file": file, "reason": reason} for file, reason in skipped]
     result["boxes_clipped"] = sum(image.clipped for image in images)  # reached outside their image
+    result["images_turned"] = sum(image.turned for image in images)  # by EXIF orientation, no <size> to say otherwise
     out_dir.mkdir(parents=True, exist_ok=True)
     if classifier_only:
         pairs = [(classes.index(f.label), [p.probabilities[c] for c in classes])
@@ -277,6 +278,10 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         click.echo(f"skipped {file}: {reason}", err=True)
     if skipped:
         click.echo(f"{len(skipped)} image(s) left out of the evaluation (listed in metrics.json 'skipped')", err=True)
+    if result["images_turned"]:
+        click.echo(f"{result['images_turned']} photo(s) without <size> are turned by their EXIF orientation (a phone's "
+                   "portrait photo): their boxes were read against the turned image, as it is decoded and detected "
+                   "(metrics.json 'images_turned')", err=True)
     if result["boxes_clipped"]:
         click.echo(f"{result['boxes_clipped']} annotated box(es) reached outside their image: clipped to it, or left "
                    "out when wholly outside (metrics.json 'boxes_clipped')", err=True)

@@ -447,3 +447,40 @@ def test_16_resume_with_other_export_options_is_refused(tmp_path, first, resumed
     result = cli("annotate", photos, "--out", out, "-q", "--resume", *first)
     assert result.exit_code == 0, result.output
     assert len(rows_of(out)) == 2
+
+
+def _with_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """`jpeg` with an APP1 EXIF segment declaring `orientation` (big-endian TIFF, one IFD entry), as phones
+    write it."""
+    tiff = b"MM\0*" + struct.pack(">I", 8) + struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) \
+        + struct.pack(">I", 0)
+    segment = b"Exif\0\0" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(segment) + 2) + segment + jpeg[2:]
+
+
+def test_15_voc_without_size_reads_boxes_against_the_image_as_its_exif_orientation_turns_it(tmp_path):
+    from helpers import CROWD_DEV
+    from maskmodel.evaluation.annotations import read_voc
+    from maskmodel.io.imagesize import declared_size
+
+    name = "maksssksksss518"  # 400 x 225: turned, its height is 400
+    upright = cv2.imread(str(CROWD_DEV / "images" / f"{name}.png"))
+    stored = cv2.imencode(".jpg", cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE), [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+    data = _with_orientation(stored.tobytes(), 6)  # a phone's portrait photo: stored turned, shown upright
+    assert declared_size(data) == upright.shape[:2][::-1]
+    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == upright.shape  # OpenCV turns it
+    voc = tmp_path / "phone"
+    (voc / "images").mkdir(parents=True)
+    (voc / "annotations").mkdir()
+    (voc / "images" / f"{name}.jpg").write_bytes(data)
+    xml = (CROWD_DEV / "annotations" / f"{name}.xml").read_text()
+    xml = xml.replace(f"{name}.png", f"{name}.jpg")
+    start, end = xml.find("<size>"), xml.find("</size>") + len("</size>")
+    (voc / "annotations" / f"{name}.xml").write_text(xml[:start] + xml[end:] if start >= 0 else xml)
+    truth = read_voc(CROWD_DEV / "annotations" / f"{name}.xml", CROWD_DEV / "images")
+    turned = read_voc(voc / "annotations" / f"{name}.xml", voc / "images")
+    assert turned.faces == truth.faces and turned.clipped == truth.clipped and turned.turned
+    result = cli("evaluate", "detect", voc, "--out", tmp_path / "eval")
+    assert result.exit_code == 0, result.output
+    assert "1 photo(s) without <size> are turned by their EXIF orientation" in result.output
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["images_turned"] == 1

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskmodel.errors import UsageError
-from maskmodel.io.imagesize import declared_size
+from maskmodel.io.imagesize import declared_size, exif_orientation
 from maskmodel.runtime.files import read_regular_file, regular_file_handle
 
 
@@ -43,12 +43,14 @@ class AnnotatedFace:
 @dataclass(frozen=True)
 class AnnotatedImage:
     """An image file and its annotated faces; `clipped`: boxes that reached outside the image, clipped to
-    it (or left out when nothing of them was inside); `outside`: how many of those were left out."""
+    it (or left out when nothing of them was inside); `outside`: how many of those were left out; `turned`: a
+    VOC file without `<size>` whose image its EXIF orientation turns (boxes read against the turned image)."""
 
     image_path: Path
     faces: tuple[AnnotatedFace, ...]
     clipped: int = 0
     outside: int = 0
+    turned: bool = False
 
 
 MAX_ANNOTATION_BYTES = 16 << 20  # a label or annotation file larger than this is refused, not read
@@ -75,12 +77,13 @@ def _clipped(faces: list[AnnotatedFace], width: float, height: float) -> tuple[l
     return kept, changed, len(faces) - len(kept)
 
 
-def _image_size(root, image_path: Path) -> tuple[float, float] | None:
-    """(width, height) from a VOC `<size>`, else from the image file's header; `None` if neither tells."""
+def _image_size(root, image_path: Path) -> tuple[float, float, bool] | None:
+    """(width, height, turned) from a VOC `<size>`, else the size the image decodes to: its header's, turned by
+    its EXIF orientation (a phone's portrait JPEG is stored landscape; `turned` then); `None` if neither tells."""
     try:
         width, height = int(root.findtext("size/width")), int(root.findtext("size/height"))
         if width > 0 and height > 0:
-            return float(width), float(height)
+            return float(width), float(height), False
     except (TypeError, ValueError):
         pass
     try:
@@ -88,8 +91,13 @@ def _image_size(root, image_path: Path) -> tuple[float, float] | None:
     except OSError:
         return None
     with os.fdopen(handle, "rb") as stream:
-        size = declared_size(stream.read(1 << 20))
-    return None if size is None else (float(size[1]), float(size[0]))
+        head = stream.read(1 << 20)
+    size = declared_size(head)
+    if size is None:
+        return None
+    turned = exif_orientation(head) >= 5
+    height, width = size[::-1] if turned else size
+    return float(width), float(height), turned
 
 
 def _inside(images_dir: Path, file_name: str) -> Path:
@@ -133,8 +141,8 @@ def _read_voc(annotation_path: Path, images_dir: Path) -> AnnotatedImage:
     size = _image_size(root, image_path)
     if size is None:
         raise _BadRecord(f"the size of its image {image_path} is neither in <size> nor in the image's header")
-    faces, clipped, outside = _clipped(faces, *size)
-    return AnnotatedImage(image_path, tuple(faces), clipped, outside)
+    faces, clipped, outside = _clipped(faces, *size[:2])
+    return AnnotatedImage(image_path, tuple(faces), clipped, outside, size[2])
 
 
 def _checked_box(box: tuple[float, ...], index: int) -> tuple[float, float, float, float]:
@@ -279,7 +287,7 @@ def relabel(images: list[AnnotatedImage], mapping: dict[str, str]) -> list[Annot
     """Rename face labels by `mapping` (labels not in it are kept)."""
     return [
         AnnotatedImage(image.image_path, tuple(AnnotatedFace(f.box, mapping.get(f.label, f.label)) for f in image.faces),
-                       image.clipped, image.outside)
+                       image.clipped, image.outside, image.turned)
         for image in images
     ]
 

@@ -186,3 +186,36 @@ def _boxes(data: bytes):
             raise ValueError("a JP2 box shorter than its header")
         yield kind, data[position + header:position + length]
         position += length
+
+
+def exif_orientation(head: bytes) -> int:
+    """The EXIF orientation (1-8) a JPEG's APP1 segment declares, 1 when it declares none or cannot be read.
+    OpenCV's decoder turns the image by it, so 5-8 swap the decoded width and height."""
+    try:
+        if not head.startswith(b"\xff\xd8"):
+            return 1
+        offset = 2
+        while head[offset] == 0xFF and head[offset + 1] not in (0xDA, 0xD9):
+            marker, length = head[offset + 1], struct.unpack(">H", head[offset + 2:offset + 4])[0]
+            segment = head[offset + 4:offset + 2 + length]
+            if marker == 0xE1 and segment.startswith(b"Exif\0\0"):
+                return _tiff_orientation(segment[6:])
+            offset += 2 + length
+    except (struct.error, IndexError):
+        pass
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    """Tag 0x0112 of the first IFD of an EXIF TIFF block; 1 when absent or out of range."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return 1
+    ifd = struct.unpack(order + "I", tiff[4:8])[0]
+    for index in range(struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]):
+        entry = tiff[ifd + 2 + 12 * index:ifd + 14 + 12 * index]
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag == 0x0112 and kind == 3:
+            value = struct.unpack(order + "H", entry[8:10])[0]
+            return value if 1 <= value <= 8 else 1
+    return 1
