@@ -425,6 +425,18 @@ def test_12_a_video_the_codec_cannot_encode_is_one_error_row_and_the_batch_goes_
     assert not [path for path in out.iterdir() if path.suffix in (".avi", ".mkv")]
 
 
+def test_6_max_pixels_applies_to_the_frames_of_a_video(tmp_path):
+    photos = tmp_path / "photos"
+    video(photos / "big.avi", "MJPG", 640, 480)  # 307,200 pixels a frame
+    video(photos / "small.avi", "MJPG", 320, 240)  # 76,800
+    out = tmp_path / "out"
+    result = cli("annotate", photos, "--out", out, "-q", "--max-pixels", "100000")
+    assert result.exit_code == 1, result.output
+    rows = {row["path"]: row for row in rows_of(out)}
+    assert rows["big.avi"]["status"] == "error"
+    assert "declares 640x480 frames, more than the limit of 100000 pixels" in rows["big.avi"]["message"]
+    assert rows["small.avi"]["status"] != "error"
+
 # --- 16: the export options are part of the remembered configuration ------------------------------------------
 
 @pytest.mark.parametrize(("first", "resumed", "named"), [

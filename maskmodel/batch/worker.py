@@ -162,7 +162,7 @@ def _process_video(item: InputFile, detector: MaskDetector, settings: AnnotateSe
             source = stack.enter_context(_local_copy(item))
             target = None if settings.dry_run else stack.enter_context(_writing(folder, name, folder.staged_file(name)))
             results, size = annotate_video(source, detector, target, settings.every, settings.codec,
-                                           settings.blur_faces, settings.style)
+                                           settings.blur_faces, settings.style, settings.max_pixels)
     except (VideoReadError, VideoWriteError) as error:  # the staged file opened: not the disk's doing
         return ImageResult.failure(item.relative, str(error))
     return ImageResult.found(item.relative, [face for _, face in results], size, detector.face_detector.name,

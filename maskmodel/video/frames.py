@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from maskmodel.errors import UsageError
+from maskmodel.io.imageio import DEFAULT_MAX_PIXELS
 from maskmodel.runtime.opencv import LOG_LEVEL_SILENT, quiet_opencv, require
 from maskmodel.drawing.draw import draw_faces
 from maskmodel.drawing.labels import DEFAULT_STYLE, LabelStyle
@@ -66,24 +67,28 @@ def tracked_faces(faces: list[Face], tracker: IoUTracker) -> list[Face]:
 
 
 def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, every: int = 1,
-                   codec: str | None = None, blur: bool = False, style: LabelStyle = DEFAULT_STYLE
-                   ) -> tuple[list[tuple[Frame, Face]], tuple[int, int]]:
+                   codec: str | None = None, blur: bool = False, style: LabelStyle = DEFAULT_STYLE,
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list[tuple[Frame, Face]], tuple[int, int]]:
     """Detect, track and classify faces in a video file; write the annotated video to `out_path`
     (the caller makes that write atomic: see `maskmodel.io.storage`), drawn with `style` (its size
-    is the input's: `style.enlarge` is not used for videos).
+    is the input's: `style.enlarge` is not used for videos). A video whose container declares frames of
+    more than `max_pixels` is refused before any frame is decoded (`--max-pixels`, as for images).
 
     Returns:
         One `(frame, face)` per face of every processed frame (the face with its `track` id), and the
         frame size (width, height).
 
     Raises:
-        VideoReadError: the file cannot be opened or holds no frame.
+        VideoReadError: the file cannot be opened, declares frames larger than `max_pixels` or holds no frame.
         VideoWriteError: the codec cannot encode the annotated video (its frame size or rate).
         OSError: the annotated video cannot be written.
     """
     capture = open_capture(str(path))
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if size[0] * size[1] > max_pixels:
+        capture.release()
+        raise VideoReadError(f"video declares {size[0]}x{size[1]} frames, more than the limit of {max_pixels} pixels")
     style = dataclasses.replace(style, enlarge=1.0)
     tracker, writer, drawn = IoUTracker(), None, []
     results = []
