@@ -425,6 +425,24 @@ def test_12_a_video_the_codec_cannot_encode_is_one_error_row_and_the_batch_goes_
     assert not [path for path in out.iterdir() if path.suffix in (".avi", ".mkv")]
 
 
+def test_7_a_small_image_followed_by_a_huge_payload_is_refused_before_it_is_read(tmp_path):
+    photos = tmp_path / "photos"
+    padded = image(photos / "padded.png")
+    with open(padded, "r+b") as stream:  # sparse: 1.5 GB on paper, nothing on disk
+        stream.truncate(1536 << 20)
+    image(photos / "plain.png")
+    started = time.perf_counter()
+    result = cli("annotate", photos, "--out", tmp_path / "out", "-q")
+    assert result.exit_code == 1, result.output
+    rows = {row["path"]: row for row in rows_of(tmp_path / "out")}
+    assert rows["plain.png"]["status"] != "error" and rows["padded.png"]["status"] == "error"
+    from maskmodel.io.imageio import file_budget
+
+    height, width = cv2.imread(str(photos / "plain.png")).shape[:2]
+    assert f"far more than its {width}x{height} pixels need (at most {file_budget(height, width)})" \
+        in rows["padded.png"]["message"]
+    assert time.perf_counter() - started < 60  # reading 1.5 GB and copying it took ~3 GB before
+
 def test_6_max_pixels_applies_to_the_frames_of_a_video(tmp_path):
     photos = tmp_path / "photos"
     video(photos / "big.avi", "MJPG", 640, 480)  # 307,200 pixels a frame

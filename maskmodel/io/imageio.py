@@ -14,6 +14,8 @@ import os
 import numpy as np
 
 DEFAULT_MAX_PIXELS = 200_000_000
+HEAD_BYTES = 1 << 20  # read first: the header, and enough to tell a file far larger than its pixels
+FILE_SLACK = 64 << 20
 ImageLike = "str | os.PathLike | np.ndarray | PIL.Image.Image"  # what `as_bgr` accepts
 # A second fence behind the header check: OpenCV's own limit, read once when cv2 is first imported
 # (annotate's worker processes get the run's --max-pixels).
@@ -22,7 +24,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
 import cv2  # noqa: E402
 
 from maskmodel.io.imagesize import declared_size  # noqa: E402
-from maskmodel.runtime.files import UnreadableFileError, read_regular_file  # noqa: E402
+from maskmodel.runtime.files import UnreadableFileError, regular_file_handle  # noqa: E402
 
 
 class ImageReadError(Exception):
@@ -47,13 +49,31 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     return decode_image(np.frombuffer(read_file(path), dtype=np.uint8), max_pixels)
 
 
+def file_budget(height: int, width: int) -> int:
+    """The most bytes an image file of `height` x `width` pixels may have: 32 bytes a pixel (16-bit RGBA
+    uncompressed is 8) and 64 MB of metadata, far above any real photo's."""
+    return FILE_SLACK + 32 * height * width
+
+
 def read_file(path: str | os.PathLike) -> bytes:
     """The bytes of a regular file. Anything else (a FIFO, a device, a directory) is refused without
-    blocking: it is opened non-blocking and checked before any read."""
+    blocking: it is opened non-blocking and checked before any read. A file far larger than the pixels its
+    header declares (`file_budget`: padding, a payload behind a small image) is refused after its first
+    `HEAD_BYTES`, before the rest is read."""
     try:
-        return read_regular_file(path)
+        handle = regular_file_handle(path)
     except UnreadableFileError as error:
         raise ImageReadError(str(error)) from error
+    with os.fdopen(handle, "rb") as stream:
+        try:
+            size, head = os.fstat(handle).st_size, stream.read(HEAD_BYTES)
+            shape = declared_size(head)
+            if shape is not None and size > file_budget(*shape):
+                raise ImageReadError(f"{size} bytes, far more than its {shape[1]}x{shape[0]} pixels need (at most "
+                                     f"{file_budget(*shape)}): padding or data behind the image")
+            return head + stream.read()
+        except OSError as error:
+            raise ImageReadError(f"cannot read file: {error.strerror or error}") from error
 
 
 def decode_image(data: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
