@@ -36,17 +36,23 @@ def held_out(images: list, fraction: float) -> tuple[list, list]:
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--input-size", type=click.IntRange(64), default=320, show_default=True,
               help="Side of the square training crops in pixels (a multiple of 32).")
-@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
-              help="Peak learning rate (Adam; warm-up, then cosine decay).")
+@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True), default=None,
+              help="Peak learning rate (Adam; warm-up, then cosine decay). Default: 1e-4 to fine-tune, 1e-3 for a "
+                   "--student-alpha network (its neck and heads start from scratch).")
 @click.option("--unlabelled", type=click.Choice(["ignore", "teacher"]), default="ignore", show_default=True,
               help="Faces the original detector finds where no box is (crowds are labelled non-exhaustively): "
                    "ignore them, or teach the original's score there.")
+@click.option("--student-alpha", type=click.Choice(["0.35", "0.5", "0.75"]), default=None,
+              help="Train a narrower CenterFace instead (MobileNetV2 of this width, from Keras' ImageNet file: about "
+                   "a quarter to half the cost) to reproduce the published one's maps on every crop (distillation) "
+                   "and your boxes. Offline, install the ImageNet file first: maskmodel models install --from "
+                   "../shared/models/keras")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--smoke", is_flag=True, help=f"A quick try of the whole pipeline: at most {SMOKE_PHOTOS} photos, "
                                             f"{SMOKE_STEPS} steps of 2 crops of 256 px; not a useful detector.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no step lines.")
 def train_detector(data, out_dir, overwrite, resume, val_data, steps, batch_size, input_size, learning_rate,
-                   unlabelled, seed, smoke, quiet) -> None:
+                   unlabelled, student_alpha, seed, smoke, quiet) -> None:
     """Fine-tune the CenterFace face detector on the face boxes of DATA.
 
     DATA: VOC folders (annotations/*.xml, images/), YOLO folders (images/, labels/*.txt, classes.txt) or
@@ -74,6 +80,10 @@ def train_detector(data, out_dir, overwrite, resume, val_data, steps, batch_size
     if input_size % 32:
         raise click.BadParameter(f"expected a multiple of 32, got {input_size}", param_hint="--input-size")
     teacher = weights_path("centerface", format="onnx")  # before TensorFlow loads: a missing file is one line
+    if student_alpha is not None:
+        from maskmodel.training.imagenet import check_imagenet_weights
+
+        check_imagenet_weights(float(student_alpha))
     folders = [p if p.is_dir() else p.parent for p in (*data, *val_data)]
     if resume:
         check_outside_data(out_dir, folders)
@@ -88,7 +98,9 @@ def train_detector(data, out_dir, overwrite, resume, val_data, steps, batch_size
     from maskmodel.training.train_detector import train_detector as run_training
 
     config = DetectorTrainConfig(steps=steps, batch_size=batch_size, input_size=input_size,
-                                 learning_rate=learning_rate, unlabelled=unlabelled, seed=seed,
+                                 learning_rate=learning_rate or (1e-3 if student_alpha else 1e-4),
+                                 unlabelled=unlabelled, seed=seed,
+                                 student_alpha=None if student_alpha is None else float(student_alpha),
                                  checkpoint_every=min(50, steps), data=[str(p) for p in data],
                                  val_data=[str(p) for p in val_data] or ["a tenth of DATA, held out by name"])
     metrics = run_training(images, val_images, out_dir, teacher, config, resume=resume, progress=not quiet,

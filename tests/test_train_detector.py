@@ -208,3 +208,37 @@ def test_yolo_and_coco_sets_read_the_same_boxes_as_voc(tmp_path):
         assert [i.image_path.name for i in images] == [i.image_path.name for i in reference]
         for got, expected in zip(images, reference):
             np.testing.assert_allclose([f.box for f in got.faces], [f.box for f in expected.faces], atol=1e-3)
+
+
+def test_a_student_learns_from_the_published_maps_and_its_run_annotates_a_photo(tmp_path):
+    """--student-alpha: a width-0.35 CenterFace from ImageNet, taught the published one's maps (issue 43's start)."""
+    data = voc_copy(tmp_path / "data", 12)
+    run = tmp_path / "student"
+    result = CliRunner().invoke(main, ["train-detector", str(data), "--out", str(run), "--smoke", "--quiet",
+                                       "--student-alpha", "0.35"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((run / "model.json").read_text())
+    assert card["training"]["student_alpha"] == 0.35 and "width 0.35" in card["description"]
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert history and history[-1]["distill"] > 0
+    photo = tmp_path / "photo"
+    photo.mkdir()
+    shutil.copyfile(crowd_images(13)[-1], photo / "x.png")
+    result = CliRunner().invoke(main, ["annotate", str(photo), "--out", str(tmp_path / "out"), "--face-detector", str(run),
+                                       "-q"])
+    assert result.exit_code == 0, result.output
+
+
+def test_distillation_loss_is_zero_only_where_the_student_is_the_teacher():
+    import tensorflow as tf
+
+    from maskmodel.training.detector_targets import distillation_loss
+
+    rng = np.random.default_rng(0)
+    maps = {"heat": rng.uniform(0.01, 0.99, (1, 8, 8, 1)), "scale": rng.normal(size=(1, 8, 8, 2)),
+            "offset": rng.normal(size=(1, 8, 8, 2)), "landmarks": rng.normal(size=(1, 8, 8, 10))}
+    outputs = {name: tf.constant(value, tf.float32) for name, value in maps.items()}
+    same = {f"teacher_{name}": tf.constant(value, tf.float32) for name, value in maps.items()}
+    moved = {**same, "teacher_scale": same["teacher_scale"] + 1.0}
+    assert float(distillation_loss(outputs, same)["distill_box"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(distillation_loss(outputs, moved)["distill_box"]) == pytest.approx(2.0, rel=1e-5)  # 2 channels, 1 each

@@ -110,3 +110,23 @@ def centernet_loss(outputs: dict, targets: dict, size_weight: float = 1.0, offse
     offset_loss = tf.reduce_sum(tf.abs(at_faces("offset") - targets["offset"]) * mask) / faces
     return {"loss": heat_loss + size_weight * size_loss + offset_weight * offset_loss,
             "heat": heat_loss, "size": size_loss, "offset": offset_loss}
+
+
+def distillation_loss(outputs: dict, teacher: dict) -> dict:
+    """Dense distillation from a teacher's maps (`teacher_heat`, `teacher_scale`, `teacher_offset`,
+    `teacher_landmarks`, NHWC): the focal loss with the teacher's heat as a soft target, and L1 on the other
+    maps weighted by the teacher's heat (where it sees a face); each normalised by the teacher's heat mass.
+
+    Returns:
+        `distill` (the total) and its parts `distill_heat`, `distill_box`.
+    """
+    import tensorflow as tf
+
+    target = teacher["teacher_heat"]
+    heat = tf.clip_by_value(outputs["heat"], 1e-4, 1 - 1e-4)
+    mass = tf.maximum(tf.reduce_sum(target), 1.0)
+    heat_loss = -tf.reduce_sum(target * (1 - heat) ** 2 * tf.math.log(heat)
+                               + (1 - target) * heat ** 2 * tf.math.log(1 - heat)) / mass
+    box_loss = sum(tf.reduce_sum(target * tf.abs(outputs[name] - teacher[f"teacher_{name}"])) / mass
+                   for name in ("scale", "offset", "landmarks"))
+    return {"distill": heat_loss + box_loss, "distill_heat": heat_loss, "distill_box": box_loss}

@@ -31,13 +31,14 @@ from maskmodel.errors import UsageError
 from maskmodel.evaluation.annotations import AnnotatedFace, AnnotatedImage
 from maskmodel.runtime.files import new_file, read_regular_file, write_file_atomic
 from maskmodel.training.detector_data import augmented_crop, training_photos, unlabelled_faces
-from maskmodel.training.detector_model import STRIDE, export_detector_onnx, port_centerface
-from maskmodel.training.detector_targets import centernet_loss, make_targets
+from maskmodel.training.detector_model import STRIDE, build_centerface, export_detector_onnx, port_centerface
+from maskmodel.training.detector_targets import centernet_loss, distillation_loss, make_targets
 from maskmodel.zoo.local_detectors import CARD_NAME
 
 CHECKPOINT = ".checkpoint"
 UNLABELLED = ("ignore", "teacher")
 LOWEST_THRESHOLD = 0.1  # the lowest score threshold a fine-tuned detector may be given
+STUDENT_ALPHAS = (0.35, 0.5, 0.75)  # widths with Keras ImageNet weights below the published 1.0
 
 
 @dataclass
@@ -50,12 +51,15 @@ class DetectorTrainConfig:
     learning_rate: float = 1e-4
     warmup_steps: int = 30
     unlabelled: str = "ignore"
+    student_alpha: float | None = None  # train a narrower CenterFace on the published one's maps (distillation)
     seed: int = 0
     checkpoint_every: int = 50
     data: list[str] = field(default_factory=list)
     val_data: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.student_alpha is not None and self.student_alpha not in STUDENT_ALPHAS:
+            raise UsageError(f"Expected student_alpha in {STUDENT_ALPHAS}. Received: student_alpha={self.student_alpha!r}")
         if self.unlabelled not in UNLABELLED:
             raise UsageError(f"Expected unlabelled in {UNLABELLED}. Received: unlabelled={self.unlabelled!r}")
         if self.input_size % 32 or self.input_size < 64:
@@ -73,15 +77,22 @@ def learning_rate(step: int, config: DetectorTrainConfig) -> float:
     return config.learning_rate * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
 
 
-def _batch(photos, config: DetectorTrainConfig, step: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Batch `step`: its photos and augmentation drawn from `(seed, step)`, so a resumed run sees the same."""
+def _batch(photos, config: DetectorTrainConfig, step: int, teacher=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Batch `step`: its photos and augmentation drawn from `(seed, step)`, so a resumed run sees the same;
+    with a `teacher` (a student's training), the teacher's four maps of the batch too (`teacher_heat`, ...)."""
     rng = np.random.default_rng((config.seed, step))
     pixels, targets = [], []
     for index in rng.integers(len(photos), size=config.batch_size):
         crop, boxes, ignore, soft = augmented_crop(photos[index], config.input_size, rng, config.unlabelled)
         pixels.append(crop)
         targets.append(make_targets(boxes, ignore, config.input_size, config.input_size, soft))
-    return np.stack(pixels), {key: np.stack([t[key] for t in targets]) for key in targets[0]}
+    batch = np.stack(pixels)
+    stacked = {key: np.stack([t[key] for t in targets]) for key in targets[0]}
+    if teacher is not None:
+        maps = teacher.forward(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
+        stacked.update({f"teacher_{name}": np.ascontiguousarray(m.transpose(0, 2, 3, 1))
+                        for name, m in zip(("heat", "scale", "offset", "landmarks"), maps)})
+    return batch, stacked
 
 
 def _write_json(path: Path, record: dict) -> None:
@@ -203,9 +214,13 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
     note(f"{len(photos)} training photos, {sum(len(p.boxes) for p in photos)} faces, "
          f"{sum(len(p.ignore) for p in photos)} unlabelled faces of the original detector ({config.unlabelled})")
 
-    model = port_centerface(teacher_path)
-    for layer in model.layers:  # batch norm and the landmark head stay as published
-        if isinstance(layer, keras.layers.BatchNormalization) or layer.name == "landmarks":
+    student = config.student_alpha is not None
+    if student:  # a narrower network from ImageNet, taught the published one's maps (landmarks included)
+        model = build_centerface(config.student_alpha, weights="imagenet", activation="relu6")
+    else:
+        model = port_centerface(teacher_path)
+    for layer in model.layers:  # batch norm frozen; a fine-tuned model's landmark head stays as published
+        if isinstance(layer, keras.layers.BatchNormalization) or (layer.name == "landmarks" and not student):
             layer.trainable = False
     optimizer = keras.optimizers.Adam(config.learning_rate)
     checkpoint = out_dir / CHECKPOINT
@@ -217,19 +232,23 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
     def step_fn(pixels, targets, rate):
         optimizer.learning_rate.assign(rate)
         with tf.GradientTape() as tape:
-            losses = centernet_loss(model(pixels, training=True), targets)
+            outputs = model(pixels, training=True)
+            losses = centernet_loss(outputs, targets)
+            if student:
+                losses.update(distillation_loss(outputs, targets))
+                losses["loss"] = losses["loss"] + losses["distill"]
         gradients = tape.gradient(losses["loss"], model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return losses
 
     with ThreadPoolExecutor(1) as loader, tqdm(total=config.steps, initial=first, desc="train-detector",
                                                disable=not progress) as bar:
-        upcoming = loader.submit(_batch, photos, config, first)
+        upcoming = loader.submit(_batch, photos, config, first, teacher if student else None)
         running = []
         for step in range(first, config.steps):
             pixels, targets = upcoming.result()
             if step + 1 < config.steps:
-                upcoming = loader.submit(_batch, photos, config, step + 1)
+                upcoming = loader.submit(_batch, photos, config, step + 1, teacher if student else None)
             losses = step_fn(tf.constant(pixels), {k: tf.constant(v) for k, v in targets.items()},
                              tf.constant(learning_rate(step, config), tf.float32))
             running.append({k: float(v) for k, v in losses.items()})
@@ -290,13 +309,15 @@ def detector_card(onnx_path: Path, config: DetectorTrainConfig, train_images: li
     return {
         "task": "face-detection",
         "detector": "centerface",
-        "description": "CenterFace fine-tuned with `maskmodel train-detector`",
+        "description": (f"a CenterFace of MobileNetV2 width {config.student_alpha} trained with `maskmodel train-detector "
+                        "--student-alpha` on the published CenterFace's maps and the boxes" if config.student_alpha
+                        else "CenterFace fine-tuned with `maskmodel train-detector`"),
         "files": {"onnx": {"file": onnx_path.name, "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
                            "size": onnx_path.stat().st_size}},
         "input": {"colour": "RGB", "layout": "NCHW, any height and width that are multiples of 32 (zero-padded "
                   "bottom/right)", "range": [0, 255], "normalisation": "none"},
         "output": f"four stride-{STRIDE} maps, NCHW: heat (sigmoid score), scale (log h, log w: exp(v) * 4), offset "
-                  "(y, x), landmarks (as the published CenterFace's; not trained here)",
+                  "(y, x), landmarks (the published CenterFace's: kept when fine-tuned, distilled for a student)",
         "outputs": ["heat", "scale", "offset", "landmarks"],
         "base": "centerface@1.0.0 (Star-Clouds/CenterFace, MIT)",
         "data": {"train": config.data, "val": config.val_data, "train_photos": len(train_images),
