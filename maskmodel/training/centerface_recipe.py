@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=DetectorTrainConfig.steps)
     parser.add_argument("--unlabelled", choices=("ignore", "teacher"), default="ignore")
+    parser.add_argument("--student-alpha", type=float, default=None,
+                        help="a narrower student taught the published maps (issue 43) instead of a fine-tune")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-4, a student's 1e-3)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--measure-only", action="store_true",
                         help="only the end of a finished run in --out: its threshold, figures and card (again)")
@@ -43,7 +46,8 @@ def main() -> None:
     train = [p.annotated for p in ilc if p.split == "train"] + crowd
     val = [p.annotated for p in ilc if p.split == "val"]
     calibration = [p.annotated for p in ilc if p.split == "test"]
-    config = DetectorTrainConfig(steps=args.steps, unlabelled=args.unlabelled,
+    config = DetectorTrainConfig(steps=args.steps, unlabelled=args.unlabelled, student_alpha=args.student_alpha,
+                                 learning_rate=args.lr or (1e-3 if args.student_alpha else 1e-4),
                                  data=["ilc-2021 train (split_photos, seed 0)", f"crowd-dev: {len(crowd)} photos of "
                                        "datasets/crowd-dev-detector-train.txt"], val_data=["ilc-2021 val"])
     teacher = args.shared / "models/face/centerface_bnmerged.onnx"
