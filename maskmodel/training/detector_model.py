@@ -35,6 +35,7 @@ HEADS = {"heat": 1, "scale": 2, "offset": 2, "landmarks": 10}
 STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 LATERAL_BLOCKS = (12, 5, 2)  # the last block of the 96-, 32- and 24-channel stages, added on the way up
 BN_EPSILON = 1e-3
+HEAT_PRIOR = -2.19  # the heat head's starting bias: a face score of 0.1 everywhere (CenterNet), not 0.5
 
 
 def _channels(channels: float, alpha: float) -> int:
@@ -111,7 +112,8 @@ def build_centerface(alpha: float = 1.0, weights: str | os.PathLike | None = Non
         side = act(layers.Conv2D(NECK, 1, name=f"neck_lateral{level}")(lateral[source]), f"neck_lateral{level}_relu")
         x = layers.Add(name=f"neck_add{level}")([x, side])
     x = act(layers.Conv2D(NECK, 3, padding="same", name="head_conv")(x), "head_conv_relu")
-    outputs = {head: layers.Conv2D(channels, 1, activation="sigmoid" if head == "heat" else None, name=head)(x)
+    outputs = {head: layers.Conv2D(channels, 1, activation="sigmoid" if head == "heat" else None, name=head,
+                                   bias_initializer=keras.initializers.Constant(HEAT_PRIOR if head == "heat" else 0.0))(x)
                for head, channels in HEADS.items()}
     model = keras.Model(inputs, outputs, name=name or f"centerface_mobilenetv2_{alpha}")
     if weights == "imagenet":
