@@ -101,6 +101,7 @@ def test_a_narrower_centerface_starts_from_keras_imagenet_weights():
     from maskmodel.training.detector_model import build_centerface
 
     model = build_centerface(alpha=0.35, weights="imagenet", activation="relu6")
+    assert model.get_layer("preprocess").scale == 1 / 127.5  # ImageNet weights expect [-1, 1], not 0..255
     with h5py.File(imagenet_file(0.35), "r") as weights:
         for name in ("Conv1", "block_5_depthwise", "block_16_project"):
             expected = np.array(next(iter(weights[name][name].values())))

@@ -46,7 +46,7 @@ def _channels(channels: float, alpha: float) -> int:
 
 
 def build_centerface(alpha: float = 1.0, weights: str | os.PathLike | None = None, activation: str = "relu",
-                     name: str | None = None) -> keras.Model:
+                     name: str | None = None, imagenet_input: bool | None = None) -> keras.Model:
     """Build CenterFace (or a narrower student of the same shape) as a Keras model.
 
     Args:
@@ -55,6 +55,8 @@ def build_centerface(alpha: float = 1.0, weights: str | os.PathLike | None = Non
             `.weights.h5` / `.keras` file of this architecture. Use `port_centerface` for the published model.
         activation: `"relu"` (the published network) or `"relu6"` (Keras' MobileNetV2). Defaults to `"relu"`.
         name: model name. Defaults to `centerface_mobilenetv2_{alpha}`.
+        imagenet_input: rescale the pixels to [-1, 1] inside the graph, as Keras' ImageNet weights expect (the
+            published network takes 0..255 as they are). Defaults to `True` with `weights="imagenet"`.
 
     Returns:
         A model mapping `(batch, H, W, 3)` RGB 0..255 to the four stride-4 maps `heat`, `scale`, `offset`,
@@ -87,7 +89,11 @@ def build_centerface(alpha: float = 1.0, weights: str | os.PathLike | None = Non
         return act(x, f"{prefix}_depthwise_relu")
 
     inputs = keras.Input((None, None, 3), name="image")
-    x = conv_bn(inputs, _channels(32, alpha), 3, 2, "Conv1", "bn_Conv1", "Conv1_relu")
+    if weights == "imagenet" if imagenet_input is None else imagenet_input:
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
+    else:
+        x = inputs
+    x = conv_bn(x, _channels(32, alpha), 3, 2, "Conv1", "bn_Conv1", "Conv1_relu")
     block, lateral = 0, {}
     for expansion, channels, repeats, first_stride in STAGES:
         out_channels = _channels(channels, alpha)
