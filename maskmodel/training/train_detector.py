@@ -166,14 +166,14 @@ def face_metrics(images: list[AnnotatedImage], predictions: list[list], threshol
             "box_offset": style["offset"]}
 
 
-def matched_threshold(images: list[AnnotatedImage], predictions: list[list], precision: float) -> float:
+def matched_threshold(images: list[AnnotatedImage], predictions: list[list], precision: float) -> float | None:
     """The lowest score threshold (0.1 to 0.7, step 0.02) at which `predictions` are at least `precision`
     precise on `images`: a fine-tuned detector's scores are not the original's, so it draws as many wrong
-    boxes as the original at the threshold that matches the original's precision."""
+    boxes as the original at the threshold that matches the original's precision. `None` when none does."""
     for threshold in np.round(np.arange(LOWEST_THRESHOLD, 0.71, 0.02), 2):
         if face_metrics(images, predictions, float(threshold))["precision"] >= precision - 1e-9:
             return float(threshold)
-    return 0.7
+    return None
 
 
 def train_detector(train_images: list[AnnotatedImage], val_images: list[AnnotatedImage], out_dir: Path,
@@ -283,8 +283,11 @@ def measure_run(out_dir: Path, teacher_path: Path, config: DetectorTrainConfig, 
         note(f"choosing the score threshold on {len(calibration)} photos: the original's precision at its threshold")
         original = detector_predictions(CenterFaceDetector(teacher_path), calibration)
         fine_tuned = detector_predictions(CenterFaceDetector(onnx_path, score_threshold=LOWEST_THRESHOLD), calibration)
-        settings["score_threshold"] = matched_threshold(calibration, fine_tuned, face_metrics(calibration, original)["precision"])
-        metrics["score_threshold"] = settings["score_threshold"]
+        threshold = matched_threshold(calibration, fine_tuned, face_metrics(calibration, original)["precision"])
+        if threshold is None:
+            note("no threshold from 0.1 to 0.7 makes its boxes as precise as the original's: the default kept")
+        else:
+            settings["score_threshold"] = metrics["score_threshold"] = threshold
     if val_images:
         note(f"measuring on {len(val_images)} validation photos (the original detector beside it)")
         metrics["val"] = {
