@@ -113,9 +113,9 @@ class DetectorConfig:
         if self.version == LOCAL:
             if self.path is None:
                 raise DetectorConfigError("path", "a detector of version 'local' needs path: its run folder")
-            if detector_card(self.path)["detector"] != self.name:
-                raise DetectorConfigError("name", f"{self.path} holds a {detector_card(self.path)['detector']} detector, "
-                                                  f"not {self.name}")
+            held = detector_card(self.path)["detector"]
+            if held != self.name:
+                raise DetectorConfigError("name", f"{self.path} holds a {held} detector, not {self.name}")
         if self.scales is not None:
             object.__setattr__(self, "scales", tuple(self.scales))
             if not self.scales or len(self.scales) > MAX_PASSES or any(

@@ -161,7 +161,8 @@ def augmented_crop(photo: TrainingPhoto, size: int, rng: np.random.Generator, mo
     ignore, _ = _inside_crop(ignore - shift, size, keep_cut=True)
     soft = np.zeros((0, 5), np.float32)
     if mode == "teacher":
-        shifted, kept = photo.ignore * scale - shift, _visible(photo.ignore * scale - shift, size)
+        shifted = photo.ignore * scale - shift
+        kept = _visible(shifted, size)
         soft = np.column_stack([np.clip(shifted[kept], 0, size), photo.scores[kept]]).astype(np.float32)
         ignore = np.zeros((0, 4), np.float32)
     ignore = np.concatenate([ignore, cut])

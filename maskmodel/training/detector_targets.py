@@ -65,15 +65,18 @@ def make_targets(boxes: np.ndarray, ignore: np.ndarray, height: int, width: int,
     taught = [b for b in boxes if min(b[2] - b[0], b[3] - b[1]) >= MIN_FACE]
     for x1, y1, x2, y2 in [*ignore, *small]:
         weight[max(0, int(y1 // STRIDE)):int(np.ceil(y2 / STRIDE)), max(0, int(x1 // STRIDE)):int(np.ceil(x2 / STRIDE))] = 0
-    for x1, y1, x2, y2, score in (() if soft is None else soft):
+
+    def centre(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float, float, float, int, int]:
+        """Height and width in cells, the centre in cells and its cell (the decoder's `(cell + offset + 0.5) * 4`)."""
         bh, bw = (y2 - y1) / STRIDE, (x2 - x1) / STRIDE
         cy, cx = (y1 + y2) / 2 / STRIDE - 0.5, (x1 + x2) / 2 / STRIDE - 0.5
-        iy, ix = int(np.clip(round(cy), 0, h - 1)), int(np.clip(round(cx), 0, w - 1))
+        return bh, bw, cy, cx, int(np.clip(round(cy), 0, h - 1)), int(np.clip(round(cx), 0, w - 1))
+
+    for *box, score in (() if soft is None else soft):
+        bh, bw, _, _, iy, ix = centre(*box)
         _draw_gaussian(heat, iy, ix, max(0, int(gaussian_radius(bh, bw))), min(float(score), 0.99))
-    for number, (x1, y1, x2, y2) in enumerate(taught[:MAX_FACES]):
-        bh, bw = (y2 - y1) / STRIDE, (x2 - x1) / STRIDE
-        cy, cx = (y1 + y2) / 2 / STRIDE - 0.5, (x1 + x2) / 2 / STRIDE - 0.5
-        iy, ix = int(np.clip(round(cy), 0, h - 1)), int(np.clip(round(cx), 0, w - 1))
+    for number, box in enumerate(taught[:MAX_FACES]):
+        bh, bw, cy, cx, iy, ix = centre(*box)
         _draw_gaussian(heat, iy, ix, max(0, int(gaussian_radius(bh, bw))))
         weight[iy, ix] = 1.0  # a labelled face inside an ignored one is still taught
         index[number], face_weight[number] = iy * w + ix, 1.0
