@@ -144,8 +144,9 @@ class JobsType(click.ParamType):
 
 JOBS_HELP = ("Worker processes. auto: one per CPU this process may use (its affinity and cgroup quota), each "
              "running its networks on one thread, so the cores are used and never oversubscribed; one process for "
-             "fewer than 64 photos, where starting more costs more than it saves (bench.jobs_plan). 1: one process, its networks "
-             "on every core.")
+             "fewer than 64 photos, where starting more costs more than it saves (bench.jobs_plan). 1: one worker process, its "
+             "networks on every core. Files are always decoded and written in worker processes: one that crashes "
+             "costs its file an error row, not the run.")
 
 
 def cap_jobs(ctx: click.Context, param: click.Parameter, jobs: int | str) -> int | str:

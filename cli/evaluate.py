@@ -118,7 +118,7 @@ def classify(root, out_dir, model, face_detector) -> None:
                f"({result['count']} images, {len(result['unreadable'])} unreadable); written to {out_dir}")
 
 
-def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, quiet: bool,
+def _detect_all(images: list, model: str, settings: dict, jobs: int, quiet: bool,
                 skipped: list[tuple[str, str]]) -> tuple[list, list, list[list[dict]]]:
     """Detect and classify the faces of every annotated image, in `jobs` processes (the same engine as
     `annotate`, writing nothing), with a progress bar. Returns the readable images, their faces and
@@ -140,7 +140,7 @@ def _detect_all(images: list, detector, model: str, settings: dict, jobs: int, q
     run = AnnotateSettings(out_dir=str(root), model=model, dry_run=True, **settings)
     readable, predictions, blocks = [], [], []
     with tqdm(total=len(items), unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr) as bar:
-        for image, result in zip(images, iter_annotate(items, run, jobs, detector)):
+        for image, result in zip(images, iter_annotate(items, run, jobs)):
             bar.update(1)
             if result.status == "error":
                 skipped.append((str(image.image_path), result.message))
@@ -237,7 +237,7 @@ def detect(dataset, out_dir, data_format, names, images_dir, model, face_detecto
         settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, first_pass)
         detector = mask_detector(model, settings)
         classes = detector.classes
-        images, predictions, blocks = _detect_all(images, detector, model, settings, jobs, quiet, skipped)
+        images, predictions, blocks = _detect_all(images, model, settings, jobs, quiet, skipped)
         setup = {"mode": "pipeline", "model": detector.model_name,
                  "face_detector": settings["detector"].name, **settings["detector"].resolved(),
                  "box_adjust": dataclasses.asdict(detector.box_adjust)}

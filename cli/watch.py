@@ -30,9 +30,9 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
     from maskmodel.drawing.draw import draw_faces
     from maskmodel.drawing.labels import LabelStyle
     from maskmodel.runtime.files import fresh_file
-    from maskmodel.video.tracking import IoUTracker
+    from maskmodel.video.tracking import FaceTracker
     from maskmodel.video.frames import (VideoReadError, VideoWriteError, iter_frames, open_capture,
-                                        open_video_writer, tracked_faces)
+                                        open_video_writer, track_captions, tracked_faces)
 
     settings = detector_settings(face_detector, preset, threshold, scales, flip, nms_iou, box_adjust, first_pass)
     if out_path is not None and os.path.lexists(out_path):
@@ -45,7 +45,7 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
                                quiet=not verbose(click.get_current_context()))
     except VideoReadError as error:
         raise click.ClickException(str(error)) from error
-    detector, tracker, writer, temp, drawn = mask_detector(model, settings), IoUTracker(), None, None, []
+    detector, tracker, writer, temp, drawn = mask_detector(model, settings), FaceTracker(), None, None, []
     fps_in = capture.get(cv2.CAP_PROP_FPS) or 25.0
     started, frames = time.perf_counter(), 0
     try:
@@ -53,7 +53,7 @@ def watch(source, no_display, out_path, every, model, face_detector, preset, thr
             if index % every == 0:
                 drawn = tracked_faces(detector.detect(frame), tracker)
             frames += 1
-            shown = draw_faces(frame, drawn, detector.classes, prefixes=[f"#{face.track}" for face in drawn],
+            shown = draw_faces(frame, drawn, detector.classes, prefixes=track_captions(drawn),
                                style=LabelStyle(enlarge=1.0))  # the stream's frame size
             rate = frames / (time.perf_counter() - started)
             cv2.putText(shown, f"{rate:.1f} fps", (10, shown.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.6,

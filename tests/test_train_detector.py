@@ -55,6 +55,35 @@ def test_the_loss_goes_down_on_a_fixed_batch(tmp_path):
     assert losses[-1] < losses[0], losses
 
 
+def test_a_student_starts_near_the_published_maps(tmp_path):
+    """Issue 43: a width-0.35 student gets the published neck and heads and the least-squares fit of the
+    published features into them; its first features are within the teacher's own scale (random 1x1
+    convolutions into the copied neck gave errors ~900x the features' mean square and a saturated heat map)."""
+    from maskmodel.training.detector_data import training_photos
+    from maskmodel.training.detector_model import (build_centerface, copy_neck_and_heads, fit_neck_inputs,
+                                                   port_centerface, with_neck_taps)
+    from maskmodel.training.detector_targets import distillation_loss, feature_loss
+    from maskmodel.training.train_detector import DetectorTrainConfig, _batch
+
+    photos = training_photos(read_face_boxes(voc_copy(tmp_path / "data")), {})
+    config = DetectorTrainConfig(batch_size=2, input_size=256)
+    fitting, checking = [_batch(photos, config, step)[0] for step in (0, 1)], _batch(photos, config, 2)[0]
+    teacher = port_centerface(PUBLISHED)
+    maps, taps = with_neck_taps(teacher)(checking)
+
+    def start(fit: bool) -> tuple[float, float]:
+        student = build_centerface(0.35, weights="imagenet", activation="relu6")
+        copy_neck_and_heads(teacher, student)
+        if fit:
+            fit_neck_inputs(teacher, student, fitting)
+        outputs, student_taps = with_neck_taps(student)(checking)
+        heat = distillation_loss(outputs, {f"teacher_{k}": v for k, v in maps.items()})["distill_heat"]
+        return float(feature_loss(student_taps, taps)["features"]), float(heat)
+
+    fitted, unfitted = start(True), start(False)
+    assert fitted[0] < 4.0 < unfitted[0] and fitted[1] < unfitted[1], (fitted, unfitted)
+
+
 def test_targets_put_a_peak_at_each_face_and_ignore_unlabelled_ones():
     from maskmodel.training.detector_targets import make_targets
 

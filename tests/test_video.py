@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from maskmodel.cli.main import main
+from maskmodel.video.tracking import FaceTracker
 from helpers import CROWD_DEV
 
 FRAMES, SIZE = 24, (320, 240)
@@ -69,7 +71,10 @@ def test_annotate_videos(clips, tmp_path):
         assert all(abs(float(r["time_s"]) - int(r["frame"]) / 8.0) < 1e-3 for r in mine)
         lengths = {}
         for row in mine:
-            lengths[row["track"]] = lengths.get(row["track"], 0) + 1
+            if row["track"]:  # a low-scoring face that continued no track has none
+                lengths[row["track"]] = lengths.get(row["track"], 0) + 1
+            else:
+                assert float(row["score"]) < FaceTracker().high_score
         assert sum(n >= FRAMES // 2 for n in lengths.values()) >= 3  # the big faces keep their ids
         assert len(lengths) <= 3 * max(len([r for r in mine if r["frame"] == "0"]), 1)
         for frame in range(FRAMES):  # face numbers restart each frame
@@ -151,9 +156,9 @@ def test_watch_without_a_display_says_so_or_only_writes(clips, tmp_path):
 
 def test_one_frame_flicker_does_not_flip_a_track():
     from maskmodel.pipeline import Face
-    from maskmodel.video.tracking import IoUTracker
+    from maskmodel.video.tracking import FaceTracker
 
-    tracker = IoUTracker()
+    tracker = FaceTracker()
     masked = {"with_mask": 0.95, "without_mask": 0.05}
     flipped = {"with_mask": 0.1, "without_mask": 0.9}
     labels = []
@@ -164,6 +169,28 @@ def test_one_frame_flicker_does_not_flip_a_track():
     assert tracker.people() == {1: "with_mask"}
 
 
+def test_jittery_small_faces_that_dip_and_leave_are_counted_once():
+    """13 faces of 12-20 px whose boxes jitter by up to 3 px a frame, whose scores dip below the threshold that
+    starts a track, and one person who leaves the view for 10 frames: 13 people (a tracker that needs IoU 0.3
+    with the last box, or forgets a face after 5 frames, counts more)."""
+    from maskmodel.pipeline import Face
+    from maskmodel.video.tracking import FaceTracker
+
+    rng = np.random.default_rng(0)
+    tracker, probabilities = FaceTracker(), {"with_mask": 0.9, "without_mask": 0.1}
+    centres, sizes = rng.uniform(30, 370, (13, 2)), rng.uniform(12, 20, 13)
+    for frame in range(40):
+        faces = []
+        for person, ((x, y), size) in enumerate(zip(centres + [2.0 * frame, 0], sizes)):
+            if person == 0 and 10 <= frame < 20:
+                continue  # out of view
+            x, y = x + rng.uniform(-3, 3), y + rng.uniform(-3, 3)
+            score = 0.35 if frame % 4 == 3 else 0.8
+            faces.append(Face((x - size / 2, y - size / 2, x + size / 2, y + size / 2), score, "with_mask", probabilities))
+        tracker.update(faces)
+    assert len(tracker.people()) == 13
+
+
 def test_video_faces_carry_their_track_and_landmarks(tmp_path):
     from maskmodel.pipeline import MaskDetector
     from maskmodel.video.frames import annotate_video
@@ -172,8 +199,9 @@ def test_video_faces_carry_their_track_and_landmarks(tmp_path):
     frames = [frame for frame, _ in results]
     assert size == SIZE and frames == sorted(frames) and {frame.index for frame in frames} == set(range(FRAMES))
     tracks = [face.track for _, face in results]
-    assert all(isinstance(track, int) for track in tracks) and len(set(tracks)) < len(tracks)
+    assert all(isinstance(track, int) or face.score < FaceTracker().high_score for track, (_, face) in zip(tracks, results))
+    assert len(set(tracks)) < len(tracks)
     assert all(face.landmarks and len(face.landmarks) == 5 for _, face in results)
     for index in range(FRAMES):  # one track per face within a frame
-        in_frame = [face.track for frame, face in results if frame.index == index]
+        in_frame = [face.track for frame, face in results if frame.index == index and face.track is not None]
         assert len(in_frame) == len(set(in_frame))

@@ -21,7 +21,6 @@ from pathlib import Path
 import cv2
 
 from maskmodel.io.crawl import InputFile
-from maskmodel.pipeline import MaskDetector
 from maskmodel.outputs.report import WORKER_DIED
 from maskmodel.results import ImageResult
 from maskmodel.batch.worker import AnnotateSettings, Annotator
@@ -42,9 +41,9 @@ def start_worker_process(settings: AnnotateSettings, threads: int = 1, parent: i
     return Annotator(settings)
 
 
-def _pool_initializer(settings: AnnotateSettings, parent: int) -> None:
+def _pool_initializer(settings: AnnotateSettings, parent: int, threads: int) -> None:
     global _process_annotator
-    _process_annotator = start_worker_process(settings, parent=parent)
+    _process_annotator = start_worker_process(settings, threads, parent)
 
 
 def _pool_task(item: InputFile) -> ImageResult:
@@ -112,19 +111,17 @@ def worker_count(jobs: int | str, photos: int) -> int:
     return max(1, min(int(jobs), cpus, photos))
 
 
-def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int | str = 1,
-                  detector: MaskDetector | None = None) -> Iterator[ImageResult]:
-    """The `ImageResult` of each item, in input order, computed by `jobs` processes.
+def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int | str = 1) -> Iterator[ImageResult]:
+    """The `ImageResult` of each item, in input order, computed by `jobs` worker processes (one for `jobs` 1,
+    running its networks on every core): decoding and encoding untrusted files never happens in this process,
+    so a crash in native code costs one image, not the run.
 
-    With `jobs > 1`, a worker process that dies (a crash in native code, the OOM killer) is replaced;
-    the images it may have held are run again one at a time, and an image whose process dies
-    `MAX_ATTEMPTS` times gets an `error` result; workers exit when this process dies. With one process
-    (`worker_count`) the work runs in this process (with `detector`, if one is given).
+    A worker process that dies (a crash in native code, the OOM killer) is replaced; the images it may have
+    held are run again one at a time, and an image whose process dies `MAX_ATTEMPTS` times gets an `error`
+    result; workers exit when this process dies.
     """
     jobs = worker_count(jobs, len(items))
-    if jobs <= 1:
-        yield from map(Annotator(settings, detector), items)
-        return
+    threads = available_cpus() if jobs == 1 else 1  # the processes share the cores instead of oversubscribing them
     # OpenCV's own pixel limit in the workers (read when they import cv2): the run's --max-pixels
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(settings.max_pixels)
     queue = deque(range(len(items)))  # indices to submit, in order
@@ -133,9 +130,8 @@ def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int 
     finished: dict[int, ImageResult] = {}
     emitted = 0
     while emitted < len(items):
-        # one thread per worker process: the processes share the cores instead of oversubscribing them
         pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_initializer,
-                                   initargs=(settings, os.getpid()))
+                                   initargs=(settings, os.getpid(), threads))
         running: dict[Future, int] = {}
         try:
             while True:

@@ -139,7 +139,7 @@ def annotate(
                 results = iter_annotate_ray(items, settings, address, num_cpus)
             else:
                 jobs = worker_count(jobs, len(items))
-                results = iter_annotate(items, settings, jobs, detector)
+                results = iter_annotate(items, settings, jobs)
             for result in results:
                 rows = report_rows(result)
                 exports.image(rows, result.crops)  # first: a resumed image writes them again

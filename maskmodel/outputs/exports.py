@@ -204,7 +204,8 @@ def image_record(rows: list[dict]) -> dict:
         face = {"face": int(row["face"]), "box": [float(v) for v in box(row)], "score": float(row["score"]),
                 "label": row["label"], "probabilities": probabilities(row)}
         if _given(row.get("frame")):
-            face.update(frame=int(row["frame"]), time_s=float(row["time_s"]), track=int(row["track"]))
+            face.update(frame=int(row["frame"]), time_s=float(row["time_s"]),
+                        track=int(row["track"]) if _given(row.get("track")) else None)
         faces.append(face)
     record["faces"] = faces
     if record["kind"] == "video":

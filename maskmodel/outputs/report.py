@@ -321,10 +321,11 @@ class Summary:
             self.errors.append(f"{rows[0]['path']}: {rows[0]['message']}")
         elif status == STATUS_NO_FACE:
             self.no_face += 1
-        elif rows[0].get("track") not in (None, ""):
+        elif is_video_path(rows[0]["path"]):  # faces no track took (low scores that continued none) not counted
             tracks: dict[str, Counter] = {}
             for row in rows:
-                tracks.setdefault(str(row["track"]), Counter())[row["label"]] += 1
+                if row.get("track") not in (None, ""):
+                    tracks.setdefault(str(row["track"]), Counter())[row["label"]] += 1
             people = [c.most_common(1)[0][0] for c in tracks.values() if sum(c.values()) >= MIN_TRACK_FRAMES]
             self.faces += len(people)
             self.labels.update(people)

@@ -69,8 +69,8 @@ def build_centerface(alpha: float = 1.0, weights: str | os.PathLike | None = Non
         raise ValueError(f"Expected activation in ('relu', 'relu6'). Received: activation={activation!r}")
     cap = 6.0 if activation == "relu6" else None
 
-    def act(x, layer_name: str):
-        return layers.ReLU(cap, name=layer_name)(x)
+    def act(x, layer_name: str, limit: float | None = cap):
+        return layers.ReLU(limit, name=layer_name)(x)
 
     def conv_bn(x, filters: int, kernel: int, stride: int, prefix: str, bn_name: str, relu: str | None):
         if stride == 2:
@@ -110,14 +110,16 @@ def build_centerface(alpha: float = 1.0, weights: str | os.PathLike | None = Non
                 x = layers.Add(name=f"{prefix}_add")([shortcut, x])
             lateral[block] = x
             block += 1
-    x = act(layers.Conv2D(NECK, 1, name="neck_reduce")(x), "neck_reduce_relu")
+    # The neck and heads use plain ReLU at every width, so a student's can start as the published ones.
+    x = act(layers.Conv2D(NECK, 1, name="neck_reduce")(x), "neck_reduce_relu", None)
     for level, source in enumerate(LATERAL_BLOCKS):
         x = layers.Conv2DTranspose(NECK, 2, 2, use_bias=False, name=f"neck_up{level}")(x)
         x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"neck_up{level}_BN")(x)
-        x = act(x, f"neck_up{level}_relu")
-        side = act(layers.Conv2D(NECK, 1, name=f"neck_lateral{level}")(lateral[source]), f"neck_lateral{level}_relu")
+        x = act(x, f"neck_up{level}_relu", None)
+        side = act(layers.Conv2D(NECK, 1, name=f"neck_lateral{level}")(lateral[source]),
+                   f"neck_lateral{level}_relu", None)
         x = layers.Add(name=f"neck_add{level}")([x, side])
-    x = act(layers.Conv2D(NECK, 3, padding="same", name="head_conv")(x), "head_conv_relu")
+    x = act(layers.Conv2D(NECK, 3, padding="same", name="head_conv")(x), "head_conv_relu", None)
     outputs = {head: layers.Conv2D(channels, 1, activation="sigmoid" if head == "heat" else None, name=head,
                                    bias_initializer=keras.initializers.Constant(HEAT_PRIOR if head == "heat" else 0.0))(x)
                for head, channels in HEADS.items()}
@@ -193,6 +195,50 @@ def _set_merged_bias(model, conv, bias: np.ndarray) -> None:
     bn_name = {"Conv1": "bn_Conv1"}.get(conv.name, f"{conv.name}_BN")
     ones = np.ones_like(bias)
     model.get_layer(bn_name).set_weights([ones, bias, np.zeros_like(bias), ones - BN_EPSILON])
+
+
+# The 24-channel maps that enter the neck's sums: a student whose taps equal the teacher's gives its maps.
+NECK_TAPS = ("neck_reduce_relu",) + tuple(f"neck_lateral{level}_relu" for level in range(len(LATERAL_BLOCKS)))
+
+
+def neck_and_heads(model) -> list:
+    """The layers after the neck's inputs, whose shapes do not depend on the backbone's width: each level's
+    transposed convolution and batch norm, the head convolution and the four heads."""
+    names = [f"neck_up{level}{suffix}" for level in range(len(LATERAL_BLOCKS)) for suffix in ("", "_BN")]
+    return [model.get_layer(name) for name in names + ["head_conv", *HEADS]]
+
+
+def copy_neck_and_heads(teacher, student) -> None:
+    """Start a `student` (a narrower `build_centerface`) with the `teacher`'s neck and heads: only its backbone
+    and the 1x1 convolutions that reduce the backbone's features to 24 channels remain to be learnt."""
+    for source, target in zip(neck_and_heads(teacher), neck_and_heads(student)):
+        target.set_weights(source.get_weights())
+
+
+def fit_neck_inputs(teacher, student, batches: list[np.ndarray], ridge: float = 1e-2) -> None:
+    """Set the `student`'s 1x1 convolutions into the neck (`neck_reduce`, `neck_lateral*`) to the least-squares
+    fit of the `teacher`'s same convolutions' outputs from the student's backbone features on `batches` of
+    pixels (NHWC 0..255): a student with the published neck and heads then starts close to the published maps,
+    where random ones saturate the heat map."""
+    import keras
+
+    names = ["neck_reduce"] + [f"neck_lateral{level}" for level in range(len(LATERAL_BLOCKS))]
+    inputs = keras.Model(student.inputs, [student.get_layer(name).input for name in names])
+    wanted = keras.Model(teacher.inputs, [teacher.get_layer(name).output for name in names])
+    pairs = [(inputs(batch), wanted(batch)) for batch in batches]
+    for index, name in enumerate(names):
+        x = np.concatenate([np.reshape(p[0][index], (-1, p[0][index].shape[-1])) for p in pairs])
+        y = np.concatenate([np.reshape(p[1][index], (-1, p[1][index].shape[-1])) for p in pairs])
+        x = np.concatenate([x, np.ones((len(x), 1), x.dtype)], axis=1)  # the bias as a constant input
+        solution = np.linalg.solve(x.T @ x + ridge * len(x) * np.eye(x.shape[1]), x.T @ y)
+        student.get_layer(name).set_weights([solution[:-1][None, None].astype("float32"), solution[-1].astype("float32")])
+
+
+def with_neck_taps(model) -> keras.Model:
+    """`model` with a second output: the list of its `NECK_TAPS` maps (feature distillation)."""
+    import keras
+
+    return keras.Model(model.inputs, [model.output, [model.get_layer(name).output for name in NECK_TAPS]])
 
 
 ONNX_INPUT = "input"

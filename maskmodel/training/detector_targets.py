@@ -133,3 +133,18 @@ def distillation_loss(outputs: dict, teacher: dict) -> dict:
     box_loss = sum(tf.reduce_sum(target * tf.abs(outputs[name] - teacher[f"teacher_{name}"])) / mass
                    for name in ("scale", "offset", "landmarks"))
     return {"distill": heat_loss + box_loss, "distill_heat": heat_loss, "distill_box": box_loss}
+
+
+def feature_loss(student_taps: list, teacher_taps: list) -> dict:
+    """Feature distillation: each student map's squared error to the teacher's, relative to the teacher map's
+    mean square (scale-free, so every level counts alike), summed over the maps.
+
+    Returns:
+        `features` (a scalar tensor).
+    """
+    import tensorflow as tf
+
+    total = 0.0
+    for student, teacher in zip(student_taps, teacher_taps):
+        total += tf.reduce_mean(tf.square(student - teacher)) / (tf.reduce_mean(tf.square(teacher)) + 1e-6)
+    return {"features": total}

@@ -31,8 +31,9 @@ from maskmodel.errors import UsageError
 from maskmodel.evaluation.annotations import AnnotatedFace, AnnotatedImage
 from maskmodel.runtime.files import new_file, read_regular_file, write_file_atomic
 from maskmodel.training.detector_data import augmented_crop, training_photos, unlabelled_faces
-from maskmodel.training.detector_model import STRIDE, build_centerface, export_detector_onnx, port_centerface
-from maskmodel.training.detector_targets import centernet_loss, distillation_loss, make_targets
+from maskmodel.training.detector_model import (STRIDE, build_centerface, copy_neck_and_heads, export_detector_onnx,
+                                               fit_neck_inputs, port_centerface, with_neck_taps)
+from maskmodel.training.detector_targets import centernet_loss, distillation_loss, feature_loss, make_targets
 from maskmodel.zoo.local_detectors import CARD_NAME
 
 CHECKPOINT = ".checkpoint"
@@ -77,22 +78,15 @@ def learning_rate(step: int, config: DetectorTrainConfig) -> float:
     return config.learning_rate * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
 
 
-def _batch(photos, config: DetectorTrainConfig, step: int, teacher=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Batch `step`: its photos and augmentation drawn from `(seed, step)`, so a resumed run sees the same;
-    with a `teacher` (a student's training), the teacher's four maps of the batch too (`teacher_heat`, ...)."""
-    rng = np.random.default_rng((config.seed, step))
+def _batch(photos, config: DetectorTrainConfig, step: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Step `step`'s batch: `batch_size` augmented crops (NHWC float32) and their targets (`make_targets`)."""
+    rng = np.random.default_rng([config.seed, step])
     pixels, targets = [], []
     for index in rng.integers(len(photos), size=config.batch_size):
         crop, boxes, ignore, soft = augmented_crop(photos[index], config.input_size, rng, config.unlabelled)
         pixels.append(crop)
         targets.append(make_targets(boxes, ignore, config.input_size, config.input_size, soft))
-    batch = np.stack(pixels)
-    stacked = {key: np.stack([t[key] for t in targets]) for key in targets[0]}
-    if teacher is not None:
-        maps = teacher.forward(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
-        stacked.update({f"teacher_{name}": np.ascontiguousarray(m.transpose(0, 2, 3, 1))
-                        for name, m in zip(("heat", "scale", "offset", "landmarks"), maps)})
-    return batch, stacked
+    return np.stack(pixels), {key: np.stack([t[key] for t in targets]) for key in targets[0]}
 
 
 def _write_json(path: Path, record: dict) -> None:
@@ -215,8 +209,13 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
          f"{sum(len(p.ignore) for p in photos)} unlabelled faces of the original detector ({config.unlabelled})")
 
     student = config.student_alpha is not None
-    if student:  # a narrower network from ImageNet, taught the published one's maps (landmarks included)
+    if student:  # a narrower backbone from ImageNet under the published neck and heads, taught its maps
+        published = port_centerface(teacher_path)
         model = build_centerface(config.student_alpha, weights="imagenet", activation="relu6")
+        copy_neck_and_heads(published, model)
+        if not resume:
+            fit_neck_inputs(published, model, [_batch(photos, config, config.steps + i)[0] for i in range(4)])
+        taught, teaching = with_neck_taps(model), with_neck_taps(published)
     else:
         model = port_centerface(teacher_path)
     for layer in model.layers:  # batch norm frozen; a fine-tuned model's landmark head stays as published
@@ -232,23 +231,28 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
     def step_fn(pixels, targets, rate):
         optimizer.learning_rate.assign(rate)
         with tf.GradientTape() as tape:
-            outputs = model(pixels, training=True)
-            losses = centernet_loss(outputs, targets)
-            if student:
-                losses.update(distillation_loss(outputs, targets))
-                losses["loss"] = losses["loss"] + losses["distill"]
+            if student:  # the labels, the published maps and the features that enter its neck's sums
+                maps, taps = teaching(pixels, training=False)
+                outputs, student_taps = taught(pixels, training=True)
+                losses = centernet_loss(outputs, targets)
+                losses.update(distillation_loss(outputs, {f"teacher_{k}": v for k, v in maps.items()}))
+                losses.update(feature_loss(student_taps, taps))
+                losses["loss"] = losses["loss"] + losses["distill"] + losses["features"]
+            else:
+                outputs = model(pixels, training=True)
+                losses = centernet_loss(outputs, targets)
         gradients = tape.gradient(losses["loss"], model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return losses
 
     with ThreadPoolExecutor(1) as loader, tqdm(total=config.steps, initial=first, desc="train-detector",
                                                disable=not progress) as bar:
-        upcoming = loader.submit(_batch, photos, config, first, teacher if student else None)
+        upcoming = loader.submit(_batch, photos, config, first)
         running = []
         for step in range(first, config.steps):
             pixels, targets = upcoming.result()
             if step + 1 < config.steps:
-                upcoming = loader.submit(_batch, photos, config, step + 1, teacher if student else None)
+                upcoming = loader.submit(_batch, photos, config, step + 1)
             losses = step_fn(tf.constant(pixels), {k: tf.constant(v) for k, v in targets.items()},
                              tf.constant(learning_rate(step, config), tf.float32))
             running.append({k: float(v) for k, v in losses.items()})

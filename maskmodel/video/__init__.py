@@ -1,6 +1,6 @@
 """Video: frames in, faces tracked across frames with their labels smoothed, an annotated video out."""
 
 from maskmodel.video.frames import VideoReadError, annotate_video, iter_frames
-from maskmodel.video.tracking import IoUTracker
+from maskmodel.video.tracking import FaceTracker
 
-__all__ = ["IoUTracker", "VideoReadError", "annotate_video", "iter_frames"]
+__all__ = ["FaceTracker", "VideoReadError", "annotate_video", "iter_frames"]

@@ -23,7 +23,7 @@ from maskmodel.drawing.draw import draw_faces
 from maskmodel.drawing.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.pipeline import MaskDetector
 from maskmodel.results import Face, Frame
-from maskmodel.video.tracking import IoUTracker
+from maskmodel.video.tracking import FaceTracker
 
 DEFAULT_CODECS = {".avi": "MJPG"}  # everything else: mp4v
 
@@ -59,11 +59,18 @@ def iter_frames(capture: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray]]:
         index += 1
 
 
-def tracked_faces(faces: list[Face], tracker: IoUTracker) -> list[Face]:
-    """This frame's faces with their `track` id, and label and probabilities smoothed by the track."""
+def tracked_faces(faces: list[Face], tracker: FaceTracker) -> list[Face]:
+    """This frame's faces with their `track` id, and label and probabilities smoothed by the track (a
+    low-scoring face that continues no track keeps its own, and `track` `None`)."""
     tracks = tracker.update(faces)
-    return [dataclasses.replace(face, label=track.label, probabilities=dict(track.probabilities), track=track.track_id)
+    return [face if track is None else
+            dataclasses.replace(face, label=track.label, probabilities=dict(track.probabilities), track=track.track_id)
             for face, track in zip(faces, tracks)]
+
+
+def track_captions(faces: list[Face]) -> list[str]:
+    """Each face's caption prefix in a video: its track id (`#7`), or nothing for a face without a track."""
+    return [f"#{face.track}" if face.track is not None else "" for face in faces]
 
 
 def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, every: int = 1,
@@ -90,7 +97,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
         capture.release()
         raise VideoReadError(f"video declares {size[0]}x{size[1]} frames, more than the limit of {max_pixels} pixels")
     style = dataclasses.replace(style, enlarge=1.0)
-    tracker, writer, drawn = IoUTracker(), None, []
+    tracker, writer, drawn = FaceTracker(), None, []
     results = []
     frames = 0
     try:
@@ -102,7 +109,7 @@ def annotate_video(path: Path, detector: MaskDetector, out_path: Path | None, ev
             if out_path is not None:
                 if writer is None:
                     writer = open_video_writer(out_path, codec, fps, frame.shape[1], frame.shape[0])
-                captions = [f"#{face.track}" for face in drawn]
+                captions = track_captions(drawn)
                 writer.write(draw_faces(frame, drawn, detector.classes, blur, captions, style))
     finally:
         capture.release()
