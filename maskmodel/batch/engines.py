@@ -16,6 +16,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -23,11 +24,13 @@ import cv2
 from maskmodel.io.crawl import InputFile
 from maskmodel.outputs.report import WORKER_DIED
 from maskmodel.results import ImageResult
-from maskmodel.batch.worker import AnnotateSettings, Annotator
+from maskmodel.batch.worker import AnnotateSettings, Annotator, build_detector
+from maskmodel.pipeline import MaskDetector
 
 AUTO_MIN_PHOTOS = 64  # photos from which `--jobs auto` starts a process per CPU (docs/benchmarks.md)
 MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error result
-_process_annotator: Annotator | None = None  # the Annotator of a pool worker process (one per process)
+_process_detector: MaskDetector | None = None  # the networks of a pool worker process, loaded as it starts
+_process_annotator: Annotator | None = None  # its Annotator, made with the first task's settings
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent ends (Linux)
 
 
@@ -35,19 +38,60 @@ def start_worker_process(settings: AnnotateSettings, threads: int = 1, parent: i
     """Set up a worker process (pool or Ray actor): the process exits when its parent (`parent`, default the
     process that started it) is gone, Ctrl-C is the main process's to handle, OpenCV uses `threads` threads.
     Returns its `Annotator`."""
-    exit_with_parent(parent)  # first: a parent killed while this process started must not leave it behind
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cv2.setNumThreads(threads)
+    _prepare_worker(threads, parent)
     return Annotator(settings)
 
 
+def _prepare_worker(threads: int, parent: int | None) -> None:
+    exit_with_parent(parent)  # first: a parent killed while this process started must not leave it behind
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(threads)
+
+
 def _pool_initializer(settings: AnnotateSettings, parent: int, threads: int) -> None:
+    global _process_detector
+    _prepare_worker(threads, parent)
+    _process_detector = build_detector(settings)
+
+
+def _pool_task(item: InputFile, settings: AnnotateSettings) -> ImageResult:
+    """One item, with the run's final settings (the networks were loaded from the same ones as the process
+    started, before the main process chose its temporary-file prefix)."""
     global _process_annotator
-    _process_annotator = start_worker_process(settings, threads, parent)
-
-
-def _pool_task(item: InputFile) -> ImageResult:
+    if _process_annotator is None or _process_annotator.settings != settings:
+        _process_annotator = Annotator(settings, _process_detector)
     return _process_annotator(item)
+
+
+def start_workers(settings: AnnotateSettings, jobs: int) -> ProcessPoolExecutor:
+    """`jobs` worker processes (one thread each, or every core for one), started now: each loads the networks
+    of `settings` while this process goes on checking the run; give them to `iter_annotate`."""
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(settings.max_pixels)  # OpenCV's own limit, read at import
+    threads = available_cpus() if jobs == 1 else 1  # the processes share the cores instead of oversubscribing them
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_initializer,
+                               initargs=(settings, os.getpid(), threads))
+    with caller_script_hidden():
+        for _ in range(jobs):
+            pool.submit(int)  # each submit starts a process, up to `jobs`
+    return pool
+
+
+@contextmanager
+def caller_script_hidden() -> Iterator[None]:
+    """While worker processes start: hide the caller's script (`__main__`'s `__file__` and `__spec__`) from
+    multiprocessing's spawn. The workers need nothing of it (their tasks are this module's functions), and a
+    script without an `if __name__ == "__main__":` guard would otherwise run again in every worker, calling
+    `annotate` there."""
+    main = sys.modules.get("__main__")
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if main is not None and name in main.__dict__}
+    if "__file__" in saved:
+        del main.__file__
+    if "__spec__" in saved:
+        main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
 
 
 def exit_with_parent(parent: int | None = None, interval: float = 0.5) -> None:
@@ -111,27 +155,25 @@ def worker_count(jobs: int | str, photos: int) -> int:
     return max(1, min(int(jobs), cpus, photos))
 
 
-def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int | str = 1) -> Iterator[ImageResult]:
+def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int | str = 1,
+                  workers: ProcessPoolExecutor | None = None) -> Iterator[ImageResult]:
     """The `ImageResult` of each item, in input order, computed by `jobs` worker processes (one for `jobs` 1,
-    running its networks on every core): decoding and encoding untrusted files never happens in this process,
-    so a crash in native code costs one image, not the run.
+    running its networks on every core; `workers` from `start_workers(settings, jobs)` if already started):
+    decoding and encoding untrusted files never happens in this process, so a crash in native code costs one
+    image, not the run.
 
     A worker process that dies (a crash in native code, the OOM killer) is replaced; the images it may have
     held are run again one at a time, and an image whose process dies `MAX_ATTEMPTS` times gets an `error`
     result; workers exit when this process dies.
     """
     jobs = worker_count(jobs, len(items))
-    threads = available_cpus() if jobs == 1 else 1  # the processes share the cores instead of oversubscribing them
-    # OpenCV's own pixel limit in the workers (read when they import cv2): the run's --max-pixels
-    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(settings.max_pixels)
     queue = deque(range(len(items)))  # indices to submit, in order
     suspects: set[int] = set()  # in flight when a process died: rerun one at a time
     deaths: Counter = Counter()
     finished: dict[int, ImageResult] = {}
     emitted = 0
     while emitted < len(items):
-        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_initializer,
-                                   initargs=(settings, os.getpid(), threads))
+        pool, workers = workers or start_workers(settings, jobs), None
         running: dict[Future, int] = {}
         try:
             while True:
@@ -140,9 +182,10 @@ def iter_annotate(items: list[InputFile], settings: AnnotateSettings, jobs: int 
                     emitted += 1
                 if emitted == len(items):
                     break
-                while queue and len(running) < (1 if suspects else 2 * jobs):
-                    index = queue.popleft()
-                    running[pool.submit(_pool_task, items[index])] = index
+                with caller_script_hidden():  # a submit may start a process
+                    while queue and len(running) < (1 if suspects else 2 * jobs):
+                        index = queue.popleft()
+                        running[pool.submit(_pool_task, items[index], settings)] = index
                 for future in wait(running, return_when=FIRST_COMPLETED).done:
                     result = future.result()  # the worker's own errors (unwritable output) stop the run
                     index = running.pop(future)

@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import time
+from itertools import islice
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,7 +27,7 @@ import numpy as np
 
 from maskmodel.io.crawl import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputFile, iter_inputs
 from maskmodel.detect.detector_config import DetectorConfig
-from maskmodel.batch.engines import iter_annotate, worker_count
+from maskmodel.batch.engines import AUTO_MIN_PHOTOS, iter_annotate, start_workers, worker_count
 from maskmodel.errors import UsageError
 from maskmodel.outputs.exports import ExportWriter, label_names
 from maskmodel.outputs.html_report import HTML_NAME, build_html
@@ -90,12 +91,16 @@ def annotate(
     roots = resolve_inputs(inputs, settings.out_dir)
     folder = open_folder(settings.out_dir)
     _check_output(folder, resume, overwrite)  # a quick answer before the models load; again under the lock
-    _check_found(inputs, roots, folder, include, exclude, hidden)
-    detector = build_detector(settings)  # before anything is written: a bad model is one clear error
-    unknown = sorted(set(settings.save_crops or ()) - set(detector.classes))
-    if unknown:
-        raise UsageError(f"Expected --save-crops classes among {detector.classes}. Received: {', '.join(unknown)}")
+    found = _check_found(inputs, roots, folder, include, exclude, hidden)
     with ExitStack() as cleanup:
+        workers, early_jobs = None, worker_count(jobs, found)
+        if engine != "ray":  # they load their networks while this process checks the models and the folder
+            workers = start_workers(settings, early_jobs)
+            cleanup.callback(workers.shutdown, wait=False, cancel_futures=True)
+        detector = build_detector(settings)  # before anything is written: a bad model is one clear error
+        unknown = sorted(set(settings.save_crops or ()) - set(detector.classes))
+        if unknown:
+            raise UsageError(f"Expected --save-crops classes among {detector.classes}. Received: {', '.join(unknown)}")
         state = None
         if not folder.remote:
             state = RunState(folder.root)
@@ -126,6 +131,8 @@ def annotate(
         summary = Summary()
         items, copies = _plan(roots, folder, state, settings, include, exclude, hidden, summary.skipped_files, done)
         exports = ExportWriter(folder, state, detector.classes, settings.save, settings.save_json, copies)
+        networks = _networks(detector, settings.detector)
+        del detector  # the workers hold the networks from here on: this process's copy would only cost memory
         exports.claim([name for item in items if item.error is None and not is_video_path(item.relative)
                        for name in label_names(original_path(report_path_text(item.relative)), settings.save)])
         if on_start:
@@ -139,7 +146,9 @@ def annotate(
                 results = iter_annotate_ray(items, settings, address, num_cpus)
             else:
                 jobs = worker_count(jobs, len(items))
-                results = iter_annotate(items, settings, jobs)
+                if jobs != early_jobs:  # a --resume left fewer photos than the inputs hold
+                    workers.shutdown(wait=False, cancel_futures=True)
+                results = iter_annotate(items, settings, jobs, workers if jobs == early_jobs else None)
             for result in results:
                 rows = report_rows(result)
                 exports.image(rows, result.crops)  # first: a resumed image writes them again
@@ -150,7 +159,7 @@ def annotate(
                 if on_image:
                     on_image(result)
             blocks = read_report(report_path)  # read once: the run-level exports and the summary
-            _finish_exports(exports, blocks, bool(done), detector, settings, folder, roots)
+            _finish_exports(exports, blocks, bool(done), networks, settings, folder, roots)
             completed = True
         finally:
             writer.close()
@@ -158,7 +167,7 @@ def annotate(
             summary = dataclasses.replace(whole, processed=summary.processed, skipped_files=summary.skipped_files,
                                           seconds=time.time() - started)
             record = {"settings": {**asdict(settings), "out_dir": str(folder)},  # no credentials of a URI
-                      "used": _what_was_used(detector, settings.detector, engine, jobs, inputs, started),
+                      "used": _what_was_used(networks, engine, jobs, inputs, started),
                       "jobs": jobs, "resumed_skipped": len(done), **summary.to_dict(),
                       "exports_refused": exports.refused}
             try:
@@ -171,10 +180,20 @@ def annotate(
     return summary
 
 
-def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, jobs: int, inputs: list,
-                   started: float) -> dict:
-    """Enough to rerun a run: inputs, the face detector's model version and settings in force (defaults
-    resolved), the classifier, the versions of the software, start and end time."""
+def _networks(detector: MaskDetector, config: DetectorConfig) -> dict:
+    """What the run's networks are: the face detector's model version and settings in force (defaults
+    resolved), the classifier, its classes and the runtime of each."""
+    face_detector = detector.face_detector
+    settings = {key: getattr(face_detector, key) for key in ("scales", "score_threshold", "nms_threshold", "flip",
+                                                             "input_size", "min_size") if hasattr(face_detector, key)}
+    return {"face_detector": {"name": face_detector.name, "model": config.model_spec(), **settings},
+            "model": detector.model_name, "classes": detector.classes,
+            "classifier_backend": getattr(detector.classifier, "backend", None), "runtime": _runtime(detector)}
+
+
+def _what_was_used(networks: dict, engine: str, jobs: int, inputs: list, started: float) -> dict:
+    """Enough to rerun a run: inputs, the networks (`_networks`), the versions of the software, start and end
+    time."""
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(package: str) -> str | None:
@@ -183,17 +202,8 @@ def _what_was_used(detector: MaskDetector, config: DetectorConfig, engine: str, 
         except PackageNotFoundError:
             return None
 
-    face_detector = detector.face_detector
-    settings = {key: getattr(face_detector, key) for key in ("scales", "score_threshold", "nms_threshold", "flip",
-                                                             "input_size", "min_size") if hasattr(face_detector, key)}
     return {
-        "inputs": [str(_public(i)) for i in inputs],
-        "face_detector": {"name": face_detector.name, "model": config.model_spec(),
-                          **settings},
-        "model": detector.model_name,
-        "classes": detector.classes,
-        "classifier_backend": getattr(detector.classifier, "backend", None),
-        "runtime": _runtime(detector),
+        "inputs": [str(_public(i)) for i in inputs], **networks,
         "engine": engine, "jobs": jobs,
         "versions": {"maskmodel": installed("maskmodel"), "opencv": cv2.__version__, "numpy": np.__version__,
                      "onnxruntime": installed("onnxruntime"), "openvino": installed("openvino")},
@@ -229,13 +239,13 @@ def _public(location: Path | str) -> str:
     return str(location) if local_path(location) is not None else str(open_folder(location))
 
 
-def _finish_exports(exports: ExportWriter, blocks: list[list[dict]], resumed: bool, detector: MaskDetector,
+def _finish_exports(exports: ExportWriter, blocks: list[list[dict]], resumed: bool, networks: dict,
                     settings: AnnotateSettings, folder: LocalFolder | RemoteFolder, roots) -> None:
     """The run-level files, from the whole report: the --save ones and report.html."""
     exports.finish(blocks, resumed)
     exports.claim([HTML_NAME])
-    setup = f"detector {settings.detector.name}, classifier {detector.model_name}, output {folder}"
-    exports.write(HTML_NAME, build_html(blocks, detector.classes, lambda path: input_file(path, roots), setup).encode())
+    setup = f"detector {settings.detector.name}, classifier {networks['model']}, output {folder}"
+    exports.write(HTML_NAME, build_html(blocks, networks["classes"], lambda path: input_file(path, roots), setup).encode())
 
 
 def _check_output(folder: LocalFolder | RemoteFolder, resume: bool, overwrite: bool) -> None:
@@ -269,15 +279,16 @@ def _is_fresh(root: Path) -> bool:
 
 
 def _check_found(inputs: list[Path | str], roots: list[InputRoot], folder: LocalFolder | RemoteFolder,
-                 include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool) -> None:
+                 include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool) -> int:
     """Refuse inputs that hold no image or video to crawl (`UsageError`: nothing to do, likely the wrong
     folder), before anything is written. Images already reported count: a `--resume` with nothing left is
-    not an error."""
+    not an error. Returns how many there are, counted up to `AUTO_MIN_PHOTOS` (enough for `worker_count`)."""
     skip = None if folder.remote else folder.root
     found = iter_inputs(roots, skip, include, exclude, hidden, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
     if next(found, None) is None:
         filters = " matching --include/--exclude" if include or exclude else ""
         raise UsageError(f"no images or videos{filters} found in {', '.join(_public(i) for i in inputs)}")
+    return 1 + sum(1 for _ in islice(found, AUTO_MIN_PHOTOS - 1))
 
 
 def _plan(roots, folder: LocalFolder | RemoteFolder, state: RunState | None, settings: AnnotateSettings,
