@@ -252,7 +252,7 @@ def export_detector_onnx(model, path: str | os.PathLike) -> Path:
     import onnx
     import tensorflow as tf
 
-    from maskmodel.training.export import ONNX_OPSET, opencv_compatible
+    from maskmodel.training.export import ONNX_OPSET
 
     inputs = keras.Input((3, None, None), name=ONNX_INPUT)
     maps = model(keras.layers.Permute((2, 3, 1), name="nchw_to_nhwc")(inputs))
@@ -261,7 +261,7 @@ def export_detector_onnx(model, path: str | os.PathLike) -> Path:
     signature = [tf.TensorSpec((None, 3, None, None), tf.float32, name=ONNX_INPUT)]
     path = Path(path)
     wrapper.export(str(path), format="onnx", input_signature=signature, opset_version=ONNX_OPSET, verbose=False)
-    exported = opencv_compatible(onnx.load(str(path)))
+    exported = onnx.load(str(path))  # ReLU6 stays Clip: ONNX Runtime and OpenVINO fuse it into the convolution
     for output, head in zip(exported.graph.output, ONNX_OUTPUTS):  # the outputs by their heads' names
         old = output.name
         for node in exported.graph.node:
