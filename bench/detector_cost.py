@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import common
+from bench.frontier import _cpu_name
 from maskmodel.detect.centerface import prepared_centerface
 from maskmodel.runtime.backends import open_network
 
@@ -99,7 +100,8 @@ def main() -> None:
             lines.append(f"| {name} | {row['input'][0]} x {row['input'][1]} | {row['gmac']:.2f} | "
                          f"{row['gmac'] / base['gmac']:.2f}x | {row['ms']:.1f} | {row['ms'] / base['ms']:.2f}x | "
                          f"{row['backend']} |")
-    common.publish("\n".join(lines), {"sizes": sizes, "rounds": args.rounds, "results": results}, args.out)
+    common.publish("\n".join(lines), {"cpu": _cpu_name(), "sizes": sizes, "rounds": args.rounds, "results": results},
+                   args.out)
 
 
 if __name__ == "__main__":

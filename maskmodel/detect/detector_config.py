@@ -28,6 +28,7 @@ from maskmodel.zoo.registry import DEFAULT_FACE_DETECTOR, model_info
 DETECTOR_CLASSES: dict[str, type] = {
     "centerface": CenterFaceDetector, "yunet": YuNetDetector, "ssd": SSDDetector, "haar": HaarDetector,
     "centerface-ft": CenterFaceDetector,  # the published CenterFace fine-tuned here (centerface-finetuned)
+    "centerface-s": CenterFaceDetector,  # a width-0.35 student of it trained here (centerface-small)
 }
 PRESET_NAMES = ("fast", "speed", "default", "accuracy")
 LOCAL = "local"  # the version of a detector trained here (`path`: its `maskmodel train-detector` run folder)

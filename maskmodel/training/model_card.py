@@ -214,6 +214,13 @@ def _fine_tuned_detector(title: str, record: dict) -> str:
             lines.append(f"| {set_name} ({row['images']} photos) | {detector} | {row['face_ap50']:.3f} | {row['map50']:.3f} | "
                          f"{row['face_ap30']:.3f} | {row['precision']:.3f} | {row['recall_small']:.3f} | "
                          f"{row['ms_per_photo']:.0f} |")
+    if record.get("cost"):
+        cost = record["cost"]
+        lines += ["", f"Cost of one pass of the network ({cost.get('cpu') or 'CPU not recorded'}; "
+                      f"{cost['backend_note']}):", "",
+                  "| input (h x w) | multiply-adds | ms | centerface@1.0.0 ms |", "|---|---|---|---|"]
+        lines += [f"| {row['input'][0]} x {row['input'][1]} | {row['gmac']:.2f} G | {row['ms']:.1f} | {row['original_ms']:.1f} |"
+                  for row in cost["by_size"].values()]
     return "\n".join(lines)
 
 

@@ -25,13 +25,15 @@ from maskmodel.zoo import SEMVER, sha256_of
 from maskmodel.zoo.local_detectors import detector_card, detector_file
 
 def publish_detector(run: Path, name: str, version: str, weights_dir: Path, bench: dict, description: str,
-                     command: str, make_default: bool = False, alias: str | None = None) -> dict:
+                     command: str, make_default: bool = False, alias: str | None = None, cost: dict | None = None) -> dict:
     """Add `run`'s detector to the manifest as `name@version` (a new version of a detector entry, or the first
     of a new one, whose short name is `alias`); `bench` is `bench.detector`'s JSON, whose rows of `str(run)` and
-    of the original become the metrics."""
+    of the original become the metrics; `cost` is `bench.detector_cost`'s JSON (the run's network beside the
+    original's), kept as the record's `cost`."""
     if not SEMVER.match(version):
         raise ValueError(f"Expected a version like 2.0.0. Received: {version!r}")
     card, source = detector_card(run), detector_file(run)
+    student = card["training"].get("student_alpha")
     manifest_path = weights_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     if name not in manifest["models"]:
@@ -58,10 +60,20 @@ def publish_detector(run: Path, name: str, version: str, weights_dir: Path, benc
         "recipe": card["training"],
         "command": command,
         "date": datetime.date.today().isoformat(),
-        "source": f"fine-tuned from centerface@1.0.0 by `{command}`",
-        "license": "Not plain MIT: fine-tuned from CenterFace (MIT, copyright 2019 StarClouds) on ilc-2021 ("
-                   f"{DATA_LICENCES['ilc-2021']}) and part of crowd-dev (CC0)",
+        "source": (f"distilled from centerface@1.0.0 into MobileNetV2 width {student} (Keras' ImageNet weights) by "
+                   f"`{command}`" if student else f"fine-tuned from centerface@1.0.0 by `{command}`"),
+        "license": ("Not plain MIT: " + ("a student of CenterFace (MIT, copyright 2019 StarClouds; its neck and heads "
+                                         "are the start) on Keras' ImageNet MobileNetV2 (Apache 2.0)" if student else
+                                         "fine-tuned from CenterFace (MIT, copyright 2019 StarClouds)")
+                    + f", trained on ilc-2021 ({DATA_LICENCES['ilc-2021']}) and part of crowd-dev (CC0)"),
     }
+    if cost:
+        entry["versions"][version]["cost"] = {
+            "cpu": cost.get("cpu"), "backend_note": "one pass, median, beside centerface@1.0.0 in the same run",
+            "by_size": {size: {"input": row["input"], "gmac": round(row["gmac"], 3), "ms": round(row["ms"], 1),
+                               "original_ms": round(cost["results"][original][size]["ms"], 1)}
+                        for size, row in cost["results"][str(run)].items()
+                        for original in [next(key for key in cost["results"] if key != str(run))]}}
     if make_default:
         entry["default"] = version
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -80,9 +92,11 @@ def main() -> None:
     parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
     parser.add_argument("--make-default", action="store_true")
     parser.add_argument("--alias", help="the short name of a new detector (--face-detector NAME)")
+    parser.add_argument("--cost", type=Path, help="bench.detector_cost's JSON with this run's network and the original's")
     args = parser.parse_args()
     record = publish_detector(args.run, args.name, args.version, args.weights_dir, json.loads(args.bench.read_text()),
-                              args.description, args.command, args.make_default, args.alias)
+                              args.description, args.command, args.make_default, args.alias,
+                              json.loads(args.cost.read_text()) if args.cost else None)
     print(json.dumps(record["metrics"], indent=2))
 
 

@@ -103,6 +103,7 @@ class ModelVersion:
     date: str = ""
     source: str = ""
     settings: dict = field(default_factory=dict)
+    cost: dict = field(default_factory=dict)  # a detector's network: multiply-adds and ms a pass by input size
 
     @property
     def spec(self) -> str:
@@ -118,7 +119,7 @@ class ModelVersion:
         optional = {"classes": list(self.classes), "metrics": self.metrics, "architecture": self.architecture,
                     "training_data": self.training_data, "recipe": self.recipe, "command": self.command,
                     "training_seconds": self.training_seconds, "date": self.date, "source": self.source,
-                    "settings": self.settings}
+                    "settings": self.settings, "cost": self.cost}
         return {**record, **{key: value for key, value in optional.items() if value not in ((), [], {}, "", None)}}
 
 
