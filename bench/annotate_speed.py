@@ -43,8 +43,9 @@ IMAGES = ROOT.parent / "shared/datasets/crowd-dev/images"
 AIZOO = ROOT.parent / "shared/peers/aizoo/run.py"
 OPENCV4 = ROOT / ".cache/opencv4"
 DEFAULT_RUNS = ("2:auto,2:opencv,2:onnxruntime,2:auto:--preset+speed,2:auto:--preset+accuracy")
-STAGE_CONFIGS = {"default (auto)": ("default", "auto"), "default, --backend opencv": ("default", "opencv"),
-                 "--preset speed (auto)": ("speed", "auto"), "--preset accuracy (auto)": ("accuracy", "auto")}
+STAGE_CONFIGS = {"--preset fast (auto)": ("fast", "auto"), "--preset speed (auto)": ("speed", "auto"),
+                 "default (auto)": ("default", "auto"), "default, --backend opencv": ("default", "opencv"),
+                 "--preset accuracy (auto)": ("accuracy", "auto")}
 
 
 def run_annotate(jobs: int, backend: str, extra: list[str]) -> dict:

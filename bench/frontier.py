@@ -55,6 +55,8 @@ CONFIGS = {
     "centerface-s 512": ["--face-detector", "centerface-s", "--scales", "512", "--first-pass", "0"],
     "centerface-s 640": ["--face-detector", "centerface-s", "--scales", "640", "--first-pass", "0"],
     "centerface-s 384 then 800": ["--face-detector", "centerface-s"],
+    "centerface-s 384 then 1024": ["--face-detector", "centerface-s", "--scales", "1024"],
+    "centerface 384 then 640": ["--face-detector", "centerface", "--scales", "640"],
     "centerface 640": ["--scales", "640", "--first-pass", "0"],
     "centerface 800 (previous default)": ["--scales", "800", "--first-pass", "0"],
     "centerface 1024": ["--scales", "1024", "--first-pass", "0"],

@@ -58,16 +58,17 @@ MODEL_OPTION = click.option("--model", default=DEFAULT_CLASSIFIER, show_default=
 
 
 OPTIONS = (
-    click.option("--face-detector", type=FaceDetectorChoice(runs=True), default=DEFAULT_FACE_DETECTOR,
-                 show_default=True, help=face_detector_help("Face detector: a short name, or the folder of a "
-                                                            "`maskmodel train-detector` run (its file checked "
-                                                            "against its card).")),
+    click.option("--face-detector", type=FaceDetectorChoice(runs=True), default=None,
+                 help=face_detector_help(f"Face detector: a short name, or the folder of a `maskmodel train-detector` "
+                                         f"run (its file checked against its card). Default: {DEFAULT_FACE_DETECTOR}; "
+                                         "centerface-s (a quarter of its cost) with --preset fast or speed.")),
     click.option("--preset", type=click.Choice(PRESET_NAMES), default="default", show_default=True,
-                 help="centerface and yunet settings measured on crowd-dev and ILC val (docs/benchmarks.md, "
-                      "python -m bench.frontier; CenterFace, images/s against the AIZOO peer, crowd-dev mAP50): "
-                      "fast (384 px: 1.2x, 0.64), speed (512 px: 0.9x, 0.72), default (384 px, then 800 px where "
-                      "faces are small: 0.8x, 0.80), accuracy (1024 px mirrored: 0.2x, 0.82); the peer: 1.0x, 0.39. "
-                      "Options given explicitly override it."),
+                 help="Settings measured on crowd-dev and ILC val (docs/benchmarks.md, python -m bench.frontier; "
+                      "images/s against the AIZOO peer on 2 AVX2 cores of an AMD EPYC, crowd-dev held-back mAP50): "
+                      "fast (centerface-s, 384 px, then 800 px where faces are small: 0.94x, 0.73), speed "
+                      "(centerface-s, 384 then 1024 px: 0.75x, 0.75), default (centerface, 384 then 800 px: 0.53x, "
+                      "0.82), accuracy (centerface 1024 px mirrored); the peer: 1.0x, 0.42. With --face-detector, "
+                      "that detector's settings of the same name. Options given explicitly override it."),
     click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                  help="Face detector score threshold (detector default if not given; CenterFace scores run "
                       "lower than YuNet's)."),
@@ -114,7 +115,8 @@ def detector_settings(face_detector: str, preset: str, threshold: float | None, 
     try:
         given = {"score_threshold": threshold, "scales": _parse_scales(scales), "flip": flip, "nms_threshold": nms_iou,
                  "first_pass": first_pass}
-        config = (DetectorConfig.preset(preset, face_detector, **given) if face_detector in DETECTOR_CLASSES
+        config = (DetectorConfig.preset(preset, face_detector, **given)
+                  if face_detector is None or face_detector in DETECTOR_CLASSES
                   else DetectorConfig.trained(face_detector, preset, **given))
     except DetectorConfigError as error:
         raise click.BadParameter(str(error), param_hint=OPTION_OF.get(error.field)) from None

@@ -33,8 +33,8 @@ def test_presets_are_data_beside_each_detector_and_overrides_win():
     ({"scales": ()}, "scales", "1 to 8 scales"),
     ({"score_threshold": 1.5}, "score_threshold", r"in \[0, 1\]"),
     ({"nms_threshold": 0.0}, "nms_threshold", r"in \(0, 1\]"),
-    ({"name": "ssd", "flip": True}, "flip", "applies to the centerface, yunet and centerface-ft detectors only"),
-    ({"name": "haar", "scales": (640,)}, "scales", "applies to the centerface, yunet and centerface-ft detectors only"),
+    ({"name": "ssd", "flip": True}, "flip", "applies to the centerface, yunet, centerface-ft and centerface-s detectors only"),
+    ({"name": "haar", "scales": (640,)}, "scales", "applies to the centerface, yunet, centerface-ft and centerface-s detectors only"),
 ])
 def test_bad_settings_fail_when_the_config_is_made(settings, field, message):
     with pytest.raises(DetectorConfigError, match=message) as error:
@@ -104,3 +104,13 @@ def test_model_info_is_a_typed_frozen_view_of_the_manifest():
         info.version = "9.9.9"
     info.metrics.clear()  # a copy: the manifest itself is untouched
     assert maskmodel.model_info("mask-mobilenetv2-0.35").metrics
+
+
+def test_fast_and_speed_run_the_student_unless_a_detector_is_named():
+    """Issue 43: the presets chosen again on bench.frontier's frontier (docs/benchmarks.md, 2026-12-07)."""
+    fast, speed = DetectorConfig.preset("fast"), DetectorConfig.preset("speed")
+    assert (fast.name, fast.scales, fast.first_pass) == ("centerface-s", None, None)  # 384 px, then 800 where small
+    assert (speed.name, speed.scales) == ("centerface-s", (1024,))
+    assert DetectorConfig.preset("default").name == "centerface"
+    named = DetectorConfig.preset("fast", "centerface")
+    assert (named.name, named.scales, named.first_pass) == ("centerface", (384,), 0)

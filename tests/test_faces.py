@@ -47,7 +47,7 @@ def test_flip_keeps_every_face_of_the_plain_passes(photos):
 def test_detector_options_on_the_command_line(tmp_path):
     photo = str(crowd_images(1)[0])
     wrong = CliRunner().invoke(main, ["predict", photo, "--face-detector", "ssd", "--flip"])
-    assert wrong.exit_code == 2 and "--flip" in wrong.output and "centerface, yunet and centerface-ft detectors only" in wrong.output
+    assert wrong.exit_code == 2 and "--flip" in wrong.output and "centerface, yunet, centerface-ft and centerface-s detectors only" in wrong.output
     for detector in ("centerface", "yunet"):
         result = CliRunner().invoke(main, ["predict", photo, "--face-detector", detector, "--flip", "--scales",
                                            "640,1024", "--nms-iou", "0.5"])
@@ -83,8 +83,9 @@ def test_centerface_presets_are_the_options_they_stand_for():
     flags = {"score_threshold": "--threshold", "nms_threshold": "--nms-iou", "scales": "--scales",
              "first_pass": "--first-pass"}
     for preset in PRESET_NAMES:
-        options = DetectorConfig.preset(preset, "centerface").options()
-        arguments = ["--flip" if options.get("flip") else "--no-flip"]
+        config = DetectorConfig.preset(preset)
+        options = config.options()
+        arguments = ["--face-detector", config.name, "--flip" if options.get("flip") else "--no-flip"]
         for key, value in options.items():
             if key != "flip":
                 arguments += [flags[key], ",".join(map(str, value)) if key == "scales" else str(value)]

@@ -184,8 +184,9 @@ def _networks(detector: MaskDetector, config: DetectorConfig) -> dict:
     """What the run's networks are: the face detector's model version and settings in force (defaults
     resolved), the classifier, its classes and the runtime of each."""
     face_detector = detector.face_detector
-    settings = {key: getattr(face_detector, key) for key in ("scales", "score_threshold", "nms_threshold", "flip",
-                                                             "input_size", "min_size") if hasattr(face_detector, key)}
+    settings = {key: getattr(face_detector, key) for key in ("scales", "first_pass", "refine_below", "score_threshold",
+                                                             "nms_threshold", "flip", "input_size", "min_size")
+                if hasattr(face_detector, key)}
     return {"face_detector": {"name": face_detector.name, "model": config.model_spec(), **settings},
             "model": detector.model_name, "classes": detector.classes,
             "classifier_backend": getattr(detector.classifier, "backend", None), "runtime": _runtime(detector)}

@@ -31,6 +31,12 @@ DETECTOR_CLASSES: dict[str, type] = {
     "centerface-s": CenterFaceDetector,  # a width-0.35 student of it trained here (centerface-small)
 }
 PRESET_NAMES = ("fast", "speed", "default", "accuracy")
+# The detector a preset runs when none is named, and presets of one detector that differ from its class's: chosen
+# on the frontier of `python -m bench.frontier` (docs/benchmarks.md, 2026-12-07). The width-0.35 student with
+# CenterFace's first pass (384 px, then 800 px where faces are small) beat CenterFace at 384 px on speed and
+# accuracy (fast), and with 1024 px where faces are small it beat CenterFace at 512 px on both (speed).
+PRESET_DETECTORS = {"fast": "centerface-s", "speed": "centerface-s"}
+DETECTOR_PRESETS = {"centerface-s": {"fast": {}, "speed": {"scales": (1024,)}}}
 LOCAL = "local"  # the version of a detector trained here (`path`: its `maskmodel train-detector` run folder)
 _NOT_OPTIONS = frozenset({"name", "version", "path"})  # fields that choose the model, not its settings
 MIN_SCALE = 32
@@ -150,10 +156,12 @@ class DetectorConfig:
         return cls.preset(preset, name, version=LOCAL, path=str(Path(run).resolve()), **overrides)
 
     @classmethod
-    def preset(cls, preset: str = "default", name: str = DEFAULT_FACE_DETECTOR, **overrides) -> DetectorConfig:
-        """The named settings of a detector (`"speed"`, `"default"`, `"accuracy"`; see the detector's
-        `PRESETS`), with `overrides` (those not `None`) on top."""
-        presets = {"default": {}, **getattr(_detector_class(name), "PRESETS", {})}
+    def preset(cls, preset: str = "default", name: str | None = None, **overrides) -> DetectorConfig:
+        """The named settings of a detector (`"fast"`, `"speed"`, `"default"`, `"accuracy"`; see the detector's
+        `PRESETS` and `DETECTOR_PRESETS`), with `overrides` (those not `None`) on top. Without a `name`, the
+        preset's detector (`PRESET_DETECTORS`: `centerface-s` for fast and speed, else `centerface`)."""
+        name = name or PRESET_DETECTORS.get(preset, DEFAULT_FACE_DETECTOR)
+        presets = {"default": {}, **getattr(_detector_class(name), "PRESETS", {}), **DETECTOR_PRESETS.get(name, {})}
         if preset not in presets:
             raise DetectorConfigError("preset", f"Expected preset in {tuple(presets)} for the {name} detector. "
                                                 f"Received: preset={preset!r}")
