@@ -62,3 +62,17 @@ def test_loading_a_face_detector_in_python_is_quiet(tmp_path):
     """`maskmodel.load("yunet")`: OpenCV 5 warned that its new DNN engine ignores targets."""
     result = _run("import maskmodel\nprint(maskmodel.load('yunet').name)\n", cwd=tmp_path)
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("openvino"), reason="openvino is not installed")
+def test_openvino_leaves_the_home_folder_as_it_was(tmp_path):
+    """Issue 44 (10): importing OpenVINO made `~/intel/openvino_ga_cid` and `~/intel/stats` (its telemetry)."""
+    home, photos = tmp_path / "home", tmp_path / "photos"
+    home.mkdir()
+    photos.mkdir()
+    (photos / "a.png").write_bytes((CROWD_DEV / "images" / "maksssksksss657.png").read_bytes())
+    env = {**os.environ, "HOME": str(home)}
+    result = subprocess.run([sys.executable, "-m", "maskmodel", "annotate", str(photos), "--out", str(tmp_path / "out"),
+                             "--backend", "openvino", "-q"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(home.iterdir()) == []

@@ -56,8 +56,23 @@ def available(backend: str) -> bool:
 
 @functools.cache
 def _openvino_core():
-    import openvino
-
+    """OpenVINO's `Core`. The package's telemetry writes `intel/` (a client id and usage counts) into the home
+    folder as `openvino` is imported: HOME points at maskmodel's cache folder for that import, so the user's
+    home stays as it was (`<cache>/openvino-home/intel`)."""
+    home = cache_dir() / "openvino-home"
+    saved = os.environ.get("HOME")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["HOME"] = str(home)
+    except OSError:  # no cache folder: the import as it is
+        pass
+    try:
+        import openvino
+    finally:
+        if saved is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = saved
     return openvino.Core()
 
 
