@@ -253,7 +253,7 @@ def build_crop_sets(
     cache_dir = Path(cache_dir) / f"crops-{key}"
     cache_dir.mkdir(parents=True, exist_ok=True)
     crops: dict[str, list] = {split: [] for split in SPLITS}
-    for sample in tqdm(samples, desc="face crops", disable=not progress, unit="img"):
+    for sample in tqdm(samples, desc="face crops", disable=None if progress else True, unit="img"):
         cached = cache_dir / f"{sample.sha256}.png"
         marker = cache_dir / f"{sample.sha256}.noface"
         crop = _cached_crop(cached)

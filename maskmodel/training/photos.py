@@ -112,7 +112,7 @@ def build_photo_crop_sets(
     policy = CropPolicy(margin=CONTEXT_MARGIN, square=True)
     rows: dict[str, list] = {split: [] for split in SPLITS}
     from_detector = 0
-    for photo in tqdm(photos, desc="photo faces", disable=not progress, unit="photo"):
+    for photo in tqdm(photos, desc="photo faces", disable=None if progress else True, unit="photo"):
         boxes_key = hashlib.sha256(repr([f.box for f in photo.annotated.faces]).encode()).hexdigest()[:12]
         cached = cache / f"{photo.sha256}-{boxes_key}.npz"
         if cached.exists():

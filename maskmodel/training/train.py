@@ -132,7 +132,7 @@ def train(
         config: training settings. Defaults to `TrainConfig()`.
         cache_dir: where face crops are cached (in a `crops-<settings>` folder). Defaults to the model
             cache, `$MASKMODEL_HOME` or `~/.cache/maskmodel`.
-        progress: show progress bars.
+        progress: show progress bars (on a terminal only: a log gets no carriage-return bars) and per-epoch lines.
         photos: VOC photo sets (`images/`, `annotations/`), split by `photos.split_photos`.
         photo_detector: the runtime's face detector, whose boxes the photo faces take (see
             `photos.aligned_boxes`); required with `photos`.
@@ -200,7 +200,7 @@ def train(
     low_res_only = AugmentConfig(scale=(1.0, 1.0), shift=0.0, rotation_degrees=0.0, flip=0.0, colour=0.0,
                                  low_resolution=1.0, blur=0.0, jpeg=0.0, grayscale=0.0, occluder=0.0)
     with tqdm(total=config.augmented_copies * len(train_set.crops) + 2 * len(val_set.crops), desc="features",
-              unit="crop", disable=not progress) as bar:  # one bar for the three passes
+              unit="crop", disable=None if progress else True) as bar:  # one bar for the three passes
         x_train, y_train = _feature_copies(train_set, config.augmented_copies, features, bar,
                                            lambda c: augment(c, policy, size, rng, AugmentConfig(), train_set.crops))
         x_val_clean, y_val = _feature_copies(val_set, 1, features, bar, lambda c: runtime_crop(c, policy, size))

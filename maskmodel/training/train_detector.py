@@ -201,7 +201,7 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
     if resume and unlabelled_file.is_file():
         unlabelled = _read_json(unlabelled_file)
     else:
-        with tqdm(total=len(train_images), desc="unlabelled faces", disable=not progress, leave=False) as bar:
+        with tqdm(total=len(train_images), desc="unlabelled faces", disable=None if progress else True, leave=False) as bar:
             unlabelled = unlabelled_faces(train_images, teacher, bar.update)
         _write_json(unlabelled_file, unlabelled)
     photos = training_photos(train_images, unlabelled)
@@ -246,7 +246,7 @@ def train_detector(train_images: list[AnnotatedImage], val_images: list[Annotate
         return losses
 
     with ThreadPoolExecutor(1) as loader, tqdm(total=config.steps, initial=first, desc="train-detector",
-                                               disable=not progress) as bar:
+                                               disable=None if progress else True) as bar:
         upcoming = loader.submit(_batch, photos, config, first)
         running = []
         for step in range(first, config.steps):
