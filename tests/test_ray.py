@@ -110,3 +110,19 @@ def test_ray_workers_read_from_and_write_to_s3(tmp_path, s3_uri):
     for photo in folder.iterdir():
         copy = filesystem.open_input_stream(f"{root}/{photo.name}").read()
         assert copy == (tmp_path / "local" / photo.name).read_bytes()
+
+
+def test_ray_engine_prints_no_info_or_deprecation_lines(tmp_path):
+    """Issue 44 (9): `--engine ray` printed 19 stderr lines (Ray Data's INFO and progress lines, a deprecation
+    warning about the `concurrency` argument maskmodel passed)."""
+    import subprocess
+    import sys
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for source in sorted((CROWD_DEV / "images").glob("*.png"))[:3]:
+        shutil.copyfile(source, photos / source.name)
+    result = subprocess.run([sys.executable, "-m", "maskmodel", "annotate", str(photos), "--out", str(tmp_path / "out"),
+                             "--engine", "ray", "-q"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not [line for line in result.stderr.splitlines() if " INFO " in line or "deprecated" in line], result.stderr

@@ -16,6 +16,7 @@ holds a `maskmodel.batch.worker.Annotator`, the same object the local engine's p
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -80,9 +81,13 @@ def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, addres
         raise RuntimeError(INSTALL_HINT) from None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)  # Ray's and Ray Data's INFO lines are not the user's business
     context = ray.data.DataContext.get_current()
     saved = context.execution_options.preserve_order, context.max_errored_blocks
+    data_log = logging.getLogger("ray.data")
+    saved_level = data_log.level
+    data_log.setLevel(logging.ERROR)  # its per-dataset INFO lines and progress log
     context.execution_options.preserve_order = True
     context.max_errored_blocks = -1  # a failed block is skipped here and its images retried alone
     try:
@@ -96,7 +101,8 @@ def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, addres
         with warnings.catch_warnings():  # max_task_retries has no named parameter yet (Ray < 2.64)
             warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
             results = dataset.map_batches(_Annotator, fn_constructor_args=(settings,), batch_size=BATCH_SIZE,
-                                          concurrency=actors, num_cpus=1, max_task_retries=MAX_ATTEMPTS - 1)
+                                          compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
+                                          max_task_retries=MAX_ATTEMPTS - 1)
         alone = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(_annotate_alone)
         expected = 0
         for row in results.iter_rows():
@@ -108,6 +114,7 @@ def iter_annotate_ray(items: list[InputFile], settings: AnnotateSettings, addres
             yield _retry(ray, alone, records[missing], settings)
     finally:
         context.execution_options.preserve_order, context.max_errored_blocks = saved
+        data_log.setLevel(saved_level)
         if started_here:
             ray.shutdown()
 
