@@ -54,7 +54,8 @@ def __getattr__(name: str):
         require_train_extra("maskmodel.build_model")
         from maskmodel.runtime.tensorflow_logs import tensorflow_quietly, user_chose_a_level
 
-        with tensorflow_quietly(not user_chose_a_level()):
+        with tensorflow_quietly(not user_chose_a_level()):  # the builder imports Keras only when called: load it here
+            import keras  # noqa: F401
             from maskmodel.training.builder import build_model
 
         return build_model

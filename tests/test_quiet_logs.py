@@ -48,6 +48,16 @@ def test_loading_a_keras_model_in_python_is_quiet(tmp_path):
     assert result.stdout.strip() == "Functional"
 
 
+def test_the_training_guides_python_snippet_is_quiet(tmp_path):
+    """Issue 44 (9): docs/training.md's snippet printed TensorFlow's start-up lines (the builder imported Keras
+    only when called, after the quiet import)."""
+    import re
+
+    [snippet] = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "training.md").read_text(), re.S)
+    result = _run(snippet, cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
 @pytest.mark.parametrize("args", [["models", "list"], ["export", "mask-mobilenetv2-0.35", "--out", "m.onnx"],
                                   ["predict", str(CROWD_DEV / "images" / "maksssksksss230.png")]], ids=["models", "export", "predict"])
 def test_every_command_leaves_opencv_at_errors_unless_verbose(tmp_path, args):
