@@ -14,12 +14,12 @@ import json
 import os
 import tempfile
 import time
-from itertools import islice
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import cv2
