@@ -545,3 +545,16 @@ def test_15_voc_without_size_reads_boxes_against_the_image_as_its_exif_orientati
     assert result.exit_code == 0, result.output
     assert "1 photo(s) without <size> are turned by their EXIF orientation" in result.output
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["images_turned"] == 1
+
+
+def test_8_a_bad_model_is_one_message_also_from_the_workers_started_early(tmp_path):
+    """The worker processes start while the main process checks the models (issue 43): a model that does not
+    load is said once by the main process, never as a worker's traceback."""
+    photos = tmp_path / "photos"
+    image(photos / "a.png")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07" + bytes(range(256)) * 4)
+    run = subprocess.run([sys.executable, "-m", "maskmodel", "annotate", str(photos), "--out", str(tmp_path / "out"),
+                          "--model", str(junk), "-q"], capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "Traceback" not in run.stderr and "initializer" not in run.stderr, run.stderr
+    assert "junk.onnx" in run.stderr and not (tmp_path / "out").exists()

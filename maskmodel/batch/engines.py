@@ -26,11 +26,13 @@ from maskmodel.outputs.report import WORKER_DIED
 from maskmodel.results import ImageResult
 from maskmodel.batch.worker import AnnotateSettings, Annotator, build_detector
 from maskmodel.pipeline import MaskDetector
+from maskmodel.runtime.opencv import LOG_LEVEL_SILENT, quiet_opencv
 
 AUTO_MIN_PHOTOS = 64  # photos from which `--jobs auto` starts a process per CPU (docs/benchmarks.md)
 MAX_ATTEMPTS = 3  # runs of an image whose worker process dies, before it gets an error result
 _process_detector: MaskDetector | None = None  # the networks of a pool worker process, loaded as it starts
 _process_annotator: Annotator | None = None  # its Annotator, made with the first task's settings
+_process_error: Exception | None = None  # why its networks did not load
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent ends (Linux)
 
 
@@ -49,15 +51,21 @@ def _prepare_worker(threads: int, parent: int | None) -> None:
 
 
 def _pool_initializer(settings: AnnotateSettings, parent: int, threads: int) -> None:
-    global _process_detector
+    global _process_detector, _process_error
     _prepare_worker(threads, parent)
-    _process_detector = build_detector(settings)
+    try:  # silently: the main process loads the same models meanwhile and says once what is wrong with them
+        with quiet_opencv(LOG_LEVEL_SILENT):
+            _process_detector = build_detector(settings)
+    except Exception as error:  # noqa: BLE001 (raised again by the first task, if the run gets that far)
+        _process_error = error
 
 
 def _pool_task(item: InputFile, settings: AnnotateSettings) -> ImageResult:
     """One item, with the run's final settings (the networks were loaded from the same ones as the process
     started, before the main process chose its temporary-file prefix)."""
     global _process_annotator
+    if _process_error is not None:
+        raise _process_error
     if _process_annotator is None or _process_annotator.settings != settings:
         _process_annotator = Annotator(settings, _process_detector)
     return _process_annotator(item)
