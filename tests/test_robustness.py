@@ -107,7 +107,10 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
                "--out", str(out), "-q", "--jobs", "2"]
     env = {**os.environ, "READY_FILE": str(ready),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # SIGINT's default action in the run: a shell's background job (`pytest ... &`) starts with it ignored, and the
+    # run would inherit that and never stop
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(ready, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
