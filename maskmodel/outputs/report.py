@@ -311,7 +311,8 @@ class Summary:
         return summary
 
     def add(self, rows: list[dict]) -> None:
-        if is_video_path(rows[0]["path"]):
+        video = is_video_path(rows[0]["path"])
+        if video:
             self.videos += 1
             self.video_frames += len({row["frame"] for row in rows if row.get("frame") not in (None, "")})
         else:
@@ -321,7 +322,7 @@ class Summary:
             self.errors.append(f"{rows[0]['path']}: {rows[0]['message']}")
         elif status == STATUS_NO_FACE:
             self.no_face += 1
-        elif is_video_path(rows[0]["path"]):  # faces no track took (low scores that continued none) not counted
+        elif video:  # faces no track took (low scores that continued none) not counted
             tracks: dict[str, Counter] = {}
             for row in rows:
                 if row.get("track") not in (None, ""):

@@ -198,7 +198,8 @@ def _set_merged_bias(model, conv, bias: np.ndarray) -> None:
 
 
 # The 24-channel maps that enter the neck's sums: a student whose taps equal the teacher's gives its maps.
-NECK_TAPS = ("neck_reduce_relu",) + tuple(f"neck_lateral{level}_relu" for level in range(len(LATERAL_BLOCKS)))
+NECK_INPUTS = ("neck_reduce",) + tuple(f"neck_lateral{level}" for level in range(len(LATERAL_BLOCKS)))  # 1x1 convs
+NECK_TAPS = tuple(f"{name}_relu" for name in NECK_INPUTS)
 
 
 def neck_and_heads(model) -> list:
@@ -222,11 +223,10 @@ def fit_neck_inputs(teacher, student, batches: list[np.ndarray], ridge: float = 
     where random ones saturate the heat map."""
     import keras
 
-    names = ["neck_reduce"] + [f"neck_lateral{level}" for level in range(len(LATERAL_BLOCKS))]
-    inputs = keras.Model(student.inputs, [student.get_layer(name).input for name in names])
-    wanted = keras.Model(teacher.inputs, [teacher.get_layer(name).output for name in names])
+    inputs = keras.Model(student.inputs, [student.get_layer(name).input for name in NECK_INPUTS])
+    wanted = keras.Model(teacher.inputs, [teacher.get_layer(name).output for name in NECK_INPUTS])
     pairs = [(inputs(batch), wanted(batch)) for batch in batches]
-    for index, name in enumerate(names):
+    for index, name in enumerate(NECK_INPUTS):
         x = np.concatenate([np.reshape(p[0][index], (-1, p[0][index].shape[-1])) for p in pairs])
         y = np.concatenate([np.reshape(p[1][index], (-1, p[1][index].shape[-1])) for p in pairs])
         x = np.concatenate([x, np.ones((len(x), 1), x.dtype)], axis=1)  # the bias as a constant input

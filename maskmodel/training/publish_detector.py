@@ -68,12 +68,11 @@ def publish_detector(run: Path, name: str, version: str, weights_dir: Path, benc
                     + f", trained on ilc-2021 ({DATA_LICENCES['ilc-2021']}) and part of crowd-dev (CC0)"),
     }
     if cost:
+        mine, original = cost["results"][str(run)], next(v for k, v in cost["results"].items() if k != str(run))
         entry["versions"][version]["cost"] = {
             "cpu": cost.get("cpu"), "backend_note": "one pass, median, beside centerface@1.0.0 in the same run",
             "by_size": {size: {"input": row["input"], "gmac": round(row["gmac"], 3), "ms": round(row["ms"], 1),
-                               "original_ms": round(cost["results"][original][size]["ms"], 1)}
-                        for size, row in cost["results"][str(run)].items()
-                        for original in [next(key for key in cost["results"] if key != str(run))]}}
+                               "original_ms": round(original[size]["ms"], 1)} for size, row in mine.items()}}
     if make_default:
         entry["default"] = version
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
