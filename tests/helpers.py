@@ -102,12 +102,13 @@ def small_dataset(root: Path, per_split: int = 3) -> Path:
     return root
 
 
-def workers_of(pid: int) -> list[int]:
-    """The worker processes `pid` spawned (multiprocessing's `spawn_main`)."""
+def workers_of(pid: int, group: bool = False) -> list[int]:
+    """The worker processes `pid` spawned (multiprocessing's `spawn_main`), or with `group` those of the
+    process group `pid` (a process started in a session of its own: found also after it died)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if (entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+            if (entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1 + group]) == pid
                     and b"spawn_main" in (entry / "cmdline").read_bytes()):
                 found.append(int(entry.name))
         except (OSError, IndexError, ValueError):
