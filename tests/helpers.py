@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,35 @@ def tiny_classifier(folder: Path, classes=("with_mask", "without_mask"), outputs
                 "input": {"size": size, "crop": {"margin": 0.2, "square": True}}}
     (folder / "model.json").write_text(json.dumps(contract))
     return folder
+
+
+def small_dataset(root: Path, per_split: int = 3) -> Path:
+    """A folder-per-class set of copies of covid19 photos."""
+    for split in ("train", "val", "test"):
+        for label in ("with_mask", "without_mask"):
+            (root / split / label).mkdir(parents=True)
+            for source in sorted((COVID / split / label).iterdir())[:per_split]:
+                shutil.copyfile(source, root / split / label / source.name)
+    return root
+
+
+def workers_of(pid: int, group: bool = False) -> list[int]:
+    """The worker processes `pid` spawned (multiprocessing's `spawn_main`), or with `group` those of the
+    process group `pid` (a process started in a session of its own: found also after it died)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1 + group]) == pid
+                    and b"spawn_main" in (entry / "cmdline").read_bytes()):
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (reads /proc)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -8,15 +8,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import rows_of, tree, write_image
+from helpers import rows_of, small_dataset, tree, workers_of, write_image
 from maskmodel.cli.main import main
 
 
@@ -424,6 +427,7 @@ def _steps():
     return st.lists(st.one_of(
         st.tuples(st.just("run"), mode),
         st.tuples(st.just("kill"), mode, st.floats(0.5, 2.0)),
+        st.tuples(st.just("start-kill"), mode, st.floats(0.0, 1.5)),
         st.tuples(st.just("plant"), st.sampled_from(STATE_NAMES), st.sampled_from(["symlink", "hardlink"]),
                   st.sampled_from(["original", "outside"]))), min_size=2, max_size=4)
 
@@ -437,10 +441,29 @@ def _property_photos(base: Path) -> Path:
     return photos
 
 
-def test_any_sequence_of_runs_kills_and_planted_links_keeps_originals_and_gives_the_clean_report(tmp_path_factory):
-    import signal
-    import time
+def _kill_in_worker_start_up(command: list[str], delay: float) -> None:
+    """Start `maskmodel annotate --jobs 2` in a process group of its own, SIGKILL it `delay` seconds after
+    its first worker process appears (while the workers import and load their models), and check that no
+    worker of that group is left 60 seconds later (issue 41 case 9)."""
+    process = subprocess.Popen([sys.executable, "-m", "maskmodel", *command, "--jobs", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120  # then `delay` seconds from the first worker
+    while process.poll() is None and time.time() < deadline:
+        if deadline - time.time() > delay and workers_of(process.pid):
+            deadline = time.time() + delay
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.time() + 60
+    while workers_of(process.pid, group=True) and time.time() < deadline:
+        time.sleep(0.2)
+    left = workers_of(process.pid, group=True)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "a worker outlived the main process"
 
+
+def test_any_sequence_of_runs_kills_and_planted_links_keeps_originals_and_gives_the_clean_report(tmp_path_factory):
     from hypothesis import HealthCheck, example, given, settings
 
     base = tmp_path_factory.mktemp("property")
@@ -453,6 +476,7 @@ def test_any_sequence_of_runs_kills_and_planted_links_keeps_originals_and_gives_
     @example([("kill", "--overwrite", 2.0), ("run", "--resume")])
     @example([("plant", ".maskmodel/written.jsonl", "symlink", "outside"), ("kill", "--resume", 2.0),
               ("run", "--overwrite")])
+    @example([("start-kill", "--overwrite", 0.3), ("run", "--resume")])
     def check(steps):
         work = Path(tempfile_dir(base))
         outside = work / "outside.txt"
@@ -477,6 +501,8 @@ def test_any_sequence_of_runs_kills_and_planted_links_keeps_originals_and_gives_
             elif step[0] == "run":
                 result = cli("annotate", photos, "--out", out, "-q", step[1])
                 assert result.exit_code in ((0, 2) if planted else (0,)), result.output
+            elif step[0] == "start-kill":
+                _kill_in_worker_start_up(["annotate", str(photos), "--out", str(out), "-q", step[1]], step[2])
             else:
                 process = subprocess.Popen([sys.executable, "-m", "maskmodel", "annotate", str(photos), "--out",
                                             str(out), "-q", step[1]], stdout=subprocess.DEVNULL,
@@ -508,3 +534,177 @@ def tempfile_dir(base: Path) -> str:
     import tempfile
 
     return tempfile.mkdtemp(dir=base)
+
+
+# --- the files of train, evaluate, export and models install: runs, kills and links planted where they write -
+
+def _command_steps(names: tuple[str, ...], modes: tuple[str, ...], kill_after: tuple[float, float]):
+    """One to three steps (plant a link at a name the command writes, to an original or to a file outside;
+    SIGKILL the command after a number of seconds or once it has begun writing a name), then a run in
+    `modes[-1]` (the mode that replaces what is there)."""
+    from hypothesis import strategies as st
+
+    steps = st.lists(st.one_of(
+        st.tuples(st.just("plant"), st.sampled_from(names), st.sampled_from(["symlink", "hardlink"]),
+                  st.sampled_from(["original", "outside"])),
+        st.tuples(st.just("kill"), st.sampled_from(modes), st.one_of(st.floats(*kill_after), st.sampled_from(names)))),
+        min_size=1, max_size=3)
+    return steps.map(lambda chosen: [*chosen, ("run", modes[-1])])
+
+
+def _fresh_files(out: Path, name: str) -> set[str]:
+    """The fresh files `new_file` writes `out/name` under (`.STEM-RANDOM.partial.SUFFIX`) in `out` now."""
+    stem, suffix = Path(name).stem[:40], Path(name).suffix[:16]
+    try:
+        entries = os.listdir(out)
+    except FileNotFoundError:
+        return set()
+    return {entry for entry in entries if entry.startswith(f".{stem}-") and entry.endswith(f".partial{suffix}")}
+
+
+def _hostile_sequence(work: Path, out: Path, names: tuple[str, ...], original: Path,
+                      command: Callable[[str], list[str]], steps: list[tuple]) -> None:
+    """Take `steps` against a command (`command(mode)`: its arguments) that writes `names` into the folder
+    `out`, everything else of the test under `work`. After each step nothing outside `out` has changed
+    (`original`, a file outside, every other file under `work`); a run exits 0, or 2 where its mode does not
+    replace files and `out` holds some, and a run that exits 0 leaves every name a file of its own (no link)."""
+    outside = work / "outside.txt"
+    outside.write_text("not maskmodel's")
+    before = tree(work, skip=out)
+    for step in steps:
+        if step[0] == "plant":
+            _, name, kind, target = step
+            where, source = out / name, (original if target == "original" else outside)
+            if os.path.lexists(where):
+                where.unlink()
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.symlink_to(source) if kind == "symlink" else os.link(source, where)
+        elif step[0] == "run":
+            result = subprocess.run([sys.executable, "-m", "maskmodel", *command(step[1])], capture_output=True,
+                                    text=True, timeout=300)
+            refusal = result.returncode == 2 and "--overwrite" not in step[1] and "--overwrite" in result.stderr
+            assert result.returncode == 0 or refusal, result.stderr
+            for name in names if result.returncode == 0 else ():
+                info = os.lstat(out / name)
+                assert info.st_nlink == 1 and not (out / name).is_symlink() and info.st_size > 0, name
+        else:
+            moment = step[2]  # seconds, or the name whose writing is interrupted
+            left = _fresh_files(out, moment) if isinstance(moment, str) else set()  # by runs killed earlier
+            process = subprocess.Popen([sys.executable, "-m", "maskmodel", *command(step[1])],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + (moment if isinstance(moment, float) else 300)
+            while process.poll() is None and time.time() < deadline and not (
+                    isinstance(moment, str) and _fresh_files(out, moment) - left):
+                time.sleep(0.005)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        assert outside.read_bytes() == b"not maskmodel's"
+        assert tree(work, skip=out) == before, step
+
+
+def _property_settings(examples: int):
+    from hypothesis import HealthCheck, settings
+
+    return settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+TRAIN_NAMES = ("dataset_report.json", "metrics.json", "run.json", "model.json", "model.keras", "model.onnx",
+               "curves.png", "confusion.png")
+
+
+def test_any_sequence_of_train_runs_kills_and_planted_links_keeps_the_photos_and_writes_only_its_run(
+        tmp_path_factory):
+    pytest.importorskip("keras")
+    from hypothesis import example, given
+
+    base = tmp_path_factory.mktemp("train-property")
+
+    @_property_settings(1)
+    @given(_command_steps(TRAIN_NAMES, ("--overwrite",), (2.0, 25.0)))
+    @example([("plant", "metrics.json", "hardlink", "original"), ("plant", "model.onnx", "symlink", "outside"),
+              ("kill", "--overwrite", "model.keras"), ("run", "--overwrite")])
+    def check(steps):
+        work = Path(tempfile_dir(base))
+        data = small_dataset(work / "data", 2)
+        run = work / "run"
+        _hostile_sequence(work, run, TRAIN_NAMES, next((data / "train" / "with_mask").iterdir()),
+                          lambda mode: ["train", str(data), "--out", str(run), *mode.split(), "--smoke", "--alpha",
+                                        "0.35", "--weights", "none", "--quiet"], steps)
+        shutil.rmtree(work)
+
+    check()
+
+
+EVALUATE_NAMES = ("metrics.json", "pr_curves.png", "predictions.coco.json")
+
+
+def test_any_sequence_of_evaluate_runs_kills_and_planted_links_keeps_the_dataset_and_writes_only_its_out(
+        tmp_path_factory):
+    from hypothesis import example, given
+
+    from helpers import CROWD_DEV, crowd_images
+
+    base = tmp_path_factory.mktemp("evaluate-property")
+
+    @_property_settings(3)
+    @given(_command_steps(EVALUATE_NAMES, ("", "--overwrite"), (0.3, 4.0)))
+    @example([("plant", "metrics.json", "hardlink", "original"), ("plant", "pr_curves.png", "symlink", "outside"),
+              ("kill", "--overwrite", "predictions.coco.json"), ("run", "--overwrite")])
+    def check(steps):
+        work = Path(tempfile_dir(base))
+        voc = work / "voc"
+        (voc / "images").mkdir(parents=True)
+        (voc / "annotations").mkdir()
+        [photo] = crowd_images(1)
+        shutil.copyfile(photo, voc / "images" / photo.name)
+        annotation = voc / "annotations" / f"{photo.stem}.xml"
+        shutil.copyfile(CROWD_DEV / "annotations" / annotation.name, annotation)
+        out = work / "evaluation"
+        _hostile_sequence(work, out, EVALUATE_NAMES, annotation,
+                          lambda mode: ["evaluate", "detect", str(voc), "--out", str(out), "--face-detector", "yunet",
+                                        "--quiet", *mode.split()], steps)
+        shutil.rmtree(work)
+
+    check()
+
+
+def test_any_sequence_of_export_and_models_install_runs_kills_and_planted_links_writes_only_their_file(
+        tmp_path_factory, monkeypatch):
+    from hypothesis import example, given
+
+    from helpers import COVID, SHARED
+
+    base = tmp_path_factory.mktemp("export-property")
+    keras_file = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+
+    @_property_settings(4)
+    @given(_command_steps(("model.onnx",), ("", "--overwrite"), (0.05, 1.0)))
+    @example([("plant", "model.onnx", "hardlink", "original"), ("run", "")])
+    @example([("plant", "model.onnx", "symlink", "outside"), ("kill", "--overwrite", "model.onnx"),
+              ("run", "--overwrite")])
+    def export(steps):
+        work = Path(tempfile_dir(base))
+        photo = work / "photos" / "a.jpg"
+        photo.parent.mkdir()
+        shutil.copyfile(next((COVID / "test" / "with_mask").iterdir()), photo)
+        out = work / "exported"
+        out.mkdir()
+        _hostile_sequence(work, out, ("model.onnx",), photo, lambda mode: [
+            "export", "mask-mobilenetv2-0.35", "--out", str(out / "model.onnx"), *mode.split()], steps)
+        shutil.rmtree(work)
+
+    @_property_settings(3)
+    @given(_command_steps((keras_file,), ("",), (0.05, 1.0)))
+    @example([("plant", keras_file, "hardlink", "original"), ("kill", "", keras_file), ("run", "")])
+    def install(steps):
+        work = Path(tempfile_dir(base))
+        source = work / "from" / keras_file
+        source.parent.mkdir()
+        shutil.copyfile(SHARED / "models" / "keras" / keras_file, source)
+        monkeypatch.setenv("KERAS_HOME", str(work / "keras"))  # the command's own processes read it
+        _hostile_sequence(work, work / "keras" / "models", (keras_file,), source,
+                          lambda mode: ["models", "install", "--from", str(source.parent)], steps)
+        shutil.rmtree(work)
+
+    export()
+    install()

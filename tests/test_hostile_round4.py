@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import COVID, SHARED, rows_of, tiny_classifier, tree, write_image
+from helpers import SHARED, alive, rows_of, small_dataset, tiny_classifier, tree, workers_of, write_image
 from maskmodel.cli.main import main
 from maskmodel.runtime import onnxproto
 
@@ -43,16 +43,6 @@ def keras_home(tmp_path, monkeypatch) -> Path:
     shutil.copyfile(KERAS_FILES / IMAGENET_035, home / "models" / IMAGENET_035)
     monkeypatch.setenv("KERAS_HOME", str(home))
     return home / "models"
-
-
-def small_dataset(root: Path, per_split: int = 3) -> Path:
-    """A folder-per-class set of copies of covid19 photos."""
-    for split in ("train", "val", "test"):
-        for label in ("with_mask", "without_mask"):
-            (root / split / label).mkdir(parents=True)
-            for source in sorted((COVID / split / label).iterdir())[:per_split]:
-                shutil.copyfile(source, root / split / label / source.name)
-    return root
 
 
 # --- 1: train, export and models install write through one writer: a planted link is replaced ----------
@@ -326,26 +316,6 @@ def test_18_resume_on_another_runtime_is_refused(tmp_path):
 
 # --- 9: a worker exits when its parent dies, also before its initializer ran -------------------------------
 
-def workers_of(pid: int) -> list[int]:
-    """The worker processes `pid` spawned (multiprocessing's `spawn_main`)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if (entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
-                    and b"spawn_main" in (entry / "cmdline").read_bytes()):
-                found.append(int(entry.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_9_workers_exit_when_the_main_process_dies_during_their_start_up(tmp_path):
     photos = tmp_path / "photos"
@@ -473,6 +443,30 @@ def test_7_a_small_image_followed_by_a_huge_payload_is_refused_before_it_is_read
     assert f"far more than its {width}x{height} pixels need (at most {file_budget(height, width)})" \
         in rows["padded.png"]["message"]
     assert time.perf_counter() - started < 60  # reading 1.5 GB and copying it took ~3 GB before
+
+
+def test_7_a_padded_image_in_a_folder_uri_is_refused_as_on_disk(tmp_path, s3_uri):
+    """`file://DIR` is the local folder (`InputType`: `read_file`); a folder on S3 is read through the same
+    budget (its files were read whole)."""
+    from helpers import upload_tree
+    from maskmodel.io.imageio import file_budget
+
+    photos = tmp_path / "photos"
+    padded = image(photos / "padded.png")
+    height, width = cv2.imread(str(padded)).shape[:2]
+    with open(padded, "r+b") as stream:  # one byte over the budget: 64 MB of zeros behind the picture
+        stream.truncate(file_budget(height, width) + 1)
+    image(photos / "plain.png")
+    uri = s3_uri("padded")
+    upload_tree(photos, uri)
+    for number, source in enumerate([f"file://{photos}", uri]):
+        result = cli("annotate", source, "--out", tmp_path / f"out{number}", "-q")
+        assert result.exit_code == 1, result.output
+        rows = {row["path"]: row for row in rows_of(tmp_path / f"out{number}")}
+        assert rows["plain.png"]["status"] != "error", source
+        assert f"far more than its {width}x{height} pixels need (at most {file_budget(height, width)})" \
+            in rows["padded.png"]["message"], source
+
 
 def test_6_max_pixels_applies_to_the_frames_of_a_video(tmp_path):
     photos = tmp_path / "photos"

@@ -25,7 +25,7 @@ from maskmodel.drawing.draw import draw_faces
 from maskmodel.detect.detector_config import DetectorConfig
 from maskmodel.outputs.exports import crop_name
 from maskmodel.io.imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, decode_image, encode_image,
-                                  read_image)
+                                  read_image, read_stream)
 from maskmodel.drawing.labels import DEFAULT_STYLE, LabelStyle
 from maskmodel.io.layout import output_name
 from maskmodel.io.runstate import record_identity
@@ -191,7 +191,7 @@ def _read_input(item: InputFile, max_pixels: int) -> np.ndarray:
     if item.source is None:
         return read_image(item.path, max_pixels)
     try:
-        data = source_folder(item.source).read_bytes(item.path.as_posix())
+        data = source_folder(item.source).read_bytes(item.path.as_posix(), read_stream)
     except OSError as error:
         raise ImageReadError(f"cannot read file: {error}") from error
     if data is None:

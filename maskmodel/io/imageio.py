@@ -10,6 +10,7 @@ converted).
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 import numpy as np
 
@@ -66,14 +67,20 @@ def read_file(path: str | os.PathLike) -> bytes:
         raise ImageReadError(str(error)) from error
     with os.fdopen(handle, "rb") as stream:
         try:
-            size, head = os.fstat(handle).st_size, stream.read(HEAD_BYTES)
-            shape = declared_size(head)
-            if shape is not None and size > file_budget(*shape):
-                raise ImageReadError(f"{size} bytes, far more than its {shape[1]}x{shape[0]} pixels need (at most "
-                                     f"{file_budget(*shape)}): padding or data behind the image")
-            return head + stream.read()
+            return read_stream(stream, os.fstat(handle).st_size)
         except OSError as error:
             raise ImageReadError(f"cannot read file: {error.strerror or error}") from error
+
+
+def read_stream(stream: BinaryIO, size: int) -> bytes:
+    """The bytes of an open image file of `size` bytes (a local file, or one in a folder URI), refused
+    (`ImageReadError`) after its first `HEAD_BYTES` when far larger than the pixels its header declares."""
+    head = stream.read(HEAD_BYTES)
+    shape = declared_size(head)
+    if shape is not None and size > file_budget(*shape):
+        raise ImageReadError(f"{size} bytes, far more than its {shape[1]}x{shape[0]} pixels need (at most "
+                             f"{file_budget(*shape)}): padding or data behind the image")
+    return head + stream.read()
 
 
 def decode_image(data: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

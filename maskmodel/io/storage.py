@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 TEMP_PREFIX = ".tmp-"  # files being written (remote folders; local ones use their run token)
 REMOTE_HINT = "writing to a URI needs pyarrow and fsspec: pip install '.[ray]' (from a checkout)"
@@ -208,15 +209,17 @@ class RemoteFolder:
         with self.fs.open_input_stream(self._path(relative)) as source, open(local, "wb") as target:
             shutil.copyfileobj(source, target, 1 << 20)
 
-    def read_bytes(self, relative: str) -> bytes | None:
-        """The content of `relative`, or None if there is no such file."""
+    def read_bytes(self, relative: str, read: Callable[[BinaryIO, int], bytes] | None = None) -> bytes | None:
+        """The content of `relative` (or what `read(stream, size)` takes of it), or None if there is no such
+        file."""
         import pyarrow.fs as pafs
 
         path = self._path(relative)
-        if self.fs.get_file_info(path).type != pafs.FileType.File:
+        info = self.fs.get_file_info(path)
+        if info.type != pafs.FileType.File:
             return None
         with self.fs.open_input_stream(path) as stream:
-            return stream.read()
+            return stream.read() if read is None else read(stream, info.size)
 
     def list_files(self, relative: str = "") -> list[str]:
         """Relative paths of the files under `relative`, sorted."""
