@@ -41,7 +41,7 @@ def faces():
     """Context crops (RGB) and landmarks of three real unmasked and three real masked faces."""
     from maskmodel.detect.detector_config import create_face_detector, one_face_detector
     from maskmodel.training.data import CONTEXT_SIZE, detector_crop
-    from maskmodel.training.third_class import landmarks_of_crops
+    from maskmodel.training.gate_data import landmarks_of_crops
 
     one = one_face_detector("centerface")
     landmarks = create_face_detector("centerface", scales=(CONTEXT_SIZE,), first_pass=0)
@@ -83,21 +83,22 @@ def test_a_mask_below_the_nose_leaves_the_nose_and_eyes_as_they_were_and_covers_
 
 
 def test_the_gated_model_keeps_the_base_decision_and_its_onnx_file_matches_keras(tmp_path, faces):
-    pytest.importorskip("keras")
+    keras = pytest.importorskip("keras")
     from maskmodel.classify.crops import CropPolicy
     from maskmodel.loading import load
     from maskmodel.training.augment import runtime_crop
     from maskmodel.training.export import export_onnx
-    from maskmodel.training.third_class import gated_model, pooled_features
+    from maskmodel.training.third_class import gated_model
 
     base = load("mask-mobilenetv2-0.35@3.0.0", format="keras")
     rng = np.random.default_rng(2)
-    coefficients, bias = rng.normal(0, 0.05, base.layers[-1].input.shape[-1]), -0.5
+    inputs = keras.Model(base.input, base.layers[-1].input)  # the pooled features
+    coefficients, bias = rng.normal(0, 0.05, inputs.output.shape[-1]), -0.5
     model = gated_model(base, coefficients, bias)
     crops = np.stack([runtime_crop(face, CropPolicy(margin=0.2, square=True), 128)
                       for pairs in faces.values() for face, _ in pairs]).astype(np.float32)
     two, three = base.predict(crops, verbose=0), model.predict(crops, verbose=0)
-    q = 1 / (1 + np.exp(-(pooled_features(base).predict(crops, verbose=0) @ coefficients + bias)))
+    q = 1 / (1 + np.exp(-(inputs.predict(crops, verbose=0) @ coefficients + bias)))
     np.testing.assert_allclose(three.sum(1), 1, atol=1e-5)
     np.testing.assert_allclose(three[:, 2], q, atol=1e-5)
     np.testing.assert_allclose(three[:, :2], two * (1 - q)[:, None], atol=1e-5)

@@ -36,6 +36,8 @@ from maskmodel.io.imageio import read_image
 from maskmodel.training.photos import split_photos
 from maskmodel.training.model_card import render
 from maskmodel.zoo import SEMVER, sha256_of
+from maskmodel.zoo.registry import model_info
+from maskmodel.training.third_class import GATE_RUN, GateConfig
 
 FORMATS = {"onnx": "model.onnx", "keras": "model.keras"}
 # What is known about each training set's licence (for the manifest and the model card).
@@ -76,6 +78,61 @@ def _with_own_classes(report: dict) -> dict:
     return summary
 
 
+def _training_parts(run: dict, metrics: dict, run_dir: Path) -> dict:
+    """The record's architecture, data, recipe, command and licence of a `maskmodel train` run."""
+    config = run["config"]
+    return {
+        "architecture": {"backbone": "MobileNetV2", "alpha": config["alpha"], "head": "global average pool, dropout, dense softmax"},
+        "training_data": {"datasets": [Path(p).name for p in run["data"] + run.get("photos", [])],
+                          "excluded_files": config["exclude"],
+                          "samples": {s: r["count"] for s, r in metrics["splits"].items()},
+                          "licences": {Path(p).name: DATA_LICENCES.get(Path(p).name, "not recorded")
+                                       for p in run["data"] + run.get("photos", [])}},
+        "recipe": {**{k: config[k] for k in ("crop_margin", "first_trainable_block", "augmented_copies",
+                                              "head_epochs", "finetune_epochs", "head_lr", "finetune_lr", "seed")},
+                   "face_detector": run.get("face_detector", "yunet"),
+                   **({"ignored_photo_labels": config["ignore_labels"]} if config.get("ignore_labels") else {}),
+                   **({"temperature": metrics["calibration"]["temperature"],
+                       "calibrated_on": f"{metrics['calibration']['fitted_on']} ({metrics['calibration']['count']})"}
+                      if "calibration" in metrics else {})},
+        "command": " ".join(["maskmodel train", *run["data"], *[f"--photos {p}" for p in run.get("photos", [])],
+                             f"--out {run_dir}", f"--alpha {config['alpha']}",
+                             f"--input-size {config['input_size']}", f"--unfreeze-from {config['first_trainable_block']}",
+                             f"--copies {config['augmented_copies']}", f"--margin {config['crop_margin']}",
+                             f"--seed {config['seed']}", *[f"--exclude {name}" for name in config["exclude"]],
+                             f"--face-detector {run.get('face_detector', 'yunet')}",
+                             *[f"--ignore-label {label}" for label in config.get("ignore_labels", [])]]),
+        "license": weights_licence(Path(p).name for p in run["data"] + run.get("photos", [])),
+    }
+
+
+def _gate_parts(run: dict, metrics: dict) -> dict:
+    """The record's architecture, data, recipe, command and licence of a third-class gate run
+    (`maskmodel.training.third_class`): its base's, plus the gate, the synthetic faces and the calibration."""
+    config, base = run["config"], model_info(run["config"]["base"])
+    datasets = [Path(p).name for p in run["data"] + run["photos"]]
+    return {
+        "architecture": {**base.architecture, "base": f"{base.name}@{base.version}",
+                         "head": f"{base.name}@{base.version}'s dense softmax (with/without, distilled) and a gate: a "
+                                 "logistic unit on the pooled features giving q = P(mask_incorrect); outputs "
+                                 "(1 - q) p_with, (1 - q) p_without, q"},
+        "training_data": {"datasets": datasets, "excluded_files": list(config["exclude"]),
+                          "samples": {"gate": metrics["counts"], **{s: r["count"] for s, r in metrics["splits"].items()}},
+                          "synthetic_masks": "MaskTheFace's templates (MIT, maskmodel/training/mask_templates) and "
+                                             "real masks moved onto unmasked training faces",
+                          "licences": {name: DATA_LICENCES.get(name, "not recorded") for name in datasets}},
+        "recipe": {**{k: v for k, v in config.items() if k not in GateConfig.not_options},
+                   "calibrated_on": f"{metrics['calibration']['fitted_on']} ({metrics['calibration']['count']}), "
+                                    f"Platt scale {metrics['calibration']['scale']:.3f}, offset "
+                                    f"{metrics['calibration']['offset']:.3f}"},
+        "command": " ".join(["python -m maskmodel.training.third_class", *run["data"],
+                             *[f"--photos {p}" for p in run["photos"]], f"--out {run['out']}",
+                             *[f"--{k.replace('_', '-')} {v}" for k, v in config.items()
+                               if k not in GateConfig.not_options and v != getattr(GateConfig(), k)]]),
+        "license": weights_licence(datasets),
+    }
+
+
 def folder_as_annotations(root: Path, classes: tuple[str, ...]) -> list[AnnotatedImage]:
     """`root/<class>/*` images as annotations: the largest one-pass YuNet face, or the whole image."""
     detector = one_face_detector()
@@ -105,6 +162,8 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
     run = json.loads((run_dir / "run.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = run["config"]
+    if run.get("kind") == GATE_RUN:  # the input contract is its base's
+        config = {**config, "input_size": json.loads((run_dir / "model.json").read_text())["input"]["size"]}
     files = {}
     for format, source in FORMATS.items():
         file_name = f"{name}-{version}.{format}"
@@ -115,37 +174,13 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
             "size": (weights_dir / file_name).stat().st_size,
             "url": f"{manifest['base_url']}/{file_name}",
         }
-    record = {
-        "description": description,
-        "files": files,
-        **InputContract(config["input_size"], tuple(metrics["classes"]),
-                        CropPolicy.from_dict(metrics["crop_policy"])).to_manifest(),
-        "output": "softmax probabilities in the order of classes",
-        "architecture": {"backbone": "MobileNetV2", "alpha": config["alpha"], "head": "global average pool, dropout, dense softmax"},
-        "metrics": {"training-data-test-split": _summary(metrics["splits"]["test"])},
-        "training_data": {"datasets": [Path(p).name for p in run["data"] + run.get("photos", [])],
-                          "excluded_files": config["exclude"],
-                          "samples": {s: r["count"] for s, r in metrics["splits"].items()},
-                          "licences": {Path(p).name: DATA_LICENCES.get(Path(p).name, "not recorded")
-                                       for p in run["data"] + run.get("photos", [])}},
-        "recipe": {**{k: config[k] for k in ("crop_margin", "first_trainable_block", "augmented_copies",
-                                              "head_epochs", "finetune_epochs", "head_lr", "finetune_lr", "seed")},
-                   "face_detector": run.get("face_detector", "yunet"),
-                   **({"ignored_photo_labels": config["ignore_labels"]} if config.get("ignore_labels") else {}),
-                   **({"temperature": metrics["calibration"]["temperature"],
-                       "calibrated_on": f"{metrics['calibration']['fitted_on']} ({metrics['calibration']['count']})"}
-                      if "calibration" in metrics else {})},
-        "command": " ".join(["maskmodel train", *run["data"], *[f"--photos {p}" for p in run.get("photos", [])],
-                             f"--out {run_dir}", f"--alpha {config['alpha']}",
-                             f"--input-size {config['input_size']}", f"--unfreeze-from {config['first_trainable_block']}",
-                             f"--copies {config['augmented_copies']}", f"--margin {config['crop_margin']}",
-                             f"--seed {config['seed']}", *[f"--exclude {name}" for name in config["exclude"]],
-                             f"--face-detector {run.get('face_detector', 'yunet')}",
-                             *[f"--ignore-label {label}" for label in config.get("ignore_labels", [])]]),
-        "training_seconds": run["seconds"]["total"],
-        "date": datetime.date.today().isoformat(),
-        "license": weights_licence(Path(p).name for p in run["data"] + run.get("photos", [])),
-    }
+    contract = InputContract(config["input_size"], tuple(metrics["classes"]),
+                             CropPolicy.from_dict(metrics["crop_policy"])).to_manifest()
+    record = {"description": description, "files": files, **contract,
+              "output": "softmax probabilities in the order of classes",
+              "metrics": {"training-data-test-split": _summary(metrics["splits"]["test"])},
+              **(_gate_parts(run, metrics) if run.get("kind") == GATE_RUN else _training_parts(run, metrics, run_dir)),
+              "training_seconds": run["seconds"]["total"], "date": datetime.date.today().isoformat()}
     classifier = MaskClassifier(weights_dir / files["onnx"]["file"], InputContract.from_manifest(record["input"], record["classes"]))
     for photos in run.get("photos", []):
         val = [p.annotated for p in split_photos(Path(photos), tuple(config["split_fractions"]), config["seed"],
