@@ -45,7 +45,7 @@ def test_the_gate_trains_on_real_synthetic_and_hard_faces_and_is_calibrated_on_t
     synthetic_right = sum(n for k, n in counts.items() if k.split("/")[1] in ("over_nose", "low_on_nose"))
     assert synthetic_wrong > 0 and synthetic_right > 0  # both sides of the line, from the same faces
     calibration = metrics["calibration"]
-    assert calibration["count"] == calibration["report"]["count"] > 0
+    assert calibration["count"] == calibration["report"]["count"] > 0 and calibration["temperature"] > 0
     assert metrics["splits"]["test"]["count"] == 8  # the folders' test split, used for neither
     assert (run / "synthetic.png").stat().st_size > 10_000
     card = json.loads((run / "run.json").read_text())
@@ -68,10 +68,8 @@ def test_the_gated_run_keeps_the_base_with_without_decision_on_crowd_photos(gate
     three, two = np.concatenate(three), np.concatenate(two)
     assert len(two) >= 20
     np.testing.assert_allclose(three.sum(1), 1, atol=1e-4)
-    kept = three[:, :2] / three[:, :2].sum(1, keepdims=True)  # the student's with/without, distilled from the base
-    np.testing.assert_allclose(kept, two, atol=0.1)
-    clear = np.abs(two[:, 0] - 0.5) > 0.1
-    assert (kept.argmax(1) == two.argmax(1))[clear].all()
+    clear = np.abs(two[:, 0] - 0.5) > 0.1  # (a temperature fitted on the calibration faces keeps the order)
+    assert (three[:, :2].argmax(1) == two.argmax(1))[clear].all()
 
 
 def test_a_gate_run_publishes_with_its_base_recipe_and_synthetic_data(gate_run, tmp_path):

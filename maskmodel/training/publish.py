@@ -122,8 +122,9 @@ def _gate_parts(run: dict, metrics: dict) -> dict:
                                              "real masks moved onto unmasked training faces",
                           "licences": {name: DATA_LICENCES.get(name, "not recorded") for name in datasets}},
         "recipe": {**{k: v for k, v in config.items() if k not in GateConfig.not_options},
-                   "calibrated_on": f"{metrics['calibration']['fitted_on']} ({metrics['calibration']['count']}), "
-                                    f"Platt scale {metrics['calibration']['scale']:.3f}, offset "
+                   "calibrated_on": f"{metrics['calibration']['fitted_on']} ({metrics['calibration']['count']}): "
+                                    f"two-class temperature {metrics['calibration']['temperature']}, gate Platt "
+                                    f"scale {metrics['calibration']['scale']:.3f}, offset "
                                     f"{metrics['calibration']['offset']:.3f}"},
         "command": " ".join(["python -m maskmodel.training.third_class", *run["data"],
                              *[f"--photos {p}" for p in run["photos"]], f"--out {run['out']}",
@@ -185,6 +186,8 @@ def publish(run_dir: Path, name: str, version: str, weights_dir: Path, descripti
     for photos in run.get("photos", []):
         val = [p.annotated for p in split_photos(Path(photos), tuple(config["split_fractions"]), config["seed"],
                                                  frozenset(config["exclude"])) if p.split == "val"]
+        if not val:  # a split without validation photos
+            continue
         record["metrics"][f"{Path(photos).name}-val-faces"] = {
             **_with_own_classes(evaluate_annotated_faces(classifier, val)),
             "note": "annotated faces of the validation photos (duplicate-aware seeded split, never trained on) "

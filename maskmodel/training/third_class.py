@@ -10,8 +10,8 @@ outputs cached for `copies` augmented passes:
 2. then the top blocks (from `first_trainable_block`, as the base was fine-tuned) with the gate, the
    two-class head distilled from the base's own probabilities on the same crops, so that the features learn
    where a mask sits without moving the with/without decision (`epochs`; 0 keeps the base as it is).
-The gate's logit is then calibrated (Platt scaling: a scale and an offset) on the calibration faces (the
-photo sets' test split, neither trained on nor reported) and folded into its weights.
+Then, on the calibration faces (the photo sets' test split, neither trained on nor reported), the two-class
+head gets a temperature and the gate's logit a scale and an offset (Platt scaling), folded into their weights.
 
     python -m maskmodel.training.third_class ../shared/datasets/covid19-facemask ../shared/datasets/real-facemask \\
         --photos ../shared/datasets/ilc-2021 --out runs/v5-gate
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from maskmodel.classify.crops import CropPolicy
-from maskmodel.evaluation.metrics import classification_report
+from maskmodel.evaluation.metrics import classification_report, fit_temperature
 from maskmodel.runtime.files import new_file, write_file_atomic
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import CropSet
@@ -181,10 +181,16 @@ def train_gate(data: list[Path], photos: list[Path], out_dir: Path, config: Gate
     student, coefficients, bias = fit_student(base, prepared, config, rng, log)
     trained_at = time.time()
     calibration = prepared.calibration
+    crops = np.stack([runtime_crop(c, policy, size) for c in calibration.crops]).astype(np.float32)
+    two_class = calibration.labels != CLASSES.index(INCORRECT)
+    temperature = fit_temperature(calibration.labels[two_class],
+                                  student.predict(crops[two_class], batch_size=64, verbose=0))
+    layer = student.get_layer("predictions")  # the temperature folded into the two-class head
+    kernel, head_bias = layer.get_weights()
+    layer.set_weights([kernel / temperature, head_bias / temperature])
     features = keras.Model(student.input, student.layers[-1].input)
-    x_calibration = passes(features, calibration.crops, 1, lambda c: runtime_crop(c, policy, size))
-    y_calibration = (calibration.labels == CLASSES.index(INCORRECT)).astype(int)
-    scale, offset = platt(x_calibration.astype(np.float32) @ coefficients + bias, y_calibration)
+    y_calibration = (~two_class).astype(int)
+    scale, offset = platt(features.predict(crops, batch_size=64, verbose=0) @ coefficients + bias, y_calibration)
     model = gated_model(student, coefficients * scale, bias * scale + offset)
 
     def report(crop_set: CropSet) -> dict:
@@ -193,7 +199,8 @@ def train_gate(data: list[Path], photos: list[Path], out_dir: Path, config: Gate
 
     metrics = {"classes": CLASSES, "crop_policy": policy.to_dict(),
                "calibration": {"fitted_on": "test photo faces", "count": int(len(y_calibration)),
-                               "scale": scale, "offset": offset, "report": report(calibration)},
+                               "temperature": round(temperature, 4), "scale": scale, "offset": offset,
+                               "report": report(calibration)},
                "splits": {"test": report(prepared.test)} if prepared.test else {},
                "counts": prepared.counts()}
     out_dir.mkdir(parents=True, exist_ok=True)
