@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -28,13 +27,30 @@ from maskmodel.training.photos import build_photo_crop_sets, split_photos
 from maskmodel.training.train import merge_crop_sets
 from maskmodel.zoo import cache_dir as model_cache
 
-if TYPE_CHECKING:
-    from maskmodel.training.third_class import GateConfig
-
 INCORRECT = "mask_incorrect"
 CLASSES = ["with_mask", "without_mask", INCORRECT]
 HARD_SCORE = 0.3
 HARD_REPEAT = 4
+
+
+@dataclass
+class GateConfig:
+    """Settings of one third-class gate run (`third_class`; recorded in its `run.json`): its data, then its training."""
+
+    base: str = "mask-mobilenetv2-0.35@3.0.0"
+    miner: str | None = "mask-mobilenetv2-0.35@4.0.0"  # the model whose confusions give the hard examples
+    synthetic_per_face: int = 1  # synthetic faces of each class made from each unmasked training face
+    real_mask_share: float = 0.5  # of synthetic masks, the share cut from real masked faces (else templates)
+    synthetic_weight: float = 1.0  # weight of a synthetic face against a real one
+    copies: int = 4  # augmented copies of each training crop
+    first_trainable_block: int = 12  # the top fine-tuned with the gate (where the base's fine-tuning began)
+    gate_epochs: int = 3  # the gate alone, on the base's features
+    epochs: int = 4  # then the top with it, keeping the base's two probabilities (0: the base unchanged)
+    seed: int = 0
+    exclude: tuple[str, ...] = ("with_mask239.jpg",)
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # as `maskmodel train` splits
+
+    not_options = ("exclude", "split_fractions")  # fields the command line does not set
 
 
 def landmarks_of_crops(crops: np.ndarray, detector) -> list[np.ndarray | None]:
@@ -124,8 +140,9 @@ def gate_data(data: list[Path], photos: list[Path], config: GateConfig, log=prin
     cache = model_cache()
     samples, report = load_dataset(list(data), set(config.exclude), config.split_fractions, config.seed)
     folder_sets = build_crop_sets(samples, CLASSES, one_face_detector("centerface"), cache, report, False)
-    photo_sets = [build_photo_crop_sets(split_photos(root, config.split_fractions, config.seed, frozenset(config.exclude)),
-                                        CLASSES, create_face_detector("centerface"), cache, False)[0]
+    photo_detector = create_face_detector("centerface")
+    photo_sets = [build_photo_crop_sets(split_photos(root, config.split_fractions, config.seed,
+                                                     frozenset(config.exclude)), CLASSES, photo_detector, cache, False)[0]
                   for root in photos]
     train_set = merge_crop_sets(folder_sets, *photo_sets)["train"]
     calibration = merge_crop_sets(*photo_sets)["test"]
@@ -177,7 +194,6 @@ def main() -> None:
     from maskmodel.io.imageio import encode_image, read_image
     from maskmodel.runtime.files import write_file_atomic
     from maskmodel.training.data import detector_crop
-    from maskmodel.training.third_class import GateConfig
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("folder", type=Path, help="A dataset with with_mask/ and without_mask/ folders.")

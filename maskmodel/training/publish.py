@@ -37,7 +37,8 @@ from maskmodel.training.photos import split_photos
 from maskmodel.training.model_card import render
 from maskmodel.zoo import SEMVER, sha256_of
 from maskmodel.zoo.registry import model_info
-from maskmodel.training.third_class import GATE_RUN, GateConfig
+from maskmodel.training.gate_data import GateConfig
+from maskmodel.training.third_class import GATE_RUN
 
 FORMATS = {"onnx": "model.onnx", "keras": "model.keras"}
 # What is known about each training set's licence (for the manifest and the model card).
@@ -117,7 +118,8 @@ def _gate_parts(run: dict, metrics: dict) -> dict:
                                  "logistic unit on the pooled features giving q = P(mask_incorrect); outputs "
                                  "(1 - q) p_with, (1 - q) p_without, q"},
         "training_data": {"datasets": datasets, "excluded_files": list(config["exclude"]),
-                          "samples": {"gate": metrics["counts"], **{s: r["count"] for s, r in metrics["splits"].items()}},
+                          "samples": {"gate": metrics["counts"],
+                                      **{split: report["count"] for split, report in metrics["splits"].items()}},
                           "synthetic_masks": "MaskTheFace's templates (MIT, maskmodel/training/mask_templates) and "
                                              "real masks moved onto unmasked training faces",
                           "licences": {name: DATA_LICENCES.get(name, "not recorded") for name in datasets}},

@@ -25,11 +25,12 @@ import numpy as np
 TEMPLATES = Path(__file__).parent / "mask_templates"
 ANCHOR_NAMES = "abcdef"
 # Where the top of the mask sits, as a fraction of the eye-to-mouth distance below the eyes, per placement
-# (`nose` is the nose tip's own fraction on that face): (label, low, high).
+# (`nose` is the nose tip's own fraction on that face): (label, low, high). Worn wrong starts just under the
+# tip (ilc-2021 labels a mask at the nostrils `mask_incorrect`); worn right stays 0.18 above it.
 PLACEMENTS = {
     "over_nose": ("with_mask", lambda nose: 0.22, lambda nose: 0.34),
-    "low_on_nose": ("with_mask", lambda nose: 0.36, lambda nose: nose - 0.12),
-    "below_nose": ("mask_incorrect", lambda nose: nose + 0.1, lambda nose: nose + 0.22),
+    "low_on_nose": ("with_mask", lambda nose: 0.36, lambda nose: nose - 0.18),
+    "below_nose": ("mask_incorrect", lambda nose: nose + 0.02, lambda nose: nose + 0.18),
     "chin": ("mask_incorrect", lambda nose: 1.12, lambda nose: 1.3),
 }
 # Mask colours (RGB) for the tinted templates: light blue, white, black, navy, grey, pink, teal, beige.

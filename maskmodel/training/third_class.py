@@ -23,41 +23,22 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from maskmodel.classify.crops import CropPolicy
+from maskmodel.io.imageio import encode_image
 from maskmodel.evaluation.metrics import classification_report, fit_temperature
 from maskmodel.runtime.files import new_file, write_file_atomic
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import CropSet
-from maskmodel.training.gate_data import CLASSES, INCORRECT, GateData, gate_data, sample_sheet
+from maskmodel.training.gate_data import CLASSES, INCORRECT, GateConfig, GateData, gate_data, sample_sheet
 from maskmodel.zoo.local_models import CONTRACT_NAME
 
 GATE_RUN = "third-class gate"  # run.json's `kind`
-
-
-@dataclass
-class GateConfig:
-    """Settings of one gate run (recorded in `run.json`)."""
-
-    base: str = "mask-mobilenetv2-0.35@3.0.0"
-    miner: str | None = "mask-mobilenetv2-0.35@4.0.0"  # the model whose confusions give the hard examples
-    synthetic_per_face: int = 1  # synthetic faces of each class made from each unmasked training face
-    real_mask_share: float = 0.5  # of synthetic masks, the share cut from real masked faces (else templates)
-    synthetic_weight: float = 1.0  # weight of a synthetic face against a real one
-    copies: int = 4  # augmented copies of each training crop
-    first_trainable_block: int = 12  # the top fine-tuned with the gate (where the base's fine-tuning began)
-    gate_epochs: int = 3  # the gate alone, on the base's features
-    epochs: int = 4  # then the top with it, keeping the base's two probabilities (0: the base unchanged)
-    seed: int = 0
-    exclude: tuple[str, ...] = ("with_mask239.jpg",)
-    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # as `maskmodel train` splits
-
-    not_options = ("exclude", "split_fractions")  # fields the command line does not set
 
 
 def gated_model(base, coefficients: np.ndarray, bias: float):
@@ -210,7 +191,7 @@ def train_gate(data: list[Path], photos: list[Path], out_dir: Path, config: Gate
         export_onnx(model, temp)
     synthetic = [i for i, kind in enumerate(prepared.kinds) if kind.startswith("synthetic")]
     sheet = sample_sheet(prepared.crops[synthetic], [prepared.kinds[i] for i in synthetic], rng)
-    write_file_atomic(out_dir / "synthetic.png", cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))[1].tobytes())
+    write_file_atomic(out_dir / "synthetic.png", encode_image(cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), ".png"))
     _write_json(out_dir / "metrics.json", metrics)
     _write_json(out_dir / "run.json", {"kind": GATE_RUN, "config": asdict(config), "out": str(out_dir),
                                        "data": [str(p) for p in data], "photos": [str(p) for p in photos],
