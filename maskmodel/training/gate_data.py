@@ -46,6 +46,7 @@ class GateConfig:
     first_trainable_block: int = 12  # the top fine-tuned with the gate (where the base's fine-tuning began)
     gate_epochs: int = 3  # the gate alone, on the base's features
     epochs: int = 4  # then the top with it, keeping the base's two probabilities (0: the base unchanged)
+    distil_weight: float = 1.0  # weight of keeping the base's two probabilities against the gate's loss
     seed: int = 0
     exclude: tuple[str, ...] = ("with_mask239.jpg",)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # as `maskmodel train` splits

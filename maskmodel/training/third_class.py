@@ -79,14 +79,17 @@ def training_model(student, first_block: int):
     return keras.Model(split, keras.layers.Concatenate(name="two_and_logit")([student.output, logit]))
 
 
-def distil_and_gate_loss(y_true, y_pred):
-    """Cross-entropy of the two probabilities against the base's (columns 0-1 of `y_true`), plus the gate's
-    binary cross-entropy against column 2, weighted by column 3."""
+def distil_and_gate_loss(distil_weight: float):
+    """The loss: `distil_weight` times the cross-entropy of the two probabilities against the base's
+    (columns 0-1 of `y_true`), plus the gate's binary cross-entropy against column 2, weighted by column 3."""
     from keras import ops
 
-    distil = -ops.sum(y_true[:, :2] * ops.log(ops.clip(y_pred[:, :2], 1e-7, 1.0)), axis=-1)
-    gate = ops.binary_crossentropy(y_true[:, 2:3], y_pred[:, 2:3], from_logits=True)[:, 0]
-    return distil + y_true[:, 3] * gate
+    def loss(y_true, y_pred):
+        distil = -ops.sum(y_true[:, :2] * ops.log(ops.clip(y_pred[:, :2], 1e-7, 1.0)), axis=-1)
+        gate = ops.binary_crossentropy(y_true[:, 2:3], y_pred[:, 2:3], from_logits=True)[:, 0]
+        return distil_weight * distil + y_true[:, 3] * gate
+
+    return loss
 
 
 def passes(model, crops: np.ndarray, copies: int, make) -> np.ndarray:
@@ -129,7 +132,7 @@ def fit_student(base, prepared: GateData, config: GateConfig, rng: np.random.Gen
         if first_block is None:  # the gate alone: the head's dense layer stays the base's too
             for layer in student.layers:
                 layer.trainable = False
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss=distil_and_gate_loss)
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss=distil_and_gate_loss(config.distil_weight))
         history = model.fit(x, y, batch_size=64, epochs=epochs, shuffle=True, verbose=0)
         log(f"phase {phase}: loss by epoch " + ", ".join(f"{value:.4f}" for value in history.history["loss"]))
     weights, bias = model.get_layer("incorrect_logit").get_weights()
