@@ -20,8 +20,11 @@ def test_wheel_without_tensorflow(tmp_path, model_home):
                    check=True)
     wheel = next((tmp_path / "dist").glob("maskmodel-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
-        top_level = {name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith(".dist-info")}
+        names = archive.namelist()
+        top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"maskmodel"}  # no top-level `cli` (or anything) that another package could clash with
+    templates = {name.rsplit("/", 1)[1] for name in names if name.startswith("maskmodel/training/mask_templates/")}
+    assert {"anchors.json", "surgical.png", "LICENSE-MaskTheFace"} <= templates  # the synthetic masks' templates
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"

@@ -47,6 +47,9 @@ class GateConfig:
     gate_epochs: int = 3  # the gate alone, on the base's features
     epochs: int = 4  # then the top with it, keeping the base's two probabilities (0: the base unchanged)
     distil_weight: float = 1.0  # weight of keeping the base's two probabilities against the gate's loss
+    gate: str = "shared"  # the gate's features: the top's ("shared", fine-tuned with it) or its own ("branch")
+    branch_last_block: int = 13  # a branch copies the blocks from first_trainable_block to this one
+    branch_width: int = 256  # channels of the branch's 1x1 convolution before pooling
     seed: int = 0
     exclude: tuple[str, ...] = ("with_mask239.jpg",)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # as `maskmodel train` splits

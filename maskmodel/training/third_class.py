@@ -41,14 +41,14 @@ from maskmodel.zoo.local_models import CONTRACT_NAME
 GATE_RUN = "third-class gate"  # run.json's `kind`
 
 
-def gated_model(base, coefficients: np.ndarray, bias: float):
+def gated_model(base, coefficients: np.ndarray, bias: float, branch=None):
     """The three-class Keras model: the base's two probabilities times (1 - q), then q, where q is the
-    sigmoid of `features . coefficients + bias` on the pooled features the base's last dense layer reads.
-    Standard layers only (a softmax over (0, logit) is the sigmoid), so the file loads without maskmodel
-    and exports to ONNX as the base does."""
+    sigmoid of `features . coefficients + bias` on the gate's features (`gate_features`). Standard layers
+    only (a softmax over (0, logit) is the sigmoid), so the file loads without maskmodel and exports to ONNX
+    as the base does."""
     import keras
 
-    features = base.layers[-1].input
+    features = gate_features(base, branch)
     gate = keras.layers.Dense(2, activation="softmax", name="incorrect_gate")
     keep_and_q = gate(features)
     gate.set_weights([np.stack([np.zeros_like(coefficients), coefficients], axis=1).astype(np.float32),
@@ -67,15 +67,42 @@ def gated_model(base, coefficients: np.ndarray, bias: float):
     return model
 
 
-def training_model(student, first_block: int):
+def gate_branch(base, config: GateConfig):
+    """The gate's own features (`config.gate == "branch"`): a trainable copy of the base's blocks
+    `first_trainable_block` to `branch_last_block` (starting as the base's weights), a 1x1 convolution to
+    `branch_width` channels, global pooling. It reads the output of block `first_trainable_block - 1`."""
+    import keras
+
+    from maskmodel.training.builder import block_output
+
+    source = keras.Model(base.get_layer(block_output(base, config.first_trainable_block - 1)).output,
+                         base.get_layer(block_output(base, config.branch_last_block)).output)
+    copy = keras.models.clone_model(source, clone_function=lambda layer: layer.__class__.from_config(
+        {**layer.get_config(), "name": f"gate_{layer.name}"}))
+    copy.set_weights(source.get_weights())
+    x = keras.layers.Conv2D(config.branch_width, 1, name="gate_expand")(copy.output)
+    x = keras.layers.ReLU(6.0, name="gate_expand_relu")(x)
+    return keras.Model(copy.input, keras.layers.GlobalAveragePooling2D(name="gate_pool")(x), name="incorrect_branch")
+
+
+def gate_features(model, branch=None):
+    """The tensor the gate reads in `model`: its pooled features (the input of its last dense layer), or
+    `branch` applied to the output of the block the branch starts after."""
+    if branch is None:
+        return model.layers[-1].input
+    start = next(layer for layer in branch.layers if layer.name.startswith("gate_")).name.removeprefix("gate_")
+    return branch(model.get_layer(start).input)
+
+
+def training_model(student, first_block: int, branch=None):
     """The model trained on cached backbone outputs: from the output of block `first_block - 1` to the
-    student's two probabilities and the gate's logit (a dense unit on the pooled features), side by side."""
+    student's two probabilities and the gate's logit (a dense unit on `gate_features`), side by side."""
     import keras
 
     from maskmodel.training.builder import block_output
 
     split = student.get_layer(block_output(student, first_block - 1)).output
-    logit = keras.layers.Dense(1, name="incorrect_logit")(student.layers[-1].input)
+    logit = keras.layers.Dense(1, name="incorrect_logit")(gate_features(student, branch))
     return keras.Model(split, keras.layers.Concatenate(name="two_and_logit")([student.output, logit]))
 
 
@@ -104,8 +131,9 @@ def passes(model, crops: np.ndarray, copies: int, make) -> np.ndarray:
 
 
 def fit_student(base, prepared: GateData, config: GateConfig, rng: np.random.Generator, log=print):
-    """A copy of `base` fine-tuned with the gate (see the module's docstring), and the gate's weights and
-    bias on its pooled features."""
+    """A copy of `base` fine-tuned with the gate (`config.gate == "shared"`) or left as it is (`"branch"`),
+    the gate's branch (or None), and the gate's weights and bias on its features (see the module's
+    docstring)."""
     import keras
 
     from maskmodel.training.builder import block_output, set_trainable_blocks
@@ -123,20 +151,22 @@ def fit_student(base, prepared: GateData, config: GateConfig, rng: np.random.Gen
                        len(incorrect) / (2 * max((1 - incorrect).sum(), 1)))
     y = np.column_stack([teacher.predict(x, batch_size=256, verbose=0), incorrect,
                          balance * np.tile(prepared.weights, config.copies)]).astype(np.float32)
-    model = training_model(student, config.first_trainable_block)
+    branch = gate_branch(student, config) if config.gate == "branch" else None
+    model = training_model(student, config.first_trainable_block, branch)
     for phase, (first_block, rate, epochs) in enumerate(((None, 1e-3, config.gate_epochs),
                                                           (config.first_trainable_block, 1e-4, config.epochs)), 1):
         if not epochs:
             continue
-        set_trainable_blocks(student, first_block)
-        if first_block is None:  # the gate alone: the head's dense layer stays the base's too
-            for layer in student.layers:
-                layer.trainable = False
+        set_trainable_blocks(student, first_block if branch is None else None)
+        for layer in student.layers if first_block is None or branch is not None else []:
+            layer.trainable = False  # the gate alone, or beside a base left as it is
+        for layer in branch.layers if branch is not None else []:
+            layer.trainable = first_block is not None and not isinstance(layer, keras.layers.BatchNormalization)
         model.compile(optimizer=keras.optimizers.Adam(rate), loss=distil_and_gate_loss(config.distil_weight))
         history = model.fit(x, y, batch_size=64, epochs=epochs, shuffle=True, verbose=0)
         log(f"phase {phase}: loss by epoch " + ", ".join(f"{value:.4f}" for value in history.history["loss"]))
     weights, bias = model.get_layer("incorrect_logit").get_weights()
-    return student, weights[:, 0], float(bias[0])
+    return student, branch, weights[:, 0], float(bias[0])
 
 
 def platt(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
@@ -162,7 +192,7 @@ def train_gate(data: list[Path], photos: list[Path], out_dir: Path, config: Gate
     prepared_at = time.time()
     base = load(config.base, format="keras")
     size, policy = base.input_shape[1], CropPolicy(margin=0.2, square=True)
-    student, coefficients, bias = fit_student(base, prepared, config, rng, log)
+    student, branch, coefficients, bias = fit_student(base, prepared, config, rng, log)
     trained_at = time.time()
     calibration = prepared.calibration
     crops = np.stack([runtime_crop(c, policy, size) for c in calibration.crops]).astype(np.float32)
@@ -172,10 +202,10 @@ def train_gate(data: list[Path], photos: list[Path], out_dir: Path, config: Gate
     layer = student.get_layer("predictions")  # the temperature folded into the two-class head
     kernel, head_bias = layer.get_weights()
     layer.set_weights([kernel / temperature, head_bias / temperature])
-    features = keras.Model(student.input, student.layers[-1].input)
+    features = keras.Model(student.input, gate_features(student, branch))
     y_calibration = (~two_class).astype(int)
     scale, offset = platt(features.predict(crops, batch_size=64, verbose=0) @ coefficients + bias, y_calibration)
-    model = gated_model(student, coefficients * scale, bias * scale + offset)
+    model = gated_model(student, coefficients * scale, bias * scale + offset, branch)
 
     def report(crop_set: CropSet) -> dict:
         crops = np.stack([runtime_crop(c, policy, size) for c in crop_set.crops]).astype(np.float32)
