@@ -41,13 +41,13 @@ class GateConfig:
     miner: str | None = "mask-mobilenetv2-0.35@4.0.0"  # the model whose confusions give the hard examples
     synthetic_per_face: int = 1  # synthetic faces of each class made from each unmasked training face
     real_mask_share: float = 0.5  # of synthetic masks, the share cut from real masked faces (else templates)
-    synthetic_weight: float = 1.0  # weight of a synthetic face against a real one
+    synthetic_weight: float = 0.5  # weight of a synthetic face against a real one
     copies: int = 4  # augmented copies of each training crop
     first_trainable_block: int = 12  # the top fine-tuned with the gate (where the base's fine-tuning began)
     gate_epochs: int = 3  # the gate alone, on the base's features
-    epochs: int = 4  # then the top with it, keeping the base's two probabilities (0: the base unchanged)
-    distil_weight: float = 1.0  # weight of keeping the base's two probabilities against the gate's loss
-    gate: str = "shared"  # the gate's features: the top's ("shared", fine-tuned with it) or its own ("branch")
+    epochs: int = 10  # then the branch (or the top) with it (0: the gate alone)
+    distil_weight: float = 1.0  # "shared": weight of keeping the base's two probabilities against the gate's loss
+    gate: str = "branch"  # the gate's features: its own ("branch") or the top's ("shared", fine-tuned with it)
     branch_last_block: int = 13  # a branch copies the blocks from first_trainable_block to this one
     branch_width: int = 256  # channels of the branch's 1x1 convolution before pooling
     seed: int = 0

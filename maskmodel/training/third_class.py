@@ -1,17 +1,20 @@
 """A third class, `mask_incorrect`, added to a two-class classifier while keeping its two classes.
 
-The three-class model is a two-class model plus a gate: one logistic unit on the pooled features gives q,
-the probability that a mask is worn below the nose or on the chin, and the outputs are
-`[(1 - q) p_with, (1 - q) p_without, q]`: between with and without, the two-class head decides.
+The three-class model is a two-class model plus a gate: one logistic unit gives q, the probability that a
+mask is worn below the nose or on the chin, and the outputs are `[(1 - q) p_with, (1 - q) p_without, q]`:
+between with and without, the two-class head decides. The gate reads either
+- its own branch (`gate="branch"`, the default): a trainable copy of the base's blocks 12-13 and a 1x1
+  convolution, fed by the base's block 11; the base is left as it is, so its with/without decision is kept
+  exactly, for about 9 % more multiply-adds a face; or
+- the base's pooled features (`gate="shared"`), the top blocks fine-tuned with it while the two-class head is
+  distilled from the base's own probabilities on the same crops (`distil_weight`); no extra cost, but the
+  with/without decision drifts a little.
 
 Training (`fit_student`), on the faces of `gate_data` with the backbone's lower blocks frozen and their
-outputs cached for `copies` augmented passes:
-1. the gate alone on the base's features (`gate_epochs`);
-2. then the top blocks (from `first_trainable_block`, as the base was fine-tuned) with the gate, the
-   two-class head distilled from the base's own probabilities on the same crops, so that the features learn
-   where a mask sits without moving the with/without decision (`epochs`; 0 keeps the base as it is).
-Then, on the calibration faces (the photo sets' test split, neither trained on nor reported), the two-class
-head gets a temperature and the gate's logit a scale and an offset (Platt scaling), folded into their weights.
+outputs cached for `copies` augmented passes: the gate alone first (`gate_epochs`), then with its branch (or
+the top) trainable (`epochs`). Then, on the calibration faces (the photo sets' test split, neither trained on
+nor reported), the two-class head gets a temperature and the gate's logit a scale and an offset (Platt
+scaling), folded into their weights.
 
     python -m maskmodel.training.third_class ../shared/datasets/covid19-facemask ../shared/datasets/real-facemask \\
         --photos ../shared/datasets/ilc-2021 --out runs/v5-gate
