@@ -114,9 +114,14 @@ def _gate_parts(run: dict, metrics: dict) -> dict:
     datasets = [Path(p).name for p in run["data"] + run["photos"]]
     return {
         "architecture": {**base.architecture, "base": f"{base.name}@{base.version}",
-                         "head": f"{base.name}@{base.version}'s dense softmax (with/without, distilled) and a gate: a "
-                                 "logistic unit on the pooled features giving q = P(mask_incorrect); outputs "
-                                 "(1 - q) p_with, (1 - q) p_without, q"},
+                         "head": f"{base.name}@{base.version}'s dense softmax (with/without"
+                                 + (", the network unchanged) and a gate on a branch of its own (a copy of blocks "
+                                    f"{config['first_trainable_block']}-{config['branch_last_block']} and a 1x1 "
+                                    f"convolution to {config['branch_width']} channels, pooled)"
+                                    if config["gate"] == "branch" else
+                                    ", top blocks fine-tuned and distilled) and a gate on its pooled features")
+                                 + ": a logistic unit giving q = P(mask_incorrect); outputs (1 - q) p_with, "
+                                   "(1 - q) p_without, q"},
         "training_data": {"datasets": datasets, "excluded_files": list(config["exclude"]),
                           "samples": {"gate": metrics["counts"],
                                       **{split: report["count"] for split, report in metrics["splits"].items()}},
