@@ -35,7 +35,8 @@ HARD_REPEAT = 4
 
 @dataclass
 class GateConfig:
-    """Settings of one third-class gate run (`third_class`; recorded in its `run.json`): its data, then its training."""
+    """Settings of one third-class gate run (`third_class`; recorded in its `run.json`): its data, then its
+    training."""
 
     base: str = "mask-mobilenetv2-0.35@3.0.0"
     miner: str | None = "mask-mobilenetv2-0.35@4.0.0"  # the model whose confusions give the hard examples
@@ -43,7 +44,7 @@ class GateConfig:
     real_mask_share: float = 0.5  # of synthetic masks, the share cut from real masked faces (else templates)
     synthetic_weight: float = 0.5  # weight of a synthetic face against a real one
     copies: int = 4  # augmented copies of each training crop
-    first_trainable_block: int = 12  # the top fine-tuned with the gate (where the base's fine-tuning began)
+    first_trainable_block: int = 12  # where the branch starts (or the top fine-tuned with a shared gate)
     gate_epochs: int = 3  # the gate alone, on the base's features
     epochs: int = 10  # then the branch (or the top) with it (0: the gate alone)
     distil_weight: float = 1.0  # "shared": weight of keeping the base's two probabilities against the gate's loss

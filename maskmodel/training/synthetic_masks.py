@@ -90,6 +90,7 @@ class FaceFrame:
 
 @cache
 def template_names() -> tuple[str, ...]:
+    """The templates in `mask_templates/`, by name."""
     return tuple(sorted(json.loads((TEMPLATES / "anchors.json").read_text())))
 
 
