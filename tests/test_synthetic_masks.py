@@ -39,12 +39,11 @@ def test_a_turned_face_gets_a_mask_centred_on_its_nose():
 @pytest.fixture(scope="module")
 def faces():
     """Context crops (RGB) and landmarks of three real unmasked and three real masked faces."""
-    from maskmodel.detect.detector_config import create_face_detector, one_face_detector
-    from maskmodel.training.data import CONTEXT_SIZE, detector_crop
-    from maskmodel.training.gate_data import landmarks_of_crops
+    from maskmodel.detect.detector_config import one_face_detector
+    from maskmodel.training.data import detector_crop
+    from maskmodel.training.gate_data import landmark_detector, landmarks_of_crops
 
-    one = one_face_detector("centerface")
-    landmarks = create_face_detector("centerface", scales=(CONTEXT_SIZE,), first_pass=0)
+    one, landmarks = one_face_detector("centerface"), landmark_detector()
     picked = {}
     for label in ("without_mask", "with_mask"):
         crops = [detector_crop(cv2.imread(str(path)), one)[0]

@@ -24,7 +24,7 @@ from maskmodel.training import synthetic_masks
 from maskmodel.training.augment import runtime_crop
 from maskmodel.training.data import CONTEXT_SIZE, CropSet, build_crop_sets, load_dataset
 from maskmodel.training.photos import build_photo_crop_sets, split_photos
-from maskmodel.training.train import merge_crop_sets
+from maskmodel.training.train import feature_passes, merge_crop_sets
 from maskmodel.zoo import cache_dir as model_cache
 
 INCORRECT = "mask_incorrect"
@@ -102,6 +102,18 @@ def synthesise(faces: np.ndarray, face_landmarks: list, masked: np.ndarray, mask
     return np.array(crops, dtype=np.uint8).reshape(-1, CONTEXT_SIZE, CONTEXT_SIZE, 3), np.array(labels), names
 
 
+def outputs_of(model):
+    """A `features` function for `train.feature_passes`: `model`'s outputs for a list of crops, as float16."""
+    return lambda crops: model.predict(np.stack(crops).astype(np.float32), batch_size=128, verbose=0).astype(np.float16)
+
+
+def landmark_detector():
+    """CenterFace in one pass at the context crops' own size: the landmarks synthetic masks are placed by."""
+    from maskmodel.detect.detector_config import create_face_detector
+
+    return create_face_detector("centerface", scales=(CONTEXT_SIZE,), first_pass=0)
+
+
 def hard_examples(miner, crop_set: CropSet, policy: CropPolicy) -> np.ndarray:
     """Indices of the with/without faces of `crop_set` that `miner` (a three-class Keras model) calls
     `mask_incorrect` or scores it at `HARD_SCORE` or more."""
@@ -109,9 +121,8 @@ def hard_examples(miner, crop_set: CropSet, policy: CropPolicy) -> np.ndarray:
     two_class = np.flatnonzero(crop_set.labels != CLASSES.index(INCORRECT))
     if not len(two_class):
         return two_class
-    crops = np.stack([runtime_crop(crop_set.crops[i], policy, size) for i in two_class]).astype(np.float32)
-    incorrect = miner.predict(crops, batch_size=64, verbose=0)[:, CLASSES.index(INCORRECT)]
-    return two_class[incorrect >= HARD_SCORE]
+    scores = feature_passes(crop_set.crops[two_class], 1, outputs_of(miner), lambda c: runtime_crop(c, policy, size))
+    return two_class[scores[:, CLASSES.index(INCORRECT)] >= HARD_SCORE]
 
 
 @dataclass
@@ -146,17 +157,15 @@ def gate_data(data: list[Path], photos: list[Path], config: GateConfig, log=prin
     samples, report = load_dataset(list(data), set(config.exclude), config.split_fractions, config.seed)
     folder_sets = build_crop_sets(samples, CLASSES, one_face_detector("centerface"), cache, report, False)
     photo_detector = create_face_detector("centerface")
-    photo_sets = [build_photo_crop_sets(split_photos(root, config.split_fractions, config.seed,
-                                                     frozenset(config.exclude)), CLASSES, photo_detector, cache, False)[0]
-                  for root in photos]
+    splits = [split_photos(root, config.split_fractions, config.seed, frozenset(config.exclude)) for root in photos]
+    photo_sets = [build_photo_crop_sets(split, CLASSES, photo_detector, cache, False)[0] for split in splits]
     train_set = merge_crop_sets(folder_sets, *photo_sets)["train"]
     calibration = merge_crop_sets(*photo_sets)["test"]
-    landmark_detector = create_face_detector("centerface", scales=(CONTEXT_SIZE,), first_pass=0)
+    landmarks = landmark_detector()
     unmasked = train_set.crops[train_set.labels == CLASSES.index("without_mask")]
     masked = train_set.crops[train_set.labels == CLASSES.index("with_mask")]
     synthetic, synthetic_labels, synthetic_kinds = synthesise(
-        unmasked, landmarks_of_crops(unmasked, landmark_detector), masked,
-        landmarks_of_crops(masked, landmark_detector), config, rng)
+        unmasked, landmarks_of_crops(unmasked, landmarks), masked, landmarks_of_crops(masked, landmarks), config, rng)
     hard = np.array([], dtype=int)
     if config.miner:
         hard = hard_examples(load(config.miner, format="keras"), train_set, CropPolicy(margin=0.2, square=True))
@@ -195,7 +204,7 @@ def main() -> None:
     """Write a sample sheet of synthetic masks made from a folder-per-class dataset's faces."""
     import argparse
 
-    from maskmodel.detect.detector_config import create_face_detector, one_face_detector
+    from maskmodel.detect.detector_config import one_face_detector
     from maskmodel.io.imageio import encode_image, read_image
     from maskmodel.runtime.files import write_file_atomic
     from maskmodel.training.data import detector_crop
@@ -206,8 +215,7 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=40, help="Faces taken from each class folder.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    one, landmarks = one_face_detector("centerface"), create_face_detector("centerface", scales=(CONTEXT_SIZE,),
-                                                                          first_pass=0)
+    one, landmarks = one_face_detector("centerface"), landmark_detector()
     crops = {label: np.stack([detector_crop(read_image(path), one)[0]
                               for path in sorted((args.folder / label).iterdir())[:args.faces]])
              for label in ("without_mask", "with_mask")}

@@ -38,7 +38,9 @@ from maskmodel.evaluation.metrics import classification_report, fit_temperature
 from maskmodel.runtime.files import new_file, write_file_atomic
 from maskmodel.training.augment import AugmentConfig, augment, runtime_crop
 from maskmodel.training.data import CropSet
-from maskmodel.training.gate_data import CLASSES, INCORRECT, GateConfig, GateData, gate_data, sample_sheet
+from maskmodel.training.gate_data import (CLASSES, INCORRECT, GateConfig, GateData, gate_data, outputs_of,
+                                          sample_sheet)
+from maskmodel.training.train import feature_passes
 from maskmodel.zoo.local_models import CONTRACT_NAME
 
 GATE_RUN = "third-class gate"  # run.json's `kind`
@@ -122,17 +124,6 @@ def distil_and_gate_loss(distil_weight: float):
     return loss
 
 
-def passes(model, crops: np.ndarray, copies: int, make) -> np.ndarray:
-    """`model`'s outputs for `copies` passes over `crops`, each crop made by `make` (an augmentation, or the
-    runtime crop), as float16, in pass order."""
-    rows = []
-    for _ in range(copies):
-        for chunk in np.array_split(np.arange(len(crops)), max(1, -(-len(crops) // 512))):
-            batch = np.stack([make(crops[i]) for i in chunk]).astype(np.float32)
-            rows.append(model.predict(batch, batch_size=128, verbose=0).astype(np.float16))
-    return np.concatenate(rows)
-
-
 def fit_student(base, prepared: GateData, config: GateConfig, rng: np.random.Generator, log=print):
     """A copy of `base` fine-tuned with the gate (`config.gate == "shared"`) or left as it is (`"branch"`),
     the gate's branch (or None), and the gate's weights and bias on its features (see the module's
@@ -148,7 +139,8 @@ def fit_student(base, prepared: GateData, config: GateConfig, rng: np.random.Gen
     trunk = keras.Model(base.input, base.get_layer(split).output)
     teacher = keras.Model(base.get_layer(split).output, base.output)
     pool = prepared.crops[np.array([kind == "real" for kind in prepared.kinds])]
-    x = passes(trunk, prepared.crops, config.copies, lambda c: augment(c, policy, size, rng, AugmentConfig(), pool))
+    x = feature_passes(prepared.crops, config.copies, outputs_of(trunk),
+                       lambda c: augment(c, policy, size, rng, AugmentConfig(), pool))
     incorrect = np.tile((prepared.labels == CLASSES.index(INCORRECT)).astype(np.float32), config.copies)
     balance = np.where(incorrect == 1, len(incorrect) / (2 * max(incorrect.sum(), 1)),
                        len(incorrect) / (2 * max((1 - incorrect).sum(), 1)))
@@ -160,9 +152,11 @@ def fit_student(base, prepared: GateData, config: GateConfig, rng: np.random.Gen
                                                           (config.first_trainable_block, 1e-4, config.epochs)), 1):
         if not epochs:
             continue
-        set_trainable_blocks(student, first_block if branch is None else None)
-        for layer in student.layers if first_block is None or branch is not None else []:
-            layer.trainable = False  # the gate alone, or beside a base left as it is
+        top_with_gate = branch is None and first_block is not None
+        set_trainable_blocks(student, first_block if top_with_gate else None)
+        if not top_with_gate:  # the gate alone, or beside a base left as it is
+            for layer in student.layers:
+                layer.trainable = False
         for layer in branch.layers if branch is not None else []:
             layer.trainable = first_block is not None and not isinstance(layer, keras.layers.BatchNormalization)
         model.compile(optimizer=keras.optimizers.Adam(rate), loss=distil_and_gate_loss(config.distil_weight))
@@ -198,7 +192,11 @@ def train_gate(data: list[Path], photos: list[Path], out_dir: Path, config: Gate
     student, branch, coefficients, bias = fit_student(base, prepared, config, rng, log)
     trained_at = time.time()
     calibration = prepared.calibration
-    crops = np.stack([runtime_crop(c, policy, size) for c in calibration.crops]).astype(np.float32)
+
+    def runtime_crops(crop_set: CropSet) -> np.ndarray:
+        return np.stack([runtime_crop(c, policy, size) for c in crop_set.crops]).astype(np.float32)
+
+    crops = runtime_crops(calibration)
     two_class = calibration.labels != CLASSES.index(INCORRECT)
     temperature = fit_temperature(calibration.labels[two_class],
                                   student.predict(crops[two_class], batch_size=64, verbose=0))
@@ -210,15 +208,14 @@ def train_gate(data: list[Path], photos: list[Path], out_dir: Path, config: Gate
     scale, offset = platt(features.predict(crops, batch_size=64, verbose=0) @ coefficients + bias, y_calibration)
     model = gated_model(student, coefficients * scale, bias * scale + offset, branch)
 
-    def report(crop_set: CropSet) -> dict:
-        crops = np.stack([runtime_crop(c, policy, size) for c in crop_set.crops]).astype(np.float32)
-        return classification_report(crop_set.labels, model.predict(crops, batch_size=64, verbose=0), CLASSES)
+    def report(labels: np.ndarray, crops: np.ndarray) -> dict:
+        return classification_report(labels, model.predict(crops, batch_size=64, verbose=0), CLASSES)
 
     metrics = {"classes": CLASSES, "crop_policy": policy.to_dict(),
                "calibration": {"fitted_on": "test photo faces", "count": int(len(y_calibration)),
                                "temperature": round(temperature, 4), "scale": scale, "offset": offset,
-                               "report": report(calibration)},
-               "splits": {"test": report(prepared.test)} if prepared.test else {},
+                               "report": report(calibration.labels, crops)},
+               "splits": {"test": report(prepared.test.labels, runtime_crops(prepared.test))} if prepared.test else {},
                "counts": prepared.counts()}
     out_dir.mkdir(parents=True, exist_ok=True)
     with new_file(out_dir / "model.keras") as temp:

@@ -201,11 +201,13 @@ def train(
                                  low_resolution=1.0, blur=0.0, jpeg=0.0, grayscale=0.0, occluder=0.0)
     with tqdm(total=config.augmented_copies * len(train_set.crops) + 2 * len(val_set.crops), desc="features",
               unit="crop", disable=None if progress else True) as bar:  # one bar for the three passes
-        x_train, y_train = _feature_copies(train_set, config.augmented_copies, features, bar,
-                                           lambda c: augment(c, policy, size, rng, AugmentConfig(), train_set.crops))
-        x_val_clean, y_val = _feature_copies(val_set, 1, features, bar, lambda c: runtime_crop(c, policy, size))
-        x_val_low, _ = _feature_copies(val_set, 1, features, bar, lambda c: augment(c, policy, size, rng, low_res_only))
-    x_val, y_val = np.concatenate([x_val_clean, x_val_low]), np.concatenate([y_val, y_val])
+        x_train = feature_passes(train_set.crops, config.augmented_copies, features,
+                                 lambda c: augment(c, policy, size, rng, AugmentConfig(), train_set.crops), bar)
+        x_val_clean = feature_passes(val_set.crops, 1, features, lambda c: runtime_crop(c, policy, size), bar)
+        x_val_low = feature_passes(val_set.crops, 1, features,
+                                   lambda c: augment(c, policy, size, rng, low_res_only), bar)
+    y_train = np.tile(train_set.labels, config.augmented_copies)
+    x_val, y_val = np.concatenate([x_val_clean, x_val_low]), np.tile(val_set.labels, 2)
     cached = time.time()
 
     counts = np.bincount(y_train, minlength=len(classes))
@@ -334,16 +336,17 @@ def _first_per_class(samples: list, limit: int) -> list:
     return kept
 
 
-def _feature_copies(crop_set: CropSet, copies: int, features, bar, make_crop):
-    """Trunk features of `copies` crops per image made by `make_crop`, with their labels (`bar` counts)."""
-    chunks, labels = [], []
+def feature_passes(crops: np.ndarray, copies: int, features, make_crop, bar=None) -> np.ndarray:
+    """`features` (of a list of crops) over `copies` passes through `crops`, each crop made by `make_crop` (an
+    augmentation, or the runtime crop), in chunks of 256, in pass order (`bar`, if given, counts crops)."""
+    chunks = []
     for _ in range(copies):
-        for start in range(0, len(crop_set.crops), 256):
-            batch = [make_crop(c) for c in crop_set.crops[start : start + 256]]
+        for start in range(0, len(crops), 256):
+            batch = [make_crop(c) for c in crops[start : start + 256]]
             chunks.append(features(batch))
-            labels.append(crop_set.labels[start : start + 256])
-            bar.update(len(batch))
-    return np.concatenate(chunks), np.concatenate(labels)
+            if bar is not None:
+                bar.update(len(batch))
+    return np.concatenate(chunks)
 
 
 def _epoch_line(phase: str, epochs: int, logs: dict) -> str:
